@@ -1,0 +1,48 @@
+# ember — the two commands are `make up` and `make test`; the rest are their parts.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.ember-installed
+PORT ?=
+PYTEST_ARGS ?=
+
+export HF_HUB_OFFLINE := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: up test install sysdeps lint typecheck unit clean lock
+
+up: install  ## install what is missing, then run ember on 127.0.0.1:8000 (PORT=... to change)
+	$(BIN)/ember up --config configs/default.yaml $(if $(PORT),--port $(PORT),)
+
+test: sysdeps install lint typecheck  ## system packages, Python packages, the whole suite, ruff, mypy
+	RAY_AUTH_MODE=disabled $(BIN)/pytest $(PYTEST_ARGS)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch first, pinned: anything that depends on a bare `torch` would pull a multi-GB CUDA build.
+# pip keeps built wheels in its cache, so a second install is quick.
+$(STAMP): pyproject.toml requirements.lock | $(BIN)/python
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet --constraint requirements.lock --editable '.[dev]'
+	touch $@
+
+install: $(STAMP)
+
+sysdeps:
+	bash scripts/system-deps.sh
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck: install
+	$(BIN)/mypy
+
+# Regenerate the constraints file from the current environment (after changing pyproject.toml).
+lock: install
+	$(BIN)/pip freeze --exclude-editable | grep -v '^ember' > requirements.lock
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

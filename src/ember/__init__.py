@@ -1,0 +1,10 @@
+"""ember: a local-first AI compute cluster on Ray."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("ember")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0"
+
+__all__ = ["__version__"]

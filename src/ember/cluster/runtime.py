@@ -1,0 +1,101 @@
+"""Start or join a Ray cluster, deploy the Serve app, and take it down again.
+
+``ember up`` is :meth:`Runtime.start`, :meth:`Runtime.deploy`, a wait for a signal, then
+:meth:`Runtime.stop`. A local cluster started here is shut down on stop; on a joined cluster
+only ember's Serve application is deleted.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+from dataclasses import dataclass
+
+import ray
+from ray import serve
+
+from ember.config import EmberConfig
+from ember.errors import PortInUse
+from ember.serve_app.deployment import APP_NAME, build_application
+
+__all__ = ["ClusterInfo", "Runtime", "check_port_free"]
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterInfo:
+    """Where the cluster is and whether this process started it."""
+
+    address: str
+    dashboard_url: str | None
+    started_here: bool
+
+
+def check_port_free(host: str, port: int) -> None:
+    """:raises PortInUse: something listens on ``host:port``.
+
+    Serve's proxy binds with ``SO_REUSEPORT``, so a second ember on a taken port would
+    silently share it with the first; this plain bind finds that out before start-up.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                raise PortInUse(
+                    f"{host}:{port} is already in use; stop what listens there or choose "
+                    "another port (--port or EMBER_SERVER_PORT)"
+                ) from exc
+            raise
+
+
+class Runtime:
+    """One ember process's hold on a Ray cluster."""
+
+    def __init__(self, config: EmberConfig) -> None:
+        self._config = config
+        self._info: ClusterInfo | None = None
+
+    def start(self) -> ClusterInfo:
+        """Join ``ray.address`` (or ``$RAY_ADDRESS``), else start a local cluster."""
+        ray_config = self._config.ray
+        address = ray_config.address or os.environ.get("RAY_ADDRESS")
+        if address:
+            context = ray.init(address=address, namespace="ember", logging_level=logging.WARNING)
+        else:
+            context = ray.init(
+                address="local",
+                namespace="ember",
+                num_cpus=ray_config.num_cpus,
+                include_dashboard=ray_config.dashboard,
+                dashboard_host="127.0.0.1",
+                dashboard_port=ray_config.dashboard_port,
+                logging_level=logging.WARNING,
+            )
+        dashboard = context.dashboard_url or None
+        self._info = ClusterInfo(
+            address=ray.get_runtime_context().gcs_address,
+            dashboard_url=f"http://{dashboard}" if dashboard else None,
+            started_here=not address,
+        )
+        return self._info
+
+    def deploy(self) -> str:
+        """Deploy (or update) the Serve app and return its base URL once it is healthy."""
+        server = self._config.server
+        serve.start(http_options={"host": server.host, "port": server.port})
+        serve.run(build_application(self._config), name=APP_NAME, route_prefix="/")
+        return f"http://{server.host}:{server.port}"
+
+    def stop(self) -> None:
+        """Remove ember's app; shut the cluster down if this process started it."""
+        if not ray.is_initialized():
+            return
+        if self._info is not None and self._info.started_here:
+            ray.shutdown()
+            return
+        try:
+            serve.delete(APP_NAME)
+        finally:
+            ray.shutdown()

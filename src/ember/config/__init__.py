@@ -1,0 +1,23 @@
+"""Configuration: pydantic models for ``configs/*.yaml`` and the loader with env overrides."""
+
+from ember.config.loader import CONFIG_ENV, environment_variables, load_config
+from ember.config.models import (
+    DatabaseConfig,
+    EmberConfig,
+    LoggingConfig,
+    RayConfig,
+    ServeConfig,
+    ServerConfig,
+)
+
+__all__ = [
+    "CONFIG_ENV",
+    "DatabaseConfig",
+    "EmberConfig",
+    "LoggingConfig",
+    "RayConfig",
+    "ServeConfig",
+    "ServerConfig",
+    "environment_variables",
+    "load_config",
+]

@@ -1,0 +1,109 @@
+"""Configuration models: the schema of ``configs/*.yaml``.
+
+Every model forbids unknown keys, so a typo stops start-up instead of being ignored. Each
+field can also be set from the environment as ``EMBER_<SECTION>_<FIELD>`` (see
+:mod:`ember.config.loader`); ``home`` is ``EMBER_HOME``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "DatabaseConfig",
+    "EmberConfig",
+    "LoggingConfig",
+    "RayConfig",
+    "ServeConfig",
+    "ServerConfig",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(_Section):
+    """Where the HTTP API, the streams and the UI listen."""
+
+    host: str = Field("127.0.0.1", description="Interface the Serve HTTP proxy binds.")
+    port: int = Field(8000, ge=1, le=65535, description="Port of the HTTP API and UI.")
+
+
+class RayConfig(_Section):
+    """How ember starts or joins a Ray cluster."""
+
+    address: str | None = Field(
+        None,
+        description="Ray cluster to join (`auto` or `host:port`); unset starts a local one. "
+        "`RAY_ADDRESS` is honoured when this is unset.",
+    )
+    num_cpus: int | None = Field(
+        None, gt=0, description="CPUs a started local cluster offers; unset means all cores."
+    )
+    dashboard: bool = Field(True, description="Start the Ray dashboard with a local cluster.")
+    dashboard_port: int = Field(8265, ge=1, le=65535, description="Ray dashboard port.")
+
+
+class ServeConfig(_Section):
+    """Placement of the Serve ingress replicas."""
+
+    num_replicas: int = Field(1, ge=1, description="Ingress replicas.")
+    num_cpus: float = Field(0.25, gt=0, description="CPUs reserved per ingress replica.")
+    max_ongoing_requests: int = Field(
+        256, ge=1, description="Concurrent requests one replica accepts before queueing."
+    )
+
+
+class DatabaseConfig(_Section):
+    """The SQL database that holds ember's durable state."""
+
+    url: str | None = Field(
+        None,
+        description="SQLAlchemy URL (`postgresql+psycopg://...`); unset means SQLite "
+        "at `$EMBER_HOME/ember.db`.",
+    )
+    pool_size: int = Field(5, ge=1, description="Postgres connection pool size.")
+    max_overflow: int = Field(10, ge=0, description="Postgres connections beyond the pool.")
+    connect_timeout_s: float = Field(5.0, gt=0, description="Timeout of one connection attempt.")
+    retry_attempts: int = Field(
+        5, ge=1, description="Attempts for an operation that hits a transient connection error."
+    )
+    retry_max_wait_s: float = Field(2.0, gt=0, description="Longest backoff between attempts.")
+
+
+class LoggingConfig(_Section):
+    """Structured logs."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Lowest level written."
+    )
+    format: Literal["json", "text"] = Field(
+        "json", description="`json`: one object per line; `text`: human-readable lines."
+    )
+
+
+class EmberConfig(_Section):
+    """The whole configuration."""
+
+    home: Path = Field(
+        Path("~/.ember"), description="Directory for the SQLite database, indexes and models."
+    )
+    server: ServerConfig = ServerConfig()
+    ray: RayConfig = RayConfig()
+    serve: ServeConfig = ServeConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+    @property
+    def home_dir(self) -> Path:
+        """``home`` with ``~`` expanded, made absolute."""
+        return self.home.expanduser().resolve()
+
+    @property
+    def database_url(self) -> str:
+        """The configured URL, or SQLite under ``home``."""
+        return self.database.url or f"sqlite:///{self.home_dir / 'ember.db'}"

@@ -1,0 +1,96 @@
+"""``/collections``: create, list, show and delete named collections."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from ember.storage import CollectionRecord, CollectionRepository
+
+__all__ = ["collections_router"]
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
+
+
+class CollectionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=NAME_PATTERN, description="Lowercase letters, digits, `_`, `-`.")
+    description: str = Field("", max_length=2000)
+    embedding_model: str | None = Field(None, max_length=255)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class CollectionOut(BaseModel):
+    id: str
+    name: str
+    description: str
+    embedding_model: str | None
+    metadata: dict[str, Any]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, record: CollectionRecord) -> CollectionOut:
+        return cls(
+            id=record.id,
+            name=record.name,
+            description=record.description,
+            embedding_model=record.embedding_model,
+            metadata=record.metadata,
+            created_at=record.created_at,
+        )
+
+
+class CollectionPage(BaseModel):
+    items: list[CollectionOut]
+    next: str | None = Field(description="Pass as `after` for the next page; null at the end.")
+
+
+_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "collection_not_found"},
+    409: {"description": "collection_exists"},
+    422: {"description": "validation_failed"},
+}
+
+
+def collections_router(collections: CollectionRepository) -> APIRouter:
+    """Routes over ``collections``."""
+    router = APIRouter(prefix="/collections", tags=["collections"], responses=_PROBLEMS)
+
+    @router.post("", status_code=201, response_model=CollectionOut)
+    def create_collection(body: CollectionIn) -> CollectionOut:
+        """Create a collection; 409 ``collection_exists`` if the name is taken."""
+        record = collections.create(
+            body.name,
+            description=body.description,
+            embedding_model=body.embedding_model,
+            metadata=body.metadata,
+        )
+        return CollectionOut.of(record)
+
+    @router.get("", response_model=CollectionPage)
+    def list_collections(
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        after: Annotated[str | None, Query(max_length=64)] = None,
+    ) -> CollectionPage:
+        """Collections ordered by name, ``limit`` at a time."""
+        records = collections.list(limit=limit + 1, after=after)
+        page = records[:limit]
+        following = page[-1].name if len(records) > limit else None
+        return CollectionPage(items=[CollectionOut.of(r) for r in page], next=following)
+
+    @router.get("/{name}", response_model=CollectionOut)
+    def get_collection(name: str) -> CollectionOut:
+        """One collection; 404 ``collection_not_found`` if there is none of that name."""
+        return CollectionOut.of(collections.get(name))
+
+    @router.delete("/{name}", status_code=204)
+    def delete_collection(name: str) -> Response:
+        """Delete a collection and everything in it."""
+        collections.delete(name)
+        return Response(status_code=204)
+
+    return router

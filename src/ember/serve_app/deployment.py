@@ -1,0 +1,58 @@
+"""The Ray Serve shell around :func:`ember.serve_app.api.create_app`.
+
+The app is built inside each replica (Serve calls the builder there), so database engines and
+pools are per replica and never pickled. Replicas take a fractional CPU and an explicit
+``max_ongoing_requests``. Serve's proxy generates, forwards and echoes ``X-Request-ID``; the
+app reads it from the forwarded header and does not echo it a second time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from ray import serve
+from ray.serve import Application
+from starlette.concurrency import run_in_threadpool
+
+from ember.config import EmberConfig
+from ember.observability import configure_logging
+from ember.serve_app.api import create_app
+from ember.serve_app.context import build_context
+from ember.serve_app.readiness import CheckResult
+
+__all__ = ["APP_NAME", "INGRESS_NAME", "build_application"]
+
+APP_NAME = "ember"
+INGRESS_NAME = "api"
+
+
+async def _ray_ready() -> CheckResult:
+    import ray
+
+    if not ray.is_initialized():
+        return CheckResult(False, "not connected to Ray")
+    nodes = await run_in_threadpool(ray.nodes)
+    alive = sum(1 for node in nodes if node.get("Alive"))
+    return CheckResult(alive > 0, f"{alive} node(s) alive")
+
+
+def build_application(config: EmberConfig) -> Application:
+    """The Serve application for ``config``, ready for ``serve.run``."""
+
+    def app_builder() -> FastAPI:
+        configure_logging("ember-api", config.logging.level, config.logging.format)
+        context = build_context(config)
+        context.readiness.add("ray", _ray_ready)
+        return create_app(context, echo_request_id=False)
+
+    ingress: Any = serve.deployment(
+        serve.ingress(app_builder)(),
+        name=INGRESS_NAME,
+        num_replicas=config.serve.num_replicas,
+        max_ongoing_requests=config.serve.max_ongoing_requests,
+        ray_actor_options={"num_cpus": config.serve.num_cpus},
+        logging_config={"enable_access_log": False, "log_level": config.logging.level},
+    )
+    application: Application = ingress.bind()
+    return application

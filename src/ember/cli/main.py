@@ -17,6 +17,7 @@ from typing import Annotated, Any, TypeVar
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ember import __version__
@@ -56,12 +57,10 @@ ConfigOption = Annotated[
 def _reported() -> Iterator[None]:
     try:
         yield
-    except ConfigError as exc:
-        errors.print(f"[bold red]error[{exc.code}][/]: {exc.detail}", highlight=False)
-        raise typer.Exit(2) from None
     except EmberError as exc:
-        errors.print(f"[bold red]error[{exc.code}][/]: {exc.detail}", highlight=False)
-        raise typer.Exit(1) from None
+        message = escape(f"error[{exc.code}]: {exc.detail}")
+        errors.print(f"[bold red]{message}[/]", highlight=False, soft_wrap=True)
+        raise typer.Exit(2 if isinstance(exc, ConfigError) else 1) from None
 
 
 def _config(path: Path | None, **overrides: Any) -> EmberConfig:

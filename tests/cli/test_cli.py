@@ -1,0 +1,89 @@
+"""The ember command line: clear messages and exit codes, and the db commands for real."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ember import __version__
+from ember.cli import app
+from ember.storage import Database, SqlCollectionRepository
+
+runner = CliRunner()
+
+
+def invoke(*args: str, env: dict[str, str] | None = None, input: str | None = None):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, list(args), env=env, input=input)
+
+
+def test_version() -> None:
+    result = invoke("version")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"ember {__version__}"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["frobnicate"], "No such command"),
+        (["db", "backup"], "Missing argument"),
+        (["up", "--port", "0"], "Invalid value"),
+        (["up", "--port", "many"], "Invalid value"),
+        (["db", "explode"], "No such command"),
+    ],
+)
+def test_bad_usage_exits_2_with_a_message(args: list[str], message: str) -> None:
+    result = invoke(*args)
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_up_refuses_a_taken_port(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = invoke("up", "--port", str(port), env={"EMBER_HOME": str(tmp_path)})
+    assert result.exit_code == 1
+    assert "error[port_in_use]" in result.output
+    assert f"127.0.0.1:{port} is already in use" in result.output
+
+
+@pytest.mark.slow
+def test_db_upgrade_backup_restore_roundtrip(database_url: str, tmp_path: Path) -> None:
+    env = {"EMBER_DATABASE_URL": database_url, "EMBER_HOME": str(tmp_path)}
+    upgraded = invoke("db", "upgrade", env=env)
+    assert upgraded.exit_code == 0, upgraded.output
+    assert "revision 0001" in upgraded.output
+
+    database = Database(database_url)
+    collections = SqlCollectionRepository(database)
+    collections.create("before-backup")
+    backup = tmp_path / "ember.bak"
+    made = invoke("db", "backup", str(backup), env=env)
+    assert made.exit_code == 0, made.output
+    assert backup.is_file()
+
+    collections.create("after-backup")
+    declined = invoke("db", "restore", str(backup), env=env, input="n\n")
+    assert declined.exit_code == 1
+    assert {c.name for c in collections.list()} == {"before-backup", "after-backup"}
+
+    restored = invoke("db", "restore", str(backup), "--yes", env=env)
+    assert restored.exit_code == 0, restored.output
+    assert [c.name for c in collections.list()] == ["before-backup"]
+    database.dispose()
+
+
+@pytest.mark.slow
+def test_restore_of_garbage_fails_with_its_code(database_url: str, tmp_path: Path) -> None:
+    env = {"EMBER_DATABASE_URL": database_url, "EMBER_HOME": str(tmp_path)}
+    assert invoke("db", "upgrade", env=env).exit_code == 0
+    garbage = tmp_path / "garbage"
+    garbage.write_text("not a backup")
+    result = invoke("db", "restore", str(garbage), "--yes", env=env)
+    assert result.exit_code == 1
+    assert "error[backup_invalid]" in result.output

@@ -1,0 +1,128 @@
+"""Config: YAML plus EMBER_* overrides, and errors that name file, field and problem."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ember.config import EmberConfig, environment_variables, load_config
+from ember.errors import ConfigError
+from tests.conftest import REPO
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "ember.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_default_yaml_equals_the_model_defaults() -> None:
+    loaded = load_config(REPO / "configs" / "default.yaml", {})
+    assert loaded == EmberConfig()
+
+
+def test_every_config_file_in_configs_is_valid() -> None:
+    files = sorted((REPO / "configs").glob("*.yaml"))
+    assert files
+    for path in files:
+        load_config(path, {})
+
+
+def test_environment_overrides_file_values(tmp_path: Path) -> None:
+    path = write(tmp_path, "server:\n  port: 9000\ndatabase:\n  pool_size: 3\n")
+    config = load_config(
+        path,
+        {
+            "EMBER_SERVER_PORT": "9100",
+            "EMBER_HOME": str(tmp_path),
+            "UNRELATED": "x",
+            "EMBER_SERVE_MAX_ONGOING_REQUESTS": "7",
+            "EMBER_LOGGING_FORMAT": "text",
+        },
+    )
+    assert config.server.port == 9100
+    assert config.database.pool_size == 3
+    assert config.serve.max_ongoing_requests == 7
+    assert config.logging.format == "text"
+    assert config.home_dir == tmp_path.resolve()
+    assert config.database_url == f"sqlite:///{tmp_path.resolve() / 'ember.db'}"
+
+
+def test_ember_config_names_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "server:\n  port: 9001\n")
+    assert load_config(None, {"EMBER_CONFIG": str(path)}).server.port == 9001
+
+
+def test_database_url_from_environment() -> None:
+    url = "postgresql+psycopg://u@h:5432/db"
+    assert load_config(None, {"EMBER_DATABASE_URL": url}).database_url == url
+
+
+def test_empty_environment_value_means_unset() -> None:
+    assert load_config(None, {"EMBER_RAY_ADDRESS": ""}).ray.address is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("server:\n  prot: 1\n", "server.prot: unknown key"),
+        ("server:\n  port: abc\n", "server.port: Input should be a valid integer"),
+        ("server:\n  port: 70000\n", "server.port: Input should be less than or equal to 65535"),
+        ("bogus: 1\n", "bogus: unknown key"),
+        ("logging:\n  level: LOUD\n", "logging.level: Input should be"),
+        ("- a\n- b\n", "the top level must be a mapping"),
+        ("server: [1, 2\n", "invalid YAML"),
+    ],
+)
+def test_bad_file_names_file_field_and_problem(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {})
+    assert str(path) in caught.value.detail
+    assert expected in caught.value.detail
+    assert caught.value.code == "config_invalid"
+
+
+def test_bad_environment_value_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match="environment variable EMBER_SERVER_PORT: server.port"):
+        load_config(None, {"EMBER_SERVER_PORT": "eighty"})
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(tmp_path / "nope.yaml", {})
+
+
+def test_environment_variable_names_cover_every_leaf() -> None:
+    names = environment_variables()
+    assert names["EMBER_HOME"] == ("home",)
+    assert names["EMBER_DATABASE_URL"] == ("database", "url")
+    assert names["EMBER_SERVE_MAX_ONGOING_REQUESTS"] == ("serve", "max_ongoing_requests")
+    leaves = sum(
+        len(type(section).model_fields) if hasattr(type(section), "model_fields") else 1
+        for section in EmberConfig().__dict__.values()
+    )
+    assert len(names) == leaves
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", [["up"], ["status"], ["db", "upgrade"]])
+def test_bad_config_stops_startup_with_exit_2_and_no_traceback(
+    tmp_path: Path, command: list[str]
+) -> None:
+    path = write(tmp_path, yaml.safe_dump({"server": {"port": "x"}, "extra": True}))
+    done = subprocess.run(
+        [sys.executable, "-m", "ember", *command, "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr + done.stdout
+    assert done.stderr.startswith("error[config_invalid]: ")
+    assert str(path) in done.stderr
+    assert "server.port" in done.stderr and "extra: unknown key" in done.stderr

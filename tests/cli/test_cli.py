@@ -15,7 +15,7 @@ from ember.storage import Database, SqlCollectionRepository
 runner = CliRunner()
 
 
-def invoke(*args: str, env: dict[str, str] | None = None, input: str | None = None):  # type: ignore[no-untyped-def]
+def invoke(*args: str, env: dict[str, str] | None = None, input: str | None = None):
     return runner.invoke(app, list(args), env=env, input=input)
 
 

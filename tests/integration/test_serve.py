@@ -95,7 +95,7 @@ def test_collections_persist_in_the_database(served: tuple[str, EmberConfig]) ->
     database.dispose()
 
 
-def _log_line_with(request_id: str, timeout_s: float = 15.0) -> dict:  # type: ignore[type-arg]
+def _log_line_with(request_id: str, timeout_s: float = 15.0) -> dict:
     """The JSON access-log line a replica wrote for ``request_id`` (Ray's log files)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -106,7 +106,7 @@ def _log_line_with(request_id: str, timeout_s: float = 15.0) -> dict:  # type: i
                     if entry.get("logger") == "ember.access":
                         assert {"ts", "level", "service", "requestId"} <= entry.keys()
                         assert entry["requestId"] == request_id
-                        return entry  # type: ignore[no-any-return]
+                        return entry
         time.sleep(0.2)
     raise AssertionError(f"no access-log line with {request_id}")
 

@@ -51,7 +51,7 @@ def test_migrations_match_the_models(database: Database) -> None:
     assert diff == []
 
 
-def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path) -> None:
     database = Database(f"sqlite:///{tmp_path / 'x.db'}")
     with database.engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"

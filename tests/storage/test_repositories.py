@@ -69,7 +69,7 @@ def test_delete_cascades_to_documents_and_chunks(database: Database) -> None:
     repo = SqlCollectionRepository(database)
     collection = repo.create("papers")
 
-    def fill(session):  # type: ignore[no-untyped-def]
+    def fill(session):
         document = Document(collection_id=collection.id, source="a.txt")
         session.add(document)
         session.flush()
@@ -116,7 +116,7 @@ def test_audit_log_appends_and_filters_newest_first(database: Database) -> None:
 def test_a_failing_transaction_leaves_nothing_behind(database: Database) -> None:
     repo = SqlCollectionRepository(database)
 
-    def half_done(session):  # type: ignore[no-untyped-def]
+    def half_done(session):
         session.add(Document(collection_id=repo.create("x").id, source="s"))
         raise RuntimeError("boom")
 

@@ -88,7 +88,7 @@ def test_bad_file_names_file_field_and_problem(tmp_path: Path, text: str, expect
 
 
 def test_bad_environment_value_names_the_variable() -> None:
-    with pytest.raises(ConfigError, match="environment variable EMBER_SERVER_PORT: server.port"):
+    with pytest.raises(ConfigError, match=r"environment variable EMBER_SERVER_PORT: server\.port"):
         load_config(None, {"EMBER_SERVER_PORT": "eighty"})
 
 

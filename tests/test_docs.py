@@ -1,0 +1,104 @@
+"""The docs cover every setting, variable, error code, CLI command and route."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import typer.main
+
+from ember.cli import app as cli_app
+from ember.config import EmberConfig, environment_variables
+from ember.errors import all_error_classes
+from tests.conftest import REPO
+
+DOCS = REPO / "docs"
+
+
+def read(name: str) -> str:
+    return (DOCS / name).read_text()
+
+
+def _default(path: tuple[str, ...]) -> object:
+    value: object = EmberConfig()
+    for part in path:
+        value = getattr(value, part)
+    return value
+
+
+def _env_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+@pytest.mark.parametrize(("name", "path"), sorted(environment_variables().items()))
+def test_setting_is_documented_with_its_default(name: str, path: tuple[str, ...]) -> None:
+    row = next(
+        (line for line in read("configuration.md").splitlines() if f"`{name}`" in line), None
+    )
+    assert row is not None, f"{name} missing from docs/configuration.md"
+    assert row.startswith(f"| `{'.'.join(path)}` |")
+    default = _env_text(_default(path))
+    assert (f"`{default}`" if default else "unset") in row
+
+
+def test_env_example_lists_exactly_the_variables_with_defaults() -> None:
+    lines = (REPO / ".env.example").read_text().splitlines()
+    assignments = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+    expected = {name: _env_text(_default(path)) for name, path in environment_variables().items()}
+    expected["EMBER_CONFIG"] = ""
+    assert assignments == expected
+
+
+@pytest.mark.parametrize("cls", all_error_classes(), ids=lambda cls: cls.code)
+def test_error_code_is_documented(cls: type) -> None:
+    rows = [line for line in read("errors.md").splitlines() if line.startswith(f"| `{cls.code}` |")]
+    assert len(rows) == 1, f"{cls.code} needs exactly one row in docs/errors.md"
+    assert f"| {cls.status} |" in rows[0]
+
+
+def _commands(group: typer.Typer, prefix: str = "") -> list[str]:
+    click_group = typer.main.get_command(group)
+    names: list[str] = []
+    for name, command in click_group.commands.items():
+        if hasattr(command, "commands"):
+            names.extend(f"{prefix}{name} {sub}" for sub in command.commands)
+        else:
+            names.append(f"{prefix}{name}")
+    return names
+
+
+@pytest.mark.parametrize("command", _commands(cli_app))
+def test_cli_command_is_documented(command: str) -> None:
+    assert f"## `ember {command}" in read("cli.md")
+
+
+def test_routes_are_documented(tmp_path) -> None:
+    from ember.config import load_config
+    from ember.serve_app import build_context, create_app
+
+    app = create_app(build_context(load_config(None, {"EMBER_HOME": str(tmp_path)})))
+    documented = set(
+        re.findall(r"^\| (GET|POST|PUT|PATCH|DELETE) \| `([^`]+)` \|", read("api.md"), re.M)
+    )
+    served = {
+        (method.upper(), path)
+        for path, operations in app.openapi()["paths"].items()
+        for method in operations
+    }
+    assert served == documented
+
+
+def test_docs_links_resolve() -> None:
+    for page in [REPO / "README.md", REPO / "CONTRIBUTING.md", *DOCS.glob("*.md")]:
+        for target in re.findall(r"\]\(([^)#:]+)\)", page.read_text()):
+            assert (page.parent / target).exists(), f"{page.name} links to missing {target}"
+
+
+def test_readme_starts_with_the_two_commands() -> None:
+    lines = (REPO / "README.md").read_text().splitlines()
+    block = lines[lines.index("```") + 1 : lines.index("```", lines.index("```") + 1)]
+    assert [line.split()[0:2] for line in block] == [["make", "up"], ["make", "test"]]

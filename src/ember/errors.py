@@ -19,6 +19,8 @@ a ``title``. The API renders them as RFC 9457 problem+json; the CLI prints ``cod
     ├── RateLimited                 rate_limited         429
     ├── NotReady                    not_ready            503
     ├── PortInUse                   port_in_use          500
+    ├── ClusterUnavailable          cluster_unavailable  503
+    ├── DeployFailed                deploy_failed        500
     └── StorageError                storage_error        500
         ├── DatabaseUnavailable     database_unavailable 503
         ├── MigrationRequired       migration_required   503
@@ -34,11 +36,13 @@ __all__ = [
     "BackupError",
     "BackupInvalid",
     "BadRequest",
+    "ClusterUnavailable",
     "CollectionExists",
     "CollectionNotFound",
     "ConfigError",
     "Conflict",
     "DatabaseUnavailable",
+    "DeployFailed",
     "EmberError",
     "FieldError",
     "Forbidden",
@@ -189,6 +193,21 @@ class PortInUse(EmberError):
 
     code = "port_in_use"
     title = "Port in use"
+
+
+class ClusterUnavailable(EmberError):
+    """The Ray cluster cannot be reached or started."""
+
+    code = "cluster_unavailable"
+    status = 503
+    title = "Cluster unavailable"
+
+
+class DeployFailed(EmberError):
+    """The Serve application did not become healthy."""
+
+    code = "deploy_failed"
+    title = "Deploy failed"
 
 
 class StorageError(EmberError):

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from ember import __version__
 from ember.cli import app
 from ember.storage import Database, SqlCollectionRepository
+from tests.support.postgres import free_port
 
 runner = CliRunner()
 
@@ -50,6 +51,28 @@ def test_up_refuses_a_taken_port(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "error[port_in_use]" in result.output
     assert f"127.0.0.1:{port} is already in use" in result.output
+
+
+def test_up_reports_an_unreachable_cluster_quickly(tmp_path: Path) -> None:
+    env = {"EMBER_HOME": str(tmp_path), "EMBER_RAY_ADDRESS": f"127.0.0.1:{free_port()}"}
+    result = invoke("up", "--port", str(free_port()), env=env)
+    assert result.exit_code == 1
+    assert "error[cluster_unavailable]: no Ray cluster answers at 127.0.0.1:" in result.output
+
+
+def test_status_shows_what_is_down(tmp_path: Path) -> None:
+    env = {
+        "EMBER_HOME": str(tmp_path),
+        "EMBER_RAY_ADDRESS": f"127.0.0.1:{free_port()}",
+        "EMBER_SERVER_PORT": str(free_port()),
+        "COLUMNS": "200",
+    }
+    result = invoke("status", env=env)
+    assert result.exit_code == 1
+    rows = {line.split()[1]: line for line in result.output.splitlines() if line.startswith("│")}
+    assert "needs upgrade" in rows["database"]
+    assert "down" in rows["ray"] and "no Ray cluster answers" in rows["ray"]
+    assert "down" in rows["api"]
 
 
 @pytest.mark.slow

@@ -10,7 +10,9 @@ from typing import Any
 import ray
 from ray import serve
 
+from ember.cluster.runtime import check_reachable
 from ember.config import EmberConfig
+from ember.errors import ClusterUnavailable
 
 __all__ = ["ClusterStatus", "probe_cluster"]
 
@@ -31,8 +33,9 @@ def probe_cluster(config: EmberConfig) -> ClusterStatus:
     """Connect as a short-lived driver and report nodes, CPUs and Serve application states."""
     address = config.ray.address or os.environ.get("RAY_ADDRESS") or "auto"
     try:
+        check_reachable(address)
         ray.init(address=address, namespace="ember", logging_level=logging.ERROR)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
+    except (ClusterUnavailable, ConnectionError, RuntimeError, ValueError) as exc:
         return ClusterStatus(reachable=False, error=str(exc).splitlines()[0][:300])
     try:
         all_nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]

@@ -12,15 +12,16 @@ import logging
 import os
 import socket
 from dataclasses import dataclass
+from typing import Any
 
 import ray
 from ray import serve
 
 from ember.config import EmberConfig
-from ember.errors import PortInUse
+from ember.errors import ClusterUnavailable, DeployFailed, PortInUse
 from ember.serve_app.deployment import APP_NAME, build_application
 
-__all__ = ["ClusterInfo", "Runtime", "check_port_free"]
+__all__ = ["ClusterInfo", "Runtime", "check_port_free", "check_reachable"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,22 @@ def check_port_free(host: str, port: int) -> None:
             raise
 
 
+def check_reachable(address: str, timeout_s: float = 3.0) -> None:
+    """:raises ClusterUnavailable: nothing answers at a ``host:port`` address.
+
+    ``ray.init`` waits minutes on an address where nothing listens; a plain TCP connect
+    finds out in at most ``timeout_s``. ``auto`` and other symbolic addresses are left to Ray.
+    """
+    target = address.removeprefix("ray://")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ClusterUnavailable(f"no Ray cluster answers at {address}: {exc}") from exc
+
+
 class Runtime:
     """One ember process's hold on a Ray cluster."""
 
@@ -58,21 +75,16 @@ class Runtime:
         self._info: ClusterInfo | None = None
 
     def start(self) -> ClusterInfo:
-        """Join ``ray.address`` (or ``$RAY_ADDRESS``), else start a local cluster."""
-        ray_config = self._config.ray
-        address = ray_config.address or os.environ.get("RAY_ADDRESS")
-        if address:
-            context = ray.init(address=address, namespace="ember", logging_level=logging.WARNING)
-        else:
-            context = ray.init(
-                address="local",
-                namespace="ember",
-                num_cpus=ray_config.num_cpus,
-                include_dashboard=ray_config.dashboard,
-                dashboard_host="127.0.0.1",
-                dashboard_port=ray_config.dashboard_port,
-                logging_level=logging.WARNING,
-            )
+        """Join ``ray.address`` (or ``$RAY_ADDRESS``), else start a local cluster.
+
+        :raises ClusterUnavailable: the cluster cannot be reached or started.
+        """
+        address = self._config.ray.address or os.environ.get("RAY_ADDRESS")
+        try:
+            context = self._init(address)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = address or "a new local cluster"
+            raise ClusterUnavailable(f"cannot start or join {where}: {exc}") from exc
         dashboard = context.dashboard_url or None
         self._info = ClusterInfo(
             address=ray.get_runtime_context().gcs_address,
@@ -81,11 +93,32 @@ class Runtime:
         )
         return self._info
 
+    def _init(self, address: str | None) -> Any:
+        if address:
+            check_reachable(address)
+            return ray.init(address=address, namespace="ember", logging_level=logging.WARNING)
+        ray_config = self._config.ray
+        return ray.init(
+            address="local",
+            namespace="ember",
+            num_cpus=ray_config.num_cpus,
+            include_dashboard=ray_config.dashboard,
+            dashboard_host="127.0.0.1",
+            dashboard_port=ray_config.dashboard_port,
+            logging_level=logging.WARNING,
+        )
+
     def deploy(self) -> str:
-        """Deploy (or update) the Serve app and return its base URL once it is healthy."""
+        """Deploy (or update) the Serve app and return its base URL once it is healthy.
+
+        :raises DeployFailed: a replica failed to start.
+        """
         server = self._config.server
         serve.start(http_options={"host": server.host, "port": server.port})
-        serve.run(build_application(self._config), name=APP_NAME, route_prefix="/")
+        try:
+            serve.run(build_application(self._config), name=APP_NAME, route_prefix="/")
+        except RuntimeError as exc:
+            raise DeployFailed(f"the Serve app did not start: {exc}") from exc
         return f"http://{server.host}:{server.port}"
 
     def stop(self) -> None:

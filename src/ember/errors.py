@@ -7,7 +7,14 @@ a ``title``. The API renders them as RFC 9457 problem+json; the CLI prints ``cod
     EmberError                      internal             500
     ├── ConfigError                 config_invalid       500
     ├── BadRequest                  bad_request          400
-    │   └── ValidationFailed        validation_failed    422
+    │   ├── ValidationFailed        validation_failed    422
+    │   ├── InvalidFilter           invalid_filter       422
+    │   ├── DimensionMismatch       dimension_mismatch   422
+    │   └── DocumentRejected        document_rejected    422
+    │       ├── EmptyDocument       empty_document       422
+    │       ├── BinaryDocument      binary_document      422
+    │       ├── UnsupportedMediaType unsupported_media_type 415
+    │       └── DocumentTooLarge    document_too_large   413
     ├── Unauthorized                unauthorized         401
     ├── Forbidden                   forbidden            403
     ├── NotFound                    not_found            404
@@ -21,6 +28,13 @@ a ``title``. The API renders them as RFC 9457 problem+json; the CLI prints ``cod
     ├── PortInUse                   port_in_use          500
     ├── ClusterUnavailable          cluster_unavailable  503
     ├── DeployFailed                deploy_failed        500
+    ├── ProviderError               provider_error       502
+    │   ├── ProviderTimeout         provider_timeout     504
+    │   ├── ProviderUnavailable     provider_unavailable 503
+    │   ├── ProviderRateLimited     provider_rate_limited 429
+    │   ├── ProviderBadRequest      provider_bad_request 400
+    │   └── ProviderAuthFailed      provider_auth_failed 502
+    ├── VectorIndexError            vector_index_error   500
     └── StorageError                storage_error        500
         ├── DatabaseUnavailable     database_unavailable 503
         ├── MigrationRequired       migration_required   503
@@ -36,6 +50,7 @@ __all__ = [
     "BackupError",
     "BackupInvalid",
     "BadRequest",
+    "BinaryDocument",
     "ClusterUnavailable",
     "CollectionExists",
     "CollectionNotFound",
@@ -43,19 +58,32 @@ __all__ = [
     "Conflict",
     "DatabaseUnavailable",
     "DeployFailed",
+    "DimensionMismatch",
+    "DocumentRejected",
+    "DocumentTooLarge",
     "EmberError",
+    "EmptyDocument",
     "FieldError",
     "Forbidden",
+    "InvalidFilter",
     "MethodNotAllowed",
     "MigrationRequired",
     "NotFound",
     "NotReady",
     "PayloadTooLarge",
     "PortInUse",
+    "ProviderAuthFailed",
+    "ProviderBadRequest",
+    "ProviderError",
+    "ProviderRateLimited",
+    "ProviderTimeout",
+    "ProviderUnavailable",
     "RateLimited",
     "StorageError",
     "Unauthorized",
+    "UnsupportedMediaType",
     "ValidationFailed",
+    "VectorIndexError",
     "all_error_classes",
     "error_for_status",
 ]
@@ -108,6 +136,60 @@ class ValidationFailed(BadRequest):
     code = "validation_failed"
     status = 422
     title = "Validation failed"
+
+
+class InvalidFilter(BadRequest):
+    """The metadata filter is not valid."""
+
+    code = "invalid_filter"
+    status = 422
+    title = "Invalid filter"
+
+
+class DimensionMismatch(BadRequest):
+    """A vector has another dimension than the index or model expects."""
+
+    code = "dimension_mismatch"
+    status = 422
+    title = "Dimension mismatch"
+
+
+class DocumentRejected(BadRequest):
+    """The document cannot be ingested."""
+
+    code = "document_rejected"
+    status = 422
+    title = "Document rejected"
+
+
+class EmptyDocument(DocumentRejected):
+    """The document has no text."""
+
+    code = "empty_document"
+    title = "Empty document"
+
+
+class BinaryDocument(DocumentRejected):
+    """The document is binary data, not text of a supported format."""
+
+    code = "binary_document"
+    title = "Binary document"
+
+
+class UnsupportedMediaType(DocumentRejected):
+    """The document's format is not supported."""
+
+    code = "unsupported_media_type"
+    status = 415
+    title = "Unsupported media type"
+
+
+class DocumentTooLarge(DocumentRejected):
+    """The document is larger than the configured limit."""
+
+    code = "document_too_large"
+    status = 413
+    title = "Document too large"
 
 
 class Unauthorized(EmberError):
@@ -208,6 +290,60 @@ class DeployFailed(EmberError):
 
     code = "deploy_failed"
     title = "Deploy failed"
+
+
+class ProviderError(EmberError):
+    """A model provider failed."""
+
+    code = "provider_error"
+    status = 502
+    title = "Provider error"
+
+
+class ProviderTimeout(ProviderError):
+    """The provider did not answer in time."""
+
+    code = "provider_timeout"
+    status = 504
+    title = "Provider timeout"
+
+
+class ProviderUnavailable(ProviderError):
+    """The provider cannot be reached or is overloaded."""
+
+    code = "provider_unavailable"
+    status = 503
+    title = "Provider unavailable"
+
+
+class ProviderRateLimited(ProviderError):
+    """The provider refused the call for its rate limit."""
+
+    code = "provider_rate_limited"
+    status = 429
+    title = "Provider rate limited"
+
+
+class ProviderBadRequest(ProviderError):
+    """The provider rejected the request as invalid."""
+
+    code = "provider_bad_request"
+    status = 400
+    title = "Provider rejected the request"
+
+
+class ProviderAuthFailed(ProviderError):
+    """The provider rejected ember's credentials."""
+
+    code = "provider_auth_failed"
+    title = "Provider authentication failed"
+
+
+class VectorIndexError(EmberError):
+    """A vector index failed."""
+
+    code = "vector_index_error"
+    title = "Vector index error"
 
 
 class StorageError(EmberError):

@@ -81,6 +81,7 @@ def test_delete_cascades_to_documents_and_chunks(database: Database) -> None:
         session.add(
             Chunk(
                 version_id=version.id,
+                document_id=document.id,
                 collection_id=collection.id,
                 ordinal=0,
                 text="abc",

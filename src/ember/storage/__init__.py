@@ -6,21 +6,37 @@ Both run the same migrations and the same repository test suite.
 
 from ember.storage.audit import SqlAuditLog
 from ember.storage.backup import BackupTool
+from ember.storage.chunks import SqlChunkStore
 from ember.storage.collections import SqlCollectionRepository
 from ember.storage.database import Database, is_transient
 from ember.storage.migrator import Migrator
-from ember.storage.protocol import AuditLog, CollectionRepository
-from ember.storage.records import AuditRecord, CollectionRecord
+from ember.storage.protocol import AuditLog, ChunkStore, CollectionRepository
+from ember.storage.records import (
+    AuditRecord,
+    ChunkRecord,
+    CollectionRecord,
+    LiveVersion,
+    NewChunk,
+    NewVersion,
+    WrittenVersion,
+)
 
 __all__ = [
     "AuditLog",
     "AuditRecord",
     "BackupTool",
+    "ChunkRecord",
+    "ChunkStore",
     "CollectionRecord",
     "CollectionRepository",
     "Database",
+    "LiveVersion",
     "Migrator",
+    "NewChunk",
+    "NewVersion",
     "SqlAuditLog",
+    "SqlChunkStore",
     "SqlCollectionRepository",
+    "WrittenVersion",
     "is_transient",
 ]

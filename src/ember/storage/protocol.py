@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
-from ember.storage.records import AuditRecord, CollectionRecord
+import numpy as np
+import numpy.typing as npt
 
-__all__ = ["AuditLog", "CollectionRepository"]
+from ember.memory.filters import Filter
+from ember.storage.records import (
+    AuditRecord,
+    ChunkRecord,
+    CollectionRecord,
+    LiveVersion,
+    NewVersion,
+    WrittenVersion,
+)
+
+__all__ = ["AuditLog", "ChunkStore", "CollectionRepository"]
 
 
 class CollectionRepository(Protocol):
@@ -53,4 +65,51 @@ class AuditLog(Protocol):
         self, *, actor: str | None = None, action: str | None = None, limit: int = 100
     ) -> list[AuditRecord]:
         """The newest entries first, optionally only one actor's or one action's."""
+        ...
+
+
+class ChunkStore(Protocol):
+    """Documents, their versions, chunks and embeddings, and keyword search over chunks."""
+
+    def live_version(self, collection_id: str, source: str) -> LiveVersion | None:
+        """The current version of ``source`` in the collection, or ``None``."""
+        ...
+
+    def source_with_content(self, collection_id: str, content_hash: str) -> str | None:
+        """A source whose current version has this content hash, or ``None``."""
+        ...
+
+    def write_version(
+        self,
+        collection_id: str,
+        version: NewVersion,
+        vectors: npt.NDArray[np.float32],
+        model_id: str,
+    ) -> WrittenVersion:
+        """Write a new version of ``version.source`` in one transaction.
+
+        Creates the document on first sight, retires the previous version and its chunks
+        (they leave keyword search at once), inserts the chunks (row ``i`` of ``vectors``
+        embeds chunk ``i``) and their embeddings under ``model_id``.
+
+        :raises DimensionMismatch: ``vectors`` does not have one row per chunk.
+        """
+        ...
+
+    def chunks(self, ids: Sequence[int]) -> dict[int, ChunkRecord]:
+        """The chunks with these ids (retired ones too), keyed by id; unknown ids are absent."""
+        ...
+
+    def embeddings(
+        self, collection_id: str, model_id: str, batch_size: int = 2048
+    ) -> Iterator[tuple[list[int], npt.NDArray[np.float32], list[dict[str, Any]]]]:
+        """Every live chunk's id, vector and metadata under ``model_id``, in id order, in
+        batches (what a vector index is rebuilt from)."""
+        ...
+
+    def keyword_search(
+        self, collection_id: str, query: str, k: int, where: Filter | None = None
+    ) -> list[tuple[int, float]]:
+        """Up to ``k`` live chunks matching any word of ``query``, best first, as
+        ``(chunk id, score)`` (higher is better), ``where`` applied inside the query."""
         ...

@@ -6,7 +6,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["AuditRecord", "CollectionRecord"]
+__all__ = [
+    "AuditRecord",
+    "ChunkRecord",
+    "CollectionRecord",
+    "LiveVersion",
+    "NewChunk",
+    "NewVersion",
+    "WrittenVersion",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,3 +41,63 @@ class AuditRecord:
     detail: dict[str, Any] = field(default_factory=dict)
     id: int | None = None
     ts: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewChunk:
+    """A chunk about to be written: its text, span in the document, tokens and vector row."""
+
+    text: str
+    char_start: int
+    char_end: int
+    token_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewVersion:
+    """A document version about to be written (see ``ChunkStore.write_version``)."""
+
+    source: str
+    title: str | None
+    media_type: str
+    content_hash: str
+    size_bytes: int
+    metadata: dict[str, Any]
+    chunks: list[NewChunk]
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenVersion:
+    """What ``write_version`` did: the new chunk ids and the ids it retired."""
+
+    document_id: str
+    version: int
+    chunk_ids: list[int]
+    retired_chunk_ids: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class LiveVersion:
+    """The current version of a source in a collection."""
+
+    document_id: str
+    version: int
+    content_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRecord:
+    """A stored chunk with its attribution."""
+
+    id: int
+    collection_id: str
+    document_id: str
+    source: str
+    version: int
+    ordinal: int
+    title: str | None
+    text: str
+    char_start: int
+    char_end: int
+    token_count: int
+    metadata: dict[str, Any]

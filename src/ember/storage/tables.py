@@ -34,6 +34,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
+    "SEARCH_OBJECT_PREFIX",
     "Agent",
     "ApiToken",
     "AuditEntry",
@@ -58,6 +59,9 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+SEARCH_OBJECT_PREFIX = "chunks_fts"
+"""Names of the keyword-search objects the migrations create outside these models."""
 
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 Json = JSON().with_variant(postgresql.JSONB(), "postgresql")
@@ -197,8 +201,12 @@ class Chunk(Base):
     version_id: Mapped[str] = mapped_column(
         ForeignKey("document_versions.id", ondelete="CASCADE"), index=True
     )
+    document_id: Mapped[str] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), index=True
+    )
     collection_id: Mapped[str] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
     ordinal: Mapped[int] = mapped_column()
+    title: Mapped[str | None] = mapped_column(Text)
     text: Mapped[str] = mapped_column(Text)
     content_hash: Mapped[str] = mapped_column(String(64))
     token_count: Mapped[int] = mapped_column()

@@ -291,8 +291,10 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("version_id", sa.String(length=32), nullable=False),
+        sa.Column("document_id", sa.String(length=32), nullable=False),
         sa.Column("collection_id", sa.String(length=32), nullable=False),
         sa.Column("ordinal", sa.Integer(), nullable=False),
+        sa.Column("title", sa.Text(), nullable=True),
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("content_hash", sa.String(length=64), nullable=False),
         sa.Column("token_count", sa.Integer(), nullable=False),
@@ -311,6 +313,12 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
+            ["document_id"],
+            ["documents.id"],
+            name=op.f("fk_chunks_document_id_documents"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
             ["version_id"],
             ["document_versions.id"],
             name=op.f("fk_chunks_version_id_document_versions"),
@@ -325,6 +333,7 @@ def upgrade() -> None:
             unique=False,
         )
         batch_op.create_index(batch_op.f("ix_chunks_version_id"), ["version_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_chunks_document_id"), ["document_id"], unique=False)
 
     op.create_table(
         "embeddings",

@@ -1,0 +1,278 @@
+"""SQL adapter of :class:`~ember.storage.protocol.ChunkStore`: documents, versions, chunks,
+embeddings and the database's own keyword search (FTS5 bm25 / Postgres ``ts_rank_cd``)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Text,
+    cast,
+    column,
+    func,
+    literal_column,
+    select,
+    table,
+    update,
+)
+from sqlalchemy.dialects.postgresql import TSQUERY
+from sqlalchemy.orm import Session
+
+from ember.errors import DimensionMismatch
+from ember.memory.filters import Filter
+from ember.storage.database import Database
+from ember.storage.filter_sql import filter_clause
+from ember.storage.records import ChunkRecord, LiveVersion, NewVersion, WrittenVersion
+from ember.storage.tables import Chunk, Document, DocumentVersion, Embedding, utcnow
+
+__all__ = ["SqlChunkStore", "chunk_metadata"]
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+_PG_VECTOR = (
+    "(setweight(to_tsvector('english', coalesce(chunks.title, '')), 'A') || "
+    "setweight(to_tsvector('english', chunks.text), 'B'))"
+)
+
+
+def chunk_metadata(version: NewVersion) -> dict[str, Any]:
+    """What filters see for each chunk: the user's metadata plus ``source`` and
+    ``media_type`` (which win over user keys of the same name)."""
+    return {**version.metadata, "source": version.source, "media_type": version.media_type}
+
+
+def _fetch_all(query: Select[Any]) -> Callable[[Session], list[Any]]:
+    return lambda session: list(session.execute(query))
+
+
+class SqlChunkStore:
+    """Documents and their chunks in SQL."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    def live_version(self, collection_id: str, source: str) -> LiveVersion | None:
+        def work(session: Session) -> LiveVersion | None:
+            row = session.execute(
+                select(Document.id, Document.current_version, DocumentVersion.content_hash)
+                .join(
+                    DocumentVersion,
+                    (DocumentVersion.document_id == Document.id)
+                    & (DocumentVersion.version == Document.current_version),
+                )
+                .where(Document.collection_id == collection_id, Document.source == source)
+            ).first()
+            return LiveVersion(row[0], row[1], row[2]) if row else None
+
+        return self._db.run(work)
+
+    def source_with_content(self, collection_id: str, content_hash: str) -> str | None:
+        def work(session: Session) -> str | None:
+            return session.scalar(
+                select(Document.source)
+                .join(DocumentVersion, DocumentVersion.document_id == Document.id)
+                .where(
+                    Document.collection_id == collection_id,
+                    DocumentVersion.content_hash == content_hash,
+                    DocumentVersion.version == Document.current_version,
+                )
+                .limit(1)
+            )
+
+        return self._db.run(work)
+
+    def write_version(
+        self,
+        collection_id: str,
+        version: NewVersion,
+        vectors: npt.NDArray[np.float32],
+        model_id: str,
+    ) -> WrittenVersion:
+        if vectors.ndim != 2 or vectors.shape[0] != len(version.chunks):
+            raise DimensionMismatch(
+                f"{len(version.chunks)} chunks but vectors of shape {vectors.shape}"
+            )
+        metadata = chunk_metadata(version)
+        dim = int(vectors.shape[1])
+        blobs = [np.ascontiguousarray(row, dtype=np.float32).tobytes() for row in vectors]
+
+        def work(session: Session) -> WrittenVersion:
+            document = session.scalars(
+                select(Document)
+                .where(Document.collection_id == collection_id, Document.source == version.source)
+                .with_for_update()
+            ).first()
+            if document is None:
+                document = Document(collection_id=collection_id, source=version.source)
+                document.current_version = 0
+                session.add(document)
+                session.flush()
+            retired: list[int] = []
+            if document.current_version:
+                retired = list(
+                    session.scalars(
+                        select(Chunk.id).where(
+                            Chunk.document_id == document.id, Chunk.retired.is_(False)
+                        )
+                    )
+                )
+                session.execute(
+                    update(Chunk)
+                    .where(Chunk.document_id == document.id, Chunk.retired.is_(False))
+                    .values(retired=True)
+                )
+                session.execute(
+                    update(DocumentVersion)
+                    .where(
+                        DocumentVersion.document_id == document.id,
+                        DocumentVersion.retired_at.is_(None),
+                    )
+                    .values(retired_at=utcnow())
+                )
+            number = document.current_version + 1
+            row = DocumentVersion(
+                document_id=document.id,
+                version=number,
+                content_hash=version.content_hash,
+                size_bytes=version.size_bytes,
+                meta=dict(version.metadata),
+            )
+            session.add(row)
+            document.current_version = number
+            document.title = version.title
+            document.media_type = version.media_type
+            document.meta = dict(version.metadata)
+            session.flush()
+            chunks = [
+                Chunk(
+                    version_id=row.id,
+                    document_id=document.id,
+                    collection_id=collection_id,
+                    ordinal=ordinal,
+                    title=version.title,
+                    text=chunk.text,
+                    content_hash=version.content_hash,
+                    token_count=chunk.token_count,
+                    char_start=chunk.char_start,
+                    char_end=chunk.char_end,
+                    meta=metadata,
+                    retired=False,
+                )
+                for ordinal, chunk in enumerate(version.chunks)
+            ]
+            session.add_all(chunks)
+            session.flush()
+            session.add_all(
+                Embedding(chunk_id=chunk.id, model_id=model_id, dim=dim, vector=blob)
+                for chunk, blob in zip(chunks, blobs, strict=True)
+            )
+            return WrittenVersion(document.id, number, [c.id for c in chunks], retired)
+
+        return self._db.run(work)
+
+    def chunks(self, ids: Sequence[int]) -> dict[int, ChunkRecord]:
+        if not ids:
+            return {}
+
+        def work(session: Session) -> dict[int, ChunkRecord]:
+            rows = session.execute(
+                select(Chunk, Document.source, DocumentVersion.version)
+                .join(Document, Document.id == Chunk.document_id)
+                .join(DocumentVersion, DocumentVersion.id == Chunk.version_id)
+                .where(Chunk.id.in_(list(ids)))
+            )
+            return {
+                chunk.id: ChunkRecord(
+                    id=chunk.id,
+                    collection_id=chunk.collection_id,
+                    document_id=chunk.document_id,
+                    source=source,
+                    version=number,
+                    ordinal=chunk.ordinal,
+                    title=chunk.title,
+                    text=chunk.text,
+                    char_start=chunk.char_start,
+                    char_end=chunk.char_end,
+                    token_count=chunk.token_count,
+                    metadata=dict(chunk.meta),
+                )
+                for chunk, source, number in rows
+            }
+
+        return self._db.run(work)
+
+    def embeddings(
+        self, collection_id: str, model_id: str, batch_size: int = 2048
+    ) -> Iterator[tuple[list[int], npt.NDArray[np.float32], list[dict[str, Any]]]]:
+        last = -1
+        while True:
+            query = (
+                select(Chunk.id, Embedding.dim, Embedding.vector, Chunk.meta)
+                .join(Embedding, Embedding.chunk_id == Chunk.id)
+                .where(
+                    Chunk.collection_id == collection_id,
+                    Chunk.retired.is_(False),
+                    Embedding.model_id == model_id,
+                    Chunk.id > last,
+                )
+                .order_by(Chunk.id)
+                .limit(batch_size)
+            )
+            rows = self._db.run(_fetch_all(query))
+            if not rows:
+                return
+            ids = [row[0] for row in rows]
+            vectors = np.stack([np.frombuffer(row[2], dtype=np.float32) for row in rows])
+            yield ids, vectors, [dict(row[3]) for row in rows]
+            last = ids[-1]
+
+    def keyword_search(
+        self, collection_id: str, query: str, k: int, where: Filter | None = None
+    ) -> list[tuple[int, float]]:
+        words = _WORD.findall(query.lower())
+        if not words or k <= 0:
+            return []
+        condition = filter_clause(Chunk.meta, self._db.dialect, where)
+        if self._db.dialect == "sqlite":
+            fts: ColumnElement[Any] = literal_column("chunks_fts")
+            rank = func.bm25(fts, 2.0, 1.0)
+            fts_table = table("chunks_fts", column("rowid"))
+            statement = (
+                select(Chunk.id, rank)
+                .select_from(Chunk)
+                .join(fts_table, fts_table.c.rowid == Chunk.id)
+                .where(
+                    fts.op("MATCH")(" OR ".join(f'"{word}"' for word in words)),
+                    Chunk.collection_id == collection_id,
+                    Chunk.retired.is_(False),
+                    condition,
+                )
+                .order_by(rank)
+                .limit(k)
+            )
+            rows = self._db.run(lambda session: list(session.execute(statement)))
+            return [(int(row[0]), -float(row[1])) for row in rows]
+        vector: ColumnElement[Any] = literal_column(_PG_VECTOR)
+        tsquery = cast(
+            func.replace(cast(func.plainto_tsquery("english", " ".join(words)), Text), "&", "|"),
+            TSQUERY,
+        )
+        rank = func.ts_rank_cd(literal_column("'{0.1,0.2,0.5,1.0}'::float4[]"), vector, tsquery)
+        statement = (
+            select(Chunk.id, rank)
+            .where(
+                vector.op("@@")(tsquery),
+                Chunk.collection_id == collection_id,
+                Chunk.retired.is_(False),
+                condition,
+            )
+            .order_by(rank.desc())
+            .limit(k)
+        )
+        rows = self._db.run(lambda session: list(session.execute(statement)))
+        return [(int(row[0]), float(row[1])) for row in rows]

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from ember import __version__
 from ember.cli import app
-from ember.storage import Database, SqlCollectionRepository
+from ember.storage import Database, Migrator, SqlCollectionRepository
 from tests.support.postgres import free_port
 
 runner = CliRunner()
@@ -80,7 +80,7 @@ def test_db_upgrade_backup_restore_roundtrip(database_url: str, tmp_path: Path) 
     env = {"EMBER_DATABASE_URL": database_url, "EMBER_HOME": str(tmp_path)}
     upgraded = invoke("db", "upgrade", env=env)
     assert upgraded.exit_code == 0, upgraded.output
-    assert "revision 0001" in upgraded.output
+    assert f"revision {Migrator(Database(database_url)).head()}" in upgraded.output
 
     database = Database(database_url)
     collections = SqlCollectionRepository(database)

@@ -1,0 +1,234 @@
+"""Embeddings from an OpenAI-compatible server through the official ``openai`` client.
+
+Covers OpenAI itself, vLLM, the llama.cpp server, LiteLLM and Ollama's ``/v1``. Nothing here
+retries: the client's own retries are off by default and the router decides what to retry,
+using the error class every ``openai`` exception is translated into (:data:`OPENAI_ERRORS`).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import os
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import openai
+
+from ember.errors import (
+    DimensionMismatch,
+    ProviderAuthFailed,
+    ProviderBadRequest,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
+
+__all__ = ["OPENAI_ERRORS", "OpenAIEmbedder", "provider_error"]
+
+OPENAI_ERRORS: Mapping[type[openai.OpenAIError], type[ProviderError]] = {
+    openai.OpenAIError: ProviderError,
+    openai.APIError: ProviderError,
+    openai.APIResponseValidationError: ProviderError,
+    openai.APIConnectionError: ProviderUnavailable,
+    openai.APITimeoutError: ProviderTimeout,
+    openai.APIStatusError: ProviderError,
+    openai.BadRequestError: ProviderBadRequest,
+    openai.AuthenticationError: ProviderAuthFailed,
+    openai.OAuthError: ProviderAuthFailed,
+    openai.PermissionDeniedError: ProviderAuthFailed,
+    openai.NotFoundError: ProviderBadRequest,
+    openai.ConflictError: ProviderError,
+    openai.UnprocessableEntityError: ProviderBadRequest,
+    openai.RateLimitError: ProviderRateLimited,
+    openai.InternalServerError: ProviderUnavailable,
+    openai.LengthFinishReasonError: ProviderError,
+    openai.ContentFilterFinishReasonError: ProviderError,
+    openai.WebSocketConnectionClosedError: ProviderUnavailable,
+    openai.WebSocketQueueFullError: ProviderError,
+}
+"""Every exception class ``openai`` exports, mapped to ember's class for it.
+
+The most specific entry an exception is an instance of wins. A bare ``APIStatusError`` (a
+status the client has no class for) is refined by its status: 408 is a timeout, 5xx unavailable.
+"""
+
+_NO_KEY = "no-key"
+
+
+def provider_error(exc: openai.OpenAIError, where: str) -> ProviderError:
+    """ember's error for an ``openai`` exception; ``where`` names the call for the detail.
+
+    ``extra`` carries the HTTP ``status`` when there was a response, and ``retry_after_s`` when
+    the server sent ``Retry-After`` (or ``retry-after-ms``).
+    """
+    matches = [vendor for vendor in OPENAI_ERRORS if isinstance(exc, vendor)]
+    vendor = max(matches, key=lambda cls: len(cls.__mro__))
+    target = OPENAI_ERRORS[vendor]
+    extra: dict[str, Any] = {}
+    if isinstance(exc, openai.APIStatusError):
+        extra["status"] = exc.status_code
+        if vendor is openai.APIStatusError:
+            target = _by_status(exc.status_code)
+        retry_after = _retry_after(exc.response.headers)
+        if retry_after is not None:
+            extra["retry_after_s"] = retry_after
+    return target(f"{where}: {exc}", extra=extra)
+
+
+def _by_status(status: int) -> type[ProviderError]:
+    if status == 408:
+        return ProviderTimeout
+    if status >= 500:
+        return ProviderUnavailable
+    return ProviderError
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    millis = _number(headers.get("retry-after-ms"))
+    if millis is not None:
+        return max(0.0, millis / 1000)
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    seconds = _number(value)
+    if seconds is None:
+        try:
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return None
+    return max(0.0, seconds)
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        number = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return number if number is not None and math.isfinite(number) else None
+
+
+class OpenAIEmbedder:
+    """An :class:`~ember.providers.protocol.Embedder` calling ``POST /v1/embeddings``.
+
+    Texts go out in requests of at most ``batch_size`` inputs; each response item is placed by
+    its ``index``, and every vector is L2-normalized again here (servers differ on that). The
+    client's own retries are ``max_retries`` (0 by default) and every call times out after
+    ``timeout_s``. ``model_id`` is ``openai:<model>``.
+
+    ``api_key=None`` means ``OPENAI_API_KEY`` from the environment; a server given by
+    ``base_url`` that needs no key gets a placeholder. An injected ``client`` keeps its own URL
+    and key (so ``base_url`` and ``api_key`` must then be ``None``) and is used with this
+    embedder's timeout and retries.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        dim: int,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout_s: float = 30,
+        batch_size: int = 256,
+        client: openai.OpenAI | None = None,
+        *,
+        max_retries: int = 0,
+    ) -> None:
+        """Build the client; no request is sent.
+
+        :raises ValueError: a setting is out of range, or ``client`` comes with a URL or key.
+        :raises ProviderAuthFailed: no API key was given or found for OpenAI itself.
+        """
+        if dim < 1 or batch_size < 1 or timeout_s <= 0 or max_retries < 0:
+            raise ValueError("dim and batch_size must be >= 1, timeout_s > 0, max_retries >= 0")
+        if client is not None and (base_url is not None or api_key is not None):
+            raise ValueError("pass either client or base_url and api_key, not both")
+        if client is None:
+            if api_key is None and base_url is not None and not os.environ.get("OPENAI_API_KEY"):
+                api_key = _NO_KEY
+            try:
+                client = openai.OpenAI(api_key=api_key, base_url=base_url)
+            except openai.OpenAIError as exc:
+                raise ProviderAuthFailed(f"openai client for {model!r}: {exc}") from exc
+        self._client = client.with_options(timeout=timeout_s, max_retries=max_retries)
+        self._model = model
+        self._dim = dim
+        self._batch_size = batch_size
+        self._where = f"embeddings with {model!r} at {self._client.base_url}"
+
+    @property
+    def model_id(self) -> str:
+        """``openai:<model>``."""
+        return f"openai:{self._model}"
+
+    @property
+    def dim(self) -> int:
+        """The dimension the server must return."""
+        return self._dim
+
+    def embed_documents(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """Embed passages: shape ``(len(texts), dim)``, float32, rows L2-normalized, in order.
+
+        An empty input sends no request.
+
+        :raises TypeError: ``texts`` is one ``str`` rather than a sequence of them.
+        :raises DimensionMismatch: the server returned vectors of another dimension than ``dim``.
+        :raises ProviderError: (a subclass of it) the call failed; see :data:`OPENAI_ERRORS`.
+        """
+        if isinstance(texts, str):
+            raise TypeError("embed_documents takes a sequence of texts, not one str")
+        items = list(texts)
+        out = np.empty((len(items), self._dim), dtype=np.float32)
+        for start in range(0, len(items), self._batch_size):
+            batch = items[start : start + self._batch_size]
+            out[start : start + len(batch)] = self._embed_batch(batch)
+        return out
+
+    def embed_query(self, text: str) -> npt.NDArray[np.float32]:
+        """Embed one search query: shape ``(dim,)``, float32, L2-normalized.
+
+        :raises DimensionMismatch: the server returned a vector of another dimension than ``dim``.
+        :raises ProviderError: (a subclass of it) the call failed; see :data:`OPENAI_ERRORS`.
+        """
+        return self.embed_documents([text]).reshape(self._dim)
+
+    def _embed_batch(self, batch: list[str]) -> npt.NDArray[np.float32]:
+        try:
+            response = self._client.embeddings.create(model=self._model, input=batch)
+        except openai.OpenAIError as exc:
+            raise provider_error(exc, self._where) from exc
+        except ValueError as exc:
+            raise ProviderError(f"{self._where}: unreadable response: {exc}") from exc
+        rows: list[Any] = [None] * len(batch)
+        data = getattr(response, "data", None)
+        if not isinstance(data, list) or len(data) != len(batch):
+            count = len(data) if isinstance(data, list) else 0
+            raise ProviderError(f"{self._where}: {count} vectors for {len(batch)} inputs")
+        for item in data:
+            index = getattr(item, "index", None)
+            vector = getattr(item, "embedding", None)
+            if not isinstance(index, int) or not 0 <= index < len(batch) or rows[index] is not None:
+                raise ProviderError(f"{self._where}: bad or repeated index {index!r}")
+            if not isinstance(vector, list):
+                raise ProviderError(f"{self._where}: item {index} has no vector")
+            if len(vector) != self._dim:
+                raise DimensionMismatch(
+                    f"{self._where}: returned {len(vector)} dimensions, expected {self._dim}",
+                    extra={"expected": self._dim, "got": len(vector)},
+                )
+            rows[index] = vector
+        return self._normalized(np.asarray(rows, dtype=np.float32))
+
+    def _normalized(self, matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        if not np.all(np.isfinite(norms)) or np.any(norms == 0):
+            raise ProviderError(f"{self._where}: returned a zero or non-finite vector")
+        normalized: npt.NDArray[np.float32] = (matrix / norms).astype(np.float32)
+        return normalized
+
+    def __repr__(self) -> str:
+        return f"OpenAIEmbedder(model={self._model!r}, base_url={str(self._client.base_url)!r})"

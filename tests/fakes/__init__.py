@@ -1,0 +1,1 @@
+"""Fakes of outside services; each says so in its name."""

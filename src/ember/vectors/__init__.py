@@ -1,0 +1,32 @@
+"""Vector indexes: the :class:`VectorIndex` protocol and its adapters.
+
+``FaissIndex`` (in process), ``MilvusIndex`` (Milvus Lite or a server) and ``WeaviateIndex``
+load on first use, so importing this package imports none of faiss, pymilvus or weaviate.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ember.vectors.protocol import Vector, VectorHit, VectorIndex
+
+if TYPE_CHECKING:
+    from ember.vectors.faiss import FaissIndex
+    from ember.vectors.milvus import MilvusIndex
+    from ember.vectors.weaviate import WeaviateIndex
+
+__all__ = ["FaissIndex", "MilvusIndex", "Vector", "VectorHit", "VectorIndex", "WeaviateIndex"]
+
+_ADAPTERS = {
+    "FaissIndex": "ember.vectors.faiss",
+    "MilvusIndex": "ember.vectors.milvus",
+    "WeaviateIndex": "ember.vectors.weaviate",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _ADAPTERS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import (
     ColumnElement,
-    Select,
     Text,
     cast,
     column,
@@ -28,12 +28,28 @@ from ember.errors import DimensionMismatch
 from ember.memory.filters import Filter
 from ember.storage.database import Database
 from ember.storage.filter_sql import filter_clause
-from ember.storage.records import ChunkRecord, LiveVersion, NewVersion, WrittenVersion
+from ember.storage.records import (
+    ChunkRecord,
+    LiveVersion,
+    NewChunk,
+    NewVersion,
+    WrittenVersion,
+)
 from ember.storage.tables import Chunk, Document, DocumentVersion, Embedding, utcnow
 
 __all__ = ["SqlChunkStore", "chunk_metadata"]
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+_STOPWORDS = frozenset(
+    "a about above after again against all am an and any are as at be because been before "
+    "being below between both but by can did do does doing down during each few for from "
+    "further had has have having he her here hers herself him himself his how i if in into is "
+    "it its itself just me more most my myself no nor not now of off on once only or other our "
+    "ours ourselves out over own same she should so some such than that the their theirs them "
+    "themselves then there these they this those through to too under until up very was we "
+    "were what when where which while who whom why will with you your yours yourself "
+    "yourselves".split()
+)
 _PG_VECTOR = (
     "(setweight(to_tsvector('english', coalesce(chunks.title, '')), 'A') || "
     "setweight(to_tsvector('english', chunks.text), 'B'))"
@@ -46,7 +62,7 @@ def chunk_metadata(version: NewVersion) -> dict[str, Any]:
     return {**version.metadata, "source": version.source, "media_type": version.media_type}
 
 
-def _fetch_all(query: Select[Any]) -> Callable[[Session], list[Any]]:
+def _fetch_all(query: Any) -> Callable[[Session], list[Any]]:
     return lambda session: list(session.execute(query))
 
 
@@ -231,10 +247,83 @@ class SqlChunkStore:
             yield ids, vectors, [dict(row[3]) for row in rows]
             last = ids[-1]
 
+    def vectors(self, ids: Sequence[int], model_id: str) -> dict[int, npt.NDArray[np.float32]]:
+        if not ids:
+            return {}
+        query = select(Embedding.chunk_id, Embedding.vector).where(
+            Embedding.chunk_id.in_(list(ids)), Embedding.model_id == model_id
+        )
+        rows = self._db.run(_fetch_all(query))
+        return {int(row[0]): np.frombuffer(row[1], dtype=np.float32) for row in rows}
+
+    def live_documents(
+        self, collection_id: str, model_id: str
+    ) -> Iterator[tuple[NewVersion, npt.NDArray[np.float32]]]:
+        document_ids = self._db.run(
+            lambda session: list(
+                session.scalars(
+                    select(Document.id)
+                    .where(Document.collection_id == collection_id)
+                    .order_by(Document.source)
+                )
+            )
+        )
+        for document_id in document_ids:
+            found = self._db.run(
+                partial(self._live_document, document_id=document_id, model_id=model_id)
+            )
+            if found is not None:
+                yield found
+
+    @staticmethod
+    def _live_document(
+        session: Session, document_id: str, model_id: str
+    ) -> tuple[NewVersion, npt.NDArray[np.float32]] | None:
+        document = session.get(Document, document_id)
+        if document is None or not document.current_version:
+            return None
+        version = session.scalars(
+            select(DocumentVersion).where(
+                DocumentVersion.document_id == document_id,
+                DocumentVersion.version == document.current_version,
+            )
+        ).one()
+        rows = list(
+            session.execute(
+                select(Chunk, Embedding.vector)
+                .join(
+                    Embedding, (Embedding.chunk_id == Chunk.id) & (Embedding.model_id == model_id)
+                )
+                .where(Chunk.version_id == version.id)
+                .order_by(Chunk.ordinal)
+            )
+        )
+        chunks = [
+            NewChunk(chunk.text, chunk.char_start, chunk.char_end, chunk.token_count)
+            for chunk, _ in rows
+        ]
+        vectors = (
+            np.stack([np.frombuffer(blob, dtype=np.float32) for _, blob in rows])
+            if rows
+            else np.zeros((0, 0), dtype=np.float32)
+        )
+        return (
+            NewVersion(
+                source=document.source,
+                title=document.title,
+                media_type=document.media_type or "text/plain",
+                content_hash=version.content_hash,
+                size_bytes=version.size_bytes,
+                metadata=dict(version.meta),
+                chunks=chunks,
+            ),
+            vectors,
+        )
+
     def keyword_search(
         self, collection_id: str, query: str, k: int, where: Filter | None = None
     ) -> list[tuple[int, float]]:
-        words = _WORD.findall(query.lower())
+        words = [w for w in _WORD.findall(query.lower()) if w not in _STOPWORDS]
         if not words or k <= 0:
             return []
         condition = filter_clause(Chunk.meta, self._db.dialect, where)

@@ -107,6 +107,17 @@ class ChunkStore(Protocol):
         batches (what a vector index is rebuilt from)."""
         ...
 
+    def vectors(self, ids: Sequence[int], model_id: str) -> dict[int, npt.NDArray[np.float32]]:
+        """The stored vectors of these chunks under ``model_id``; missing ones are absent."""
+        ...
+
+    def live_documents(
+        self, collection_id: str, model_id: str
+    ) -> Iterator[tuple[NewVersion, npt.NDArray[np.float32]]]:
+        """Each document's current version with its chunks and their vectors under
+        ``model_id``, ordered by source (what an export writes)."""
+        ...
+
     def keyword_search(
         self, collection_id: str, query: str, k: int, where: Filter | None = None
     ) -> list[tuple[int, float]]:

@@ -1,0 +1,115 @@
+"""Live vector indexes per collection: open, fill, rebuild beside, swap.
+
+A vector index is a cache of the ``embeddings`` table: :meth:`IndexManager.rebuild` builds a
+fresh one from those rows beside the live one and swaps it in through the registry's atomic
+promote. Searches keep using the old index until the swap; the old one is closed after.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+
+from ember.storage.indexes import IndexRecord, SqlIndexRegistry
+from ember.storage.protocol import ChunkStore
+from ember.vectors.protocol import VectorIndex
+
+__all__ = ["IndexFactory", "IndexManager"]
+
+IndexFactory = Callable[[IndexRecord], VectorIndex]
+"""Opens (or creates) the vector index a record describes."""
+
+log = logging.getLogger(__name__)
+
+
+class IndexManager:
+    """Hands out each collection's live :class:`VectorIndex` and rebuilds it."""
+
+    def __init__(
+        self,
+        registry: SqlIndexRegistry,
+        store: ChunkStore,
+        factory: IndexFactory,
+        backend: str,
+        params: dict[str, object] | None = None,
+    ) -> None:
+        self._registry = registry
+        self._store = store
+        self._factory = factory
+        self._backend = backend
+        self._params = dict(params or {})
+        self._open: dict[str, tuple[IndexRecord, VectorIndex]] = {}
+        self._lock = threading.RLock()
+
+    def live(self, collection_id: str, model_id: str, dim: int) -> tuple[IndexRecord, VectorIndex]:
+        """The live index of the collection, created empty (and live) on first use."""
+        with self._lock:
+            record = self._registry.live(collection_id)
+            cached = self._open.get(collection_id)
+            if cached is not None and record is not None and cached[0].id == record.id:
+                return cached
+            if record is None:
+                record = self._registry.create(
+                    collection_id, model_id, dim, self._backend, self._params, live=True
+                )
+            index = self._factory(record)
+            if cached is not None:
+                cached[1].close()
+            self._open[collection_id] = (record, index)
+            return record, index
+
+    def current(self, collection_id: str) -> tuple[IndexRecord, VectorIndex] | None:
+        """The live index if the collection has one, without creating it."""
+        with self._lock:
+            record = self._registry.live(collection_id)
+            if record is None:
+                return None
+            return self.live(collection_id, record.model_id, record.dim)
+
+    def rebuild(
+        self,
+        collection_id: str,
+        model_id: str,
+        dim: int,
+        progress: Callable[[int], None] | None = None,
+    ) -> IndexRecord:
+        """Build a new index from the ``embeddings`` rows of ``model_id`` and swap it in.
+
+        ``progress`` is called with the number of vectors added so far. On failure the new
+        index is retired and the live one is untouched.
+        """
+        record = self._registry.create(collection_id, model_id, dim, self._backend, self._params)
+        index = self._factory(record)
+        try:
+            added = 0
+            for ids, vectors, metadata in self._store.embeddings(collection_id, model_id):
+                index.upsert(ids, vectors, metadata)
+                added += len(ids)
+                if progress is not None:
+                    progress(added)
+            index.flush()
+        except BaseException:
+            index.close()
+            self._registry.retire(record.id)
+            raise
+        with self._lock:
+            self._registry.promote(record.id)
+            record = replace(record, state="live")
+            old = self._open.pop(collection_id, None)
+            self._open[collection_id] = (record, index)
+        if old is not None:
+            old[1].close()
+        log.info(
+            "index swapped",
+            extra={"collection": collection_id, "index": record.id, "vectors": added},
+        )
+        return record
+
+    def close(self) -> None:
+        """Flush and close every open index."""
+        with self._lock:
+            for _, index in self._open.values():
+                index.close()
+            self._open.clear()

@@ -1,0 +1,234 @@
+"""Ingest: extract → normalize → hash → dedupe → chunk → embed → write → index.
+
+Documents are taken in batches so the embedder sees many chunks per call (it dominates the
+cost). Each document is written in its own transaction — chunks, embeddings and keyword rows
+together — so a failure loses nothing already accepted, and the report says which documents
+failed and why. Re-ingesting a source with changed content writes a new version and retires
+the old chunks; unchanged content is skipped, as is content identical to another live source.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from ember.errors import Conflict, EmberError
+from ember.memory.chunker import Chunker
+from ember.memory.extract import SourceDocument, extract
+from ember.memory.indexes import IndexManager
+from ember.memory.text import content_hash
+from ember.providers.protocol import Embedder
+from ember.storage.chunks import chunk_metadata
+from ember.storage.protocol import ChunkStore, CollectionRepository
+from ember.storage.records import NewVersion
+
+__all__ = ["DocumentOutcome", "IngestProgress", "IngestReport", "Ingestor"]
+
+Status = Literal["created", "updated", "unchanged", "duplicate", "failed"]
+
+
+@dataclass(frozen=True)
+class DocumentOutcome:
+    """What happened to one document."""
+
+    source: str
+    status: Status
+    document_id: str | None = None
+    version: int | None = None
+    chunks: int = 0
+    duplicate_of: str | None = None
+    error_code: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class IngestProgress:
+    """Running totals, reported after every batch."""
+
+    done: int
+    written: int
+    skipped: int
+    failed: int
+    chunks: int
+
+
+@dataclass
+class IngestReport:
+    """Every document's outcome, in input order, and the totals."""
+
+    collection: str
+    outcomes: list[DocumentOutcome] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def count(self, *statuses: Status) -> int:
+        """How many documents ended in any of ``statuses``."""
+        return sum(1 for outcome in self.outcomes if outcome.status in statuses)
+
+    @property
+    def chunks(self) -> int:
+        """Chunks written in this run."""
+        return sum(outcome.chunks for outcome in self.outcomes)
+
+
+@dataclass
+class _Pending:
+    position: int
+    version: NewVersion
+    first_row: int = 0
+
+
+class Ingestor:
+    """Feeds documents into one collection's memory."""
+
+    def __init__(
+        self,
+        collections: CollectionRepository,
+        store: ChunkStore,
+        indexes: IndexManager,
+        embedder: Embedder,
+        chunker: Chunker,
+        *,
+        batch_size: int = 64,
+        max_document_bytes: int = 50 * 1024 * 1024,
+    ) -> None:
+        self._collections = collections
+        self._store = store
+        self._indexes = indexes
+        self._embedder = embedder
+        self._chunker = chunker
+        self._batch_size = batch_size
+        self._max_bytes = max_document_bytes
+
+    def ingest(
+        self,
+        collection: str,
+        documents: Iterable[SourceDocument | EmberError],
+        progress: Callable[[IngestProgress], None] | None = None,
+    ) -> IngestReport:
+        """Ingest ``documents`` (an :class:`EmberError` in the stream is recorded as that
+        position's failure) into ``collection``.
+
+        :raises CollectionNotFound: no such collection.
+        :raises Conflict: the collection's live index uses another embedding model.
+        """
+        started = time.perf_counter()
+        record = self._collections.get(collection)
+        index_record, _ = self._indexes.live(record.id, self._embedder.model_id, self._embedder.dim)
+        if index_record.model_id != self._embedder.model_id:
+            raise Conflict(
+                f"collection {collection!r} is indexed with {index_record.model_id}, not "
+                f"{self._embedder.model_id}; reindex it first"
+            )
+        report = IngestReport(collection)
+        batch: list[_Pending] = []
+        seen: dict[str, str] = {}
+        for position, item in enumerate(documents):
+            prepared = self._prepare(record.id, item, seen)
+            if isinstance(prepared, DocumentOutcome):
+                report.outcomes.append(prepared)
+            else:
+                report.outcomes.append(DocumentOutcome(prepared.source, "failed"))
+                batch.append(_Pending(position, prepared))
+            if len(batch) >= self._batch_size:
+                self._flush(record.id, batch, report)
+                batch = []
+                self._report_progress(report, progress)
+        if batch:
+            self._flush(record.id, batch, report)
+        self._indexes.live(record.id, self._embedder.model_id, self._embedder.dim)[1].flush()
+        self._report_progress(report, progress)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _prepare(
+        self, collection_id: str, item: SourceDocument | EmberError, seen: dict[str, str]
+    ) -> NewVersion | DocumentOutcome:
+        if isinstance(item, EmberError):
+            return DocumentOutcome("", "failed", error_code=item.code, error=item.detail)
+        try:
+            extracted = extract(item, self._max_bytes)
+        except EmberError as exc:
+            return DocumentOutcome(item.source, "failed", error_code=exc.code, error=exc.detail)
+        digest = content_hash(extracted.text, extracted.title, extracted.metadata)
+        live = self._store.live_version(collection_id, item.source)
+        if live is not None and live.content_hash == digest:
+            return DocumentOutcome(item.source, "unchanged", live.document_id, live.version)
+        twin = seen.get(digest) or self._store.source_with_content(collection_id, digest)
+        if twin is not None and twin != item.source:
+            return DocumentOutcome(item.source, "duplicate", duplicate_of=twin)
+        seen[digest] = item.source
+        return NewVersion(
+            source=item.source,
+            title=extracted.title,
+            media_type=extracted.media_type,
+            content_hash=digest,
+            size_bytes=extracted.size_bytes,
+            metadata=extracted.metadata,
+            chunks=self._chunker.split(extracted.text),
+        )
+
+    def _flush(self, collection_id: str, batch: list[_Pending], report: IngestReport) -> None:
+        texts: list[str] = []
+        for pending in batch:
+            pending.first_row = len(texts)
+            prefix = f"{pending.version.title}\n" if pending.version.title else ""
+            texts.extend(prefix + chunk.text for chunk in pending.version.chunks)
+        try:
+            vectors = self._embedder.embed_documents(texts)
+        except EmberError as exc:
+            for pending in batch:
+                report.outcomes[pending.position] = DocumentOutcome(
+                    pending.version.source, "failed", error_code=exc.code, error=exc.detail
+                )
+            return
+        _, index = self._indexes.live(collection_id, self._embedder.model_id, self._embedder.dim)
+        new_ids: list[int] = []
+        new_rows: list[int] = []
+        new_meta: list[dict[str, object]] = []
+        retired: list[int] = []
+        for pending in batch:
+            version = pending.version
+            rows = slice(pending.first_row, pending.first_row + len(version.chunks))
+            try:
+                written = self._store.write_version(
+                    collection_id, version, vectors[rows], self._embedder.model_id
+                )
+            except EmberError as exc:
+                report.outcomes[pending.position] = DocumentOutcome(
+                    version.source, "failed", error_code=exc.code, error=exc.detail
+                )
+                continue
+            new_ids.extend(written.chunk_ids)
+            new_rows.extend(range(rows.start, rows.stop))
+            new_meta.extend([chunk_metadata(version)] * len(written.chunk_ids))
+            retired.extend(written.retired_chunk_ids)
+            report.outcomes[pending.position] = DocumentOutcome(
+                version.source,
+                "created" if written.version == 1 else "updated",
+                written.document_id,
+                written.version,
+                len(written.chunk_ids),
+            )
+        if retired:
+            index.delete(retired)
+        if new_ids:
+            index.upsert(new_ids, np.ascontiguousarray(vectors[new_rows]), new_meta)
+
+    @staticmethod
+    def _report_progress(
+        report: IngestReport, progress: Callable[[IngestProgress], None] | None
+    ) -> None:
+        if progress is not None:
+            progress(
+                IngestProgress(
+                    done=len(report.outcomes),
+                    written=report.count("created", "updated"),
+                    skipped=report.count("unchanged", "duplicate"),
+                    failed=report.count("failed"),
+                    chunks=report.chunks,
+                )
+            )

@@ -1,0 +1,195 @@
+"""Hybrid retrieval: dense and keyword candidates, fused, filtered inside both, top-k.
+
+Dense candidates come from the collection's live vector index, keyword candidates from the
+database's full-text search; the metadata filter is applied inside each candidate search.
+Fusion is weighted reciprocal rank fusion (``rrf``: ``Σ w / (k + rank)``) or a weighted sum of
+min-max-normalized scores (``relative``). With ``per_document`` each candidate list is first
+reduced to its best chunk per document, and a document found by both lists is represented by
+its best dense chunk. Optional MMR re-ranks the fused list for diversity
+using the stored chunk vectors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from ember.memory.filters import Filter
+from ember.memory.indexes import IndexManager
+from ember.providers.protocol import Embedder
+from ember.storage.protocol import ChunkStore, CollectionRepository
+from ember.storage.records import ChunkRecord
+
+__all__ = ["Fusion", "Mode", "Retriever", "SearchHit", "SearchSettings"]
+
+Mode = Literal["hybrid", "dense", "keyword"]
+Fusion = Literal["rrf", "relative"]
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """How candidates are gathered and fused (defaults documented in configuration)."""
+
+    candidates: int = 100
+    fusion: Fusion = "rrf"
+    rrf_k: int = 60
+    dense_weight: float = 1.0
+    keyword_weight: float = 1.5
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One result: the chunk, its fused score and where it ranked in each candidate list
+    (1-based; ``None`` when that list did not have it)."""
+
+    chunk: ChunkRecord
+    score: float
+    dense_rank: int | None
+    keyword_rank: int | None
+    dense_score: float | None
+    keyword_score: float | None
+
+
+def _best_per_document(
+    hits: list[tuple[int, float]], documents: dict[int, str]
+) -> list[tuple[int, float]]:
+    seen: set[str] = set()
+    kept = []
+    for chunk_id, score in hits:
+        document = documents.get(chunk_id)
+        if document is not None and document not in seen:
+            seen.add(document)
+            kept.append((chunk_id, score))
+    return kept
+
+
+def _normalized(hits: list[tuple[int, float]]) -> dict[int, float]:
+    if not hits:
+        return {}
+    scores = [score for _, score in hits]
+    low, high = min(scores), max(scores)
+    span = high - low
+    return {chunk: (score - low) / span if span > 0 else 1.0 for chunk, score in hits}
+
+
+class Retriever:
+    """Searches one collection at a time."""
+
+    def __init__(
+        self,
+        collections: CollectionRepository,
+        store: ChunkStore,
+        indexes: IndexManager,
+        embedders: dict[str, Embedder],
+        settings: SearchSettings | None = None,
+    ) -> None:
+        self._collections = collections
+        self._store = store
+        self._indexes = indexes
+        self._embedders = embedders
+        self.settings = settings or SearchSettings()
+
+    def search(
+        self,
+        collection: str,
+        query: str,
+        k: int = 10,
+        *,
+        where: Filter | None = None,
+        mode: Mode = "hybrid",
+        per_document: bool = False,
+        mmr_lambda: float | None = None,
+        settings: SearchSettings | None = None,
+    ) -> list[SearchHit]:
+        """The ``k`` best chunks for ``query``, best first.
+
+        :raises CollectionNotFound: no such collection.
+        :raises InvalidFilter: ``where`` uses a field or value the backends cannot test.
+        """
+        chosen = settings or self.settings
+        record = self._collections.get(collection)
+        depth = max(chosen.candidates, k)
+        dense: list[tuple[int, float]] = []
+        keyword: list[tuple[int, float]] = []
+        model_id = None
+        if mode != "keyword":
+            live = self._indexes.current(record.id)
+            if live is not None:
+                index_record, index = live
+                model_id = index_record.model_id
+                vector = self._embedders[model_id].embed_query(query)
+                dense = [(hit.id, hit.score) for hit in index.search(vector, depth, where)]
+        if mode != "dense":
+            keyword = self._store.keyword_search(record.id, query, depth, where)
+        chunk_ids = list(dict.fromkeys([c for c, _ in dense] + [c for c, _ in keyword]))
+        chunks = self._store.chunks(chunk_ids)
+        if per_document:
+            owners = {cid: chunk.document_id for cid, chunk in chunks.items()}
+            dense = _best_per_document(dense, owners)
+            keyword = _best_per_document(keyword, owners)
+            representative = {owners[cid]: cid for cid, _ in reversed(dense)}
+            keyword = [(representative.get(owners[cid], cid), score) for cid, score in keyword]
+        fused = self._fuse(dense, keyword, chosen, mode)
+        ranked = sorted(fused.items(), key=lambda item: -item[1])
+        if mmr_lambda is not None and model_id is not None:
+            ranked = self._mmr(ranked[:depth], model_id, k, mmr_lambda)
+        dense_rank = {cid: rank for rank, (cid, _) in enumerate(dense, start=1)}
+        keyword_rank = {cid: rank for rank, (cid, _) in enumerate(keyword, start=1)}
+        dense_score, keyword_score = dict(dense), dict(keyword)
+        return [
+            SearchHit(
+                chunk=chunks[cid],
+                score=score,
+                dense_rank=dense_rank.get(cid),
+                keyword_rank=keyword_rank.get(cid),
+                dense_score=dense_score.get(cid),
+                keyword_score=keyword_score.get(cid),
+            )
+            for cid, score in ranked[:k]
+            if cid in chunks
+        ]
+
+    @staticmethod
+    def _fuse(
+        dense: list[tuple[int, float]],
+        keyword: list[tuple[int, float]],
+        settings: SearchSettings,
+        mode: Mode,
+    ) -> dict[int, float]:
+        if mode == "dense":
+            return dict(dense)
+        if mode == "keyword":
+            return dict(keyword)
+        fused: dict[int, float] = {}
+        weighted = ((dense, settings.dense_weight), (keyword, settings.keyword_weight))
+        if settings.fusion == "rrf":
+            for hits, weight in weighted:
+                for rank, (cid, _) in enumerate(hits, start=1):
+                    fused[cid] = fused.get(cid, 0.0) + weight / (settings.rrf_k + rank)
+        else:
+            for hits, weight in weighted:
+                for cid, score in _normalized(hits).items():
+                    fused[cid] = fused.get(cid, 0.0) + weight * score
+        return fused
+
+    def _mmr(
+        self, ranked: Sequence[tuple[int, float]], model_id: str, k: int, lam: float
+    ) -> list[tuple[int, float]]:
+        vectors = self._store.vectors([cid for cid, _ in ranked], model_id)
+        pool = [(cid, score) for cid, score in ranked if cid in vectors]
+        relevance = _normalized(list(pool))
+        chosen: list[tuple[int, float]] = []
+        while pool and len(chosen) < k:
+            best, best_value = 0, -np.inf
+            for position, (cid, _) in enumerate(pool):
+                similarity = max(
+                    (float(vectors[cid] @ vectors[other]) for other, _ in chosen), default=0.0
+                )
+                value = lam * relevance[cid] - (1 - lam) * similarity
+                if value > best_value:
+                    best, best_value = position, value
+            chosen.append(pool.pop(best))
+        return chosen

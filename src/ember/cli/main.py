@@ -21,12 +21,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from ember import __version__
+from ember.cli.memory import register as register_memory_commands
 from ember.config import EmberConfig, load_config
 from ember.errors import ConfigError, EmberError
 from ember.observability import configure_logging
 from ember.storage import BackupTool, Database, Migrator
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "reported"]
 
 T = TypeVar("T")
 console = Console()
@@ -54,7 +55,7 @@ ConfigOption = Annotated[
 
 
 @contextmanager
-def _reported() -> Iterator[None]:
+def reported() -> Iterator[None]:
     try:
         yield
     except EmberError as exc:
@@ -96,7 +97,7 @@ def up(
     """Start (or join) a Ray cluster and serve the API until Ctrl-C."""
     from ember.cluster import Runtime, check_port_free
 
-    with _reported():
+    with reported():
         config = _config(config_path, port=port, host=host)
         configure_logging("ember", config.logging.level, config.logging.format)
         server = config.server
@@ -134,7 +135,7 @@ def status(config_path: ConfigOption = None) -> None:
     """Show the cluster, the database and the Serve app."""
     from ember.cluster import probe_cluster
 
-    with _reported():
+    with reported():
         config = _config(config_path)
         table = Table("part", "state", "detail")
         healthy = True
@@ -181,7 +182,7 @@ def status(config_path: ConfigOption = None) -> None:
 @db_app.command("upgrade")
 def db_upgrade(config_path: ConfigOption = None) -> None:
     """Apply every pending migration (idempotent)."""
-    with _reported():
+    with reported():
         config = _config(config_path)
         revision = _with_database(config, lambda database: Migrator(database).upgrade())
         console.print(f"database at revision {revision}")
@@ -193,7 +194,7 @@ def db_backup(
     config_path: ConfigOption = None,
 ) -> None:
     """Back up the database to PATH (online for SQLite, pg_dump for Postgres)."""
-    with _reported():
+    with reported():
         config = _config(config_path)
         written = _with_database(config, lambda database: BackupTool(database).backup(path))
         console.print(f"backup written to {written} ({written.stat().st_size} bytes)")
@@ -206,7 +207,7 @@ def db_restore(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Replace the whole database with the backup at PATH. Stop ember first."""
-    with _reported():
+    with reported():
         config = _config(config_path)
         if not yes and not typer.confirm(
             f"Replace every row of {config.database_url.split('@')[-1]} with {path}?"
@@ -214,6 +215,9 @@ def db_restore(
             raise typer.Exit(1)
         _with_database(config, lambda database: BackupTool(database).restore(path))
         console.print(f"restored from {path}")
+
+
+register_memory_commands(app)
 
 
 def main() -> None:

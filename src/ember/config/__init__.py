@@ -3,8 +3,10 @@
 from ember.config.loader import CONFIG_ENV, environment_variables, load_config
 from ember.config.models import (
     DatabaseConfig,
+    EmbeddingsConfig,
     EmberConfig,
     LoggingConfig,
+    MemoryConfig,
     RayConfig,
     ServeConfig,
     ServerConfig,
@@ -13,8 +15,10 @@ from ember.config.models import (
 __all__ = [
     "CONFIG_ENV",
     "DatabaseConfig",
+    "EmbeddingsConfig",
     "EmberConfig",
     "LoggingConfig",
+    "MemoryConfig",
     "RayConfig",
     "ServeConfig",
     "ServerConfig",

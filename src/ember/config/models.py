@@ -14,8 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "DatabaseConfig",
+    "EmbeddingsConfig",
     "EmberConfig",
     "LoggingConfig",
+    "MemoryConfig",
     "RayConfig",
     "ServeConfig",
     "ServerConfig",
@@ -86,6 +88,63 @@ class LoggingConfig(_Section):
     )
 
 
+class EmbeddingsConfig(_Section):
+    """The embedding model that turns chunks and queries into vectors."""
+
+    provider: Literal["sentence-transformers", "openai"] = Field(
+        "sentence-transformers",
+        description="`sentence-transformers` runs a local model; `openai` calls an "
+        "OpenAI-compatible `/v1/embeddings` server.",
+    )
+    model: str | None = Field(
+        None,
+        description="Local model directory or OpenAI model name; unset means the bundled "
+        "all-MiniLM-L6-v2.",
+    )
+    dim: int | None = Field(
+        None,
+        gt=0,
+        description="Vector dimension; required for `openai`, read from the model otherwise.",
+    )
+    batch_size: int = Field(32, ge=1, description="Passages per embedding call.")
+    device: str | None = Field(None, description="Torch device; unset picks cuda when present.")
+    base_url: str | None = Field(None, description="OpenAI-compatible server URL (`openai`).")
+    api_key: str | None = Field(
+        None, description="API key for `openai`; prefer the environment variable."
+    )
+
+
+class MemoryConfig(_Section):
+    """Ingest, vector indexes and retrieval."""
+
+    chunk_tokens: int = Field(200, ge=8, description="Most tokens in one chunk.")
+    chunk_overlap: int = Field(32, ge=0, description="Tokens shared by neighbouring chunks.")
+    max_document_bytes: int = Field(
+        50 * 1024 * 1024, ge=1, description="Largest document accepted, in bytes."
+    )
+    ingest_batch_size: int = Field(64, ge=1, description="Documents embedded together.")
+    vector_backend: Literal["faiss", "milvus", "weaviate"] = Field(
+        "faiss", description="Where vectors live: in-process FAISS, Milvus or Weaviate."
+    )
+    faiss_kind: Literal["flat", "hnsw"] = Field(
+        "flat", description="FAISS index: exact `flat` or approximate `hnsw`."
+    )
+    milvus_uri: str | None = Field(
+        None,
+        description="Milvus server URI; unset means Milvus Lite under `$EMBER_HOME/milvus`.",
+    )
+    weaviate_url: str | None = Field(None, description="Weaviate server URL (`weaviate`).")
+    search_candidates: int = Field(
+        100, ge=1, description="Candidates taken from each of dense and keyword search."
+    )
+    fusion: Literal["rrf", "relative"] = Field(
+        "rrf", description="`rrf`: reciprocal rank fusion; `relative`: normalized scores."
+    )
+    rrf_k: int = Field(60, ge=1, description="The k of reciprocal rank fusion.")
+    dense_weight: float = Field(1.0, ge=0, description="Weight of dense candidates in fusion.")
+    keyword_weight: float = Field(1.5, ge=0, description="Weight of keyword candidates.")
+
+
 class EmberConfig(_Section):
     """The whole configuration."""
 
@@ -97,6 +156,8 @@ class EmberConfig(_Section):
     serve: ServeConfig = ServeConfig()
     database: DatabaseConfig = DatabaseConfig()
     logging: LoggingConfig = LoggingConfig()
+    embeddings: EmbeddingsConfig = EmbeddingsConfig()
+    memory: MemoryConfig = MemoryConfig()
 
     @property
     def home_dir(self) -> Path:

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from ember import __version__
 from ember.serve_app.collections import collections_router
 from ember.serve_app.context import AppContext
+from ember.serve_app.memory import memory_router
 from ember.serve_app.middleware import RequestContextMiddleware
 from ember.serve_app.problems import install_problem_handlers
 from ember.serve_app.system import system_router
@@ -27,6 +28,7 @@ def create_app(context: AppContext, *, echo_request_id: bool = True) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(system_router(context.readiness))
     app.include_router(collections_router(context.collections))
+    app.include_router(memory_router(context.memory))
     app.add_middleware(RequestContextMiddleware, echo=echo_request_id)
     app.state.context = context
     return app

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from starlette.concurrency import run_in_threadpool
 
 from ember.config import EmberConfig
+from ember.memory.service import MemoryService
 from ember.serve_app.readiness import CheckResult, Readiness
 from ember.storage import (
     CollectionRepository,
@@ -26,11 +27,15 @@ class AppContext:
     database: Database
     migrator: Migrator
     collections: CollectionRepository
+    memory: MemoryService
     readiness: Readiness
 
 
-def build_context(config: EmberConfig) -> AppContext:
-    """Wire the default adapters for ``config``; readiness checks the database is migrated."""
+def build_context(config: EmberConfig, memory: MemoryService | None = None) -> AppContext:
+    """Wire the default adapters for ``config``; readiness checks the database is migrated.
+
+    ``memory`` defaults to the configured memory plane (it loads its model lazily).
+    """
     database = Database.from_config(config)
     migrator = Migrator(database)
     readiness = Readiness()
@@ -46,5 +51,6 @@ def build_context(config: EmberConfig) -> AppContext:
         database=database,
         migrator=migrator,
         collections=SqlCollectionRepository(database),
+        memory=memory or MemoryService.build(config, database),
         readiness=readiness,
     )

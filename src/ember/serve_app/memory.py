@@ -1,0 +1,236 @@
+"""``/collections/{name}/documents``, ``/search`` and ``/context``: the memory plane over HTTP."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import asdict
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ember.errors import EmberError, ValidationFailed
+from ember.memory.extract import SourceDocument, beir_documents
+from ember.memory.filters import parse_filter
+from ember.memory.ingest import DocumentOutcome
+from ember.memory.retrieval import SearchHit
+from ember.memory.service import MemoryService
+
+__all__ = ["memory_router"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DocumentIn(_Strict):
+    source: str = Field(min_length=1, max_length=2048, description="Unique within the collection.")
+    text: str | None = Field(None, description="The content as text.")
+    content_base64: str | None = Field(None, description="The content as base64 (PDF, files).")
+    media_type: str | None = Field(None, description="Default: from the source's suffix.")
+    title: str | None = Field(None, max_length=2000)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_content(self) -> DocumentIn:
+        if (self.text is None) == (self.content_base64 is None):
+            raise ValueError("give exactly one of text and content_base64")
+        return self
+
+    def source_document(self) -> SourceDocument:
+        if self.text is not None:
+            content = self.text.encode()
+        else:
+            try:
+                content = base64.b64decode(self.content_base64 or "", validate=True)
+            except binascii.Error as exc:
+                raise ValidationFailed(f"{self.source}: content_base64 is not base64") from exc
+        return SourceDocument(self.source, content, self.media_type, self.title, self.metadata)
+
+
+class IngestIn(_Strict):
+    documents: list[DocumentIn] = Field(min_length=1, max_length=10000)
+
+
+class OutcomeOut(BaseModel):
+    source: str
+    status: Literal["created", "updated", "unchanged", "duplicate", "failed"]
+    document_id: str | None
+    version: int | None
+    chunks: int
+    duplicate_of: str | None
+    error_code: str | None
+    error: str | None
+
+    @classmethod
+    def of(cls, outcome: DocumentOutcome) -> OutcomeOut:
+        return cls(**asdict(outcome))
+
+
+class IngestOut(BaseModel):
+    collection: str
+    created: int
+    updated: int
+    skipped: int
+    failed: int
+    chunks: int
+    seconds: float
+    documents: list[OutcomeOut]
+
+
+class SearchIn(_Strict):
+    query: str = Field(min_length=1, max_length=10000)
+    k: int = Field(10, ge=1, le=1000)
+    filter: dict[str, Any] | None = Field(None, description="Metadata filter (docs/memory.md).")
+    mode: Literal["hybrid", "dense", "keyword"] = "hybrid"
+    per_document: bool = Field(False, description="At most one chunk per document.")
+    mmr_lambda: float | None = Field(None, ge=0, le=1, description="Re-rank for diversity.")
+    explain: bool = Field(False, description="Add each hit's dense and keyword ranks.")
+
+
+class Explanation(BaseModel):
+    dense_rank: int | None
+    keyword_rank: int | None
+    dense_score: float | None
+    keyword_score: float | None
+    fused_score: float
+
+
+class HitOut(BaseModel):
+    chunk_id: int
+    document_id: str
+    source: str
+    version: int
+    title: str | None
+    text: str
+    char_start: int
+    char_end: int
+    score: float
+    metadata: dict[str, Any]
+    explain: Explanation | None = None
+
+    @classmethod
+    def of(cls, hit: SearchHit, explain: bool) -> HitOut:
+        chunk = hit.chunk
+        return cls(
+            chunk_id=chunk.id,
+            document_id=chunk.document_id,
+            source=chunk.source,
+            version=chunk.version,
+            title=chunk.title,
+            text=chunk.text,
+            char_start=chunk.char_start,
+            char_end=chunk.char_end,
+            score=hit.score,
+            metadata=chunk.metadata,
+            explain=Explanation(
+                dense_rank=hit.dense_rank,
+                keyword_rank=hit.keyword_rank,
+                dense_score=hit.dense_score,
+                keyword_score=hit.keyword_score,
+                fused_score=hit.score,
+            )
+            if explain
+            else None,
+        )
+
+
+class SearchOut(BaseModel):
+    hits: list[HitOut]
+
+
+class ContextIn(_Strict):
+    query: str = Field(min_length=1, max_length=10000)
+    budget_tokens: int = Field(ge=16, le=1_000_000)
+    k: int = Field(20, ge=1, le=1000)
+    filter: dict[str, Any] | None = None
+
+
+class PackedOut(BaseModel):
+    citation: int
+    chunk_id: int
+    document_id: str
+    source: str
+    version: int
+    char_start: int
+    char_end: int
+    tokens: int
+    score: float
+
+
+class DroppedOut(BaseModel):
+    chunk_id: int
+    source: str
+    reason: Literal["near_duplicate", "over_budget"]
+    tokens: int
+    duplicate_of: int | None
+
+
+class ContextOut(BaseModel):
+    text: str
+    budget_tokens: int
+    tokens_used: int
+    tokenizer: str
+    chunks: list[PackedOut]
+    dropped: list[DroppedOut]
+
+
+def memory_router(memory: MemoryService) -> APIRouter:
+    """Routes over ``memory``."""
+    router = APIRouter(prefix="/collections/{name}", tags=["memory"])
+
+    @router.post("/documents", response_model=IngestOut)
+    def ingest_documents(name: str, body: IngestIn) -> IngestOut:
+        """Ingest documents; every document gets an outcome, failures do not stop the rest."""
+        items: list[SourceDocument | EmberError] = []
+        for document in body.documents:
+            if document.media_type == "application/x-beir+jsonl":
+                items.extend(beir_documents(document.source_document().content))
+                continue
+            try:
+                items.append(document.source_document())
+            except EmberError as exc:
+                items.append(exc)
+        report = memory.ingest(name, items)
+        return IngestOut(
+            collection=name,
+            created=report.count("created"),
+            updated=report.count("updated"),
+            skipped=report.count("unchanged", "duplicate"),
+            failed=report.count("failed"),
+            chunks=report.chunks,
+            seconds=round(report.seconds, 3),
+            documents=[OutcomeOut.of(o) for o in report.outcomes],
+        )
+
+    @router.post("/search", response_model=SearchOut)
+    def search(name: str, body: SearchIn) -> SearchOut:
+        """Hybrid (or dense, or keyword) search with filters applied inside both searches."""
+        hits = memory.search(
+            name,
+            body.query,
+            body.k,
+            where=parse_filter(body.filter),
+            mode=body.mode,
+            per_document=body.per_document,
+            mmr_lambda=body.mmr_lambda,
+        )
+        return SearchOut(hits=[HitOut.of(hit, body.explain) for hit in hits])
+
+    @router.post("/context", response_model=ContextOut)
+    def context(name: str, body: ContextIn) -> ContextOut:
+        """The best chunks for ``query`` packed into ``budget_tokens``, with citations."""
+        pack, _ = memory.context(
+            name, body.query, body.budget_tokens, k=body.k, where=parse_filter(body.filter)
+        )
+        return ContextOut(
+            text=pack.text,
+            budget_tokens=pack.budget,
+            tokens_used=pack.tokens_used,
+            tokenizer=pack.tokenizer,
+            chunks=[PackedOut(**asdict(c)) for c in pack.chunks],
+            dropped=[DroppedOut(**asdict(d)) for d in pack.dropped],
+        )
+
+    return router

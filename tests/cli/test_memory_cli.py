@@ -1,0 +1,77 @@
+"""`ember ingest`, `ember search` and `ember collections` against a real local store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ember.cli import app
+
+pytestmark = pytest.mark.slow
+runner = CliRunner()
+
+
+def test_ingest_search_export_import(tmp_path: Path) -> None:
+    env = {"EMBER_HOME": str(tmp_path / "home"), "COLUMNS": "200"}
+    corpus = tmp_path / "corpus"
+    (corpus / "sub").mkdir(parents=True)
+    (corpus / "a.txt").write_text("Saturn has rings made of ice and rock.")
+    (corpus / "sub" / "b.md").write_text("# Mars\nMars is the red planet with dusty storms.")
+    (corpus / "bad.txt").write_bytes(b"\x00\x01 not text")
+    (corpus / "skip.docx").write_bytes(b"PK")
+    (corpus / "beir.jsonl").write_text(
+        json.dumps({"_id": "j1", "title": "Jupiter", "text": "The largest planet."}) + "\n"
+    )
+
+    result = runner.invoke(app, ["ingest", str(corpus), "--collection", "space"], env=env)
+    assert result.exit_code == 1, result.output
+    assert "3 created" in result.output and "1 failed" in result.output
+    assert "bad.txt: error[binary_document]" in result.output
+
+    again = runner.invoke(app, ["ingest", str(corpus / "a.txt"), "-C", "space"], env=env)
+    assert again.exit_code == 0 and "1 unchanged" in again.output
+
+    found = runner.invoke(
+        app, ["search", "ringed planet of ice", "-C", "space", "--explain"], env=env
+    )
+    assert found.exit_code == 0, found.output
+    first_row = next(line for line in found.output.splitlines() if line.startswith("│ 1 "))
+    assert "a.txt" in first_row
+
+    filtered = runner.invoke(
+        app, ["search", "planet", "-C", "space", "--filter", '{"beir_id": "j1"}'], env=env
+    )
+    assert "j1" in filtered.output and "a.txt" not in filtered.output
+    bad_filter = runner.invoke(
+        app, ["search", "x", "-C", "space", "--filter", '{"a": {"$x": 1}}'], env=env
+    )
+    assert bad_filter.exit_code == 1 and "error[invalid_filter]" in bad_filter.output
+
+    listed = runner.invoke(app, ["collections", "list"], env=env)
+    assert "space" in listed.output
+
+    export = tmp_path / "space.ember.gz"
+    assert (
+        runner.invoke(app, ["collections", "export", "space", str(export)], env=env).exit_code == 0
+    )
+    other = {"EMBER_HOME": str(tmp_path / "other"), "COLUMNS": "200"}
+    imported = runner.invoke(app, ["collections", "import", str(export), "--as", "copy"], env=other)
+    assert imported.exit_code == 0 and "imported 3 documents into copy" in imported.output
+    copied = runner.invoke(app, ["search", "ringed planet of ice", "-C", "copy"], env=other)
+    assert "a.txt" in copied.output
+
+    missing = runner.invoke(app, ["search", "x", "-C", "nope"], env=env)
+    assert missing.exit_code == 1 and "error[collection_not_found]" in missing.output
+    deleted = runner.invoke(app, ["collections", "delete", "space", "--yes"], env=env)
+    assert deleted.exit_code == 0
+
+
+def test_ingest_of_a_missing_path(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["ingest", str(tmp_path / "nothing"), "-C", "x"], env={"EMBER_HOME": str(tmp_path)}
+    )
+    assert result.exit_code == 1
+    assert "no such file or directory" in result.output

@@ -10,6 +10,7 @@ from ember.errors import (
     BinaryDocument,
     DocumentRejected,
     DocumentTooLarge,
+    DocumentUnreadable,
     EmptyDocument,
     UnsupportedMediaType,
 )
@@ -95,7 +96,7 @@ def test_explicit_media_type_wins_over_suffix() -> None:
         (SourceDocument("a.txt", b"  \n\t "), EmptyDocument),
         (SourceDocument("a.bin", b"\x89PNG\r\n\x1a\n\x00\x00\x00"), BinaryDocument),
         (SourceDocument("a.txt", b"caf\xe9 latin-1"), BinaryDocument),
-        (SourceDocument("a.pdf", b"%PDF-1.4 garbage"), BinaryDocument),
+        (SourceDocument("a.pdf", b"%PDF-1.4 garbage"), DocumentUnreadable),
         (SourceDocument("a.docx", b"PK", media_type="application/msword"), UnsupportedMediaType),
         (SourceDocument("c.jsonl", b'{"_id": "1"}'), UnsupportedMediaType),
         (SourceDocument("big.txt", b"x" * (LIMIT + 1)), DocumentTooLarge),

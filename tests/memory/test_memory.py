@@ -193,3 +193,77 @@ def test_stored_vectors_match_the_model(memory: MemoryService, embedder) -> None
     stored = memory.store.vectors([hit.chunk.id], embedder.model_id)[hit.chunk.id]
     expected = embedder.embed_documents([hit.chunk.text])[0]
     assert np.allclose(stored, expected, atol=1e-5)
+
+
+class _PoisonedEmbedder:
+    """The real model, except that any batch holding the word POISON fails like a crashed
+    runtime would (a plain exception, not an ember error)."""
+
+    def __init__(self, base) -> None:
+        self._base = base
+        self.model_id, self.dim = base.model_id, base.dim
+
+    def embed_documents(self, texts):
+        if any("POISON" in text for text in texts):
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return self._base.embed_documents(texts)
+
+    def embed_query(self, text):
+        return self._base.embed_query(text)
+
+
+def test_failures_mid_batch_lose_nothing_already_accepted(
+    memory: MemoryService, embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ember.memory import ingest as ingest_module
+    from ember.memory.ingest import Ingestor
+
+    real_extract = ingest_module.extract
+
+    def flaky_extract(document, max_bytes):
+        if document.source == "crash.html":
+            raise RecursionError("maximum recursion depth exceeded")
+        return real_extract(document, max_bytes)
+
+    monkeypatch.setattr(ingest_module, "extract", flaky_extract)
+    ingestor = Ingestor(
+        memory.collections,
+        memory.store,
+        memory.indexes,
+        _PoisonedEmbedder(embedder),
+        memory.ingestor._chunker,
+        batch_size=1,
+    )
+    report = ingestor.ingest(
+        "notes",
+        [
+            SourceDocument("one.txt", b"Photosynthesis turns light into sugar."),
+            SourceDocument("crash.html", b"<p>deeply nested</p>"),
+            SourceDocument("two.txt", b"This one carries POISON for the embedder."),
+            SourceDocument("three.txt", b"Glaciers carve valleys over millennia."),
+        ],
+    )
+    assert [(o.source, o.status, o.error_code) for o in report.outcomes] == [
+        ("one.txt", "created", None),
+        ("crash.html", "failed", "document_unreadable"),
+        ("two.txt", "failed", "internal"),
+        ("three.txt", "created", None),
+    ]
+    assert "RecursionError" in (report.outcomes[1].error or "")
+    assert set(sources(memory.search("notes", "sugar valleys", 10))) == {"one.txt", "three.txt"}
+
+
+def test_a_vector_index_that_refuses_writes_is_rebuilt_from_the_table(
+    memory: MemoryService,
+) -> None:
+    load(memory, ["cats.txt"])
+    collection = memory.collections.get("notes")
+    old_record, old_index = memory.indexes.current(collection.id)
+    old_index.close()
+    report = memory.ingest("notes", [SourceDocument("tides.txt", DOCS["tides.txt"][0].encode())])
+    assert [o.status for o in report.outcomes] == ["created"]
+    assert report.index_error is None
+    live, index = memory.indexes.current(collection.id)
+    assert live.id != old_record.id and index.count() == 2
+    hits = memory.search("notes", "the moon pulls the sea", 1, mode="dense")
+    assert sources(hits) == ["tides.txt"]

@@ -3,13 +3,16 @@ results."""
 
 from __future__ import annotations
 
+import base64
 import gzip
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ember.config import load_config
-from ember.errors import BadRequest, CollectionExists
+from ember.errors import BadRequest, CollectionExists, DimensionMismatch
 from ember.memory.extract import SourceDocument
 from ember.memory.service import MemoryService
 from ember.storage import Database, Migrator
@@ -69,4 +72,25 @@ def test_import_rejects_other_files(memory: MemoryService, tmp_path: Path) -> No
         out.write('{"format": "something-else"}\n')
     with pytest.raises(BadRequest, match="not an ember collection export"):
         memory.import_(wrong)
+    assert [c.name for c in memory.collections.list()] == ["notes"]
+
+
+def test_a_damaged_export_imports_nothing(memory: MemoryService, tmp_path: Path) -> None:
+    load(memory)
+    path = tmp_path / "notes.ember.gz"
+    memory.export("notes", path)
+    with gzip.open(path, "rt") as lines:
+        header, *documents = lines.read().splitlines()
+    row = json.loads(documents[-1])
+    row["vectors"] = [base64.b64encode(np.zeros(8, np.float32).tobytes()).decode()]
+    short = tmp_path / "short.ember.gz"
+    with gzip.open(short, "wt") as out:
+        out.write("\n".join([header, *documents[:-1], json.dumps(row)]) + "\n")
+    with pytest.raises(DimensionMismatch, match="8 dims, header says 384"):
+        memory.import_(short, name="short")
+    truncated = tmp_path / "truncated.ember.gz"
+    with gzip.open(truncated, "wt") as out:
+        out.write("\n".join([header, documents[0], '{"source": "x"']) + "\n")
+    with pytest.raises(BadRequest, match=r"truncated\.ember\.gz:3"):
+        memory.import_(truncated, name="truncated")
     assert [c.name for c in memory.collections.list()] == ["notes"]

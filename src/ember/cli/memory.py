@@ -18,10 +18,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ember.config import EmberConfig, load_config
-from ember.errors import EmberError, ValidationFailed
+from ember.errors import DocumentUnreadable, EmberError, ValidationFailed
 from ember.memory.extract import BEIR_JSONL, SourceDocument, beir_documents, media_type_for
 from ember.memory.filters import parse_filter
 from ember.memory.ingest import IngestProgress
+from ember.memory.reindex import ReindexProgress
 from ember.memory.service import MemoryService
 from ember.storage import Database, Migrator
 
@@ -58,10 +59,15 @@ def _files(root: Path) -> list[Path]:
 def _documents(files: list[Path], root: Path) -> Iterator[SourceDocument | EmberError]:
     for path in files:
         source = str(path.relative_to(root)) if root.is_dir() else path.name
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            yield DocumentUnreadable(f"{source}: {exc.strerror or exc}")
+            continue
         if media_type_for(path.name) == BEIR_JSONL:
-            yield from beir_documents(path.read_bytes())
+            yield from beir_documents(data)
         else:
-            yield SourceDocument(source, path.read_bytes())
+            yield SourceDocument(source, data)
 
 
 def _count(files: list[Path]) -> int:
@@ -125,7 +131,14 @@ def ingest(
             f"{report.count('unchanged')} unchanged, {report.count('duplicate')} duplicate, "
             f"{len(failed)} failed; {report.chunks} chunks in {report.seconds:.1f} s"
         )
-        if failed:
+        if report.index_error:
+            console.print(
+                f"[yellow]vector index not updated[/] ({report.index_error}); the documents are "
+                "stored and found by keyword search: run `ember collections reindex "
+                f"{collection}`",
+                highlight=False,
+            )
+        if failed or report.index_error:
             raise typer.Exit(1)
 
 
@@ -259,6 +272,47 @@ def import_collection(
             memory.close()
             database.dispose()
         console.print(f"imported {count} documents into {created}")
+
+
+@collections_app.command("reindex")
+def reindex_collection(
+    name: Annotated[str, typer.Argument(help="The collection to reindex.")],
+    config_path: ConfigOption = None,
+) -> None:
+    """Re-embed a collection with the configured embedding model and swap in a new index.
+
+    Only chunks without an embedding under that model are embedded, so it also rebuilds a
+    damaged index from the database, and an interrupted run continues where it stopped.
+    """
+    from ember.cli.main import reported
+
+    with reported():
+        _, database, memory = _memory(config_path)
+        try:
+            columns = (
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+            )
+            with Progress(*columns, console=console) as bar:
+                record = memory.collections.get(name)
+                total = memory.store.live_chunk_count(record.id)
+                task = bar.add_task("reindexing", total=total)
+
+                def advance(state: ReindexProgress) -> None:
+                    bar.update(task, description=state.phase, completed=state.done)
+
+                report = memory.reindex(name, advance)
+        finally:
+            memory.close()
+            database.dispose()
+        console.print(
+            f"{name}: {report.from_model or '(no index)'} -> {report.to_model}, "
+            f"{report.embedded} chunks embedded, {report.vectors} vectors in index "
+            f"{report.index_id} ({report.seconds:.1f} s)",
+            highlight=False,
+        )
 
 
 def register(app: typer.Typer) -> None:

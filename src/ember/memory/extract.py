@@ -19,6 +19,7 @@ from ember.errors import (
     BinaryDocument,
     DocumentRejected,
     DocumentTooLarge,
+    DocumentUnreadable,
     EmptyDocument,
     UnsupportedMediaType,
 )
@@ -116,7 +117,6 @@ def _html(data: bytes) -> tuple[str, str | None]:
 
 def _pdf(data: bytes) -> tuple[str, str | None, dict[str, Any]]:
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
 
     try:
         reader = PdfReader(io.BytesIO(data))
@@ -125,8 +125,10 @@ def _pdf(data: bytes) -> tuple[str, str | None, dict[str, Any]]:
         pages = [page.extract_text() or "" for page in reader.pages]
         info = reader.metadata
         title = str(info.title) if info is not None and info.title else None
-    except (PdfReadError, ValueError, KeyError) as exc:
-        raise BinaryDocument(f"not a readable PDF: {exc}") from exc
+    except DocumentRejected:
+        raise
+    except Exception as exc:
+        raise DocumentUnreadable(f"not a readable PDF: {exc}") from exc
     return "\n\n".join(pages), title, {"pages": len(pages)}
 
 
@@ -136,7 +138,8 @@ def extract(document: SourceDocument, max_bytes: int) -> Extracted:
     :raises DocumentTooLarge: more than ``max_bytes`` bytes.
     :raises UnsupportedMediaType: a format ember does not read (BEIR JSONL must be split with
         :func:`beir_documents` first).
-    :raises BinaryDocument: binary content, or a PDF that cannot be read.
+    :raises BinaryDocument: binary content that is not a PDF.
+    :raises DocumentUnreadable: a PDF that cannot be read.
     :raises EmptyDocument: no text after extraction.
     """
     size = len(document.content)

@@ -9,6 +9,7 @@ the old chunks; unchanged content is skipped, as is content identical to another
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from ember.errors import Conflict, EmberError
+from ember.errors import DocumentUnreadable, EmberError, ReindexRequired
 from ember.memory.chunker import Chunker
 from ember.memory.extract import SourceDocument, extract
 from ember.memory.indexes import IndexManager
@@ -26,7 +27,9 @@ from ember.storage.chunks import chunk_metadata
 from ember.storage.protocol import ChunkStore, CollectionRepository
 from ember.storage.records import NewVersion
 
-__all__ = ["DocumentOutcome", "IngestProgress", "IngestReport", "Ingestor"]
+__all__ = ["DocumentOutcome", "IngestProgress", "IngestReport", "Ingestor", "embedding_text"]
+
+log = logging.getLogger(__name__)
 
 Status = Literal["created", "updated", "unchanged", "duplicate", "failed"]
 
@@ -63,6 +66,9 @@ class IngestReport:
     collection: str
     outcomes: list[DocumentOutcome] = field(default_factory=list)
     seconds: float = 0.0
+    index_error: str | None = None
+    """Set when written documents could not be put in the vector index, even by a rebuild:
+    they are in the database and keyword search; ``rebuild`` puts them in the index."""
 
     def count(self, *statuses: Status) -> int:
         """How many documents ended in any of ``statuses``."""
@@ -79,6 +85,11 @@ class _Pending:
     position: int
     version: NewVersion
     first_row: int = 0
+
+
+def embedding_text(title: str | None, text: str) -> str:
+    """What is embedded for a chunk: its document's title, a newline, then its text."""
+    return f"{title}\n{text}" if title else text
 
 
 class Ingestor:
@@ -113,15 +124,15 @@ class Ingestor:
         position's failure) into ``collection``.
 
         :raises CollectionNotFound: no such collection.
-        :raises Conflict: the collection's live index uses another embedding model.
+        :raises ReindexRequired: the collection's live index uses another embedding model.
         """
         started = time.perf_counter()
         record = self._collections.get(collection)
         index_record, _ = self._indexes.live(record.id, self._embedder.model_id, self._embedder.dim)
         if index_record.model_id != self._embedder.model_id:
-            raise Conflict(
+            raise ReindexRequired(
                 f"collection {collection!r} is indexed with {index_record.model_id}, not "
-                f"{self._embedder.model_id}; reindex it first"
+                f"{self._embedder.model_id}; run `ember collections reindex {collection}`"
             )
         report = IngestReport(collection)
         batch: list[_Pending] = []
@@ -153,6 +164,12 @@ class Ingestor:
             extracted = extract(item, self._max_bytes)
         except EmberError as exc:
             return DocumentOutcome(item.source, "failed", error_code=exc.code, error=exc.detail)
+        except Exception as exc:
+            log.exception("extraction failed", extra={"source": item.source})
+            unreadable = DocumentUnreadable(f"{type(exc).__name__}: {exc}")
+            return DocumentOutcome(
+                item.source, "failed", error_code=unreadable.code, error=unreadable.detail
+            )
         digest = content_hash(extracted.text, extracted.title, extracted.metadata)
         live = self._store.live_version(collection_id, item.source)
         if live is not None and live.content_hash == digest:
@@ -175,14 +192,17 @@ class Ingestor:
         texts: list[str] = []
         for pending in batch:
             pending.first_row = len(texts)
-            prefix = f"{pending.version.title}\n" if pending.version.title else ""
-            texts.extend(prefix + chunk.text for chunk in pending.version.chunks)
+            title = pending.version.title
+            texts.extend(embedding_text(title, chunk.text) for chunk in pending.version.chunks)
         try:
             vectors = self._embedder.embed_documents(texts)
-        except EmberError as exc:
+        except Exception as exc:
+            error = exc if isinstance(exc, EmberError) else EmberError(f"embedding failed: {exc}")
+            if not isinstance(exc, EmberError):
+                log.exception("embedding failed")
             for pending in batch:
                 report.outcomes[pending.position] = DocumentOutcome(
-                    pending.version.source, "failed", error_code=exc.code, error=exc.detail
+                    pending.version.source, "failed", error_code=error.code, error=error.detail
                 )
             return
         _, index = self._indexes.live(collection_id, self._embedder.model_id, self._embedder.dim)
@@ -213,10 +233,22 @@ class Ingestor:
                 written.version,
                 len(written.chunk_ids),
             )
-        if retired:
-            index.delete(retired)
-        if new_ids:
-            index.upsert(new_ids, np.ascontiguousarray(vectors[new_rows]), new_meta)
+        try:
+            if retired:
+                index.delete(retired)
+            if new_ids:
+                index.upsert(new_ids, np.ascontiguousarray(vectors[new_rows]), new_meta)
+        except EmberError as exc:
+            self._heal_index(collection_id, exc, report)
+
+    def _heal_index(self, collection_id: str, exc: EmberError, report: IngestReport) -> None:
+        """The rows are committed but the vector index refused them: rebuild it from the
+        ``embeddings`` table, which holds them; if that fails too, say so in the report."""
+        log.warning("vector index update failed; rebuilding", extra={"error": str(exc)})
+        try:
+            self._indexes.rebuild(collection_id, self._embedder.model_id, self._embedder.dim)
+        except EmberError as again:
+            report.index_error = f"{again.code}: {again.detail}"
 
     @staticmethod
     def _report_progress(

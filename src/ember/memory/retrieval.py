@@ -1,7 +1,9 @@
 """Hybrid retrieval: dense and keyword candidates, fused, filtered inside both, top-k.
 
 Dense candidates come from the collection's live vector index, keyword candidates from the
-database's full-text search; the metadata filter is applied inside each candidate search.
+database's full-text search, the two searched at the same time (the keyword query runs in a
+worker thread while the query is embedded); the metadata filter is applied inside each
+candidate search. Candidates whose chunk was retired meanwhile are dropped before fusion.
 Fusion is weighted reciprocal rank fusion (``rrf``: ``Σ w / (k + rank)``) or a weighted sum of
 min-max-normalized scores (``relative``). With ``per_document`` each candidate list is first
 reduced to its best chunk per document, and a document found by both lists is represented by
@@ -12,11 +14,13 @@ using the stored chunk vectors.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
+from ember.errors import ReindexRequired
 from ember.memory.filters import Filter
 from ember.memory.indexes import IndexManager
 from ember.providers.protocol import Embedder
@@ -34,10 +38,10 @@ class SearchSettings:
     """How candidates are gathered and fused (defaults documented in configuration)."""
 
     candidates: int = 100
-    fusion: Fusion = "rrf"
+    fusion: Fusion = "relative"
     rrf_k: int = 60
     dense_weight: float = 1.0
-    keyword_weight: float = 1.5
+    keyword_weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,11 @@ class Retriever:
         self._indexes = indexes
         self._embedders = embedders
         self.settings = settings or SearchSettings()
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ember-keyword")
+
+    def close(self) -> None:
+        """Stop the thread that runs keyword searches beside the dense ones."""
+        self._pool.shutdown(wait=False)
 
     def search(
         self,
@@ -108,26 +117,34 @@ class Retriever:
 
         :raises CollectionNotFound: no such collection.
         :raises InvalidFilter: ``where`` uses a field or value the backends cannot test.
+        :raises ReindexRequired: the live index's model is not one of the embedders.
         """
         chosen = settings or self.settings
         record = self._collections.get(collection)
         depth = max(chosen.candidates, k)
-        dense: list[tuple[int, float]] = []
-        keyword: list[tuple[int, float]] = []
-        model_id = None
-        if mode != "keyword":
-            live = self._indexes.current(record.id)
-            if live is not None:
-                index_record, index = live
-                model_id = index_record.model_id
-                vector = self._embedders[model_id].embed_query(query)
-                dense = [(hit.id, hit.score) for hit in index.search(vector, depth, where)]
+        keyword_search = None
         if mode != "dense":
-            keyword = self._store.keyword_search(record.id, query, depth, where)
-        chunk_ids = list(dict.fromkeys([c for c, _ in dense] + [c for c, _ in keyword]))
-        chunks = self._store.chunks(chunk_ids)
+            keyword_search = self._pool.submit(
+                self._store.keyword_search, record.id, query, depth, where
+            )
+        dense: list[tuple[int, float]] = []
+        model_id = None
+        try:
+            if mode != "keyword":
+                live = self._indexes.current(record.id)
+                if live is not None:
+                    index_record, index = live
+                    model_id = index_record.model_id
+                    vector = self._embedder(model_id, collection).embed_query(query)
+                    dense = [(hit.id, hit.score) for hit in index.search(vector, depth, where)]
+        except BaseException:
+            if keyword_search is not None:
+                keyword_search.cancel()
+            raise
+        keyword = keyword_search.result() if keyword_search is not None else []
+        owners = self._store.owners([c for c, _ in dense] + [c for c, _ in keyword])
+        dense = [hit for hit in dense if hit[0] in owners]
         if per_document:
-            owners = {cid: chunk.document_id for cid, chunk in chunks.items()}
             dense = _best_per_document(dense, owners)
             keyword = _best_per_document(keyword, owners)
             representative = {owners[cid]: cid for cid, _ in reversed(dense)}
@@ -136,6 +153,8 @@ class Retriever:
         ranked = sorted(fused.items(), key=lambda item: -item[1])
         if mmr_lambda is not None and model_id is not None:
             ranked = self._mmr(ranked[:depth], model_id, k, mmr_lambda)
+        ranked = ranked[:k]
+        chunks = self._store.chunks([cid for cid, _ in ranked], live_only=True)
         dense_rank = {cid: rank for rank, (cid, _) in enumerate(dense, start=1)}
         keyword_rank = {cid: rank for rank, (cid, _) in enumerate(keyword, start=1)}
         dense_score, keyword_score = dict(dense), dict(keyword)
@@ -148,9 +167,19 @@ class Retriever:
                 dense_score=dense_score.get(cid),
                 keyword_score=keyword_score.get(cid),
             )
-            for cid, score in ranked[:k]
+            for cid, score in ranked
             if cid in chunks
         ]
+
+    def _embedder(self, model_id: str, collection: str) -> Embedder:
+        embedder = self._embedders.get(model_id)
+        if embedder is None:
+            known = ", ".join(sorted(self._embedders)) or "none"
+            raise ReindexRequired(
+                f"collection {collection!r} is indexed with {model_id}, which this ember does "
+                f"not run (configured: {known}); run `ember collections reindex {collection}`"
+            )
+        return embedder
 
     @staticmethod
     def _fuse(

@@ -19,6 +19,7 @@ from ember.memory.filters import Filter
 from ember.memory.indexes import IndexFactory, IndexManager
 from ember.memory.ingest import Ingestor, IngestProgress, IngestReport
 from ember.memory.packer import ContextPack, ContextPacker
+from ember.memory.reindex import Reindexer, ReindexProgress, ReindexReport
 from ember.memory.retrieval import Mode, Retriever, SearchHit, SearchSettings
 from ember.memory.transfer import export_collection, import_collection
 from ember.providers.protocol import Embedder, Tokenizer
@@ -76,8 +77,9 @@ def build_index_factory(config: EmberConfig) -> IndexFactory:
             return WeaviateIndex.from_url(
                 memory.weaviate_url, dim=record.dim, collection=f"Ember_{record.id}"
             )
-        from ember.vectors.faiss import FaissIndex
+        from ember.vectors.faiss import FaissIndex, set_threads
 
+        set_threads(memory.faiss_threads)
         kind = str(record.params.get("kind", "flat"))
         path = home / "indexes" / record.id
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,6 +98,8 @@ class MemoryService:
     ingestor: Ingestor
     retriever: Retriever
     packer: ContextPacker
+    reindexer: Reindexer
+    embedder: Embedder
 
     @classmethod
     def build(
@@ -137,7 +141,16 @@ class MemoryService:
             keyword_weight=memory.keyword_weight,
         )
         retriever = Retriever(collections, store, indexes, {model.model_id: model}, settings)
-        return cls(collections, store, indexes, ingestor, retriever, ContextPacker(tokenizer))
+        return cls(
+            collections,
+            store,
+            indexes,
+            ingestor,
+            retriever,
+            ContextPacker(tokenizer),
+            Reindexer(collections, store, indexes),
+            model,
+        )
 
     def ingest(
         self,
@@ -183,6 +196,13 @@ class MemoryService:
         hits = self.search(collection, query, k, where=where)
         return self.packer.pack(hits, budget), hits
 
+    def reindex(
+        self, collection: str, progress: Callable[[ReindexProgress], None] | None = None
+    ) -> ReindexReport:
+        """Re-embed ``collection`` with the configured model (only chunks it lacks) and swap
+        in a fresh index; see :mod:`ember.memory.reindex`."""
+        return self.reindexer.reindex(collection, self.embedder, progress)
+
     def export(self, collection: str, path: Path) -> int:
         """See :func:`ember.memory.transfer.export_collection`."""
         return export_collection(self.collections, self.store, self.indexes, collection, path)
@@ -193,4 +213,5 @@ class MemoryService:
 
     def close(self) -> None:
         """Flush and close every open vector index."""
+        self.retriever.close()
         self.indexes.close()

@@ -9,6 +9,7 @@ re-embedding — and rebuilds the vector index, so searches return what they ret
 from __future__ import annotations
 
 import base64
+import binascii
 import gzip
 import json
 import os
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ember.errors import BadRequest, Conflict
+from ember.errors import BadRequest, Conflict, DimensionMismatch
 from ember.memory.indexes import IndexManager
 from ember.storage.protocol import ChunkStore, CollectionRepository
 from ember.storage.records import NewChunk, NewVersion
@@ -87,6 +88,23 @@ def _header(line: str, path: Path) -> dict[str, Any]:
     return header
 
 
+def _write_line(
+    store: ChunkStore, collection_id: str, line: str, model_id: str, dim: int, where: str
+) -> None:
+    try:
+        row = json.loads(line)
+        vectors = np.stack(
+            [np.frombuffer(base64.b64decode(v), dtype=np.float32) for v in row.pop("vectors")]
+        )
+        chunks = [NewChunk(**chunk) for chunk in row.pop("chunks")]
+        version = NewVersion(**row, chunks=chunks)
+    except (ValueError, TypeError, KeyError, binascii.Error) as exc:
+        raise BadRequest(f"{where}: not a document line of an ember export: {exc}") from exc
+    if vectors.shape[1] != dim:
+        raise DimensionMismatch(f"{where}: vectors of {vectors.shape[1]} dims, header says {dim}")
+    store.write_version(collection_id, version, vectors, model_id)
+
+
 def import_collection(
     collections: CollectionRepository,
     store: ChunkStore,
@@ -100,6 +118,9 @@ def import_collection(
 
     :raises BadRequest: the file is not an export this ember reads.
     :raises CollectionExists: the target collection exists already.
+    :raises DimensionMismatch: a document's vectors do not have the header's dimension.
+
+    All or nothing: on any failure the new collection is deleted again.
     """
     try:
         handle = gzip.open(path, "rt", encoding="utf-8")  # noqa: SIM115 - closed below
@@ -117,16 +138,15 @@ def import_collection(
         )
         model_id, dim = header.get("model_id"), int(header.get("dim") or 0)
         count = 0
-        for line in handle:
-            if model_id is None:
-                raise Conflict(f"{path}: documents without a model id")
-            row = json.loads(line)
-            vectors = np.stack(
-                [np.frombuffer(base64.b64decode(v), dtype=np.float32) for v in row.pop("vectors")]
-            )
-            chunks = [NewChunk(**chunk) for chunk in row.pop("chunks")]
-            store.write_version(record.id, NewVersion(**row, chunks=chunks), vectors, model_id)
-            count += 1
-    if model_id is not None:
-        indexes.rebuild(record.id, model_id, dim)
+        try:
+            for number, line in enumerate(handle, start=2):
+                if model_id is None:
+                    raise Conflict(f"{path}: documents without a model id")
+                _write_line(store, record.id, line, model_id, dim, f"{path}:{number}")
+                count += 1
+            if model_id is not None:
+                indexes.rebuild(record.id, model_id, dim)
+        except BaseException:
+            collections.delete(record.name)
+            raise
     return record.name, count

@@ -191,17 +191,20 @@ class SqlChunkStore:
 
         return self._db.run(work)
 
-    def chunks(self, ids: Sequence[int]) -> dict[int, ChunkRecord]:
+    def chunks(self, ids: Sequence[int], *, live_only: bool = False) -> dict[int, ChunkRecord]:
         if not ids:
             return {}
+        query = (
+            select(Chunk, Document.source, DocumentVersion.version)
+            .join(Document, Document.id == Chunk.document_id)
+            .join(DocumentVersion, DocumentVersion.id == Chunk.version_id)
+            .where(Chunk.id.in_(list(ids)))
+        )
+        if live_only:
+            query = query.where(Chunk.retired.is_(False))
 
         def work(session: Session) -> dict[int, ChunkRecord]:
-            rows = session.execute(
-                select(Chunk, Document.source, DocumentVersion.version)
-                .join(Document, Document.id == Chunk.document_id)
-                .join(DocumentVersion, DocumentVersion.id == Chunk.version_id)
-                .where(Chunk.id.in_(list(ids)))
-            )
+            rows = session.execute(query)
             return {
                 chunk.id: ChunkRecord(
                     id=chunk.id,
@@ -221,6 +224,14 @@ class SqlChunkStore:
             }
 
         return self._db.run(work)
+
+    def owners(self, ids: Sequence[int]) -> dict[int, str]:
+        if not ids:
+            return {}
+        query = select(Chunk.id, Chunk.document_id).where(
+            Chunk.id.in_(list(set(ids))), Chunk.retired.is_(False)
+        )
+        return {int(row[0]): row[1] for row in self._db.run(_fetch_all(query))}
 
     def embeddings(
         self, collection_id: str, model_id: str, batch_size: int = 2048
@@ -255,6 +266,69 @@ class SqlChunkStore:
         )
         rows = self._db.run(_fetch_all(query))
         return {int(row[0]): np.frombuffer(row[1], dtype=np.float32) for row in rows}
+
+    def unembedded(
+        self, collection_id: str, model_id: str, batch_size: int = 256
+    ) -> Iterator[list[tuple[int, str | None, str, dict[str, Any]]]]:
+        missing = (
+            select(Embedding.id)
+            .where(Embedding.chunk_id == Chunk.id, Embedding.model_id == model_id)
+            .exists()
+        )
+        last = -1
+        while True:
+            query = (
+                select(Chunk.id, Chunk.title, Chunk.text, Chunk.meta)
+                .where(
+                    Chunk.collection_id == collection_id,
+                    Chunk.retired.is_(False),
+                    Chunk.id > last,
+                    ~missing,
+                )
+                .order_by(Chunk.id)
+                .limit(batch_size)
+            )
+            rows = [(int(r[0]), r[1], r[2], dict(r[3])) for r in self._db.run(_fetch_all(query))]
+            if not rows:
+                return
+            yield rows
+            last = rows[-1][0]
+
+    def live_chunk_count(self, collection_id: str) -> int:
+        query = select(func.count(Chunk.id)).where(
+            Chunk.collection_id == collection_id, Chunk.retired.is_(False)
+        )
+        return int(self._db.run(lambda session: session.scalar(query)) or 0)
+
+    def add_embeddings(
+        self, ids: Sequence[int], vectors: npt.NDArray[np.float32], model_id: str
+    ) -> None:
+        if len(ids) != len(vectors):
+            raise DimensionMismatch(f"{len(ids)} chunks but {len(vectors)} vectors")
+        if not len(ids):
+            return
+        dim = int(vectors.shape[1])
+        rows = np.ascontiguousarray(vectors, dtype=np.float32)
+
+        def work(session: Session) -> None:
+            session.add_all(
+                Embedding(chunk_id=int(i), model_id=model_id, dim=dim, vector=row.tobytes())
+                for i, row in zip(ids, rows, strict=True)
+            )
+
+        self._db.run(work)
+
+    def retired_embedded(self, collection_id: str, model_id: str) -> list[int]:
+        query = (
+            select(Chunk.id)
+            .join(Embedding, Embedding.chunk_id == Chunk.id)
+            .where(
+                Chunk.collection_id == collection_id,
+                Chunk.retired.is_(True),
+                Embedding.model_id == model_id,
+            )
+        )
+        return [int(row[0]) for row in self._db.run(_fetch_all(query))]
 
     def live_documents(
         self, collection_id: str, model_id: str

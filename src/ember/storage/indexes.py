@@ -87,6 +87,15 @@ class SqlIndexRegistry:
 
         return self._db.run(work)
 
+    def all(self, collection_id: str) -> list[IndexRecord]:
+        """Every index the collection ever had, oldest first."""
+        query = (
+            select(VectorIndexRecord)
+            .where(VectorIndexRecord.collection_id == collection_id)
+            .order_by(VectorIndexRecord.created_at, VectorIndexRecord.id)
+        )
+        return self._db.run(lambda session: [_record(row) for row in session.scalars(query)])
+
     def promote(self, index_id: str) -> IndexRecord | None:
         """Make a ``building`` index live and retire the previous live one, atomically.
 

@@ -22,17 +22,20 @@ GPU: when FAISS sees a GPU (never with ``faiss-cpu``) a ``flat`` index keeps its
 the truth (GPU flat indexes cannot remove ids or take an ``IDSelector``) and mirrors it to all
 GPUs for unfiltered searches; a write drops the mirror and the next search rebuilds it.
 
-A ``FaissIndex`` is not thread-safe: one owner (an actor) calls it.
+A ``FaissIndex`` serializes its calls with a lock, so the threads of one process may share it;
+across processes there is one owner (an actor).
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 import faiss
 import numpy as np
@@ -43,7 +46,29 @@ from ember.memory.filters import Filter, Scalar, matches
 from ember.vectors._validation import checked_batch, checked_query, scalar_metadata
 from ember.vectors.protocol import Vector, VectorHit
 
-__all__ = ["FaissIndex", "Kind"]
+__all__ = ["FaissIndex", "Kind", "set_threads"]
+
+
+def set_threads(count: int) -> None:
+    """Set FAISS's OpenMP thread count for the whole process. One thread searches a single
+    query fastest (measured: 0.44 ms against 3.2 ms with two threads, 11k x 384 flat)."""
+    faiss.omp_set_num_threads(count)
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _locked(
+    method: Callable[Concatenate[FaissIndex, _P], _R],
+) -> Callable[Concatenate[FaissIndex, _P], _R]:
+    @functools.wraps(method)
+    def wrapper(self: FaissIndex, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
 
 Kind = Literal["flat", "hnsw"]
 Ids = npt.NDArray[np.int64]
@@ -212,6 +237,7 @@ class FaissIndex:
             raise ValueError(f"kind must be 'flat' or 'hnsw', got {kind!r}")
         if kind == "hnsw" and use_gpu:
             raise ValueError("use_gpu applies to kind='flat' only")
+        self._lock = threading.RLock()
         self._dim = dim
         self._kind: Kind = kind
         self._path = path
@@ -248,6 +274,7 @@ class FaissIndex:
         """Deleted or replaced HNSW rows still in the graph (always 0 for ``flat``)."""
         return self._store.tombstones if isinstance(self._store, _HnswStore) else 0
 
+    @_locked
     def upsert(
         self, ids: Sequence[int], vectors: Vector, metadata: Sequence[Mapping[str, Any]]
     ) -> None:
@@ -261,6 +288,7 @@ class FaissIndex:
         self._meta.update(zip(keys.tolist(), map(scalar_metadata, metadata), strict=True))
         self._changed()
 
+    @_locked
     def delete(self, ids: Sequence[int]) -> int:
         """Remove the entries with these ids; unknown ids are ignored. Returns how many went."""
         self._check_open()
@@ -273,6 +301,7 @@ class FaissIndex:
         self._changed()
         return len(gone)
 
+    @_locked
     def search(self, vector: Vector, k: int, where: Filter | None = None) -> list[VectorHit]:
         """The ``k`` entries closest to ``vector`` whose metadata matches ``where``, best first."""
         self._check_open()
@@ -288,11 +317,13 @@ class FaissIndex:
             scores, ids = self._store.search(query, limit, allowed)
         return [VectorHit(float(s), int(i)) for s, i in zip(scores, ids, strict=True) if i >= 0]
 
+    @_locked
     def count(self) -> int:
         """How many entries the index holds."""
         self._check_open()
         return len(self._meta)
 
+    @_locked
     def flush(self) -> None:
         """Write everything to ``path`` atomically; without a ``path`` there is nothing to do."""
         self._check_open()
@@ -301,6 +332,7 @@ class FaissIndex:
         self._save(self._path)
         self._dirty = False
 
+    @_locked
     def close(self) -> None:
         """Flush, then drop the index from memory; every later call raises VectorIndexError."""
         if self._closed:

@@ -1,0 +1,186 @@
+"""API tokens: ``ember_`` plus 43 URL-safe characters (256 random bits), stored as SHA-256.
+
+:class:`SqlTokenRepository` implements :class:`~ember.auth.protocol.TokenRepository` over the
+``api_tokens`` table. ``authenticate`` is one indexed lookup by hash (``token_hash`` is
+unique) and writes only when ``last_used_at`` is a minute old; ``has_active_tokens`` is
+cached for a few seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from ember.auth.principal import RESERVED_PRINCIPALS, Principal
+from ember.auth.scopes import known_scopes, parse_scopes
+from ember.errors import TokenNotFound, Unauthorized, ValidationFailed
+from ember.storage.database import Database
+from ember.storage.records import TokenRecord
+from ember.storage.tables import ApiToken, utcnow
+
+__all__ = ["TOKEN_PREFIX", "SqlTokenRepository", "hash_token", "new_token"]
+
+TOKEN_PREFIX = "ember_"
+_MAX_TOKEN_CHARS = 256
+_MAX_NAME_CHARS = 128
+
+
+def new_token() -> str:
+    """A fresh secret: the ``ember_`` prefix (so scanners can spot leaks) and 32 random bytes."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(plaintext: str) -> str:
+    """The SHA-256 hex digest stored for ``plaintext``."""
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+def _record(row: ApiToken) -> TokenRecord:
+    return TokenRecord(
+        id=row.id,
+        name=row.name,
+        principal=row.principal,
+        scopes=tuple(sorted(row.scopes)),
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+        last_used_at=row.last_used_at,
+    )
+
+
+def _check_name(what: str, value: str) -> None:
+    if not value.strip() or len(value) > _MAX_NAME_CHARS:
+        raise ValidationFailed(f"the {what} must be 1 to {_MAX_NAME_CHARS} characters")
+
+
+class SqlTokenRepository:
+    """Tokens in the ``api_tokens`` table.
+
+    :param clock: the current aware UTC time (tests pass a fake).
+    :param monotonic: seconds for the ``has_active_tokens`` cache.
+    :param touch_interval_s: least time between two ``last_used_at`` writes of one token.
+    :param active_cache_s: how long ``has_active_tokens`` trusts its last answer.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
+        touch_interval_s: float = 60.0,
+        active_cache_s: float = 5.0,
+    ) -> None:
+        self._db = database
+        self._clock = clock
+        self._monotonic = monotonic
+        self._touch_interval = timedelta(seconds=touch_interval_s)
+        self._active_cache_s = active_cache_s
+        self._active: tuple[bool, float] | None = None
+        self._generation = 0
+        self._lock = threading.Lock()
+
+    def create(
+        self,
+        name: str,
+        principal: str,
+        scopes: Iterable[str],
+        expires_at: datetime | None = None,
+    ) -> tuple[TokenRecord, str]:
+        granted = parse_scopes(scopes)
+        _check_name("name", name)
+        _check_name("principal", principal)
+        if principal in RESERVED_PRINCIPALS:
+            raise ValidationFailed(f"the principal {principal!r} is reserved")
+        if expires_at is not None:
+            if expires_at.tzinfo is None:
+                raise ValidationFailed("expires_at must be timezone-aware")
+            if expires_at <= self._clock():
+                raise ValidationFailed("expires_at must be in the future")
+        plaintext = new_token()
+
+        def work(session: Session) -> TokenRecord:
+            row = ApiToken(
+                name=name,
+                principal=principal,
+                token_hash=hash_token(plaintext),
+                scopes=sorted(scope.value for scope in granted),
+                created_at=self._clock(),
+                expires_at=expires_at,
+            )
+            session.add(row)
+            session.flush()
+            return _record(row)
+
+        record = self._db.run(work)
+        self._forget_active()
+        return record, plaintext
+
+    def list(self) -> list[TokenRecord]:
+        query = select(ApiToken).order_by(ApiToken.created_at, ApiToken.id)
+        return self._db.run(lambda session: [_record(row) for row in session.scalars(query)])
+
+    def revoke(self, token_id: str) -> TokenRecord:
+        def work(session: Session) -> TokenRecord:
+            row = session.get(ApiToken, token_id, with_for_update=True)
+            if row is None:
+                raise TokenNotFound(f"no API token has the id {token_id!r}")
+            if row.revoked_at is None:
+                row.revoked_at = self._clock()
+            return _record(row)
+
+        record = self._db.run(work)
+        self._forget_active()
+        return record
+
+    def authenticate(self, plaintext: str) -> Principal:
+        if not plaintext or len(plaintext) > _MAX_TOKEN_CHARS:
+            raise Unauthorized("invalid API token")
+        digest = hash_token(plaintext)
+        query = select(ApiToken).where(ApiToken.token_hash == digest)
+
+        def work(session: Session) -> Principal:
+            row = session.scalars(query).first()
+            if row is None or not hmac.compare_digest(row.token_hash, digest):
+                raise Unauthorized("invalid API token")
+            now = self._clock()
+            if row.revoked_at is not None:
+                raise Unauthorized("API token revoked")
+            if row.expires_at is not None and row.expires_at <= now:
+                raise Unauthorized("API token expired")
+            if row.last_used_at is None or now - row.last_used_at >= self._touch_interval:
+                row.last_used_at = now
+            return Principal(row.principal, known_scopes(row.scopes), token_id=row.id)
+
+        return self._db.run(work)
+
+    def has_active_tokens(self) -> bool:
+        with self._lock:
+            cached, generation = self._active, self._generation
+        if cached is not None and self._monotonic() < cached[1]:
+            return cached[0]
+        now = self._clock()
+        query = (
+            select(ApiToken.id)
+            .where(ApiToken.revoked_at.is_(None))
+            .where(or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now))
+            .limit(1)
+        )
+        found = self._db.run(lambda session: session.scalars(query).first() is not None)
+        with self._lock:
+            if generation == self._generation:
+                self._active = (found, self._monotonic() + self._active_cache_s)
+        return found
+
+    def _forget_active(self) -> None:
+        with self._lock:
+            self._active = None
+            self._generation += 1

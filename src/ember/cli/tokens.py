@@ -1,0 +1,146 @@
+"""``ember tokens create|list|revoke``: the API's bearer tokens, on the local database.
+
+Each create and revoke, done or failed, is written to ``audit_log`` with the actor ``cli``.
+A created token's secret is printed once, alone on stdout (so ``$(ember tokens create ...)``
+captures it); everything else goes to stderr.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ember.auth import Scope, SqlTokenRepository
+from ember.config import load_config
+from ember.storage import Database, Migrator, SqlAuditLog, TokenRecord, audited
+from ember.storage.tables import utcnow
+
+__all__ = ["CLI_ACTOR", "register", "tokens_app"]
+
+CLI_ACTOR = "cli"
+T = TypeVar("T")
+console = Console()
+notes = Console(stderr=True)
+tokens_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="YAML config file.", dir_okay=False)
+]
+
+
+def _with_tokens(path: Path | None, work: Callable[[SqlTokenRepository, SqlAuditLog], T]) -> T:
+    database = Database.from_config(load_config(path, os.environ))
+    try:
+        Migrator(database).upgrade()
+        return work(SqlTokenRepository(database), SqlAuditLog(database))
+    finally:
+        database.dispose()
+
+
+def _when(moment: datetime | None, empty: str = "-") -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment else empty
+
+
+@tokens_app.command("create")
+def create_token(
+    name: Annotated[str, typer.Argument(help="What the token is for (shown in `list`).")],
+    scopes: Annotated[
+        list[Scope],
+        typer.Option("--scope", "-s", help="A scope to grant; repeat for more (admin: all)."),
+    ],
+    principal: Annotated[
+        str | None, typer.Option(help="Who the token acts as (default: NAME).")
+    ] = None,
+    expires_days: Annotated[
+        int | None, typer.Option(min=1, help="Expire after this many days (default: never).")
+    ] = None,
+    config_path: ConfigOption = None,
+) -> None:
+    """Create a token and print its secret, once."""
+    from ember.cli.main import reported
+
+    who = principal or name
+    expires_at = utcnow() + timedelta(days=expires_days) if expires_days else None
+
+    def work(tokens: SqlTokenRepository, audit: SqlAuditLog) -> tuple[TokenRecord, str]:
+        with audited(audit, CLI_ACTOR, "token.create", "token") as draft:
+            draft.detail.update(name=name, principal=who, scopes=sorted(scopes))
+            record, plaintext = tokens.create(name, who, scopes, expires_at)
+            draft.resource = f"token:{record.id}"
+        return record, plaintext
+
+    with reported():
+        record, plaintext = _with_tokens(config_path, work)
+    notes.print(
+        f"created token {record.id} ({record.name!r}) for principal {record.principal!r}, "
+        f"scopes {', '.join(record.scopes)}, expires {_when(record.expires_at, 'never')}",
+        highlight=False,
+    )
+    notes.print(
+        "[yellow]warning:[/] this is the only time the token is shown; ember keeps only its "
+        "hash. Send it as `Authorization: Bearer <token>`.",
+        highlight=False,
+    )
+    console.print(plaintext, highlight=False, soft_wrap=True)
+
+
+@tokens_app.command("list")
+def list_tokens(config_path: ConfigOption = None) -> None:
+    """List every token (never its secret or hash)."""
+    from ember.cli.main import reported
+
+    with reported():
+        records = _with_tokens(config_path, lambda tokens, _: tokens.list())
+    now = utcnow()
+    table = Table("id", "name", "principal", "scopes", "created", "expires", "revoked", "last used")
+    for record in records:
+        expires = _when(record.expires_at, "never")
+        if record.expires_at is not None and record.expires_at <= now:
+            expires += " (expired)"
+        table.add_row(
+            record.id,
+            record.name,
+            record.principal,
+            " ".join(record.scopes),
+            _when(record.created_at),
+            expires,
+            _when(record.revoked_at),
+            _when(record.last_used_at, "never"),
+        )
+    console.print(table)
+
+
+@tokens_app.command("revoke")
+def revoke_token(
+    token_id: Annotated[str, typer.Argument(metavar="ID", help="The id `list` shows.")],
+    config_path: ConfigOption = None,
+) -> None:
+    """Revoke a token; it stops working at once. Revoking it again changes nothing."""
+    from ember.cli.main import reported
+
+    def work(tokens: SqlTokenRepository, audit: SqlAuditLog) -> tuple[TokenRecord, bool]:
+        with audited(audit, CLI_ACTOR, "token.revoke", f"token:{token_id}") as draft:
+            before = utcnow()
+            record = tokens.revoke(token_id)
+            already = record.revoked_at is not None and record.revoked_at < before
+            draft.detail.update(name=record.name, already_revoked=already)
+        return record, already
+
+    with reported():
+        record, already = _with_tokens(config_path, work)
+    if already:
+        console.print(f"token {record.id} was already revoked at {_when(record.revoked_at)}")
+    else:
+        console.print(f"revoked token {record.id} ({record.name!r})", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``ember tokens`` to ``app``."""
+    app.add_typer(tokens_app, name="tokens")

@@ -1,0 +1,59 @@
+"""The Authenticator alone: token first, then the bypass, then the limit, then the scope."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ember.auth import LOCAL_PRINCIPAL, Authenticator, RateLimiter, Scope, SqlTokenRepository
+from ember.config import AuthConfig
+from ember.errors import Forbidden, RateLimited, Unauthorized
+from ember.storage import Database, Migrator
+
+
+@pytest.fixture
+def tokens(tmp_path: Path) -> Iterator[SqlTokenRepository]:
+    database = Database(f"sqlite:///{tmp_path / 'ember.db'}")
+    Migrator(database).upgrade()
+    try:
+        yield SqlTokenRepository(database)
+    finally:
+        database.dispose()
+
+
+def test_a_presented_token_is_checked_even_from_loopback(tokens: SqlTokenRepository) -> None:
+    auth = Authenticator(tokens, RateLimiter(0, 1))
+    assert auth.authenticate(None, loopback=True) is LOCAL_PRINCIPAL
+    with pytest.raises(Unauthorized, match="invalid API token"):
+        auth.authenticate("ember_wrong", loopback=True)
+    with pytest.raises(Unauthorized, match="needs an `Authorization: Bearer <token>` header"):
+        auth.authenticate(None, loopback=False)
+
+
+def test_the_rate_limit_counts_before_the_scope_check(tokens: SqlTokenRepository) -> None:
+    auth = Authenticator.from_config(AuthConfig(rate_limit_per_s=0.001, rate_limit_burst=2), tokens)
+    _, secret = tokens.create("ci", "ci", ["memory:read"])
+    assert auth.authorize(secret, loopback=False, scope=Scope.MEMORY_READ).name == "ci"
+    with pytest.raises(Forbidden) as caught:
+        auth.authorize(secret, loopback=False, scope=Scope.MODELS_USE)
+    assert caught.value.extra == {"required_scope": "models:use"}
+    with pytest.raises(RateLimited):
+        auth.authorize(secret, loopback=False, scope=Scope.MEMORY_READ)
+
+
+def test_the_mode_log_survives_an_unmigrated_database(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'empty.db'}")
+    auth = Authenticator(SqlTokenRepository(database), RateLimiter(1, 1))
+    logger = logging.getLogger("ember.auth")
+    logger.addHandler(caplog.handler)
+    try:
+        auth.log_mode()
+    finally:
+        logger.removeHandler(caplog.handler)
+        database.dispose()
+    assert "cannot tell whether API tokens exist" in caplog.text

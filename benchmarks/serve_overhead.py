@@ -3,7 +3,8 @@
 Both servers run the same FastAPI app (``ember.serve_app.create_app``) over the same SQLite
 database. The client sends sequential requests (latency) and then keeps ``--concurrency``
 requests in flight (throughput) to ``/health`` (no I/O) and ``/collections`` (one SQL read).
-Results are ratios Serve / uvicorn, so a noisy machine affects both sides alike.
+Results are ratios Serve / uvicorn, so a noisy machine affects both sides alike. The client
+is the loopback dev principal with rate limits off, so no request is refused.
 
     .venv/bin/python benchmarks/serve_overhead.py [--requests 400] [--concurrency 8]
 """
@@ -42,6 +43,7 @@ def _config(home: str, port: int) -> Any:
             "EMBER_SERVER_PORT": str(port),
             "EMBER_RAY_DASHBOARD": "false",
             "EMBER_LOGGING_LEVEL": "WARNING",
+            "EMBER_AUTH_RATE_LIMIT_PER_S": "0",
         },
     )
 

@@ -9,6 +9,7 @@ import sys
 import pytest
 import typer.main
 
+from ember.auth import Scope
 from ember.cli import app as cli_app
 from ember.config import environment_variables
 from ember.errors import all_error_classes
@@ -72,6 +73,33 @@ def test_routes_are_documented(tmp_path) -> None:
         for method in operations
     }
     assert served == documented
+
+
+def test_route_scopes_are_documented(tmp_path) -> None:
+    from ember.config import load_config
+    from ember.serve_app import build_context, create_app
+    from ember.serve_app.auth import route_access
+
+    app = create_app(build_context(load_config(None, {"EMBER_HOME": str(tmp_path)})))
+    documented = {
+        (method, path): scope
+        for method, path, scope in re.findall(
+            r"^\| (GET|POST|PUT|PATCH|DELETE) \| `([^`]+)` \| ([^|]+?) \|", read("api.md"), re.M
+        )
+    }
+    served = {
+        (method, route.path): " ".join(f"`{scope}`" for scope in sorted(route.scopes)) or "public"
+        for route in route_access(app)
+        for method in route.methods
+    }
+    assert documented, "docs/api.md lists no routes"
+    for key, scope in documented.items():
+        assert served[key] == scope, f"{key}: docs say {scope}, the route needs {served[key]}"
+
+
+@pytest.mark.parametrize("scope", [scope.value for scope in Scope])
+def test_scope_is_documented(scope: str) -> None:
+    assert f"| `{scope}` |" in read("api.md")
 
 
 def test_docs_links_resolve() -> None:

@@ -3,27 +3,43 @@
 Every error ember raises on purpose is an :class:`EmberError`. Each class carries a stable
 string ``code`` (clients match on it; it never changes once released), an HTTP ``status`` and
 a ``title``. The API renders them as RFC 9457 problem+json; the CLI prints ``code: detail``.
+An instance may carry response ``headers`` (``WWW-Authenticate`` on a 401, ``Retry-After`` on
+a 429) that the API sends with the problem document.
 
     EmberError                      internal             500
     ├── ConfigError                 config_invalid       500
     ├── BadRequest                  bad_request          400
     │   ├── ValidationFailed        validation_failed    422
     │   ├── InvalidFilter           invalid_filter       422
+    │   ├── UnknownJobKind          unknown_job_kind     422
     │   ├── DimensionMismatch       dimension_mismatch   422
     │   └── DocumentRejected        document_rejected    422
     │       ├── EmptyDocument       empty_document       422
     │       ├── BinaryDocument      binary_document      422
     │       ├── UnsupportedMediaType unsupported_media_type 415
-    │       └── DocumentTooLarge    document_too_large   413
+    │       ├── DocumentTooLarge    document_too_large   413
+    │       └── DocumentUnreadable  document_unreadable  422
     ├── Unauthorized                unauthorized         401
     ├── Forbidden                   forbidden            403
     ├── NotFound                    not_found            404
-    │   └── CollectionNotFound      collection_not_found 404
+    │   ├── CollectionNotFound      collection_not_found 404
+    │   ├── JobNotFound             job_not_found        404
+    │   └── TokenNotFound           token_not_found      404
     ├── MethodNotAllowed            method_not_allowed   405
     ├── Conflict                    conflict             409
-    │   └── CollectionExists        collection_exists    409
+    │   ├── CollectionExists        collection_exists    409
+    │   ├── IdempotencyConflict     idempotency_conflict 409
+    │   ├── InvalidTransition       invalid_transition   409
+    │   ├── JobFinished             job_finished         409
+    │   ├── JobNotFinished          job_not_finished     409
+    │   ├── JobCancelled            job_cancelled        409
+    │   └── ReindexRequired         reindex_required     409
     ├── PayloadTooLarge             payload_too_large    413
     ├── RateLimited                 rate_limited         429
+    ├── QuotaExceeded               quota_exceeded       429
+    ├── JobError                    job_error            500
+    │   ├── WorkerLost              worker_lost          500
+    │   └── JobTimedOut             job_timed_out        504
     ├── NotReady                    not_ready            503
     ├── PortInUse                   port_in_use          500
     ├── ClusterUnavailable          cluster_unavailable  503
@@ -44,6 +60,8 @@ a ``title``. The API renders them as RFC 9457 problem+json; the CLI prints ``cod
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 __all__ = [
@@ -61,11 +79,20 @@ __all__ = [
     "DimensionMismatch",
     "DocumentRejected",
     "DocumentTooLarge",
+    "DocumentUnreadable",
     "EmberError",
     "EmptyDocument",
     "FieldError",
     "Forbidden",
+    "IdempotencyConflict",
     "InvalidFilter",
+    "InvalidTransition",
+    "JobCancelled",
+    "JobError",
+    "JobFinished",
+    "JobNotFinished",
+    "JobNotFound",
+    "JobTimedOut",
     "MethodNotAllowed",
     "MigrationRequired",
     "NotFound",
@@ -78,13 +105,19 @@ __all__ = [
     "ProviderRateLimited",
     "ProviderTimeout",
     "ProviderUnavailable",
+    "QuotaExceeded",
     "RateLimited",
+    "ReindexRequired",
     "StorageError",
+    "TokenNotFound",
     "Unauthorized",
+    "UnknownJobKind",
     "UnsupportedMediaType",
     "ValidationFailed",
     "VectorIndexError",
+    "WorkerLost",
     "all_error_classes",
+    "error_for_code",
     "error_for_status",
 ]
 
@@ -98,6 +131,7 @@ class EmberError(Exception):
     code: ClassVar[str] = "internal"
     status: ClassVar[int] = 500
     title: ClassVar[str] = "Internal error"
+    default_headers: ClassVar[Mapping[str, str]] = {}
 
     def __init__(
         self,
@@ -105,10 +139,12 @@ class EmberError(Exception):
         *,
         errors: list[FieldError] | None = None,
         extra: dict[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.detail = detail or (self.__doc__ or self.title).strip().splitlines()[0]
         self.errors = errors or []
         self.extra = extra or {}
+        self.headers: dict[str, str] = {**self.default_headers, **(headers or {})}
         super().__init__(self.detail)
 
     def __str__(self) -> str:
@@ -144,6 +180,14 @@ class InvalidFilter(BadRequest):
     code = "invalid_filter"
     status = 422
     title = "Invalid filter"
+
+
+class UnknownJobKind(BadRequest):
+    """No job kind has this name."""
+
+    code = "unknown_job_kind"
+    status = 422
+    title = "Unknown job kind"
 
 
 class DimensionMismatch(BadRequest):
@@ -192,12 +236,20 @@ class DocumentTooLarge(DocumentRejected):
     title = "Document too large"
 
 
+class DocumentUnreadable(DocumentRejected):
+    """The document's format was recognised but its content could not be read."""
+
+    code = "document_unreadable"
+    title = "Document unreadable"
+
+
 class Unauthorized(EmberError):
     """No valid credentials were presented."""
 
     code = "unauthorized"
     status = 401
     title = "Unauthorized"
+    default_headers: ClassVar[Mapping[str, str]] = {"WWW-Authenticate": 'Bearer realm="ember"'}
 
 
 class Forbidden(EmberError):
@@ -223,6 +275,20 @@ class CollectionNotFound(NotFound):
     title = "Collection not found"
 
 
+class JobNotFound(NotFound):
+    """No job has this id (or it belongs to another principal)."""
+
+    code = "job_not_found"
+    title = "Job not found"
+
+
+class TokenNotFound(NotFound):
+    """No API token has this id."""
+
+    code = "token_not_found"
+    title = "Token not found"
+
+
 class MethodNotAllowed(EmberError):
     """The resource does not support this HTTP method."""
 
@@ -246,6 +312,48 @@ class CollectionExists(Conflict):
     title = "Collection exists"
 
 
+class IdempotencyConflict(Conflict):
+    """This Idempotency-Key was already used with another request body."""
+
+    code = "idempotency_conflict"
+    title = "Idempotency key reused"
+
+
+class InvalidTransition(Conflict):
+    """The job is not in the state this change needs (another change came first)."""
+
+    code = "invalid_transition"
+    title = "Invalid state transition"
+
+
+class JobFinished(Conflict):
+    """The job has already finished."""
+
+    code = "job_finished"
+    title = "Job already finished"
+
+
+class JobNotFinished(Conflict):
+    """The job has no result yet: it has not finished."""
+
+    code = "job_not_finished"
+    title = "Job not finished"
+
+
+class JobCancelled(Conflict):
+    """The job was cancelled, so it has no result."""
+
+    code = "job_cancelled"
+    title = "Job cancelled"
+
+
+class ReindexRequired(Conflict):
+    """The collection is indexed with another embedding model than the one configured."""
+
+    code = "reindex_required"
+    title = "Reindex required"
+
+
 class PayloadTooLarge(EmberError):
     """The request body is larger than ember accepts."""
 
@@ -255,11 +363,63 @@ class PayloadTooLarge(EmberError):
 
 
 class RateLimited(EmberError):
-    """Too many requests; retry after the time given."""
+    """Too many requests; retry after the time given.
+
+    ``retry_after_s`` is the wait until a request would pass; ``Retry-After`` (and the body's
+    ``retry_after_s``) carry it rounded up to whole seconds, at least 1.
+    """
 
     code = "rate_limited"
     status = 429
     title = "Rate limited"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        retry_after_s: float = 1.0,
+        errors: list[FieldError] | None = None,
+        extra: dict[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.retry_after_s = retry_after_s
+        seconds = max(1, math.ceil(retry_after_s))
+        super().__init__(
+            detail,
+            errors=errors,
+            extra={"retry_after_s": seconds, **(extra or {})},
+            headers={"Retry-After": str(seconds), **(headers or {})},
+        )
+
+
+class QuotaExceeded(EmberError):
+    """The principal has as many unfinished jobs as its quota allows."""
+
+    code = "quota_exceeded"
+    status = 429
+    title = "Quota exceeded"
+
+
+class JobError(EmberError):
+    """A job could not be run to its end."""
+
+    code = "job_error"
+    title = "Job error"
+
+
+class WorkerLost(JobError):
+    """The worker running the job stopped renewing its lease, on every allowed attempt."""
+
+    code = "worker_lost"
+    title = "Worker lost"
+
+
+class JobTimedOut(JobError):
+    """The job ran past its time limit."""
+
+    code = "job_timed_out"
+    status = 504
+    title = "Job timed out"
 
 
 class NotReady(EmberError):
@@ -412,3 +572,11 @@ _BY_STATUS: dict[int, type[EmberError]] = {
 def error_for_status(status: int) -> type[EmberError]:
     """The generic class for an HTTP status raised outside ember (router 404, 405, ...)."""
     return _BY_STATUS.get(status, EmberError)
+
+
+def error_for_code(code: str | None) -> type[EmberError]:
+    """The class whose ``code`` is ``code`` (the root class for an unknown or no code)."""
+    for cls in all_error_classes():
+        if cls.code == code:
+            return cls
+    return EmberError

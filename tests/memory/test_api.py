@@ -26,7 +26,7 @@ def client(tmp_path: Path, embedder, tokenizer) -> Iterator[TestClient]:
     Migrator(database).upgrade()
     memory = MemoryService.build(config, database, embedder=(embedder, tokenizer))
     app = create_app(build_context(config, memory=memory))
-    with TestClient(app) as test_client:
+    with TestClient(app, client=("127.0.0.1", 50000)) as test_client:
         assert test_client.post("/collections", json={"name": "kb"}).status_code == 201
         yield test_client
     memory.close()

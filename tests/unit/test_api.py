@@ -1,4 +1,8 @@
-"""The FastAPI app in-process: problem+json everywhere, request ids, collections, readiness."""
+"""The FastAPI app in-process: problem+json everywhere, request ids, collections, readiness.
+
+The client connects from loopback while no token exists (the dev bypass); authentication has
+its own suite in ``tests/auth``.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from ember.config import load_config
 from ember.serve_app import CheckResult, build_context, create_app
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "code", "request_id"}
+LOOPBACK = ("127.0.0.1", 50000)
 
 
 @pytest.fixture
@@ -26,7 +31,7 @@ def app(tmp_path: Path) -> FastAPI:
 
 @pytest.fixture
 def client(app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(app, raise_server_exceptions=False) as test_client:
+    with TestClient(app, raise_server_exceptions=False, client=LOOPBACK) as test_client:
         yield test_client
 
 
@@ -67,7 +72,9 @@ def test_bad_query_parameter(client: TestClient) -> None:
 
 def test_unknown_route_and_method(client: TestClient) -> None:
     assert_problem(client.get("/no/such/route"), 404, "not_found")
-    assert_problem(client.put("/health"), 405, "method_not_allowed")
+    not_allowed = client.put("/health")
+    assert_problem(not_allowed, 405, "method_not_allowed")
+    assert not_allowed.headers["allow"] == "GET"
 
 
 def test_collections_lifecycle(client: TestClient) -> None:

@@ -46,3 +46,20 @@ def test_error_for_status_maps_framework_errors() -> None:
     assert error_for_status(404) is errors.NotFound
     assert error_for_status(405) is errors.MethodNotAllowed
     assert error_for_status(418) is EmberError
+
+
+def test_errors_carry_response_headers() -> None:
+    unauthorized = errors.Unauthorized()
+    assert unauthorized.headers == {"WWW-Authenticate": 'Bearer realm="ember"'}
+    unauthorized.headers["X"] = "1"
+    assert "X" not in errors.Unauthorized().headers
+    assert errors.NotFound().headers == {}
+    assert errors.NotFound(headers={"X-A": "b"}).headers == {"X-A": "b"}
+
+
+@pytest.mark.parametrize(("wait", "header"), [(0.0, "1"), (0.01, "1"), (1.0, "1"), (2.5, "3")])
+def test_rate_limited_rounds_retry_after_up(wait: float, header: str) -> None:
+    error = errors.RateLimited(retry_after_s=wait)
+    assert error.retry_after_s == wait
+    assert error.headers == {"Retry-After": header}
+    assert error.extra == {"retry_after_s": int(header)}

@@ -21,7 +21,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from ember import __version__
+from ember.auth import SqlTokenRepository
 from ember.cli.memory import register as register_memory_commands
+from ember.cli.tokens import register as register_token_commands
 from ember.config import EmberConfig, load_config
 from ember.errors import ConfigError, EmberError
 from ember.observability import configure_logging
@@ -80,6 +82,14 @@ def _with_database(config: EmberConfig, work: Callable[[Database], T]) -> T:
         database.dispose()
 
 
+def _auth_mode(config: EmberConfig, tokens_exist: bool) -> str:
+    if tokens_exist:
+        return "bearer tokens required (`ember tokens list`)"
+    if config.auth.loopback_without_tokens:
+        return "no API tokens: loopback clients only, as `local` (`ember tokens create`)"
+    return "no API tokens: every request is refused (`ember tokens create`)"
+
+
 @app.command()
 def version() -> None:
     """Print ember's version."""
@@ -104,6 +114,9 @@ def up(
         check_port_free(server.host, server.port)
         revision = _with_database(config, lambda database: Migrator(database).upgrade())
         console.print(f"database  {config.database_url.split('@')[-1]}  (revision {revision})")
+        tokens = _with_database(
+            config, lambda database: SqlTokenRepository(database).has_active_tokens()
+        )
         runtime = Runtime(config)
         stop = threading.Event()
         with console.status("starting Ray…"):
@@ -118,6 +131,7 @@ def up(
             table.add_row("OpenAPI", f"{url}/openapi.json")
             table.add_row("Docs", f"{url}/docs")
             table.add_row("Ready", f"{url}/ready")
+            table.add_row("Auth", _auth_mode(config, tokens))
             table.add_row("Ray", f"{info.address} ({'started' if info.started_here else 'joined'})")
             if info.dashboard_url:
                 table.add_row("Dashboard", info.dashboard_url)
@@ -218,6 +232,7 @@ def db_restore(
 
 
 register_memory_commands(app)
+register_token_commands(app)
 
 
 def main() -> None:

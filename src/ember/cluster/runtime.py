@@ -17,6 +17,7 @@ from typing import Any
 import ray
 from ray import serve
 
+from ember.actors.builder import JobSystem, start_job_system
 from ember.config import EmberConfig
 from ember.errors import ClusterUnavailable, DeployFailed, PortInUse
 from ember.serve_app.deployment import APP_NAME, build_application
@@ -73,6 +74,7 @@ class Runtime:
     def __init__(self, config: EmberConfig) -> None:
         self._config = config
         self._info: ClusterInfo | None = None
+        self._jobs: JobSystem | None = None
 
     def start(self) -> ClusterInfo:
         """Join ``ray.address`` (or ``$RAY_ADDRESS``), else start a local cluster.
@@ -109,11 +111,13 @@ class Runtime:
         )
 
     def deploy(self) -> str:
-        """Deploy (or update) the Serve app and return its base URL once it is healthy.
+        """Start the job system (or find the running one), deploy (or update) the Serve app
+        and return its base URL once it is healthy.
 
         :raises DeployFailed: a replica failed to start.
         """
         server = self._config.server
+        self._jobs = start_job_system(self._config)
         serve.start(http_options={"host": server.host, "port": server.port})
         try:
             serve.run(build_application(self._config), name=APP_NAME, route_prefix="/")
@@ -123,6 +127,7 @@ class Runtime:
 
     def stop(self) -> None:
         """Remove ember's app; shut the cluster down if this process started it."""
+        self._jobs = None
         if not ray.is_initialized():
             return
         if self._info is not None and self._info.started_here:

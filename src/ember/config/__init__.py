@@ -2,9 +2,11 @@
 
 from ember.config.loader import CONFIG_ENV, environment_variables, load_config
 from ember.config.models import (
+    AuthConfig,
     DatabaseConfig,
     EmbeddingsConfig,
     EmberConfig,
+    JobsConfig,
     LoggingConfig,
     MemoryConfig,
     RayConfig,
@@ -14,9 +16,11 @@ from ember.config.models import (
 
 __all__ = [
     "CONFIG_ENV",
+    "AuthConfig",
     "DatabaseConfig",
     "EmbeddingsConfig",
     "EmberConfig",
+    "JobsConfig",
     "LoggingConfig",
     "MemoryConfig",
     "RayConfig",

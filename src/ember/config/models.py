@@ -13,9 +13,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "AuthConfig",
     "DatabaseConfig",
     "EmbeddingsConfig",
     "EmberConfig",
+    "JobsConfig",
     "LoggingConfig",
     "MemoryConfig",
     "RayConfig",
@@ -33,6 +35,25 @@ class ServerConfig(_Section):
 
     host: str = Field("127.0.0.1", description="Interface the Serve HTTP proxy binds.")
     port: int = Field(8000, ge=1, le=65535, description="Port of the HTTP API and UI.")
+
+
+class AuthConfig(_Section):
+    """Bearer tokens and per-principal rate limits of the HTTP API."""
+
+    loopback_without_tokens: bool = Field(
+        True,
+        description="While no API token exists, accept loopback clients (127.0.0.0/8, ::1) "
+        "without one as the `local` principal; `false` means every request needs a token.",
+    )
+    rate_limit_per_s: float = Field(
+        20.0,
+        ge=0,
+        description="Requests per second each principal may make (token bucket, per ingress "
+        "replica); 0 turns rate limiting off.",
+    )
+    rate_limit_burst: int = Field(
+        40, ge=1, description="Requests a principal may make at once before the rate applies."
+    )
 
 
 class RayConfig(_Section):
@@ -129,6 +150,11 @@ class MemoryConfig(_Section):
     faiss_kind: Literal["flat", "hnsw"] = Field(
         "flat", description="FAISS index: exact `flat` or approximate `hnsw`."
     )
+    faiss_threads: int = Field(
+        1,
+        ge=1,
+        description="OpenMP threads of FAISS in this process; 1 is fastest for one query.",
+    )
     milvus_uri: str | None = Field(
         None,
         description="Milvus server URI; unset means Milvus Lite under `$EMBER_HOME/milvus`.",
@@ -138,11 +164,43 @@ class MemoryConfig(_Section):
         100, ge=1, description="Candidates taken from each of dense and keyword search."
     )
     fusion: Literal["rrf", "relative"] = Field(
-        "rrf", description="`rrf`: reciprocal rank fusion; `relative`: normalized scores."
+        "relative",
+        description="`relative`: weighted sum of min-max-normalized scores; `rrf`: reciprocal "
+        "rank fusion.",
     )
     rrf_k: int = Field(60, ge=1, description="The k of reciprocal rank fusion.")
     dense_weight: float = Field(1.0, ge=0, description="Weight of dense candidates in fusion.")
-    keyword_weight: float = Field(1.5, ge=0, description="Weight of keyword candidates.")
+    keyword_weight: float = Field(1.0, ge=0, description="Weight of keyword candidates.")
+
+
+class JobsConfig(_Section):
+    """Durable jobs: leases, retries, quotas, workers and event streams."""
+
+    lease_ttl_s: float = Field(
+        10.0, gt=0, description="A job's lease lasts this long unless its worker renews it."
+    )
+    renew_interval_s: float = Field(
+        2.0, gt=0, description="How often a worker renews its leases (well under the TTL)."
+    )
+    poll_interval_s: float = Field(
+        0.5, gt=0, description="Longest wait of the dispatcher between looks at the queue."
+    )
+    max_attempts: int = Field(
+        3, ge=1, description="Attempts before a job whose worker keeps dying fails."
+    )
+    max_active_per_principal: int = Field(
+        100, ge=1, description="Unfinished jobs one principal may have (quota)."
+    )
+    workers_per_kind: int = Field(1, ge=1, description="Worker actors per job kind.")
+    slots_per_worker: int = Field(4, ge=1, description="Jobs one worker runs at a time.")
+    worker_num_cpus: float = Field(0.1, gt=0, description="CPUs Ray reserves per worker actor.")
+    heartbeat_s: float = Field(15.0, gt=0, description="Idle streams get a heartbeat this often.")
+    event_ring_size: int = Field(
+        2048, ge=16, description="Recent events per job the hub keeps for live readers."
+    )
+    event_flush_interval_s: float = Field(
+        0.05, gt=0, description="Longest time an event waits before it is written."
+    )
 
 
 class EmberConfig(_Section):
@@ -152,12 +210,14 @@ class EmberConfig(_Section):
         Path("~/.ember"), description="Directory for the SQLite database, indexes and models."
     )
     server: ServerConfig = ServerConfig()
+    auth: AuthConfig = AuthConfig()
     ray: RayConfig = RayConfig()
     serve: ServeConfig = ServeConfig()
     database: DatabaseConfig = DatabaseConfig()
     logging: LoggingConfig = LoggingConfig()
     embeddings: EmbeddingsConfig = EmbeddingsConfig()
     memory: MemoryConfig = MemoryConfig()
+    jobs: JobsConfig = JobsConfig()
 
     @property
     def home_dir(self) -> Path:

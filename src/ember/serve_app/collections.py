@@ -1,18 +1,26 @@
-"""``/collections``: create, list, show and delete named collections."""
+"""``/collections``: create, list, show and delete named collections.
+
+Reads need ``memory:read``, create and delete ``memory:write``; both writes are audited.
+"""
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from ember.storage import CollectionRecord, CollectionRepository
+from ember.auth import Principal, Scope
+from ember.serve_app.auth import require
+from ember.storage import AuditDraft, AuditLog, CollectionRecord, CollectionRepository, audited
 
 __all__ = ["collections_router"]
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
+READ = Depends(require(Scope.MEMORY_READ))
+Writer = Annotated[Principal, Depends(require(Scope.MEMORY_WRITE))]
 
 
 class CollectionIn(BaseModel):
@@ -56,22 +64,30 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def collections_router(collections: CollectionRepository) -> APIRouter:
-    """Routes over ``collections``."""
+def collections_router(collections: CollectionRepository, audit: AuditLog) -> APIRouter:
+    """Routes over ``collections``; creates and deletes are written to ``audit``."""
     router = APIRouter(prefix="/collections", tags=["collections"], responses=_PROBLEMS)
 
+    def audit_as(
+        principal: Principal, request: Request, action: str, name: str
+    ) -> AbstractContextManager[AuditDraft]:
+        rid = getattr(request.state, "request_id", None)
+        return audited(audit, principal.name, action, f"collection:{name}", request_id=rid)
+
     @router.post("", status_code=201, response_model=CollectionOut)
-    def create_collection(body: CollectionIn) -> CollectionOut:
+    def create_collection(body: CollectionIn, principal: Writer, request: Request) -> CollectionOut:
         """Create a collection; 409 ``collection_exists`` if the name is taken."""
-        record = collections.create(
-            body.name,
-            description=body.description,
-            embedding_model=body.embedding_model,
-            metadata=body.metadata,
-        )
+        with audit_as(principal, request, "collection.create", body.name) as draft:
+            record = collections.create(
+                body.name,
+                description=body.description,
+                embedding_model=body.embedding_model,
+                metadata=body.metadata,
+            )
+            draft.detail["id"] = record.id
         return CollectionOut.of(record)
 
-    @router.get("", response_model=CollectionPage)
+    @router.get("", response_model=CollectionPage, dependencies=[READ])
     def list_collections(
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         after: Annotated[str | None, Query(max_length=64)] = None,
@@ -82,15 +98,16 @@ def collections_router(collections: CollectionRepository) -> APIRouter:
         following = page[-1].name if len(records) > limit else None
         return CollectionPage(items=[CollectionOut.of(r) for r in page], next=following)
 
-    @router.get("/{name}", response_model=CollectionOut)
+    @router.get("/{name}", response_model=CollectionOut, dependencies=[READ])
     def get_collection(name: str) -> CollectionOut:
         """One collection; 404 ``collection_not_found`` if there is none of that name."""
         return CollectionOut.of(collections.get(name))
 
     @router.delete("/{name}", status_code=204)
-    def delete_collection(name: str) -> Response:
+    def delete_collection(name: str, principal: Writer, request: Request) -> Response:
         """Delete a collection and everything in it."""
-        collections.delete(name)
+        with audit_as(principal, request, "collection.delete", name):
+            collections.delete(name)
         return Response(status_code=204)
 
     return router

@@ -37,6 +37,22 @@ async def _ray_ready() -> CheckResult:
     return CheckResult(alive > 0, f"{alive} node(s) alive")
 
 
+async def _jobs_ready() -> CheckResult:
+    import ray
+
+    from ember.actors.builder import DISPATCHER, HUB, NAMESPACE
+
+    try:
+        hub: Any = ray.get_actor(HUB, namespace=NAMESPACE)
+        dispatcher: Any = ray.get_actor(DISPATCHER, namespace=NAMESPACE)
+        await hub.stats.remote()
+        stats: dict[str, Any] = await dispatcher.stats.remote()
+    except ValueError:
+        return CheckResult(False, "the job system actors are not running")
+    workers = sum(len(owners) for owners in stats["workers"].values())
+    return CheckResult(True, f"{workers} worker(s), queue depth {stats['queue_depth']}")
+
+
 def build_application(config: EmberConfig) -> Application:
     """The Serve application for ``config``, ready for ``serve.run``."""
 
@@ -44,6 +60,7 @@ def build_application(config: EmberConfig) -> Application:
         configure_logging("ember-api", config.logging.level, config.logging.format)
         context = build_context(config)
         context.readiness.add("ray", _ray_ready)
+        context.readiness.add("jobs", _jobs_ready)
         return create_app(context, echo_request_id=False)
 
     ingress: Any = serve.deployment(

@@ -1,4 +1,7 @@
-"""``/collections/{name}/documents``, ``/search`` and ``/context``: the memory plane over HTTP."""
+"""``/collections/{name}/documents``, ``/search`` and ``/context``: the memory plane over HTTP.
+
+Ingest needs ``memory:write``; search and context ``memory:read``.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +10,22 @@ import binascii
 from dataclasses import asdict
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ember.auth import Scope
 from ember.errors import EmberError, ValidationFailed
 from ember.memory.extract import SourceDocument, beir_documents
 from ember.memory.filters import parse_filter
 from ember.memory.ingest import DocumentOutcome
 from ember.memory.retrieval import SearchHit
 from ember.memory.service import MemoryService
+from ember.serve_app.auth import require
 
 __all__ = ["memory_router"]
+
+READ = Depends(require(Scope.MEMORY_READ))
+WRITE = Depends(require(Scope.MEMORY_WRITE))
 
 
 class _Strict(BaseModel):
@@ -180,7 +188,7 @@ def memory_router(memory: MemoryService) -> APIRouter:
     """Routes over ``memory``."""
     router = APIRouter(prefix="/collections/{name}", tags=["memory"])
 
-    @router.post("/documents", response_model=IngestOut)
+    @router.post("/documents", response_model=IngestOut, dependencies=[WRITE])
     def ingest_documents(name: str, body: IngestIn) -> IngestOut:
         """Ingest documents; every document gets an outcome, failures do not stop the rest."""
         items: list[SourceDocument | EmberError] = []
@@ -204,7 +212,7 @@ def memory_router(memory: MemoryService) -> APIRouter:
             documents=[OutcomeOut.of(o) for o in report.outcomes],
         )
 
-    @router.post("/search", response_model=SearchOut)
+    @router.post("/search", response_model=SearchOut, dependencies=[READ])
     def search(name: str, body: SearchIn) -> SearchOut:
         """Hybrid (or dense, or keyword) search with filters applied inside both searches."""
         hits = memory.search(
@@ -218,7 +226,7 @@ def memory_router(memory: MemoryService) -> APIRouter:
         )
         return SearchOut(hits=[HitOut.of(hit, body.explain) for hit in hits])
 
-    @router.post("/context", response_model=ContextOut)
+    @router.post("/context", response_model=ContextOut, dependencies=[READ])
     def context(name: str, body: ContextIn) -> ContextOut:
         """The best chunks for ``query`` packed into ``budget_tokens``, with citations."""
         pack, _ = memory.context(

@@ -5,8 +5,9 @@ HTTP and WebSocket request it takes ``X-Request-ID`` when it is a sane token (1 
 printable ASCII characters, no spaces) or makes a new one, binds it to
 :data:`~ember.observability.REQUEST_ID` for the logs, echoes it in the response (unless a
 proxy in front already does: Ray Serve's proxy forwards and echoes the header itself), and
-writes one access-log line. An exception that
-escapes the app becomes a 500 problem+json without a stack trace (the trace goes to the log).
+writes one access-log line (with the ``principal`` the auth dependency admitted, or null).
+An exception that escapes the app becomes a 500 problem+json without a stack trace (the
+trace goes to the log).
 """
 
 from __future__ import annotations
@@ -49,14 +50,15 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = _incoming_id(scope) or uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
         token = REQUEST_ID.set(request_id)
         status = 0
         started = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
-            if message["type"] == "http.response.start":
+            if message["type"] in ("http.response.start", "websocket.http.response.start"):
                 status = message["status"]
             if message["type"] == "http.response.start" and self.echo:
                 headers = [
@@ -90,6 +92,7 @@ class RequestContextMiddleware:
                     "method": scope.get("method", "WS"),
                     "path": scope.get("path"),
                     "status": status,
+                    "principal": getattr(state.get("principal"), "name", None),
                     "latencyMs": round((time.perf_counter() - started) * 1000, 2),
                 },
             )

@@ -2,6 +2,7 @@
 
 Every error a client sees has ``type``, ``title``, ``status``, ``detail``, ``code`` and
 ``request_id``; validation failures add ``errors``, a list of ``{path, message, type}``.
+The error's ``headers`` (``WWW-Authenticate``, ``Retry-After``, ``Allow``) go with the response.
 Stack traces never leave the server.
 """
 
@@ -43,11 +44,13 @@ def problem_body(error: EmberError, instance: str | None = None) -> dict[str, An
 
 
 def problem_response(error: EmberError, instance: str | None = None) -> JSONResponse:
-    """``error`` as a response with its status and the problem+json media type."""
-    headers = {str(k): str(v) for k, v in error.extra.get("headers", {}).items()}
-    body = problem_body(error, instance)
-    body.pop("headers", None)
-    return JSONResponse(body, status_code=error.status, media_type=PROBLEM_JSON, headers=headers)
+    """``error`` as a response with its status, headers and the problem+json media type."""
+    return JSONResponse(
+        problem_body(error, instance),
+        status_code=error.status,
+        media_type=PROBLEM_JSON,
+        headers=error.headers,
+    )
 
 
 def problem_bytes(error: EmberError, instance: str | None = None) -> bytes:
@@ -78,7 +81,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        error = error_for_status(exc.status_code)(str(exc.detail))
+        error = error_for_status(exc.status_code)(str(exc.detail), headers=exc.headers)
         response = problem_response(error, request.url.path)
         response.status_code = exc.status_code
         return response

@@ -4,7 +4,7 @@ SQLite (WAL) under ``EMBER_HOME`` is the default; Postgres through ``EMBER_DATAB
 Both run the same migrations and the same repository test suite.
 """
 
-from ember.storage.audit import SqlAuditLog
+from ember.storage.audit import AuditDraft, SqlAuditLog, audited
 from ember.storage.backup import BackupTool
 from ember.storage.chunks import SqlChunkStore
 from ember.storage.collections import SqlCollectionRepository
@@ -18,10 +18,12 @@ from ember.storage.records import (
     LiveVersion,
     NewChunk,
     NewVersion,
+    TokenRecord,
     WrittenVersion,
 )
 
 __all__ = [
+    "AuditDraft",
     "AuditLog",
     "AuditRecord",
     "BackupTool",
@@ -37,6 +39,8 @@ __all__ = [
     "SqlAuditLog",
     "SqlChunkStore",
     "SqlCollectionRepository",
+    "TokenRecord",
     "WrittenVersion",
+    "audited",
     "is_transient",
 ]

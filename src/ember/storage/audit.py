@@ -1,15 +1,25 @@
-"""SQL adapter of :class:`~ember.storage.protocol.AuditLog`."""
+"""SQL adapter of :class:`~ember.storage.protocol.AuditLog`, and :func:`audited`."""
 
 from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ember.errors import EmberError
 from ember.storage.database import Database
+from ember.storage.protocol import AuditLog
 from ember.storage.records import AuditRecord
 from ember.storage.tables import AuditEntry
 
-__all__ = ["SqlAuditLog"]
+__all__ = ["AuditDraft", "SqlAuditLog", "audited"]
+
+log = logging.getLogger(__name__)
 
 
 def _record(row: AuditEntry) -> AuditRecord:
@@ -56,3 +66,53 @@ class SqlAuditLog:
         if action is not None:
             query = query.where(AuditEntry.action == action)
         return self._db.run(lambda session: [_record(row) for row in session.scalars(query)])
+
+
+@dataclass(slots=True)
+class AuditDraft:
+    """The entry :func:`audited` will append; the action may set ``resource`` and ``detail``."""
+
+    actor: str
+    action: str
+    resource: str
+    request_id: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def entry(self, outcome: str, **detail: Any) -> AuditRecord:
+        return AuditRecord(
+            actor=self.actor,
+            action=self.action,
+            resource=self.resource,
+            outcome=outcome,
+            request_id=self.request_id,
+            detail={**self.detail, **detail},
+        )
+
+
+@contextmanager
+def audited(
+    audit: AuditLog,
+    actor: str,
+    action: str,
+    resource: str,
+    *,
+    request_id: str | None = None,
+) -> Iterator[AuditDraft]:
+    """Append one entry for the action in the ``with`` body once it ends.
+
+    Outcome ``ok`` when the body returns; ``error`` with the error's ``code`` in ``detail``
+    when it raises (the exception propagates unchanged). A failure to write the ``ok`` entry
+    propagates; a failure to write an ``error`` entry is logged, so it never hides the
+    original error.
+    """
+    draft = AuditDraft(actor, action, resource, request_id)
+    try:
+        yield draft
+    except Exception as exc:
+        code = exc.code if isinstance(exc, EmberError) else EmberError.code
+        try:
+            audit.append(draft.entry("error", code=code))
+        except Exception:
+            log.exception("could not write the audit entry", extra={"action": action})
+        raise
+    audit.append(draft.entry("ok"))

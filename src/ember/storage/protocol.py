@@ -96,8 +96,14 @@ class ChunkStore(Protocol):
         """
         ...
 
-    def chunks(self, ids: Sequence[int]) -> dict[int, ChunkRecord]:
-        """The chunks with these ids (retired ones too), keyed by id; unknown ids are absent."""
+    def chunks(self, ids: Sequence[int], *, live_only: bool = False) -> dict[int, ChunkRecord]:
+        """The chunks with these ids, keyed by id; unknown ids are absent, and so are retired
+        ones when ``live_only`` (a vector index that missed a delete never resurfaces them)."""
+        ...
+
+    def owners(self, ids: Sequence[int]) -> dict[int, str]:
+        """The document id of each live chunk among ``ids``; retired and unknown ones are
+        absent."""
         ...
 
     def embeddings(
@@ -109,6 +115,33 @@ class ChunkStore(Protocol):
 
     def vectors(self, ids: Sequence[int], model_id: str) -> dict[int, npt.NDArray[np.float32]]:
         """The stored vectors of these chunks under ``model_id``; missing ones are absent."""
+        ...
+
+    def unembedded(
+        self, collection_id: str, model_id: str, batch_size: int = 256
+    ) -> Iterator[list[tuple[int, str | None, str, dict[str, Any]]]]:
+        """Live chunks with no embedding under ``model_id``, as ``(id, title, text, metadata)``, in
+        id order, in batches. Safe to interleave with :meth:`add_embeddings`: each batch is
+        read after the previous one was yielded."""
+        ...
+
+    def live_chunk_count(self, collection_id: str) -> int:
+        """How many live chunks the collection has."""
+        ...
+
+    def add_embeddings(
+        self, ids: Sequence[int], vectors: npt.NDArray[np.float32], model_id: str
+    ) -> None:
+        """Store row ``i`` of ``vectors`` as chunk ``ids[i]``'s embedding under ``model_id``,
+        in one transaction.
+
+        :raises DimensionMismatch: not one row per id.
+        """
+        ...
+
+    def retired_embedded(self, collection_id: str, model_id: str) -> list[int]:
+        """Ids of retired chunks that still have an embedding under ``model_id`` (what an
+        index built from older rows may still hold)."""
         ...
 
     def live_documents(

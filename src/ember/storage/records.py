@@ -13,6 +13,7 @@ __all__ = [
     "LiveVersion",
     "NewChunk",
     "NewVersion",
+    "TokenRecord",
     "WrittenVersion",
 ]
 
@@ -101,3 +102,17 @@ class ChunkRecord:
     char_end: int
     token_count: int
     metadata: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """An API token as stored, without its secret (only its hash is kept, and never returned)."""
+
+    id: str
+    name: str
+    principal: str
+    scopes: tuple[str, ...]
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None

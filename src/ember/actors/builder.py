@@ -1,0 +1,96 @@
+"""Where Ray options meet ember's actor classes: start the job system, reach it from Serve.
+
+The EventHub and JobDispatcher are named actors in the ``ember`` namespace, so a Serve replica
+(or a second ``ember up`` that joins the cluster) finds the running ones instead of starting
+more. Workers are started by the dispatcher through :func:`start_worker`.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+
+from ember.actors.dispatcher import JobDispatcherActor
+from ember.actors.event_hub import EventHubActor
+from ember.actors.job_worker import JobWorkerActor
+from ember.config import EmberConfig
+from ember.jobs.records import EventRecord
+
+__all__ = ["DISPATCHER", "HUB", "NAMESPACE", "JobSystem", "RayJobBus", "start_job_system"]
+
+NAMESPACE = "ember"
+HUB = "ember-event-hub"
+DISPATCHER = "ember-dispatcher"
+
+
+def start_worker(config: EmberConfig, hub: Any, kind: str, owner: str) -> Any:
+    """A JobWorker actor for ``kind`` holding leases as ``owner``."""
+    del kind
+    remote: Any = ray.remote(JobWorkerActor)
+    return remote.options(
+        name=f"ember-worker-{owner}",
+        namespace=NAMESPACE,
+        num_cpus=config.jobs.worker_num_cpus,
+        max_concurrency=1000,
+        max_restarts=0,
+    ).remote(config, owner, hub)
+
+
+@dataclass(frozen=True)
+class JobSystem:
+    """Handles of the running job system's actors."""
+
+    hub: Any
+    dispatcher: Any
+
+
+def start_job_system(config: EmberConfig) -> JobSystem:
+    """Start the EventHub and JobDispatcher (or find the running ones) and the dispatch loop."""
+    hub_class: Any = ray.remote(EventHubActor)
+    hub = hub_class.options(
+        name=HUB, namespace=NAMESPACE, get_if_exists=True, num_cpus=0.05, max_concurrency=1000
+    ).remote(config)
+    dispatcher_class: Any = ray.remote(JobDispatcherActor)
+    dispatcher = dispatcher_class.options(
+        name=DISPATCHER,
+        namespace=NAMESPACE,
+        get_if_exists=True,
+        num_cpus=0.05,
+        max_concurrency=1000,
+    ).remote(config, hub, functools.partial(start_worker, config, hub))
+    ray.get(dispatcher.start.remote())
+    return JobSystem(hub, dispatcher)
+
+
+class RayJobBus:
+    """:class:`~ember.jobs.bus.JobBus` over the named actors (looked up on first use)."""
+
+    def __init__(self) -> None:
+        self._system: JobSystem | None = None
+
+    def _actors(self) -> JobSystem:
+        if self._system is None:
+            self._system = JobSystem(
+                ray.get_actor(HUB, namespace=NAMESPACE),
+                ray.get_actor(DISPATCHER, namespace=NAMESPACE),
+            )
+        return self._system
+
+    async def publish(self, job_id: str, type_: str, data: dict[str, Any]) -> int:
+        seq: int = await self._actors().hub.publish.remote(job_id, type_, data)
+        return seq
+
+    async def wait(self, job_id: str, after: int, timeout_s: float) -> list[EventRecord] | None:
+        events: list[EventRecord] | None = await self._actors().hub.wait.remote(
+            job_id, after, timeout_s
+        )
+        return events
+
+    async def submitted(self, job_id: str) -> None:
+        self._actors().dispatcher.notify.remote()
+
+    async def cancel(self, job_id: str) -> None:
+        await self._actors().dispatcher.cancel.remote(job_id)

@@ -1,0 +1,106 @@
+"""The Ray :class:`~ember.jobs.dispatcher.WorkerPool`: JobWorker actors of one kind.
+
+Tracks the jobs each worker is running through the ``run`` calls it made. When a call fails
+because the actor died, the pool replaces the worker and expires the lease of the job it was
+running, so the dispatcher's next reap re-queues it at once instead of after the lease TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import ray
+from ray.exceptions import RayActorError
+
+from ember.jobs.protocol import JobRepository
+from ember.jobs.records import JobRecord
+
+__all__ = ["RayWorkerPool"]
+
+log = logging.getLogger(__name__)
+
+WorkerFactory = Callable[[str], Any]
+"""Starts a JobWorker actor for a lease owner id and returns its handle."""
+
+
+class RayWorkerPool:
+    """``size`` worker actors for ``kind``, each running up to ``slots`` jobs."""
+
+    def __init__(
+        self,
+        kind: str,
+        size: int,
+        slots: int,
+        factory: WorkerFactory,
+        jobs: JobRepository,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.kind = kind
+        self._slots = slots
+        self._factory = factory
+        self._jobs = jobs
+        self._on_change = on_change
+        self.workers: dict[str, Any] = {}
+        self._running: dict[str, set[str]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.replaced = 0
+        for _ in range(size):
+            self._add()
+
+    def _add(self) -> str:
+        owner = f"{self.kind}-{uuid.uuid4().hex[:12]}"
+        self.workers[owner] = self._factory(owner)
+        self._running[owner] = set()
+        return owner
+
+    def free_slots(self) -> list[str]:
+        return [
+            owner
+            for owner, running in self._running.items()
+            for _ in range(self._slots - len(running))
+        ]
+
+    async def start(self, worker_id: str, job: JobRecord) -> None:
+        self._running[worker_id].add(job.id)
+        ref = self.workers[worker_id].run.remote(job)
+        task = asyncio.get_running_loop().create_task(self._watch(worker_id, job.id, ref))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def cancel(self, worker_id: str, job_id: str) -> None:
+        worker = self.workers.get(worker_id)
+        if worker is not None:
+            try:
+                await worker.cancel.remote(job_id)
+            except RayActorError:
+                log.warning("cancel: the worker is gone", extra={"jobId": job_id})
+
+    async def _watch(self, worker_id: str, job_id: str, ref: Any) -> None:
+        try:
+            await ref
+        except RayActorError:
+            for orphan in self._replace(worker_id):
+                await asyncio.to_thread(self._jobs.expire, orphan, worker_id)
+        except Exception:
+            log.exception("the worker's run call failed", extra={"jobId": job_id})
+        finally:
+            running = self._running.get(worker_id)
+            if running is not None:
+                running.discard(job_id)
+            self._on_change()
+
+    def _replace(self, worker_id: str) -> set[str]:
+        """Swap a dead worker for a new one; returns the jobs it was running."""
+        if worker_id not in self.workers:
+            return set()
+        log.warning("worker %s died; starting a new one", worker_id, extra={"kind": self.kind})
+        dead = self.workers.pop(worker_id)
+        orphaned = self._running.pop(worker_id, set())
+        ray.kill(dead, no_restart=True)
+        self.replaced += 1
+        self._add()
+        return orphaned

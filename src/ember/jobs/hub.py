@@ -1,0 +1,182 @@
+"""The event hub: numbers each job's events, writes them to ``job_events`` in batches, and
+hands them to live readers.
+
+Readers pull (:meth:`EventHub.wait`), so a slow reader costs nothing here: the hub keeps only
+a bounded ring of recent events per job, and a reader that fell behind the ring is told to
+read the table instead (``None``). Every event that left the ring is already in the table:
+publishers wait for a flush whenever the unflushed backlog reaches half a ring.
+
+Events not yet flushed (at most ``flush_interval_s`` old) are lost if the process dies; the
+job row still holds the outcome, and streams end on the row's final state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict, deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ember.jobs.protocol import EventStore
+from ember.jobs.records import EventRecord
+from ember.storage.tables import utcnow
+
+__all__ = ["EventHub", "HubStats"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Stream:
+    next_seq: int
+    flushed_seq: int
+    ring: deque[EventRecord]
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def wake(self) -> None:
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+
+@dataclass(frozen=True)
+class HubStats:
+    """What the hub holds in memory right now."""
+
+    jobs: int
+    buffered: int
+    pending: int
+
+
+class EventHub:
+    """Numbered, batched, fanned-out job events (one per cluster, in an actor)."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        ring_size: int = 2048,
+        flush_interval_s: float = 0.05,
+        max_jobs: int = 1024,
+    ) -> None:
+        if ring_size < 2:
+            raise ValueError("ring_size must be at least 2")
+        self._store = store
+        self._ring_size = ring_size
+        self._flush_at = ring_size // 2
+        self.flush_interval_s = flush_interval_s
+        self._max_jobs = max_jobs
+        self._streams: OrderedDict[str, _Stream] = OrderedDict()
+        self._pending: list[EventRecord] = []
+        self._flush_lock = asyncio.Lock()
+
+    async def publish(self, job_id: str, type_: str, data: dict[str, Any]) -> int:
+        """Number and buffer one event; returns its sequence number."""
+        return (await self.publish_many(job_id, [(type_, data)]))[-1]
+
+    async def publish_many(
+        self, job_id: str, events: Sequence[tuple[str, dict[str, Any]]]
+    ) -> list[int]:
+        """Number and buffer several events of one job, in order (one call for a burst of
+        tokens); returns their sequence numbers."""
+        stream = await self._stream(job_id)
+        now = utcnow()
+        numbers = []
+        for type_, data in events:
+            record = EventRecord(job_id, stream.next_seq, type_, dict(data), now)
+            stream.next_seq += 1
+            stream.ring.append(record)
+            self._pending.append(record)
+            numbers.append(record.seq)
+        stream.wake()
+        if len(self._pending) >= self._flush_at:
+            await self.flush()
+        return numbers
+
+    async def flush(self) -> int:
+        """Write every buffered event to the table; returns how many were written. On a
+        database error they stay buffered for the next flush."""
+        async with self._flush_lock:
+            batch, self._pending = self._pending, []
+            if not batch:
+                return 0
+            try:
+                await asyncio.to_thread(self._store.append, batch)
+            except Exception:
+                self._pending = batch + self._pending
+                raise
+            for record in batch:
+                stream = self._streams.get(record.job_id)
+                if stream is not None:
+                    stream.flushed_seq = max(stream.flushed_seq, record.seq)
+            return len(batch)
+
+    async def run_flusher(self) -> None:
+        """Flush every ``flush_interval_s`` until cancelled (then flush once more)."""
+        try:
+            while True:
+                await asyncio.sleep(self.flush_interval_s)
+                try:
+                    await self.flush()
+                except Exception:
+                    log.exception("flushing job events failed; will retry")
+        finally:
+            await self.flush()
+
+    async def wait(
+        self, job_id: str, after: int, timeout_s: float, limit: int = 1000
+    ) -> list[EventRecord] | None:
+        """Events of the job with ``seq > after``, waiting up to ``timeout_s`` for one.
+
+        Returns a non-empty list (in order, contiguous from ``after + 1``), ``[]`` when the
+        time ran out with nothing new, or ``None`` when the events after ``after`` are no
+        longer (or not) in memory: read them from the table, then ask again.
+        """
+        stream = await self._stream(job_id)
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            ring = stream.ring
+            if stream.next_seq - 1 > after:
+                if not ring or ring[0].seq > after + 1:
+                    return None
+                start = after + 1 - ring[0].seq
+                return [ring[i] for i in range(start, min(len(ring), start + limit))]
+            changed = stream.changed
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return []
+            try:
+                await asyncio.wait_for(changed.wait(), remaining)
+            except TimeoutError:
+                return []
+
+    def stats(self) -> HubStats:
+        """Jobs tracked, events held in rings, events not yet flushed."""
+        return HubStats(
+            jobs=len(self._streams),
+            buffered=sum(len(s.ring) for s in self._streams.values()),
+            pending=len(self._pending),
+        )
+
+    async def _stream(self, job_id: str) -> _Stream:
+        stream = self._streams.get(job_id)
+        if stream is not None:
+            self._streams.move_to_end(job_id)
+            return stream
+        last = await asyncio.to_thread(self._store.last_seq, job_id)
+        stream = self._streams.get(job_id)
+        if stream is None:
+            stream = _Stream(last + 1, last, deque(maxlen=self._ring_size))
+            self._streams[job_id] = stream
+            self._evict()
+        return stream
+
+    def _evict(self) -> None:
+        for job_id in list(self._streams):
+            if len(self._streams) <= self._max_jobs:
+                return
+            stream = self._streams[job_id]
+            if stream.flushed_seq == stream.next_seq - 1:
+                stream.wake()
+                del self._streams[job_id]

@@ -1,0 +1,132 @@
+"""The ``ingest`` and ``reindex`` job kinds, over the memory plane.
+
+The memory plane is synchronous (the embedding model dominates), so each job runs it in a
+thread. Cancelling the job sets a stop flag that the work checks after every batch: the thread
+stops at the next batch boundary (what was written stays written; a reindex retires its
+half-built index and the live one keeps serving), then ``CancelledError`` goes on up.
+Progress is published as ``progress`` events after every batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ember.jobs.context import JobContext
+from ember.jobs.kinds import JobKind
+from ember.memory.documents import DocumentIn, source_documents
+from ember.memory.ingest import IngestProgress
+from ember.memory.reindex import ReindexProgress
+from ember.memory.service import MemoryService
+
+__all__ = ["IngestInput", "ReindexInput", "memory_kinds"]
+
+T = TypeVar("T")
+
+
+class _Stopped(Exception):
+    """Raised inside the worker thread at a batch boundary after a cancel."""
+
+
+class IngestInput(BaseModel):
+    """Input of an ``ingest`` job."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    collection: str = Field(min_length=1, max_length=128)
+    documents: list[DocumentIn] = Field(min_length=1, max_length=10000)
+    create: bool = Field(False, description="Create the collection if it does not exist.")
+
+
+class ReindexInput(BaseModel):
+    """Input of a ``reindex`` job."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    collection: str = Field(min_length=1, max_length=128)
+
+
+async def _in_thread(
+    context: JobContext, work: Callable[[Callable[[dict[str, Any]], None]], T]
+) -> T:
+    """Run ``work(report)`` in a thread; ``report(data)`` publishes a progress event and is
+    where a cancel stops the thread."""
+    loop = asyncio.get_running_loop()
+    stop = threading.Event()
+
+    def report(data: dict[str, Any]) -> None:
+        asyncio.run_coroutine_threadsafe(context.emit("progress", data), loop)
+        if stop.is_set():
+            raise _Stopped
+
+    future = asyncio.ensure_future(asyncio.to_thread(work, report))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        stop.set()
+        with contextlib.suppress(_Stopped):
+            await future
+        raise
+
+
+def memory_kinds(memory: Callable[[], MemoryService]) -> list[JobKind]:
+    """The kinds over the memory plane ``memory()`` returns (built on first use)."""
+
+    async def ingest(context: JobContext, payload: IngestInput) -> dict[str, Any]:
+        service = memory()
+        items = source_documents(payload.documents)
+        if payload.create:
+            names = {c.name for c in service.collections.list(limit=100_000)}
+            if payload.collection not in names:
+                service.collections.create(payload.collection)
+
+        def work(report: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+            def progress(state: IngestProgress) -> None:
+                report({**asdict(state), "total": len(items)})
+
+            result = service.ingest(payload.collection, items, progress)
+            return {
+                "collection": payload.collection,
+                "created": result.count("created"),
+                "updated": result.count("updated"),
+                "skipped": result.count("unchanged", "duplicate"),
+                "failed": result.count("failed"),
+                "chunks": result.chunks,
+                "seconds": round(result.seconds, 3),
+                "index_error": result.index_error,
+                "documents": [asdict(outcome) for outcome in result.outcomes],
+            }
+
+        return await _in_thread(context, work)
+
+    async def reindex(context: JobContext, payload: ReindexInput) -> dict[str, Any]:
+        service = memory()
+
+        def work(report: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+            def progress(state: ReindexProgress) -> None:
+                report(asdict(state))
+
+            return asdict(service.reindex(payload.collection, progress))
+
+        return await _in_thread(context, work)
+
+    return [
+        JobKind(
+            "ingest",
+            IngestInput,
+            ingest,
+            "Ingest documents into a collection (every document gets an outcome).",
+        ),
+        JobKind(
+            "reindex",
+            ReindexInput,
+            reindex,
+            "Re-embed a collection with the configured model and swap in a new index.",
+        ),
+    ]

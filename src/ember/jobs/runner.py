@@ -1,0 +1,160 @@
+"""The worker side of a job: run its handler under a lease, and record how it ended.
+
+While the handler runs, the runner renews the lease every ``renew_interval_s``. A renewal that
+finds the job ``cancelling`` cancels the handler's task (``CancelledError`` is raised inside
+the work, so it really stops); one that finds the lease gone (the job was reaped and may run
+elsewhere) cancels it too and records nothing. :meth:`JobRunner.cancel` is the direct path a
+dispatcher uses so the cancel does not wait for the next renewal.
+
+Outcomes: the handler's result → ``succeeded`` (``result`` event); an
+:class:`~ember.errors.EmberError` → ``failed`` with its code (``error`` event); any other
+exception → ``failed`` with ``internal``; cancelled → ``cancelled``. The row is updated first
+and the events published after, so a client that sees the final ``state`` event can read the
+result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ember.errors import EmberError, JobTimedOut
+from ember.jobs.context import JobContext
+from ember.jobs.kinds import JobKind, KindRegistry
+from ember.jobs.protocol import JobRepository
+from ember.jobs.records import JobRecord
+from ember.jobs.states import JobState
+
+__all__ = ["JobRunner", "Publish"]
+
+Publish = Callable[[str, str, dict[str, Any]], Awaitable[int]]
+"""Publishes an event (job id, type, data) and returns its sequence number."""
+
+log = logging.getLogger(__name__)
+
+
+class JobRunner:
+    """Runs leased jobs for one lease owner (a worker)."""
+
+    def __init__(
+        self,
+        jobs: JobRepository,
+        kinds: KindRegistry,
+        publish: Publish,
+        owner: str,
+        *,
+        lease_ttl_s: float = 10.0,
+        renew_interval_s: float = 2.0,
+    ) -> None:
+        self._jobs = jobs
+        self._kinds = kinds
+        self._publish = publish
+        self.owner = owner
+        self._ttl = lease_ttl_s
+        self._renew_every = renew_interval_s
+        self._tasks: dict[str, asyncio.Task[dict[str, Any]]] = {}
+        self.renewals = 0
+
+    @property
+    def active(self) -> int:
+        """How many jobs are running here now."""
+        return len(self._tasks)
+
+    def cancel(self, job_id: str) -> bool:
+        """Cancel the job's work if it runs here; returns whether it did."""
+        task = self._tasks.get(job_id)
+        if task is None:
+            return False
+        task.cancel()
+        return True
+
+    async def run(self, job: JobRecord) -> JobRecord | None:
+        """Run ``job`` (leased to :attr:`owner`) to its end; returns the final row, or
+        ``None`` when the lease was lost and someone else owns the outcome."""
+        try:
+            kind = self._kinds.get(job.kind)
+            payload = kind.input_model.model_validate(job.input)
+        except EmberError as exc:
+            return await self._fail(job, exc)
+        extra = {"jobId": job.id, "requestId": job.request_id, "kind": job.kind}
+        log.info("job started", extra={**extra, "attempt": job.attempts})
+        await self._publish(job.id, "state", {"state": "running", "attempt": job.attempts})
+        context = JobContext(job, lambda type_, data: self._publish(job.id, type_, data))
+        work = asyncio.create_task(self._call(kind, context, payload))
+        self._tasks[job.id] = work
+        try:
+            lost = await self._supervise(job, work)
+        finally:
+            self._tasks.pop(job.id, None)
+        if lost:
+            log.warning("job lease lost; leaving it to its new owner", extra=extra)
+            return None
+        if work.cancelled():
+            final = await self._finish(job, JobState.CANCELLED)
+            log.info("job cancelled", extra=extra)
+            return final
+        error = work.exception()
+        if error is None:
+            result = work.result()
+            final = await self._finish(job, JobState.SUCCEEDED, result=result)
+            if final is not None:
+                await self._publish(job.id, "result", result)
+                await self._publish(job.id, "state", {"state": "succeeded"})
+            log.info("job succeeded", extra=extra)
+            return final
+        if not isinstance(error, EmberError):
+            log.error("job handler crashed", extra=extra, exc_info=error)
+            error = EmberError(f"{type(error).__name__}: {error}")
+        return await self._fail(job, error)
+
+    async def _supervise(self, job: JobRecord, work: asyncio.Task[dict[str, Any]]) -> bool:
+        """Renew the lease until ``work`` is done; returns whether the lease was lost."""
+        lost = False
+        while not work.done():
+            done, _ = await asyncio.wait({work}, timeout=self._renew_every)
+            if done:
+                break
+            state = await asyncio.to_thread(self._jobs.renew, job.id, self.owner, self._ttl)
+            self.renewals += 1
+            if state is None:
+                lost = True
+                work.cancel()
+            elif state is JobState.CANCELLING:
+                work.cancel()
+        await asyncio.wait({work})
+        return lost
+
+    @staticmethod
+    async def _call(kind: JobKind, context: JobContext, payload: Any) -> dict[str, Any]:
+        if kind.timeout_s is None:
+            return await kind.handler(context, payload)
+        try:
+            async with asyncio.timeout(kind.timeout_s):
+                return await kind.handler(context, payload)
+        except TimeoutError as exc:
+            raise JobTimedOut(f"the job ran past its limit of {kind.timeout_s:g} s") from exc
+
+    async def _fail(self, job: JobRecord, error: EmberError) -> JobRecord | None:
+        final = await self._finish(
+            job, JobState.FAILED, error_code=error.code, error_detail=error.detail
+        )
+        if final is not None:
+            await self._publish(job.id, "error", {"code": error.code, "detail": error.detail})
+            await self._publish(job.id, "state", {"state": "failed", "code": error.code})
+        log.info(
+            "job failed",
+            extra={"jobId": job.id, "requestId": job.request_id, "outcome": error.code},
+        )
+        return final
+
+    async def _finish(self, job: JobRecord, state: JobState, **values: Any) -> JobRecord | None:
+        try:
+            final = await asyncio.to_thread(self._jobs.finish, job.id, self.owner, state, **values)
+        except EmberError as exc:
+            log.warning("could not record the job's end: %s", exc, extra={"jobId": job.id})
+            return None
+        if state is JobState.CANCELLED:
+            await self._publish(job.id, "state", {"state": "cancelled"})
+        return final

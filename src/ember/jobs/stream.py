@@ -1,0 +1,71 @@
+"""Following a job's events: replay from the table, then live, with no gap and no repeat.
+
+:func:`follow` yields every event after ``after`` in order, ``None`` as a heartbeat when
+nothing happened for ``heartbeat_s``, and stops after the event that puts the job in a final
+state (or, if that event was lost, once the job row is final and nothing more comes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from ember.jobs.bus import JobBus
+from ember.jobs.protocol import EventStore, JobRepository
+from ember.jobs.records import EventRecord
+from ember.jobs.states import TERMINAL
+
+__all__ = ["follow", "is_final"]
+
+_FINAL = frozenset(state.value for state in TERMINAL)
+
+
+def is_final(event: EventRecord) -> bool:
+    """Whether ``event`` is the one that puts its job in a final state."""
+    return event.type == "state" and event.data.get("state") in _FINAL
+
+
+async def follow(
+    job_id: str,
+    after: int,
+    *,
+    events: EventStore,
+    jobs: JobRepository,
+    bus: JobBus,
+    heartbeat_s: float,
+    replay_batch: int = 1000,
+) -> AsyncIterator[EventRecord | None]:
+    """See the module docstring. The job must exist (check before calling)."""
+    last = after
+    while True:
+        replayed = 0
+        while True:
+            batch = await asyncio.to_thread(events.after, job_id, last, replay_batch)
+            for event in batch:
+                yield event
+                last = event.seq
+                if is_final(event):
+                    return
+            replayed += len(batch)
+            if len(batch) < replay_batch:
+                break
+        while True:
+            live = await bus.wait(job_id, last, heartbeat_s)
+            if live is None:
+                if not replayed:
+                    await asyncio.sleep(0.02)
+                break
+            if not live:
+                job = await asyncio.to_thread(jobs.get, job_id)
+                if job.state in TERMINAL:
+                    tail = await asyncio.to_thread(events.after, job_id, last, replay_batch)
+                    if not tail:
+                        return
+                    break
+                yield None
+                continue
+            for event in live:
+                yield event
+                last = event.seq
+                if is_final(event):
+                    return

@@ -1,0 +1,130 @@
+"""The whole job system in one process (hub, dispatcher, runners as tasks) on each database,
+with a few job kinds whose handlers let tests see what reached them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, ConfigDict, Field
+
+from ember.errors import ProviderUnavailable
+from ember.jobs.bus import LocalJobBus
+from ember.jobs.context import JobContext
+from ember.jobs.dispatcher import Dispatcher
+from ember.jobs.events import SqlEventStore
+from ember.jobs.hub import EventHub
+from ember.jobs.kinds import JobKind, KindRegistry
+from ember.jobs.pool import LocalWorkerPool
+from ember.jobs.records import JobRecord
+from ember.jobs.repository import SqlJobRepository
+from ember.jobs.runner import JobRunner
+from ember.jobs.service import JobService
+from ember.jobs.states import TERMINAL
+from ember.storage import Database, SqlAuditLog
+
+
+class EchoInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1)
+    tokens: int = Field(3, ge=0, le=100_000)
+    fail: bool = False
+
+
+class SleepInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seconds: float = 60.0
+
+
+@dataclass
+class Seen:
+    """What handlers observed."""
+
+    started: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+
+
+def make_kinds(seen: Seen) -> list[JobKind]:
+    async def echo(context: JobContext, payload: EchoInput) -> dict[str, Any]:
+        seen.started.append(context.job.id)
+        for i in range(payload.tokens):
+            await context.token(f"{payload.text}-{i}")
+        if payload.fail:
+            raise ProviderUnavailable("the model server went away")
+        return {"echo": payload.text}
+
+    async def sleep(context: JobContext, payload: SleepInput) -> dict[str, Any]:
+        seen.started.append(context.job.id)
+        try:
+            await asyncio.sleep(payload.seconds)
+        except asyncio.CancelledError:
+            seen.cancelled.append(context.job.id)
+            raise
+        return {"slept": payload.seconds}
+
+    async def crash(context: JobContext, payload: SleepInput) -> dict[str, Any]:
+        raise ZeroDivisionError("division by zero")
+
+    return [
+        JobKind("echo", EchoInput, echo, "Echo tokens back."),
+        JobKind("sleep", SleepInput, sleep, "Sleep."),
+        JobKind("crash", SleepInput, crash, "Crash."),
+        JobKind("slow", SleepInput, sleep, "Sleep past the limit.", timeout_s=0.2),
+    ]
+
+
+@dataclass
+class System:
+    service: JobService
+    jobs: SqlJobRepository
+    events: SqlEventStore
+    hub: EventHub
+    bus: LocalJobBus
+    pools: dict[str, LocalWorkerPool]
+    seen: Seen
+    audit: SqlAuditLog
+
+    async def until_final(self, job_id: str, timeout_s: float = 20.0) -> JobRecord:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                job = await asyncio.to_thread(self.jobs.get, job_id)
+                if job.state in TERMINAL:
+                    return job
+                await asyncio.sleep(0.02)
+
+    async def until(self, predicate, timeout_s: float = 20.0) -> None:
+        async with asyncio.timeout(timeout_s):
+            while not predicate():
+                await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def system(database: Database) -> AsyncIterator[System]:
+    seen = Seen()
+    kinds = KindRegistry(make_kinds(seen))
+    jobs = SqlJobRepository(database)
+    events = SqlEventStore(database)
+    hub = EventHub(events, ring_size=64, flush_interval_s=0.02)
+
+    def runner(owner: str) -> JobRunner:
+        return JobRunner(jobs, kinds, hub.publish, owner, lease_ttl_s=2.0, renew_interval_s=0.1)
+
+    pools = {name: LocalWorkerPool(runner, size=2) for name in kinds.names()}
+    dispatcher = Dispatcher(jobs, pools, hub.publish, lease_ttl_s=2.0)
+    bus = LocalJobBus(hub, dispatcher, poll_s=0.05)
+    audit = SqlAuditLog(database)
+    service = JobService(jobs, events, kinds, bus, audit, max_active_per_principal=5)
+    service.heartbeat_s = 0.2
+    bus.start()
+    try:
+        yield System(service, jobs, events, hub, bus, pools, seen, audit)
+    finally:
+        for pool in pools.values():
+            for runner_ in pool.runners.values():
+                for job_id in list(runner_._tasks):
+                    runner_.cancel(job_id)
+            await pool.drain()
+        await bus.stop()

@@ -1,0 +1,126 @@
+"""The job system end to end in one process: submit, run, stream, cancel, fail, time out,
+quota, idempotency, audit — on SQLite and Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from ember.errors import IdempotencyConflict, QuotaExceeded, UnknownJobKind, ValidationFailed
+from ember.jobs.states import JobState
+from tests.jobs.conftest import System
+
+
+async def collect(system: System, job_id: str, after: int = 0) -> list:
+    return [event async for event in system.service.follow(job_id, after) if event is not None]
+
+
+async def test_a_job_runs_and_its_stream_is_complete(system: System) -> None:
+    job, created = await system.service.submit("echo", {"text": "hi"}, "alice", request_id="r1")
+    assert created and job.state is JobState.QUEUED
+    events = await collect(system, job.id)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert [(e.type, e.data) for e in events] == [
+        ("state", {"state": "queued"}),
+        ("state", {"state": "running", "attempt": 1}),
+        ("token", {"text": "hi-0"}),
+        ("token", {"text": "hi-1"}),
+        ("token", {"text": "hi-2"}),
+        ("result", {"echo": "hi"}),
+        ("state", {"state": "succeeded"}),
+    ]
+    final = system.jobs.get(job.id)
+    assert final.state is JobState.SUCCEEDED and final.result == {"echo": "hi"}
+    assert final.request_id == "r1"
+    resumed = await collect(system, job.id, after=4)
+    assert [e.seq for e in resumed] == [5, 6, 7]
+
+
+async def test_a_failing_handler_fails_the_job_with_its_code(system: System) -> None:
+    job, _ = await system.service.submit("echo", {"text": "x", "fail": True}, "alice")
+    events = await collect(system, job.id)
+    assert events[-2].type == "error"
+    assert events[-2].data["code"] == "provider_unavailable"
+    assert events[-1].data == {"state": "failed", "code": "provider_unavailable"}
+    final = system.jobs.get(job.id)
+    assert final.error_code == "provider_unavailable" and final.result is None
+    crashed, _ = await system.service.submit("crash", {}, "alice")
+    done = await system.until_final(crashed.id)
+    assert done.error_code == "internal" and "ZeroDivisionError" in (done.error_detail or "")
+    slow, _ = await system.service.submit("slow", {"seconds": 30}, "alice")
+    timed = await system.until_final(slow.id)
+    assert timed.error_code == "job_timed_out"
+
+
+async def test_cancel_reaches_the_running_handler(system: System) -> None:
+    job, _ = await system.service.submit("sleep", {"seconds": 60}, "alice")
+    await system.until(lambda: job.id in system.seen.started)
+    cancelling = await system.service.cancel(job.id, "alice", "alice")
+    assert cancelling.state is JobState.CANCELLING
+    final = await system.until_final(job.id, timeout_s=5)
+    assert final.state is JobState.CANCELLED
+    assert system.seen.cancelled == [job.id]
+    states = [e.data["state"] for e in await collect(system, job.id) if e.type == "state"]
+    assert states == ["queued", "running", "cancelling", "cancelled"]
+
+
+async def test_cancel_also_arrives_through_lease_renewal(system: System) -> None:
+    job, _ = await system.service.submit("sleep", {"seconds": 60}, "alice")
+    await system.until(lambda: job.id in system.seen.started)
+    await asyncio.to_thread(system.jobs.request_cancel, job.id)
+    final = await system.until_final(job.id, timeout_s=5)
+    assert final.state is JobState.CANCELLED and system.seen.cancelled == [job.id]
+
+
+async def test_cancelling_a_queued_job_never_runs_it(system: System) -> None:
+    await system.bus.stop()
+    job, _ = await system.service.submit("echo", {"text": "never"}, "alice")
+    cancelled = await system.service.cancel(job.id, "alice", "alice")
+    assert cancelled.state is JobState.CANCELLED
+    system.bus.start()
+    await asyncio.sleep(0.3)
+    assert job.id not in system.seen.started
+    assert system.jobs.get(job.id).state is JobState.CANCELLED
+
+
+async def test_validation_quota_idempotency_and_audit(system: System) -> None:
+    with pytest.raises(UnknownJobKind, match="echo"):
+        await system.service.submit("nope", {}, "alice")
+    with pytest.raises(ValidationFailed) as bad:
+        await system.service.submit("echo", {"text": "", "extra": 1}, "alice")
+    assert {e["path"] for e in bad.value.errors} == {"input.text", "input.extra"}
+    first, created = await system.service.submit(
+        "sleep", {"seconds": 60}, "bob", idempotency_key="k"
+    )
+    again, created_again = await system.service.submit(
+        "sleep", {"seconds": 60.0}, "bob", idempotency_key="k"
+    )
+    assert created and not created_again and again.id == first.id
+    with pytest.raises(IdempotencyConflict):
+        await system.service.submit("sleep", {"seconds": 1}, "bob", idempotency_key="k")
+    for _ in range(4):
+        await system.service.submit("sleep", {"seconds": 60}, "bob")
+    with pytest.raises(QuotaExceeded):
+        await system.service.submit("sleep", {"seconds": 60}, "bob")
+    replay, _ = await system.service.submit("sleep", {"seconds": 60}, "bob", idempotency_key="k")
+    assert replay.id == first.id
+    entries = system.audit.list(actor="bob", action="job.create", limit=100)
+    outcomes = [(e.outcome, e.detail.get("code")) for e in reversed(entries)]
+    assert outcomes.count(("ok", None)) == 7
+    assert ("error", "idempotency_conflict") in outcomes and ("error", "quota_exceeded") in outcomes
+
+
+async def test_many_events_to_a_slow_reader_stay_bounded_and_contiguous(system: System) -> None:
+    job, _ = await system.service.submit("echo", {"text": "t", "tokens": 3000}, "alice")
+    seen: list[int] = []
+    peak = 0
+    async for event in system.service.follow(job.id, 0):
+        if event is None:
+            continue
+        seen.append(event.seq)
+        peak = max(peak, system.hub.stats().buffered, system.hub.stats().pending)
+        if len(seen) % 200 == 0:
+            await asyncio.sleep(0.05)
+    assert seen == list(range(1, 3000 + 5))
+    assert peak <= 64

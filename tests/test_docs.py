@@ -112,3 +112,14 @@ def test_readme_starts_with_the_two_commands() -> None:
     lines = (REPO / "README.md").read_text().splitlines()
     block = lines[lines.index("```") + 1 : lines.index("```", lines.index("```") + 1)]
     assert [line.split()[0:2] for line in block] == [["make", "up"], ["make", "test"]]
+
+
+def test_job_kinds_are_documented(tmp_path) -> None:
+    from ember.config import load_config
+    from ember.jobs.wiring import build_kinds
+    from ember.storage import Database
+
+    config = load_config(None, {"EMBER_HOME": str(tmp_path)})
+    kinds = build_kinds(config, Database.from_config(config)).names()
+    documented = set(re.findall(r"^\| `([a-z_]+)` \| `\{", read("jobs.md"), re.M))
+    assert set(kinds) == documented

@@ -7,6 +7,7 @@ handler. Events go to the EventHub actor; the lease is renewed in the job's row.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import ray
@@ -34,6 +35,12 @@ class JobWorkerActor:
             seq: int = await self._hub.publish.remote(job_id, type_, data)
             return seq
 
+        async def publish_many(
+            job_id: str, events: Sequence[tuple[str, dict[str, Any]]]
+        ) -> list[int]:
+            seqs: list[int] = await self._hub.publish_many.remote(job_id, list(events))
+            return seqs
+
         self._runner = JobRunner(
             SqlJobRepository(self._database),
             build_kinds(config, self._database),
@@ -41,6 +48,7 @@ class JobWorkerActor:
             owner,
             lease_ttl_s=config.jobs.lease_ttl_s,
             renew_interval_s=config.jobs.renew_interval_s,
+            publish_many=publish_many,
         )
 
     async def run(self, job: JobRecord) -> str | None:

@@ -201,6 +201,11 @@ class JobsConfig(_Section):
     event_flush_interval_s: float = Field(
         0.05, gt=0, description="Longest time an event waits before it is written."
     )
+    plugins: str | None = Field(
+        None,
+        description="Comma-separated `module:function` plug-ins, each returning more job "
+        "kinds for a config.",
+    )
 
 
 class EmberConfig(_Section):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ember.errors import EmberError, JobTimedOut
@@ -27,10 +27,13 @@ from ember.jobs.protocol import JobRepository
 from ember.jobs.records import JobRecord
 from ember.jobs.states import JobState
 
-__all__ = ["JobRunner", "Publish"]
+__all__ = ["JobRunner", "Publish", "PublishMany"]
 
 Publish = Callable[[str, str, dict[str, Any]], Awaitable[int]]
 """Publishes an event (job id, type, data) and returns its sequence number."""
+
+PublishMany = Callable[[str, Sequence[tuple[str, dict[str, Any]]]], Awaitable[list[int]]]
+"""Publishes several events of one job in one call and returns their sequence numbers."""
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +50,12 @@ class JobRunner:
         *,
         lease_ttl_s: float = 10.0,
         renew_interval_s: float = 2.0,
+        publish_many: PublishMany | None = None,
     ) -> None:
         self._jobs = jobs
         self._kinds = kinds
         self._publish = publish
+        self._publish_many = publish_many
         self.owner = owner
         self._ttl = lease_ttl_s
         self._renew_every = renew_interval_s
@@ -81,7 +86,12 @@ class JobRunner:
         extra = {"jobId": job.id, "requestId": job.request_id, "kind": job.kind}
         log.info("job started", extra={**extra, "attempt": job.attempts})
         await self._publish(job.id, "state", {"state": "running", "attempt": job.attempts})
-        context = JobContext(job, lambda type_, data: self._publish(job.id, type_, data))
+        many = self._publish_many
+        context = JobContext(
+            job,
+            lambda type_, data: self._publish(job.id, type_, data),
+            (lambda events: many(job.id, events)) if many is not None else None,
+        )
         work = asyncio.create_task(self._call(kind, context, payload))
         self._tasks[job.id] = work
         try:

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from starlette.concurrency import run_in_threadpool
 
-from ember.actors.builder import RayJobBus
 from ember.auth import Authenticator, SqlTokenRepository, TokenRepository
 from ember.config import EmberConfig
 from ember.jobs.bus import JobBus
@@ -44,6 +43,12 @@ class AppContext:
     jobs: JobService
 
 
+def _cluster_bus() -> JobBus:
+    from ember.actors.builder import RayJobBus
+
+    return RayJobBus()
+
+
 def build_context(
     config: EmberConfig, memory: MemoryService | None = None, bus: JobBus | None = None
 ) -> AppContext:
@@ -70,7 +75,7 @@ def build_context(
         SqlJobRepository(database),
         SqlEventStore(database),
         build_kinds(config, database, memory=lambda: memory),
-        bus or RayJobBus(),
+        bus or _cluster_bus(),
         audit,
         max_active_per_principal=settings.max_active_per_principal,
         max_attempts=settings.max_attempts,

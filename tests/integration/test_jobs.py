@@ -1,0 +1,302 @@
+"""Durable jobs on a real local Ray cluster, over real HTTP: the dispatcher, worker and hub
+actors, SSE and WebSocket streams, auth and limits, a worker killed mid-job."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import ray
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
+
+from ember.actors.builder import DISPATCHER, HUB, NAMESPACE
+from ember.auth import SqlTokenRepository
+from ember.cluster import Runtime
+from ember.config import EmberConfig, load_config
+from ember.jobs.repository import SqlJobRepository
+from ember.jobs.states import TERMINAL, JobState
+from ember.storage import Database, Migrator
+from tests.support.postgres import free_port
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def job_settings(home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a test ember: a short lease, the test plug-in kinds."""
+    return {
+        "EMBER_HOME": str(home),
+        "EMBER_SERVER_PORT": str(free_port()),
+        "EMBER_RAY_NUM_CPUS": "4",
+        "EMBER_RAY_DASHBOARD": "false",
+        "EMBER_JOBS_PLUGINS": "tests.jobs.plugin:kinds",
+        "EMBER_JOBS_LEASE_TTL_S": "3",
+        "EMBER_JOBS_RENEW_INTERVAL_S": "0.5",
+        "EMBER_JOBS_POLL_INTERVAL_S": "0.2",
+        "EMBER_JOBS_HEARTBEAT_S": "1",
+        "EMBER_JOBS_EVENT_RING_SIZE": "256",
+        **extra,
+    }
+
+
+def importable_tests() -> None:
+    """Ray's worker processes must import the test plug-in as the driver does."""
+    paths = [str(REPO), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+
+
+@dataclass
+class Ember:
+    url: str
+    config: EmberConfig
+    jobs: SqlJobRepository
+    tokens: dict[str, str]
+
+    def headers(self, who: str = "writer") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+    def submit(self, kind: str, payload: dict[str, Any], **headers: str) -> dict[str, Any]:
+        response = httpx.post(
+            f"{self.url}/jobs",
+            json={"kind": kind, "input": payload},
+            headers={**self.headers(), **headers},
+        )
+        assert response.status_code in (200, 201), response.text
+        return dict(response.json())
+
+    def until(self, job_id: str, states=TERMINAL, timeout_s: float = 60.0):
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            job = self.jobs.get(job_id)
+            if job.state in states:
+                return job
+            time.sleep(0.05)
+        raise AssertionError(f"job {job_id} is still {self.jobs.get(job_id).state}")
+
+
+@pytest.fixture(scope="module")
+def ember(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ember]:
+    importable_tests()
+    home = tmp_path_factory.mktemp("jobs-home")
+    config = load_config(
+        None,
+        job_settings(home, EMBER_AUTH_RATE_LIMIT_PER_S="2", EMBER_AUTH_RATE_LIMIT_BURST="100"),
+    )
+    database = Database.from_config(config)
+    Migrator(database).upgrade()
+    repo = SqlTokenRepository(database)
+    tokens = {
+        "writer": repo.create("writer", "writer", ["jobs:read", "jobs:write"])[1],
+        "other": repo.create("other", "other", ["jobs:read", "jobs:write"])[1],
+        "memory": repo.create("memory", "memory", ["memory:read"])[1],
+        "flood": repo.create("flood", "flood", ["jobs:read"])[1],
+    }
+    runtime = Runtime(config)
+    runtime.start()
+    try:
+        yield Ember(runtime.deploy(), config, SqlJobRepository(database), tokens)
+    finally:
+        runtime.stop()
+        database.dispose()
+
+
+def sse(ember: Ember, job_id: str, last_id: int | None = None, limit: int | None = None):
+    """(seq, type, data) of the job's SSE stream, optionally only the first ``limit``."""
+    headers = ember.headers("writer")
+    if last_id is not None:
+        headers["Last-Event-ID"] = str(last_id)
+    found: list[tuple[int, str, dict[str, Any]]] = []
+    with httpx.stream(
+        "GET", f"{ember.url}/jobs/{job_id}/events", headers=headers, timeout=30
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        seq, kind = 0, ""
+        for line in response.iter_lines():
+            if line.startswith("id: "):
+                seq = int(line[4:])
+            elif line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: "):
+                found.append((seq, kind, json.loads(line[6:])))
+                if limit is not None and len(found) >= limit:
+                    break
+    return found
+
+
+def websocket_refusal(url: str) -> int:
+    """How the server refused a WebSocket without credentials: the HTTP status of a denial
+    response, or the close code."""
+    try:
+        with connect(url) as socket:
+            socket.recv(timeout=5)
+    except InvalidStatus as exc:
+        return exc.response.status_code
+    except ConnectionClosed as exc:
+        return exc.rcvd.code if exc.rcvd is not None else -1
+    raise AssertionError("the WebSocket was accepted without credentials")
+
+
+def test_an_ingest_job_runs_on_a_worker_actor_and_streams(ember: Ember) -> None:
+    created = httpx.post(
+        f"{ember.url}/jobs",
+        json={
+            "kind": "ingest",
+            "input": {
+                "collection": "papers",
+                "create": True,
+                "documents": [
+                    {"source": "a.txt", "text": "Volcanoes erupt molten lava."},
+                    {"source": "b.txt", "text": "Tides follow the moon."},
+                    {"source": "c.bin", "content_base64": "AAECAw=="},
+                ],
+            },
+        },
+        headers={**ember.headers(), "X-Request-ID": "ingest-req-1"},
+    )
+    assert created.status_code == 201 and created.headers["location"].startswith("/jobs/")
+    job = created.json()
+    assert job["state"] == "queued" and job["request_id"] == "ingest-req-1"
+    events = sse(ember, job["id"])
+    assert [seq for seq, _, _ in events] == list(range(1, len(events) + 1))
+    assert events[0][1:] == ("state", {"state": "queued"})
+    assert events[-1][1:] == ("state", {"state": "succeeded"})
+    assert any(kind == "progress" for _, kind, _ in events)
+    result = httpx.get(f"{ember.url}/jobs/{job['id']}/result", headers=ember.headers()).json()
+    outcomes = {d["source"]: d["status"] for d in result["result"]["documents"]}
+    assert outcomes == {"a.txt": "created", "b.txt": "created", "c.bin": "failed"}
+
+
+def test_a_worker_killed_mid_job_is_replaced_and_the_job_finishes(ember: Ember) -> None:
+    job = ember.submit("steps", {"steps": 30, "step_s": 0.1})
+    running = ember.until(job["id"], states={JobState.RUNNING})
+    dispatcher = ray.get_actor(DISPATCHER, namespace=NAMESPACE)
+    workers = ray.get(dispatcher.workers.remote("steps"))
+    ray.kill(workers[running.lease_owner], no_restart=True)
+    final = ember.until(job["id"])
+    assert final.state is JobState.SUCCEEDED
+    assert final.attempts == 2 and final.lease_owner is None
+    assert final.result == {"steps": 30, "attempt": 2}
+    stats = ray.get(dispatcher.stats.remote())
+    assert stats["replaced"] >= 1 and running.lease_owner not in stats["workers"]["steps"]
+    states = [d.get("state") for _, kind, d in sse(ember, job["id"]) if kind == "state"]
+    assert states[:3] == ["queued", "running", "queued"] and states[-1] == "succeeded"
+
+
+def test_sse_and_websocket_resume_without_gaps_or_repeats(ember: Ember) -> None:
+    job = ember.submit("steps", {"steps": 40, "step_s": 0.05})
+    first = sse(ember, job["id"], limit=5)
+    rest = sse(ember, job["id"], last_id=first[-1][0])
+    seqs = [seq for seq, _, _ in first + rest]
+    assert seqs == list(range(1, len(seqs) + 1)) and rest[-1][2] == {"state": "succeeded"}
+
+    job = ember.submit("steps", {"steps": 40, "step_s": 0.05})
+    url = ember.url.replace("http://", "ws://") + f"/jobs/{job['id']}/ws"
+    token = ember.tokens["writer"]
+    seen: list[int] = []
+    with connect(f"{url}?after=0&access_token={token}") as socket:
+        while len(seen) < 7:
+            message = json.loads(socket.recv(timeout=10))
+            if message["type"] != "heartbeat":
+                seen.append(message["seq"])
+    with connect(f"{url}?after={seen[-1]}", additional_headers=ember.headers()) as socket:
+        while True:
+            message = json.loads(socket.recv(timeout=10))
+            if message["type"] == "heartbeat":
+                continue
+            seen.append(message["seq"])
+            if message["type"] == "state" and message["data"]["state"] == "succeeded":
+                break
+    assert seen == list(range(1, len(seen) + 1))
+
+
+def test_cancel_reaches_the_handler_on_its_worker(ember: Ember) -> None:
+    job = ember.submit("steps", {"steps": 600, "step_s": 0.1})
+    ember.until(job["id"], states={JobState.RUNNING})
+    time.sleep(0.3)
+    cancel = httpx.post(f"{ember.url}/jobs/{job['id']}/cancel", headers=ember.headers())
+    assert cancel.status_code == 202 and cancel.json()["state"] == "cancelling"
+    final = ember.until(job["id"], timeout_s=10)
+    assert final.state is JobState.CANCELLED
+    events = sse(ember, job["id"])
+    assert ("log", {"message": "cancelled inside the handler"}) in [e[1:] for e in events]
+    again = httpx.post(f"{ember.url}/jobs/{job['id']}/cancel", headers=ember.headers())
+    assert again.status_code == 409 and again.json()["code"] == "job_finished"
+    result = httpx.get(f"{ember.url}/jobs/{job['id']}/result", headers=ember.headers())
+    assert result.json()["code"] == "job_cancelled"
+
+
+def test_idempotency_keys_over_http(ember: Ember) -> None:
+    body = {"kind": "steps", "input": {"steps": 1, "step_s": 0}}
+    key = {"Idempotency-Key": f"key-{time.time_ns()}"}
+    first = httpx.post(f"{ember.url}/jobs", json=body, headers={**ember.headers(), **key})
+    again = httpx.post(f"{ember.url}/jobs", json=body, headers={**ember.headers(), **key})
+    assert first.status_code == 201 and again.status_code == 200
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"]
+    other = {"kind": "steps", "input": {"steps": 2, "step_s": 0}}
+    clash = httpx.post(f"{ember.url}/jobs", json=other, headers={**ember.headers(), **key})
+    assert clash.status_code == 409
+    assert clash.headers["content-type"] == "application/problem+json"
+    assert clash.json()["code"] == "idempotency_conflict"
+    theirs = httpx.post(f"{ember.url}/jobs", json=other, headers={**ember.headers("other"), **key})
+    assert theirs.status_code == 201 and theirs.json()["id"] != first.json()["id"]
+    hidden = httpx.get(f"{ember.url}/jobs/{first.json()['id']}", headers=ember.headers("other"))
+    assert hidden.status_code == 404 and hidden.json()["code"] == "job_not_found"
+
+
+def test_bad_input_401_403_and_429(ember: Ember) -> None:
+    bad = httpx.post(
+        f"{ember.url}/jobs",
+        json={"kind": "steps", "input": {"steps": -1, "nope": 1}},
+        headers=ember.headers(),
+    )
+    assert bad.status_code == 422 and bad.json()["code"] == "validation_failed"
+    assert {e["path"] for e in bad.json()["errors"]} == {"input.steps", "input.nope"}
+    unknown = httpx.post(f"{ember.url}/jobs", json={"kind": "nope"}, headers=ember.headers())
+    assert unknown.status_code == 422 and unknown.json()["code"] == "unknown_job_kind"
+    anonymous = httpx.get(f"{ember.url}/jobs")
+    assert anonymous.status_code == 401 and anonymous.json()["code"] == "unauthorized"
+    assert anonymous.headers["www-authenticate"].startswith("Bearer")
+    wrong = httpx.post(f"{ember.url}/jobs", json={"kind": "steps"}, headers=ember.headers("memory"))
+    assert wrong.status_code == 403 and wrong.json()["code"] == "forbidden"
+    assert websocket_refusal(ember.url.replace("http://", "ws://") + "/jobs/x/ws") in {401, 1008}
+    statuses = []
+    with httpx.Client(headers=ember.headers("flood")) as client:
+        for _ in range(130):
+            response = client.get(f"{ember.url}/jobs", params={"limit": 1})
+            statuses.append(response.status_code)
+            if response.status_code == 429:
+                assert int(response.headers["retry-after"]) >= 1
+                assert response.json()["code"] == "rate_limited"
+                break
+    assert statuses[-1] == 429 and set(statuses[:-1]) == {200}
+
+
+def test_a_slow_reader_keeps_the_hub_bounded_and_misses_nothing(ember: Ember) -> None:
+    job = ember.submit("burst", {"events": 20_000, "batch": 500})
+    hub = ray.get_actor(HUB, namespace=NAMESPACE)
+    seqs: list[int] = []
+    peak = 0
+    with httpx.stream(
+        "GET", f"{ember.url}/jobs/{job['id']}/events", headers=ember.headers(), timeout=60
+    ) as response:
+        for line in response.iter_lines():
+            if line.startswith("id: "):
+                seqs.append(int(line[4:]))
+                if len(seqs) % 2000 == 0:
+                    stats = ray.get(hub.stats.remote())
+                    peak = max(peak, stats.buffered, stats.pending)
+                    time.sleep(0.3)
+    assert seqs == list(range(1, 20_000 + 5))
+    assert 0 < peak <= 256 * 2
+    assert ember.jobs.get(job["id"]).state is JobState.SUCCEEDED

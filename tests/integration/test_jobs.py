@@ -300,3 +300,21 @@ def test_a_slow_reader_keeps_the_hub_bounded_and_misses_nothing(ember: Ember) ->
     assert seqs == list(range(1, 20_000 + 5))
     assert 0 < peak <= 256 * 2
     assert ember.jobs.get(job["id"]).state is JobState.SUCCEEDED
+
+
+def test_metrics_come_from_the_actors(ember: Ember) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    job = ember.submit("steps", {"steps": 3, "step_s": 0.4})
+    ember.until(job["id"])
+    response = httpx.get(f"{ember.url}/metrics")
+    assert response.status_code == 200
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
+    assert samples[("ember_jobs", (("kind", "steps"), ("state", "succeeded")))] >= 1
+    count = ("ember_job_duration_seconds_count", (("kind", "steps"), ("outcome", "succeeded")))
+    assert samples[count] >= 1
+    assert samples[("ember_job_lease_renewals_total", ())] >= 2

@@ -23,7 +23,7 @@ async def test_a_job_runs_and_its_stream_is_complete(system: System) -> None:
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     assert [(e.type, e.data) for e in events] == [
         ("state", {"state": "queued"}),
-        ("state", {"state": "running", "attempt": 1}),
+        ("state", {"state": "running", "attempt": 1, "kind": "echo"}),
         ("token", {"text": "hi-0"}),
         ("token", {"text": "hi-1"}),
         ("token", {"text": "hi-2"}),
@@ -124,3 +124,20 @@ async def test_many_events_to_a_slow_reader_stay_bounded_and_contiguous(system: 
             await asyncio.sleep(0.05)
     assert seen == list(range(1, 3000 + 5))
     assert peak <= 64
+
+
+async def test_log_lines_about_a_job_carry_its_job_and_request_ids(
+    system: System, caplog: pytest.LogCaptureFixture
+) -> None:
+    import json
+    import logging
+
+    from ember.observability.logs import JsonFormatter
+
+    caplog.set_level(logging.INFO, logger="ember.jobs")
+    job, _ = await system.service.submit("echo", {"text": "x"}, "alice", request_id="req-42")
+    await system.until_final(job.id)
+    lines = [json.loads(JsonFormatter("ember-worker").format(r)) for r in caplog.records]
+    about = [line for line in lines if line.get("jobId") == job.id]
+    assert {line["msg"] for line in about} >= {"job started", "job succeeded"}
+    assert {line["requestId"] for line in about} == {"req-42"}

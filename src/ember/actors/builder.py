@@ -17,6 +17,8 @@ from ember.actors.dispatcher import JobDispatcherActor
 from ember.actors.event_hub import EventHubActor
 from ember.actors.job_worker import JobWorkerActor
 from ember.config import EmberConfig
+from ember.jobs.bus import Telemetry
+from ember.jobs.hub import DurationHistogram
 from ember.jobs.records import EventRecord
 
 __all__ = ["DISPATCHER", "HUB", "NAMESPACE", "JobSystem", "RayJobBus", "start_job_system"]
@@ -94,3 +96,9 @@ class RayJobBus:
 
     async def cancel(self, job_id: str) -> None:
         await self._actors().dispatcher.cancel.remote(job_id)
+
+    async def telemetry(self) -> Telemetry:
+        actors = self._actors()
+        durations: dict[tuple[str, str], DurationHistogram] = await actors.hub.durations.remote()
+        stats: dict[str, Any] = await actors.dispatcher.stats.remote()
+        return Telemetry(durations, int(stats["renewals"]))

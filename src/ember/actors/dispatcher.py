@@ -75,6 +75,7 @@ class JobDispatcherActor:
     async def stats(self) -> dict[str, Any]:
         counts = await asyncio.to_thread(self._jobs.counts)
         return {
+            "renewals": await self._dispatcher.renewals(),
             "requeued": self._dispatcher.requeued,
             "replaced": sum(pool.replaced for pool in self.pools.values()),
             "workers": {kind: list(pool.workers) for kind, pool in self.pools.items()},

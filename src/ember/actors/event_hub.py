@@ -8,7 +8,7 @@ from typing import Any
 
 from ember.config import EmberConfig
 from ember.jobs.events import SqlEventStore
-from ember.jobs.hub import EventHub, HubStats
+from ember.jobs.hub import DurationHistogram, EventHub, HubStats
 from ember.jobs.records import EventRecord
 from ember.storage.database import Database
 
@@ -53,3 +53,6 @@ class EventHubActor:
 
     async def stats(self) -> HubStats:
         return self._hub.stats()
+
+    async def durations(self) -> dict[tuple[str, str], DurationHistogram]:
+        return dict(self._hub.durations)

@@ -47,6 +47,7 @@ class RayWorkerPool:
         self.workers: dict[str, Any] = {}
         self._running: dict[str, set[str]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._renewals: dict[str, int] = {}
         self.replaced = 0
         for _ in range(size):
             self._add()
@@ -78,6 +79,15 @@ class RayWorkerPool:
                 await worker.cancel.remote(job_id)
             except RayActorError:
                 log.warning("cancel: the worker is gone", extra={"jobId": job_id})
+
+    async def renewals(self) -> int:
+        for owner, worker in list(self.workers.items()):
+            try:
+                info = await worker.info.remote()
+            except RayActorError:
+                continue
+            self._renewals[owner] = int(info["renewals"])
+        return sum(self._renewals.values())
 
     async def _watch(self, worker_id: str, job_id: str, ref: Any) -> None:
         try:

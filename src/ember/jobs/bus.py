@@ -6,13 +6,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ember.jobs.dispatcher import Dispatcher
-from ember.jobs.hub import EventHub
+from ember.jobs.hub import DurationHistogram, EventHub
 from ember.jobs.records import EventRecord
 
-__all__ = ["JobBus", "LocalJobBus"]
+__all__ = ["JobBus", "LocalJobBus", "Telemetry"]
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    """What the running job system reports for the metrics endpoint."""
+
+    durations: dict[tuple[str, str], DurationHistogram]
+    """Attempt durations by (kind, outcome)."""
+    renewals: int
+    """Lease renewals made by all workers since the job system started."""
 
 
 class JobBus(Protocol):
@@ -33,6 +44,10 @@ class JobBus(Protocol):
     async def cancel(self, job_id: str) -> None:
         """A running job is now ``cancelling``: tell its worker at once (best effort; the
         worker also learns it at its next lease renewal)."""
+        ...
+
+    async def telemetry(self) -> Telemetry:
+        """Durations and lease renewals, for ``/metrics``."""
         ...
 
 
@@ -57,6 +72,9 @@ class LocalJobBus:
 
     async def cancel(self, job_id: str) -> None:
         await self.dispatcher.cancel(job_id)
+
+    async def telemetry(self) -> Telemetry:
+        return Telemetry(dict(self.hub.durations), await self.dispatcher.renewals())
 
     def start(self) -> None:
         """Start the flusher and the dispatch loop on the running event loop."""

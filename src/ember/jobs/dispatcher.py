@@ -42,6 +42,10 @@ class WorkerPool(Protocol):
         """Ask the worker to cancel the job's work now (best effort)."""
         ...
 
+    async def renewals(self) -> int:
+        """Lease renewals the pool's workers made, replaced workers included."""
+        ...
+
 
 class Dispatcher:
     """Feeds each kind's pool from the ``jobs`` table."""
@@ -82,6 +86,10 @@ class Dispatcher:
             return False
         await pool.cancel(job.lease_owner, job_id)
         return True
+
+    async def renewals(self) -> int:
+        """Lease renewals of every pool."""
+        return sum([await pool.renewals() for pool in self._pools.values()])
 
     async def _announce_reaped(self, record: JobRecord) -> None:
         extra = {"jobId": record.id, "requestId": record.request_id, "kind": record.kind}

@@ -6,6 +6,9 @@ a bounded ring of recent events per job, and a reader that fell behind the ring 
 read the table instead (``None``). Every event that left the ring is already in the table:
 publishers wait for a flush whenever the unflushed backlog reaches half a ring.
 
+It also times each attempt, from its ``running`` event to its final ``state`` event, into
+:attr:`EventHub.durations` (by kind and outcome) for the metrics.
+
 Events not yet flushed (at most ``flush_interval_s`` old) are lost if the process dies; the
 job row still holds the outcome, and streams end on the row's final state.
 """
@@ -23,7 +26,7 @@ from ember.jobs.protocol import EventStore
 from ember.jobs.records import EventRecord
 from ember.storage.tables import utcnow
 
-__all__ = ["EventHub", "HubStats"]
+__all__ = ["DURATION_BUCKETS", "DurationHistogram", "EventHub", "HubStats"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,29 @@ class _Stream:
     def wake(self) -> None:
         self.changed.set()
         self.changed = asyncio.Event()
+
+
+DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0)
+"""Upper bounds (seconds) of the job-duration histogram."""
+
+_FINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
+
+
+@dataclass
+class DurationHistogram:
+    """Cumulative counts of job attempt durations, Prometheus-style (``le`` buckets)."""
+
+    buckets: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
+    total: float = 0.0
+    count: int = 0
+
+    def observe(self, seconds: float) -> None:
+        for i, bound in enumerate(DURATION_BUCKETS):
+            if seconds <= bound:
+                self.buckets[i] += 1
+        self.buckets[-1] += 1
+        self.total += seconds
+        self.count += 1
 
 
 @dataclass(frozen=True)
@@ -70,6 +96,8 @@ class EventHub:
         self._streams: OrderedDict[str, _Stream] = OrderedDict()
         self._pending: list[EventRecord] = []
         self._flush_lock = asyncio.Lock()
+        self._started: dict[str, tuple[str, float]] = {}
+        self.durations: dict[tuple[str, str], DurationHistogram] = {}
 
     async def publish(self, job_id: str, type_: str, data: dict[str, Any]) -> int:
         """Number and buffer one event; returns its sequence number."""
@@ -84,6 +112,8 @@ class EventHub:
         now = utcnow()
         numbers = []
         for type_, data in events:
+            if type_ == "state":
+                self._time(job_id, data)
             record = EventRecord(job_id, stream.next_seq, type_, dict(data), now)
             stream.next_seq += 1
             stream.ring.append(record)
@@ -150,6 +180,18 @@ class EventHub:
                 await asyncio.wait_for(changed.wait(), remaining)
             except TimeoutError:
                 return []
+
+    def _time(self, job_id: str, data: dict[str, Any]) -> None:
+        state = data.get("state")
+        clock = asyncio.get_running_loop().time()
+        if state == "running":
+            self._started[job_id] = (str(data.get("kind", "")), clock)
+            if len(self._started) > 100_000:
+                self._started.pop(next(iter(self._started)))
+        elif state in _FINAL_STATES and job_id in self._started:
+            kind, began = self._started.pop(job_id)
+            histogram = self.durations.setdefault((kind, str(state)), DurationHistogram())
+            histogram.observe(clock - began)
 
     def stats(self) -> HubStats:
         """Jobs tracked, events held in rings, events not yet flushed."""

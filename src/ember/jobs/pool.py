@@ -44,6 +44,9 @@ class LocalWorkerPool:
         if runner is not None:
             runner.cancel(job_id)
 
+    async def renewals(self) -> int:
+        return sum(runner.renewals for runner in self.runners.values())
+
     async def drain(self) -> None:
         """Wait for every started job to end."""
         while self._tasks:

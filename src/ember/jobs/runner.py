@@ -85,7 +85,8 @@ class JobRunner:
             return await self._fail(job, exc)
         extra = {"jobId": job.id, "requestId": job.request_id, "kind": job.kind}
         log.info("job started", extra={**extra, "attempt": job.attempts})
-        await self._publish(job.id, "state", {"state": "running", "attempt": job.attempts})
+        running = {"state": "running", "attempt": job.attempts, "kind": job.kind}
+        await self._publish(job.id, "state", running)
         many = self._publish_many
         context = JobContext(
             job,

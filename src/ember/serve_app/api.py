@@ -10,6 +10,7 @@ from ember.serve_app.collections import collections_router
 from ember.serve_app.context import AppContext
 from ember.serve_app.jobs import jobs_router
 from ember.serve_app.memory import memory_router
+from ember.serve_app.metrics import metrics_router
 from ember.serve_app.middleware import RequestContextMiddleware
 from ember.serve_app.problems import install_problem_handlers
 from ember.serve_app.system import system_router
@@ -35,6 +36,7 @@ def create_app(context: AppContext, *, echo_request_id: bool = True) -> FastAPI:
     app.include_router(collections_router(context.collections, context.audit))
     app.include_router(memory_router(context.memory))
     app.include_router(jobs_router(context.jobs))
+    app.include_router(metrics_router(context.jobs))
     app.add_middleware(RequestContextMiddleware, echo=echo_request_id)
     document_security(app)
     app.state.context = context

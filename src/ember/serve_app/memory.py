@@ -5,17 +5,14 @@ Ingest needs ``memory:write``; search and context ``memory:read``.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import asdict
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from ember.auth import Scope
-from ember.errors import EmberError, ValidationFailed
-from ember.memory.extract import SourceDocument, beir_documents
+from ember.memory.documents import DocumentIn, source_documents
 from ember.memory.filters import parse_filter
 from ember.memory.ingest import DocumentOutcome
 from ember.memory.retrieval import SearchHit
@@ -30,31 +27,6 @@ WRITE = Depends(require(Scope.MEMORY_WRITE))
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class DocumentIn(_Strict):
-    source: str = Field(min_length=1, max_length=2048, description="Unique within the collection.")
-    text: str | None = Field(None, description="The content as text.")
-    content_base64: str | None = Field(None, description="The content as base64 (PDF, files).")
-    media_type: str | None = Field(None, description="Default: from the source's suffix.")
-    title: str | None = Field(None, max_length=2000)
-    metadata: dict[str, Any] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _one_content(self) -> DocumentIn:
-        if (self.text is None) == (self.content_base64 is None):
-            raise ValueError("give exactly one of text and content_base64")
-        return self
-
-    def source_document(self) -> SourceDocument:
-        if self.text is not None:
-            content = self.text.encode()
-        else:
-            try:
-                content = base64.b64decode(self.content_base64 or "", validate=True)
-            except binascii.Error as exc:
-                raise ValidationFailed(f"{self.source}: content_base64 is not base64") from exc
-        return SourceDocument(self.source, content, self.media_type, self.title, self.metadata)
 
 
 class IngestIn(_Strict):
@@ -191,15 +163,7 @@ def memory_router(memory: MemoryService) -> APIRouter:
     @router.post("/documents", response_model=IngestOut, dependencies=[WRITE])
     def ingest_documents(name: str, body: IngestIn) -> IngestOut:
         """Ingest documents; every document gets an outcome, failures do not stop the rest."""
-        items: list[SourceDocument | EmberError] = []
-        for document in body.documents:
-            if document.media_type == "application/x-beir+jsonl":
-                items.extend(beir_documents(document.source_document().content))
-                continue
-            try:
-                items.append(document.source_document())
-            except EmberError as exc:
-                items.append(exc)
+        items = source_documents(body.documents)
         report = memory.ingest(name, items)
         return IngestOut(
             collection=name,

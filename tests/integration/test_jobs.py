@@ -192,6 +192,29 @@ def test_a_worker_killed_mid_job_is_replaced_and_the_job_finishes(ember: Ember) 
     assert states[:3] == ["queued", "running", "queued"] and states[-1] == "succeeded"
 
 
+def test_a_job_whose_worker_dies_on_every_attempt_fails_clearly(ember: Ember) -> None:
+    job = ember.submit("steps", {"steps": 300, "step_s": 0.1})
+    dispatcher = ray.get_actor(DISPATCHER, namespace=NAMESPACE)
+    for attempt in range(1, ember.config.jobs.max_attempts + 1):
+        deadline = time.monotonic() + 30
+        while True:
+            running = ember.jobs.get(job["id"])
+            if running.state is JobState.RUNNING and running.attempts == attempt:
+                break
+            assert time.monotonic() < deadline, running
+            time.sleep(0.05)
+        workers = ray.get(dispatcher.workers.remote("steps"))
+        ray.kill(workers[running.lease_owner], no_restart=True)
+    final = ember.until(job["id"])
+    assert final.state is JobState.FAILED and final.error_code == "worker_lost"
+    assert final.attempts == ember.config.jobs.max_attempts
+    events = sse(ember, job["id"])
+    assert events[-2][1:] == ("error", {"code": "worker_lost", "detail": final.error_detail})
+    assert events[-1][2] == {"state": "failed", "code": "worker_lost"}
+    problem = httpx.get(f"{ember.url}/jobs/{job['id']}/result", headers=ember.headers())
+    assert problem.status_code == 500 and problem.json()["code"] == "worker_lost"
+
+
 def test_sse_and_websocket_resume_without_gaps_or_repeats(ember: Ember) -> None:
     job = ember.submit("steps", {"steps": 40, "step_s": 0.05})
     first = sse(ember, job["id"], limit=5)

@@ -175,6 +175,26 @@ def test_an_ingest_job_runs_on_a_worker_actor_and_streams(ember: Ember) -> None:
     outcomes = {d["source"]: d["status"] for d in result["result"]["documents"]}
     assert outcomes == {"a.txt": "created", "b.txt": "created", "c.bin": "failed"}
 
+    def dense(query: str) -> list[str]:
+        response = httpx.post(
+            f"{ember.url}/collections/papers/search",
+            json={"query": query, "k": 1, "mode": "dense"},
+            headers=ember.headers("memory"),
+        )
+        assert response.status_code == 200, response.text
+        return [hit["source"] for hit in response.json()["hits"]]
+
+    assert dense("molten rock") == ["a.txt"]
+    more = ember.submit(
+        "ingest",
+        {
+            "collection": "papers",
+            "documents": [{"source": "d.txt", "text": "Glaciers carve deep valleys."}],
+        },
+    )
+    assert ember.until(more["id"]).state is JobState.SUCCEEDED
+    assert dense("ice grinding out a valley") == ["d.txt"]
+
 
 def test_a_worker_killed_mid_job_is_replaced_and_the_job_finishes(ember: Ember) -> None:
     job = ember.submit("steps", {"steps": 30, "step_s": 0.1})

@@ -267,3 +267,35 @@ def test_a_vector_index_that_refuses_writes_is_rebuilt_from_the_table(
     assert live.id != old_record.id and index.count() == 2
     hits = memory.search("notes", "the moon pulls the sea", 1, mode="dense")
     assert sources(hits) == ["tides.txt"]
+
+
+def test_a_second_process_sees_what_the_first_ingested(
+    memory: MemoryService, database_url: str, tmp_path, embedder, tokenizer
+) -> None:
+    from ember.config import load_config
+    from ember.storage import Database
+
+    load(memory, ["cats.txt"])
+    config = load_config(
+        None,
+        {
+            "EMBER_HOME": str(tmp_path),
+            "EMBER_MEMORY_CHUNK_TOKENS": "48",
+            "EMBER_MEMORY_CHUNK_OVERLAP": "8",
+        },
+    )
+    database = Database(database_url)
+    other = MemoryService.build(config, database, embedder=(embedder, tokenizer))
+    try:
+        assert sources(other.search("notes", "a purring pet", 1, mode="dense")) == ["cats.txt"]
+        load(memory, ["tides.txt"])
+        hits = other.search("notes", "the moon pulls the sea", 1, mode="dense")
+        assert sources(hits) == ["tides.txt"]
+        load(other, ["bread.html"])
+        hits = memory.search("notes", "yeast and dough", 1, mode="dense")
+        assert sources(hits) == ["bread.html"]
+        collection = memory.collections.get("notes")
+        assert memory.indexes.current(collection.id)[1].count() == 3
+    finally:
+        other.close()
+        database.dispose()

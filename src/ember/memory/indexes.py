@@ -3,6 +3,13 @@
 A vector index is a cache of the ``embeddings`` table: :meth:`IndexManager.rebuild` builds a
 fresh one from those rows beside the live one and swaps it in through the registry's atomic
 promote. Searches keep using the old index until the swap; the old one is closed after.
+
+Several processes may open the same index (the API replica searches what a job worker
+ingests): a writer calls :meth:`IndexManager.flush`, which moves the record's
+``updated_at``, and every other process reopens the index from its store on its next use.
+Two processes writing the same collection at the same moment can still lose each other's
+vectors from the index (never from the table); ``reindex`` repairs it. Owning each index in
+one actor (vector shards) removes this in the scale-out work.
 """
 
 from __future__ import annotations
@@ -48,7 +55,7 @@ class IndexManager:
         with self._lock:
             record = self._registry.live(collection_id)
             cached = self._open.get(collection_id)
-            if cached is not None and record is not None and cached[0].id == record.id:
+            if cached is not None and record is not None and cached[0] == record:
                 return cached
             if record is None:
                 record = self._registry.create(
@@ -96,7 +103,7 @@ class IndexManager:
             raise
         with self._lock:
             self._registry.promote(record.id)
-            record = replace(record, state="live")
+            record = self._registry.live(collection_id) or replace(record, state="live")
             old = self._open.pop(collection_id, None)
             self._open[collection_id] = (record, index)
         if old is not None:
@@ -106,6 +113,18 @@ class IndexManager:
             extra={"collection": collection_id, "index": record.id, "vectors": added},
         )
         return record
+
+    def flush(self, collection_id: str) -> None:
+        """Write the collection's open index to its store and tell other processes (they
+        reload it on their next use)."""
+        with self._lock:
+            cached = self._open.get(collection_id)
+            if cached is None:
+                return
+            record, index = cached
+            index.flush()
+            moment = self._registry.touch(record.id)
+            self._open[collection_id] = (replace(record, updated_at=moment), index)
 
     def close(self) -> None:
         """Flush and close every open index."""

@@ -150,7 +150,7 @@ class Ingestor:
                 self._report_progress(report, progress)
         if batch:
             self._flush(record.id, batch, report)
-        self._indexes.live(record.id, self._embedder.model_id, self._embedder.dim)[1].flush()
+        self._indexes.flush(record.id)
         self._report_progress(report, progress)
         report.seconds = time.perf_counter() - started
         return report

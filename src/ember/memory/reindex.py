@@ -96,7 +96,7 @@ class Reindexer:
         index = current[1]
         caught_up = self._embed_missing(record.id, embedder, index, progress)
         index.delete(self._store.retired_embedded(record.id, embedder.model_id))
-        index.flush()
+        self._indexes.flush(record.id)
         return ReindexReport(
             collection=collection,
             from_model=from_model,

@@ -9,6 +9,7 @@ always find exactly one live index.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -32,11 +33,21 @@ class IndexRecord:
     backend: str
     state: str
     params: dict[str, Any]
+    updated_at: datetime | None = None
+    """Moves on every state change and every :meth:`SqlIndexRegistry.touch`: a process
+    holding the index open reloads it when this differs from what it loaded."""
 
 
 def _record(row: VectorIndexRecord) -> IndexRecord:
     return IndexRecord(
-        row.id, row.collection_id, row.model_id, row.dim, row.backend, row.state, dict(row.params)
+        row.id,
+        row.collection_id,
+        row.model_id,
+        row.dim,
+        row.backend,
+        row.state,
+        dict(row.params),
+        row.updated_at,
     )
 
 
@@ -95,6 +106,21 @@ class SqlIndexRegistry:
             .order_by(VectorIndexRecord.created_at, VectorIndexRecord.id)
         )
         return self._db.run(lambda session: [_record(row) for row in session.scalars(query)])
+
+    def touch(self, index_id: str) -> datetime:
+        """Record that the index's stored copy changed (after a flush); returns the new
+        ``updated_at``."""
+        moment = utcnow()
+
+        def work(session: Session) -> None:
+            session.execute(
+                update(VectorIndexRecord)
+                .where(VectorIndexRecord.id == index_id)
+                .values(updated_at=moment)
+            )
+
+        self._db.run(work)
+        return moment
 
     def promote(self, index_id: str) -> IndexRecord | None:
         """Make a ``building`` index live and retire the previous live one, atomically.

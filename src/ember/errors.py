@@ -49,6 +49,7 @@ a 429) that the API sends with the problem document.
     │   ├── ProviderUnavailable     provider_unavailable 503
     │   ├── ProviderRateLimited     provider_rate_limited 429
     │   ├── ProviderBadRequest      provider_bad_request 400
+    │   │   └── ProviderModelNotFound provider_model_not_found 404
     │   └── ProviderAuthFailed      provider_auth_failed 502
     ├── VectorIndexError            vector_index_error   500
     └── StorageError                storage_error        500
@@ -102,6 +103,7 @@ __all__ = [
     "ProviderAuthFailed",
     "ProviderBadRequest",
     "ProviderError",
+    "ProviderModelNotFound",
     "ProviderRateLimited",
     "ProviderTimeout",
     "ProviderUnavailable",
@@ -490,6 +492,14 @@ class ProviderBadRequest(ProviderError):
     code = "provider_bad_request"
     status = 400
     title = "Provider rejected the request"
+
+
+class ProviderModelNotFound(ProviderBadRequest):
+    """The provider does not serve this model."""
+
+    code = "provider_model_not_found"
+    status = 404
+    title = "Model not found at the provider"
 
 
 class ProviderAuthFailed(ProviderError):

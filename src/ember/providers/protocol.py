@@ -1,14 +1,24 @@
-"""Provider contracts: embedders and tokenizers (chat and generation arrive with routing)."""
+"""Provider contracts: embedders, tokenizers, and model providers (chat, generate, embed)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Embedder", "Tokenizer"]
+from ember.providers.types import (
+    Capability,
+    ChatMessage,
+    Completion,
+    Delta,
+    GenerationOptions,
+    Health,
+    ModelInfo,
+)
+
+__all__ = ["Embedder", "Provider", "Tokenizer"]
 
 
 class Embedder(Protocol):
@@ -55,4 +65,69 @@ class Tokenizer(Protocol):
 
     def offsets(self, text: str) -> list[tuple[int, int]]:
         """Character span ``(start, end)`` in ``text`` of every token, in order."""
+        ...
+
+
+class Provider(Protocol):
+    """A source of model calls: a local GGUF, an Ollama server, an OpenAI-compatible API.
+
+    Every method maps the vendor's failures into ember's tree at the adapter's edge:
+
+    - :class:`~ember.errors.ProviderTimeout` — no answer within the timeout;
+    - :class:`~ember.errors.ProviderUnavailable` — cannot connect, or HTTP 5xx;
+    - :class:`~ember.errors.ProviderRateLimited` — HTTP 429 (``retry_after_s`` when given);
+    - :class:`~ember.errors.ProviderAuthFailed` — HTTP 401 or 403;
+    - :class:`~ember.errors.ProviderModelNotFound` — the model does not exist (HTTP 404);
+    - :class:`~ember.errors.ProviderBadRequest` — any other 4xx.
+
+    The first three are retryable and make a router try the next candidate; the others fail
+    fast. Streams raise the same errors from the iterator, before or after the first delta.
+    """
+
+    @property
+    def name(self) -> str:
+        """The provider's configured name (``local``, ``ollama``, ``openai``, ...)."""
+        ...
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        """What this provider supports; calling anything else raises ProviderBadRequest."""
+        ...
+
+    async def chat(
+        self, model: str, messages: Sequence[ChatMessage], options: GenerationOptions
+    ) -> Completion:
+        """The model's whole answer to ``messages``."""
+        ...
+
+    def stream_chat(
+        self, model: str, messages: Sequence[ChatMessage], options: GenerationOptions
+    ) -> AsyncIterator[Delta]:
+        """The answer as it is generated; the texts of the deltas joined are the answer."""
+        ...
+
+    async def generate(self, model: str, prompt: str, options: GenerationOptions) -> Completion:
+        """A plain completion of ``prompt``."""
+        ...
+
+    def stream_generate(
+        self, model: str, prompt: str, options: GenerationOptions
+    ) -> AsyncIterator[Delta]:
+        """:meth:`generate`, streamed."""
+        ...
+
+    async def embed(self, model: str, texts: Sequence[str]) -> list[list[float]]:
+        """One vector per text, in order."""
+        ...
+
+    async def list_models(self) -> list[ModelInfo]:
+        """The models this provider serves now."""
+        ...
+
+    async def health(self) -> Health:
+        """Whether the provider answers (never raises)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections; the provider is not used afterwards."""
         ...

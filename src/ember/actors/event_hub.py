@@ -51,8 +51,8 @@ class EventHubActor:
     async def flush(self) -> int:
         return await self._hub.flush()
 
-    async def stats(self) -> HubStats:
-        return self._hub.stats()
+    async def stats(self, job_id: str | None = None) -> HubStats:
+        return self._hub.stats(job_id)
 
     async def durations(self) -> dict[tuple[str, str], DurationHistogram]:
         return dict(self._hub.durations)

@@ -193,11 +193,13 @@ class EventHub:
             histogram = self.durations.setdefault((kind, str(state)), DurationHistogram())
             histogram.observe(clock - began)
 
-    def stats(self) -> HubStats:
-        """Jobs tracked, events held in rings, events not yet flushed."""
+    def stats(self, job_id: str | None = None) -> HubStats:
+        """Jobs tracked, events held in rings (only ``job_id``'s when given), events not yet
+        flushed."""
+        streams = [s for key, s in self._streams.items() if job_id is None or key == job_id]
         return HubStats(
             jobs=len(self._streams),
-            buffered=sum(len(s.ring) for s in self._streams.values()),
+            buffered=sum(len(s.ring) for s in streams),
             pending=len(self._pending),
         )
 

@@ -187,9 +187,7 @@ def main() -> None:
             recall.append(recall_at(ranked, qrels[qid]))
         results.append((label, statistics.mean(ndcg), statistics.mean(recall)))
 
-    print(
-        f"corpus: {len(documents)} documents, {passages} passages; queries: {len(query_ids)}"
-    )
+    print(f"corpus: {len(documents)} documents, {passages} passages; queries: {len(query_ids)}")
     print("\n| configuration | nDCG@10 | Recall@100 |\n| --- | --- | --- |")
     for label, ndcg, recall in results:
         print(f"| {label} | {ndcg:.4f} | {recall:.4f} |")

@@ -1,14 +1,26 @@
-"""A fake OpenAI-compatible embeddings server: real HTTP on 127.0.0.1, deterministic vectors.
+"""A fake OpenAI-compatible server: real HTTP on 127.0.0.1, deterministic answers and vectors.
 
-It speaks ``POST /v1/embeddings`` and ``GET /v1/models`` as the OpenAI API does, so the official
-client talks to it unchanged (including its default ``encoding_format: base64``). Vectors are a
-bag-of-words hashing embedding (:func:`bag_of_words`): texts sharing words get similar vectors,
-texts sharing none get near-orthogonal ones. They are raw word counts, deliberately not
-normalized, so clients must normalize them themselves.
+It speaks the real OpenAI protocol, so the official client talks to it unchanged:
 
-Failure injection: :meth:`FakeOpenAIServer.fail_next` answers the next calls with an HTTP error
-in OpenAI's error format (429 with ``Retry-After``, 500, 401, 400, ...);
-:meth:`FakeOpenAIServer.stall_next` delays them past a client's timeout.
+- ``POST /v1/embeddings`` (including the client's default ``encoding_format: base64``). Vectors
+  are a bag-of-words hashing embedding (:func:`bag_of_words`): texts sharing words get similar
+  vectors, texts sharing none get near-orthogonal ones. They are raw word counts, deliberately
+  not normalized, so clients must normalize them themselves.
+- ``POST /v1/chat/completions`` and ``POST /v1/completions``, whole or ``stream: true`` as
+  Server-Sent Events ending in ``data: [DONE]``, with a final usage chunk when
+  ``stream_options.include_usage`` is set. The answer is :func:`echo` of the last user (or tool)
+  message, or of the prompt: ``Echo:`` and its whitespace-separated words, one token per word
+  and one stream delta per token, cut at ``max_tokens`` and at the first ``stop`` string.
+  When the request has ``tools`` and the last message is a user message naming one of their
+  functions, the answer is a call of that function with ``{"text": <the message>}``.
+- ``GET /v1/models``: ``models``, the names it knows; other models get 404 ``model_not_found``.
+
+Failure injection on the ``POST`` routes: :meth:`FakeOpenAIServer.fail_next` answers the next
+calls with an HTTP error in OpenAI's error format (429 with ``Retry-After``, 500, 401, 400, ...);
+:meth:`FakeOpenAIServer.stall_next` delays them past a client's timeout;
+:meth:`FakeOpenAIServer.break_stream_after` closes the connection in the middle of a stream;
+:meth:`FakeOpenAIServer.stop` and :meth:`FakeOpenAIServer.start` take it off the network and
+back on the same port. It is an :class:`ember.testing.provider.Upstream`.
 """
 
 from __future__ import annotations
@@ -16,22 +28,26 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
+import logging
 import re
 import socket
 import threading
 import time
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-__all__ = ["FakeCall", "FakeOpenAIServer", "bag_of_words", "words_of"]
+__all__ = ["FakeCall", "FakeOpenAIServer", "bag_of_words", "echo", "words_of"]
 
 _WORD = re.compile(r"\w+")
+_PIECE = re.compile(r"\s*\S+|\s+")
 _ERROR_TYPES = {
     400: ("invalid_request_error", None),
     401: ("invalid_request_error", "invalid_api_key"),
@@ -57,6 +73,19 @@ def words_of(text: str) -> list[str]:
     return _WORD.findall(text.lower()) or [text]
 
 
+def echo(source: str, max_tokens: int | None = None, stop: tuple[str, ...] = ()) -> tuple[str, str]:
+    """The fake's answer to ``source`` and its finish reason (``stop`` or ``length``)."""
+    tokens = ["Echo:", *source.split()]
+    finish = "stop"
+    if max_tokens is not None and 0 < max_tokens < len(tokens):
+        tokens, finish = tokens[:max_tokens], "length"
+    text = " ".join(tokens)
+    cuts = [text.find(s) for s in stop if s and s in text]
+    if cuts:
+        text, finish = text[: min(cuts)], "stop"
+    return text, finish
+
+
 @dataclass(frozen=True)
 class FakeCall:
     """One request the server received."""
@@ -77,15 +106,46 @@ class _Fault:
 @dataclass
 class _State:
     faults: deque[_Fault] = field(default_factory=deque)
+    breaks: deque[int] = field(default_factory=deque)
     calls: list[FakeCall] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _Answer:
+    text: str
+    finish: str
+    prompt_tokens: int
+    completion_tokens: int
+    tool_calls: list[dict[str, Any]] | None = None
+
+    @property
+    def usage(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+        }
+
+
+class _StreamBroken(Exception):
+    """Raised inside a stream to make uvicorn drop the connection mid-body."""
+
+
+class _QuietBreaks(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, BaseExceptionGroup):
+            return exc.subgroup(_StreamBroken) is None
+        return not isinstance(exc, _StreamBroken)
+
+
 class FakeOpenAIServer:
-    """A fake ``/v1/embeddings`` server in a background thread; use it as a context manager.
+    """A fake OpenAI-compatible server in a background thread; use it as a context manager.
 
     ``dim`` is the length of every vector; ``models`` are the model names it knows (others get
-    404 ``model_not_found``); with ``api_key`` set, requests without ``Bearer <api_key>`` get 401.
-    ``scramble`` makes responses list their items in reverse order (``index`` still correct).
+    404 ``model_not_found``), for chat, completions and embeddings alike; with ``api_key`` set,
+    requests without ``Bearer <api_key>`` get 401. ``scramble`` makes embedding responses list
+    their items in reverse order (``index`` still correct).
     """
 
     def __init__(
@@ -109,26 +169,44 @@ class FakeOpenAIServer:
 
     @property
     def calls(self) -> list[FakeCall]:
-        """Requests received so far, oldest first."""
+        """Requests received so far (``GET /v1/models`` too), oldest first."""
         with self._lock:
             return list(self._state.calls)
 
     def fail_next(
         self,
         status: int,
-        times: int = 1,
-        retry_after: float | None = None,
+        count: int = 1,
+        retry_after_s: float | None = None,
         message: str = "injected failure",
+        *,
+        times: int | None = None,
+        retry_after: float | None = None,
     ) -> None:
-        """Answer the next ``times`` embedding calls with ``status`` in OpenAI's error format."""
-        with self._lock:
-            for _ in range(times):
-                self._state.faults.append(_Fault(status, retry_after=retry_after, message=message))
+        """Answer the next ``count`` POST calls with ``status`` in OpenAI's error format.
 
-    def stall_next(self, seconds: float, times: int = 1) -> None:
-        """Hold the next ``times`` embedding calls for ``seconds`` before answering normally."""
+        ``times`` and ``retry_after`` are older spellings of ``count`` and ``retry_after_s``.
+        """
+        count = count if times is None else times
+        wait = retry_after_s if retry_after is None else retry_after
         with self._lock:
-            self._state.faults.extend(_Fault(None, stall_s=seconds) for _ in range(times))
+            for _ in range(count):
+                self._state.faults.append(_Fault(status, retry_after=wait, message=message))
+
+    def stall_next(self, seconds: float, count: int = 1, *, times: int | None = None) -> None:
+        """Hold the next ``count`` POST calls for ``seconds`` before answering normally."""
+        count = count if times is None else times
+        with self._lock:
+            self._state.faults.extend(_Fault(None, stall_s=seconds) for _ in range(count))
+
+    def break_stream_after(self, n_chunks: int, count: int = 1) -> None:
+        """Close the connection of the next ``count`` streams after ``n_chunks`` SSE events.
+
+        A chat stream's first event is the ``role`` chunk with empty content, then one event
+        per token. The response is left unfinished, as when a server dies mid-answer.
+        """
+        with self._lock:
+            self._state.breaks.extend(n_chunks for _ in range(count))
 
     def reset(self) -> None:
         """Forget pending faults and recorded calls; switch ``scramble`` off."""
@@ -136,14 +214,24 @@ class FakeOpenAIServer:
             self._state = _State()
             self.scramble = False
 
-    def start(self) -> FakeOpenAIServer:
-        """Listen on a free port of 127.0.0.1 and wait until the server accepts requests."""
+    def start(self) -> None:
+        """Listen (again) on 127.0.0.1 and wait until the server accepts requests.
+
+        The first start takes a free port; later ones reuse it, so clients reconnect unchanged.
+        """
+        if self._thread is not None and self._thread.is_alive():
+            return
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
             self._app(), log_level="warning", lifespan="off", timeout_graceful_shutdown=1
         )
+        logger = logging.getLogger("uvicorn.error")
+        if not any(isinstance(f, _QuietBreaks) for f in logger.filters):
+            logger.addFilter(_QuietBreaks())
+        self._stopping.clear()
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
@@ -154,10 +242,9 @@ class FakeOpenAIServer:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("the fake OpenAI server did not start")
             time.sleep(0.01)
-        return self
 
     def stop(self) -> None:
-        """Stop serving and join the thread; stalled calls end at once."""
+        """Stop serving (connections are refused) and join the thread; stalls end at once."""
         self._stopping.set()
         if self._server is not None:
             self._server.should_exit = True
@@ -165,22 +252,28 @@ class FakeOpenAIServer:
             self._thread.join(timeout=10)
 
     def __enter__(self) -> FakeOpenAIServer:
-        return self.start()
+        self.start()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _record(self, request: Request, body: dict[str, Any]) -> _Fault | None:
+    def _record(self, request: Request, body: dict[str, Any], faults: bool = True) -> _Fault | None:
         call = FakeCall(request.url.path, body, dict(request.headers))
         with self._lock:
             self._state.calls.append(call)
-            return self._state.faults.popleft() if self._state.faults else None
+            return self._state.faults.popleft() if faults and self._state.faults else None
+
+    def _next_break(self) -> int | None:
+        with self._lock:
+            return self._state.breaks.popleft() if self._state.breaks else None
 
     def _app(self) -> FastAPI:
         app = FastAPI()
 
         @app.get("/v1/models")
         async def models(request: Request) -> JSONResponse:
+            self._record(request, {}, faults=False)
             if (denied := self._check_key(request)) is not None:
                 return denied
             data = [
@@ -190,23 +283,36 @@ class FakeOpenAIServer:
             return JSONResponse({"object": "list", "data": data})
 
         @app.post("/v1/embeddings")
-        async def embeddings(request: Request) -> JSONResponse:
-            try:
-                body = await request.json()
-            except ValueError:
-                return _error(400, "We could not parse the JSON body of your request.")
-            if not isinstance(body, dict):
-                return _error(400, "The request body must be a JSON object.")
-            fault = self._record(request, body)
-            if fault is not None and fault.status is None:
-                await self._stall(fault.stall_s)
-            elif fault is not None and fault.status is not None:
-                return _error(fault.status, fault.message, fault.retry_after)
-            if (denied := self._check_key(request)) is not None:
-                return denied
-            return self._embed(body)
+        async def embeddings(request: Request) -> Response:
+            body, refused = await self._admit(request)
+            return refused or self._embed(body)
+
+        @app.post("/v1/chat/completions")
+        async def chat(request: Request) -> Response:
+            body, refused = await self._admit(request)
+            return refused or self._complete(body, chat=True)
+
+        @app.post("/v1/completions")
+        async def completions(request: Request) -> Response:
+            body, refused = await self._admit(request)
+            return refused or self._complete(body, chat=False)
 
         return app
+
+    async def _admit(self, request: Request) -> tuple[dict[str, Any], JSONResponse | None]:
+        """The JSON body, or the error response: a bad body, an injected fault, a wrong key."""
+        try:
+            body = await request.json()
+        except ValueError:
+            return {}, _error(400, "We could not parse the JSON body of your request.")
+        if not isinstance(body, dict):
+            return {}, _error(400, "The request body must be a JSON object.")
+        fault = self._record(request, body)
+        if fault is not None and fault.status is None:
+            await self._stall(fault.stall_s)
+        elif fault is not None and fault.status is not None:
+            return body, _error(fault.status, fault.message, fault.retry_after)
+        return body, self._check_key(request)
 
     async def _stall(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -218,12 +324,17 @@ class FakeOpenAIServer:
             return None
         return _error(401, "Incorrect API key provided.")
 
-    def _embed(self, body: dict[str, Any]) -> JSONResponse:
-        model = body.get("model")
+    def _unknown_model(self, model: object) -> JSONResponse | None:
         if not isinstance(model, str):
             return _error(400, "you must provide a model parameter")
         if model not in self.models:
             return _error(404, f"The model `{model}` does not exist or you do not have access.")
+        return None
+
+    def _embed(self, body: dict[str, Any]) -> JSONResponse:
+        model = body.get("model")
+        if (missing := self._unknown_model(model)) is not None:
+            return missing
         texts = _inputs(body.get("input"))
         if texts is None:
             return _error(400, "'$.input' is invalid: a string, strings, or token arrays.")
@@ -249,6 +360,141 @@ class FakeOpenAIServer:
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
             }
         )
+
+    def _complete(self, body: dict[str, Any], chat: bool) -> Response:
+        model = body.get("model")
+        if (missing := self._unknown_model(model)) is not None:
+            return missing
+        answer = _chat_answer(body) if chat else _prompt_answer(body)
+        if isinstance(answer, JSONResponse):
+            return answer
+        if not body.get("stream"):
+            return JSONResponse(_whole(str(model), answer, chat))
+        options = body.get("stream_options") or {}
+        usage = isinstance(options, dict) and bool(options.get("include_usage"))
+        chunks = _chunks(str(model), answer, chat, usage)
+        events = self._events(chunks, self._next_break())
+        return StreamingResponse(events, media_type="text/event-stream")
+
+    async def _events(self, chunks: list[dict[str, Any]], broken: int | None) -> AsyncIterator[str]:
+        for sent, chunk in enumerate(chunks):
+            if broken is not None and sent >= broken:
+                raise _StreamBroken
+            yield f"data: {json.dumps(chunk)}\n\n"
+            await asyncio.sleep(0)
+        yield "data: [DONE]\n\n"
+
+
+def _chat_answer(body: dict[str, Any]) -> _Answer | JSONResponse:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return _error(400, "'messages' must be a non-empty array.")
+    if not all(isinstance(m, dict) and isinstance(m.get("role"), str) for m in messages):
+        return _error(400, "Each message must be an object with a 'role'.")
+    called: set[str] = set()
+    for message in messages:
+        called.update(str(c.get("id")) for c in message.get("tool_calls") or [])
+        if message["role"] == "tool" and message.get("tool_call_id") not in called:
+            return _error(
+                400,
+                "Invalid parameter: messages with role 'tool' must be a response to a "
+                "preceding message with 'tool_calls'.",
+            )
+    prompt_tokens = sum(len(_text(m.get("content")).split()) for m in messages)
+    last = messages[-1]
+    functions = [
+        tool["function"]["name"]
+        for tool in body.get("tools") or []
+        if isinstance(tool, dict) and isinstance(tool.get("function"), dict)
+    ]
+    named = [name for name in functions if name in _text(last.get("content")).split()]
+    if last["role"] == "user" and named:
+        arguments = json.dumps({"text": _text(last.get("content"))})
+        function = {"name": named[0], "arguments": arguments}
+        call = {"id": "call_fake_0", "type": "function", "function": function}
+        return _Answer("", "tool_calls", prompt_tokens, len(arguments.split()), [call])
+    source = next((m for m in reversed(messages) if m["role"] in ("user", "tool")), last)
+    text, finish = echo(_text(source.get("content")), *_limits(body))
+    return _Answer(text, finish, prompt_tokens, len(text.split()))
+
+
+def _prompt_answer(body: dict[str, Any]) -> _Answer | JSONResponse:
+    prompt = body.get("prompt")
+    if isinstance(prompt, list) and len(prompt) == 1:
+        prompt = prompt[0]
+    if not isinstance(prompt, str):
+        return _error(400, "'prompt' must be a string.")
+    text, finish = echo(prompt, *_limits(body))
+    return _Answer(text, finish, max(1, len(prompt.split())), len(text.split()))
+
+
+def _limits(body: dict[str, Any]) -> tuple[int | None, tuple[str, ...]]:
+    limit = body.get("max_completion_tokens", body.get("max_tokens"))
+    stop = body.get("stop") or ()
+    stops = (stop,) if isinstance(stop, str) else tuple(str(s) for s in stop)
+    return (limit if isinstance(limit, int) else None), stops
+
+
+def _text(content: object) -> str:
+    if isinstance(content, list):
+        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return content if isinstance(content, str) else ""
+
+
+def _whole(model: str, answer: _Answer, chat: bool) -> dict[str, Any]:
+    if chat:
+        message: dict[str, Any] = {"role": "assistant", "content": answer.text or None}
+        if answer.tool_calls:
+            message["tool_calls"] = answer.tool_calls
+        choice: dict[str, Any] = {"index": 0, "message": message}
+    else:
+        choice = {"index": 0, "text": answer.text}
+    choice.update(logprobs=None, finish_reason=answer.finish)
+    kind = "chat.completion" if chat else "text_completion"
+    return {**_head(model, kind), "choices": [choice], "usage": answer.usage}
+
+
+def _chunks(model: str, answer: _Answer, chat: bool, usage: bool) -> list[dict[str, Any]]:
+    """The stream's events: (chat: a role chunk,) one per token or tool-call part, the finish
+    chunk, and with ``usage`` a last chunk with no choices and the usage."""
+    head = _head(model, "chat.completion.chunk" if chat else "text_completion")
+    if usage:
+        head["usage"] = None
+    parts: list[dict[str, Any]] = [{"role": "assistant", "content": ""}] if chat else []
+    parts += [{"content": piece} for piece in _PIECE.findall(answer.text)]
+    for index, call in enumerate(answer.tool_calls or []):
+        function = call["function"]
+        first = {**call, "index": index, "function": {"name": function["name"], "arguments": ""}}
+        parts.append({"tool_calls": [first]})
+        arguments = function["arguments"]
+        third = max(1, len(arguments) // 3)
+        for start in range(0, len(arguments), third):
+            fragment = {"arguments": arguments[start : start + third]}
+            parts.append({"tool_calls": [{"index": index, "function": fragment}]})
+    parts.append({})
+    chunks = []
+    for n, part in enumerate(parts):
+        finish = answer.finish if n == len(parts) - 1 else None
+        if chat:
+            choice = {"index": 0, "delta": part, "logprobs": None, "finish_reason": finish}
+        else:
+            text = part.get("content", "")
+            choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
+        chunks.append({**head, "choices": [choice]})
+    if usage:
+        chunks.append({**head, "choices": [], "usage": answer.usage})
+    return chunks
+
+
+def _head(model: str, kind: str) -> dict[str, Any]:
+    prefix = "chatcmpl" if kind.startswith("chat") else "cmpl"
+    return {
+        "id": f"{prefix}-fake",
+        "object": kind,
+        "created": 0,
+        "model": model,
+        "system_fingerprint": "fp_fake",
+    }
 
 
 def _inputs(value: object) -> list[list[str]] | None:

@@ -29,6 +29,16 @@ from tests.support.postgres import free_port
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
+TIMEOUT_S = 120.0
+"""Generous: the first search loads the embedding model in the replica, on a busy machine."""
+
+
+def post(url: str, **options: Any) -> httpx.Response:
+    return httpx.post(url, timeout=TIMEOUT_S, **options)
+
+
+def get(url: str, **options: Any) -> httpx.Response:
+    return httpx.get(url, timeout=TIMEOUT_S, **options)
 
 
 def job_settings(home: Path, **extra: str) -> dict[str, str]:
@@ -39,7 +49,7 @@ def job_settings(home: Path, **extra: str) -> dict[str, str]:
         "EMBER_RAY_NUM_CPUS": "4",
         "EMBER_RAY_DASHBOARD": "false",
         "EMBER_JOBS_PLUGINS": "tests.jobs.plugin:kinds",
-        "EMBER_JOBS_LEASE_TTL_S": "3",
+        "EMBER_JOBS_LEASE_TTL_S": "6",
         "EMBER_JOBS_RENEW_INTERVAL_S": "0.5",
         "EMBER_JOBS_POLL_INTERVAL_S": "0.2",
         "EMBER_JOBS_HEARTBEAT_S": "1",
@@ -65,7 +75,7 @@ class Ember:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
 
     def submit(self, kind: str, payload: dict[str, Any], **headers: str) -> dict[str, Any]:
-        response = httpx.post(
+        response = post(
             f"{self.url}/jobs",
             json={"kind": kind, "input": payload},
             headers={**self.headers(), **headers},
@@ -73,7 +83,7 @@ class Ember:
         assert response.status_code in (200, 201), response.text
         return dict(response.json())
 
-    def until(self, job_id: str, states=TERMINAL, timeout_s: float = 60.0):
+    def until(self, job_id: str, states=TERMINAL, timeout_s: float = 120.0):
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             job = self.jobs.get(job_id)
@@ -147,7 +157,7 @@ def websocket_refusal(url: str) -> int:
 
 
 def test_an_ingest_job_runs_on_a_worker_actor_and_streams(ember: Ember) -> None:
-    created = httpx.post(
+    created = post(
         f"{ember.url}/jobs",
         json={
             "kind": "ingest",
@@ -171,12 +181,12 @@ def test_an_ingest_job_runs_on_a_worker_actor_and_streams(ember: Ember) -> None:
     assert events[0][1:] == ("state", {"state": "queued"})
     assert events[-1][1:] == ("state", {"state": "succeeded"})
     assert any(kind == "progress" for _, kind, _ in events)
-    result = httpx.get(f"{ember.url}/jobs/{job['id']}/result", headers=ember.headers()).json()
+    result = get(f"{ember.url}/jobs/{job['id']}/result", headers=ember.headers()).json()
     outcomes = {d["source"]: d["status"] for d in result["result"]["documents"]}
     assert outcomes == {"a.txt": "created", "b.txt": "created", "c.bin": "failed"}
 
     def dense(query: str) -> list[str]:
-        response = httpx.post(
+        response = post(
             f"{ember.url}/collections/papers/search",
             json={"query": query, "k": 1, "mode": "dense"},
             headers=ember.headers("memory"),
@@ -231,7 +241,7 @@ def test_a_job_whose_worker_dies_on_every_attempt_fails_clearly(ember: Ember) ->
     events = sse(ember, job["id"])
     assert events[-2][1:] == ("error", {"code": "worker_lost", "detail": final.error_detail})
     assert events[-1][2] == {"state": "failed", "code": "worker_lost"}
-    problem = httpx.get(f"{ember.url}/jobs/{job['id']}/result", headers=ember.headers())
+    problem = get(f"{ember.url}/jobs/{job['id']}/result", headers=ember.headers())
     assert problem.status_code == 500 and problem.json()["code"] == "worker_lost"
 
 
@@ -266,51 +276,51 @@ def test_cancel_reaches_the_handler_on_its_worker(ember: Ember) -> None:
     job = ember.submit("steps", {"steps": 600, "step_s": 0.1})
     ember.until(job["id"], states={JobState.RUNNING})
     time.sleep(0.3)
-    cancel = httpx.post(f"{ember.url}/jobs/{job['id']}/cancel", headers=ember.headers())
+    cancel = post(f"{ember.url}/jobs/{job['id']}/cancel", headers=ember.headers())
     assert cancel.status_code == 202 and cancel.json()["state"] == "cancelling"
     final = ember.until(job["id"], timeout_s=10)
     assert final.state is JobState.CANCELLED
     events = sse(ember, job["id"])
     assert ("log", {"message": "cancelled inside the handler"}) in [e[1:] for e in events]
-    again = httpx.post(f"{ember.url}/jobs/{job['id']}/cancel", headers=ember.headers())
+    again = post(f"{ember.url}/jobs/{job['id']}/cancel", headers=ember.headers())
     assert again.status_code == 409 and again.json()["code"] == "job_finished"
-    result = httpx.get(f"{ember.url}/jobs/{job['id']}/result", headers=ember.headers())
+    result = get(f"{ember.url}/jobs/{job['id']}/result", headers=ember.headers())
     assert result.json()["code"] == "job_cancelled"
 
 
 def test_idempotency_keys_over_http(ember: Ember) -> None:
     body = {"kind": "steps", "input": {"steps": 1, "step_s": 0}}
     key = {"Idempotency-Key": f"key-{time.time_ns()}"}
-    first = httpx.post(f"{ember.url}/jobs", json=body, headers={**ember.headers(), **key})
-    again = httpx.post(f"{ember.url}/jobs", json=body, headers={**ember.headers(), **key})
+    first = post(f"{ember.url}/jobs", json=body, headers={**ember.headers(), **key})
+    again = post(f"{ember.url}/jobs", json=body, headers={**ember.headers(), **key})
     assert first.status_code == 201 and again.status_code == 200
     assert again.headers["idempotent-replayed"] == "true"
     assert again.json()["id"] == first.json()["id"]
     other = {"kind": "steps", "input": {"steps": 2, "step_s": 0}}
-    clash = httpx.post(f"{ember.url}/jobs", json=other, headers={**ember.headers(), **key})
+    clash = post(f"{ember.url}/jobs", json=other, headers={**ember.headers(), **key})
     assert clash.status_code == 409
     assert clash.headers["content-type"] == "application/problem+json"
     assert clash.json()["code"] == "idempotency_conflict"
-    theirs = httpx.post(f"{ember.url}/jobs", json=other, headers={**ember.headers("other"), **key})
+    theirs = post(f"{ember.url}/jobs", json=other, headers={**ember.headers("other"), **key})
     assert theirs.status_code == 201 and theirs.json()["id"] != first.json()["id"]
-    hidden = httpx.get(f"{ember.url}/jobs/{first.json()['id']}", headers=ember.headers("other"))
+    hidden = get(f"{ember.url}/jobs/{first.json()['id']}", headers=ember.headers("other"))
     assert hidden.status_code == 404 and hidden.json()["code"] == "job_not_found"
 
 
 def test_bad_input_401_403_and_429(ember: Ember) -> None:
-    bad = httpx.post(
+    bad = post(
         f"{ember.url}/jobs",
         json={"kind": "steps", "input": {"steps": -1, "nope": 1}},
         headers=ember.headers(),
     )
     assert bad.status_code == 422 and bad.json()["code"] == "validation_failed"
     assert {e["path"] for e in bad.json()["errors"]} == {"input.steps", "input.nope"}
-    unknown = httpx.post(f"{ember.url}/jobs", json={"kind": "nope"}, headers=ember.headers())
+    unknown = post(f"{ember.url}/jobs", json={"kind": "nope"}, headers=ember.headers())
     assert unknown.status_code == 422 and unknown.json()["code"] == "unknown_job_kind"
-    anonymous = httpx.get(f"{ember.url}/jobs")
+    anonymous = get(f"{ember.url}/jobs")
     assert anonymous.status_code == 401 and anonymous.json()["code"] == "unauthorized"
     assert anonymous.headers["www-authenticate"].startswith("Bearer")
-    wrong = httpx.post(f"{ember.url}/jobs", json={"kind": "steps"}, headers=ember.headers("memory"))
+    wrong = post(f"{ember.url}/jobs", json={"kind": "steps"}, headers=ember.headers("memory"))
     assert wrong.status_code == 403 and wrong.json()["code"] == "forbidden"
     assert websocket_refusal(ember.url.replace("http://", "ws://") + "/jobs/x/ws") in {401, 1008}
     statuses = []
@@ -350,7 +360,7 @@ def test_metrics_come_from_the_actors(ember: Ember) -> None:
 
     job = ember.submit("steps", {"steps": 3, "step_s": 0.4})
     ember.until(job["id"])
-    response = httpx.get(f"{ember.url}/metrics")
+    response = get(f"{ember.url}/metrics")
     assert response.status_code == 200
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 
 from ember.cluster import Runtime
@@ -13,7 +12,7 @@ from ember.config import load_config
 from ember.jobs.repository import SqlJobRepository
 from ember.jobs.states import JobState
 from ember.storage import Database, Migrator
-from tests.integration.test_jobs import Ember, importable_tests, job_settings
+from tests.integration.test_jobs import Ember, importable_tests, job_settings, post
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +28,7 @@ def test_a_cluster_restart_loses_no_accepted_job(tmp_path: Path) -> None:
     try:
         ember = Ember(first.deploy(), config, jobs, {})
         submitted = [
-            httpx.post(
+            post(
                 f"{ember.url}/jobs", json={"kind": "steps", "input": {"steps": 20, "step_s": 0.1}}
             ).json()["id"]
             for _ in range(3)

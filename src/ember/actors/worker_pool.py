@@ -45,6 +45,7 @@ class RayWorkerPool:
         self._jobs = jobs
         self._on_change = on_change
         self.workers: dict[str, Any] = {}
+        self._starting: dict[str, Any] = {}
         self._running: dict[str, set[str]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._renewals: dict[str, int] = {}
@@ -54,14 +55,25 @@ class RayWorkerPool:
 
     def _add(self) -> str:
         owner = f"{self.kind}-{uuid.uuid4().hex[:12]}"
-        self.workers[owner] = self._factory(owner)
+        worker = self._factory(owner)
+        self.workers[owner] = worker
+        self._starting[owner] = worker.info.remote()
         self._running[owner] = set()
         return owner
 
     def free_slots(self) -> list[str]:
+        """Free slots of workers that have finished starting (a job leased to a worker that
+        is still importing would wait on it with its lease running out)."""
+        if self._starting:
+            done, _ = ray.wait(
+                list(self._starting.values()), timeout=0, num_returns=len(self._starting)
+            )
+            for owner in [o for o, ref in self._starting.items() if ref in done]:
+                del self._starting[owner]
         return [
             owner
             for owner, running in self._running.items()
+            if owner not in self._starting
             for _ in range(self._slots - len(running))
         ]
 
@@ -109,6 +121,7 @@ class RayWorkerPool:
             return set()
         log.warning("worker %s died; starting a new one", worker_id, extra={"kind": self.kind})
         dead = self.workers.pop(worker_id)
+        self._starting.pop(worker_id, None)
         orphaned = self._running.pop(worker_id, set())
         ray.kill(dead, no_restart=True)
         self.replaced += 1

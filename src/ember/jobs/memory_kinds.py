@@ -1,10 +1,12 @@
 """The ``ingest`` and ``reindex`` job kinds, over the memory plane.
 
 The memory plane is synchronous (the embedding model dominates), so each job runs it in a
-thread. Cancelling the job sets a stop flag that the work checks after every batch: the thread
-stops at the next batch boundary (what was written stays written; a reindex retires its
-half-built index and the live one keeps serving), then ``CancelledError`` goes on up.
-Progress is published as ``progress`` events after every batch.
+thread, building it there on first use too (importing torch and loading the model must not
+block the worker's event loop, which renews the job's lease). Cancelling the job sets a stop
+flag that the work checks after every batch: the thread stops at the next batch boundary
+(what was written stays written; a reindex retires its half-built index and the live one
+keeps serving), then ``CancelledError`` goes on up. Progress is published as ``progress``
+events after every batch.
 """
 
 from __future__ import annotations
@@ -79,14 +81,14 @@ def memory_kinds(memory: Callable[[], MemoryService]) -> list[JobKind]:
     """The kinds over the memory plane ``memory()`` returns (built on first use)."""
 
     async def ingest(context: JobContext, payload: IngestInput) -> dict[str, Any]:
-        service = memory()
-        items = source_documents(payload.documents)
-        if payload.create:
-            names = {c.name for c in service.collections.list(limit=100_000)}
-            if payload.collection not in names:
-                service.collections.create(payload.collection)
-
         def work(report: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+            service = memory()
+            items = source_documents(payload.documents)
+            if payload.create:
+                names = {c.name for c in service.collections.list(limit=100_000)}
+                if payload.collection not in names:
+                    service.collections.create(payload.collection)
+
             def progress(state: IngestProgress) -> None:
                 report({**asdict(state), "total": len(items)})
 
@@ -106,13 +108,11 @@ def memory_kinds(memory: Callable[[], MemoryService]) -> list[JobKind]:
         return await _in_thread(context, work)
 
     async def reindex(context: JobContext, payload: ReindexInput) -> dict[str, Any]:
-        service = memory()
-
         def work(report: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
             def progress(state: ReindexProgress) -> None:
                 report(asdict(state))
 
-            return asdict(service.reindex(payload.collection, progress))
+            return asdict(memory().reindex(payload.collection, progress))
 
         return await _in_thread(context, work)
 

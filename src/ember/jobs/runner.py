@@ -127,7 +127,11 @@ class JobRunner:
             done, _ = await asyncio.wait({work}, timeout=self._renew_every)
             if done:
                 break
-            state = await asyncio.to_thread(self._jobs.renew, job.id, self.owner, self._ttl)
+            try:
+                state = await asyncio.to_thread(self._jobs.renew, job.id, self.owner, self._ttl)
+            except Exception:
+                log.warning("lease renewal failed; trying again", extra={"jobId": job.id})
+                continue
             self.renewals += 1
             if state is None:
                 lost = True

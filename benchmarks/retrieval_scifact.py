@@ -161,6 +161,11 @@ def main() -> None:
             SearchSettings(fusion="rrf", dense_weight=1.0, keyword_weight=1.0),
         ),
         (
+            "hybrid: RRF k=60, keyword weight 1.5",
+            "hybrid",
+            SearchSettings(fusion="rrf", dense_weight=1.0, keyword_weight=1.5),
+        ),
+        (
             "hybrid: normalized scores, equal weights",
             "hybrid",
             SearchSettings(fusion="relative", dense_weight=1.0, keyword_weight=1.0),

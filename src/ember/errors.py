@@ -37,6 +37,7 @@ a 429) that the API sends with the problem document.
     ├── PayloadTooLarge             payload_too_large    413
     ├── RateLimited                 rate_limited         429
     ├── QuotaExceeded               quota_exceeded       429
+    ├── BudgetExceeded              budget_exceeded      429
     ├── JobError                    job_error            500
     │   ├── WorkerLost              worker_lost          500
     │   └── JobTimedOut             job_timed_out        504
@@ -50,7 +51,9 @@ a 429) that the API sends with the problem document.
     │   ├── ProviderRateLimited     provider_rate_limited 429
     │   ├── ProviderBadRequest      provider_bad_request 400
     │   │   └── ProviderModelNotFound provider_model_not_found 404
-    │   └── ProviderAuthFailed      provider_auth_failed 502
+    │   ├── ProviderAuthFailed      provider_auth_failed 502
+    │   ├── NoProviderAvailable     no_provider_available 503
+    │   └── StreamInterrupted       stream_interrupted   502
     ├── VectorIndexError            vector_index_error   500
     └── StorageError                storage_error        500
         ├── DatabaseUnavailable     database_unavailable 503
@@ -70,6 +73,7 @@ __all__ = [
     "BackupInvalid",
     "BadRequest",
     "BinaryDocument",
+    "BudgetExceeded",
     "ClusterUnavailable",
     "CollectionExists",
     "CollectionNotFound",
@@ -96,6 +100,7 @@ __all__ = [
     "JobTimedOut",
     "MethodNotAllowed",
     "MigrationRequired",
+    "NoProviderAvailable",
     "NotFound",
     "NotReady",
     "PayloadTooLarge",
@@ -111,6 +116,7 @@ __all__ = [
     "RateLimited",
     "ReindexRequired",
     "StorageError",
+    "StreamInterrupted",
     "TokenNotFound",
     "Unauthorized",
     "UnknownJobKind",
@@ -402,6 +408,19 @@ class QuotaExceeded(EmberError):
     title = "Quota exceeded"
 
 
+class BudgetExceeded(EmberError):
+    """The call would take the principal or the provider past its budget for the rolling day.
+
+    ``extra`` names the ``scope`` (``principal`` or ``provider``), who it is, the ``limit``
+    (``tokens`` or ``cost_usd``), what was ``spent`` and the call's ``estimate``. Nothing was
+    sent to the provider.
+    """
+
+    code = "budget_exceeded"
+    status = 429
+    title = "Budget exceeded"
+
+
 class JobError(EmberError):
     """A job could not be run to its end."""
 
@@ -507,6 +526,30 @@ class ProviderAuthFailed(ProviderError):
 
     code = "provider_auth_failed"
     title = "Provider authentication failed"
+
+
+class NoProviderAvailable(ProviderError):
+    """No candidate of the model alias could answer.
+
+    ``detail`` lists each candidate and why it failed; ``extra["candidates"]`` holds the same
+    as records (``provider``, ``model``, ``outcome``, ``detail``). The last candidate's error
+    is chained as ``__cause__``.
+    """
+
+    code = "no_provider_available"
+    status = 503
+    title = "No provider available"
+
+
+class StreamInterrupted(ProviderError):
+    """The provider failed after a stream had started; what it had produced is kept.
+
+    ``extra`` holds ``partial_text`` (the deltas already yielded, joined), ``cause_code`` (the
+    provider error's code), ``provider`` and ``model``. The provider error is ``__cause__``.
+    """
+
+    code = "stream_interrupted"
+    title = "Stream interrupted"
 
 
 class VectorIndexError(EmberError):

@@ -7,20 +7,25 @@ field can also be set from the environment as ``EMBER_<SECTION>_<FIELD>`` (see
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "AuthConfig",
+    "Budget",
     "DatabaseConfig",
     "EmbeddingsConfig",
     "EmberConfig",
     "JobsConfig",
     "LoggingConfig",
     "MemoryConfig",
+    "Price",
+    "ProvidersConfig",
     "RayConfig",
+    "RouterConfig",
     "ServeConfig",
     "ServerConfig",
 ]
@@ -28,6 +33,18 @@ __all__ = [
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _mapping(value: Any) -> Any:
+    """A mapping field's value: a JSON object from the environment is parsed, unset is ``{}``."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError as exc:
+            raise ValueError(f"not a JSON object: {exc}") from None
+    return value
 
 
 class ServerConfig(_Section):
@@ -208,6 +225,101 @@ class JobsConfig(_Section):
     )
 
 
+class RouterConfig(_Section):
+    """How the provider router picks, retries and fails over between candidates."""
+
+    breaker_failures: int = Field(
+        5, ge=1, description="Consecutive retryable failures that open a provider's breaker."
+    )
+    breaker_open_s: float = Field(
+        30.0, gt=0, description="Seconds an open breaker refuses calls before one trial call."
+    )
+    breaker_successes: int = Field(
+        1, ge=1, description="Successful trial calls that close a half-open breaker."
+    )
+    retry_attempts: int = Field(
+        2, ge=1, description="Attempts per candidate for retryable errors (1 means no retry)."
+    )
+    retry_base_s: float = Field(
+        0.2, gt=0, description="Backoff before the first retry; doubles each retry (full jitter)."
+    )
+    retry_max_s: float = Field(
+        5.0, gt=0, description="Longest backoff; a longer `Retry-After` moves on at once."
+    )
+    aliases: dict[str, list[str]] = Field(
+        {},
+        description="Model alias to its tiers of `provider/model` candidates, best first; "
+        "candidates in one tier, split by a vertical bar, are equal preference. A JSON object "
+        "in the environment.",
+    )
+
+    @field_validator("aliases", mode="before")
+    @classmethod
+    def _parse_json(cls, value: Any) -> Any:
+        return _mapping(value)
+
+    @field_validator("aliases")
+    @classmethod
+    def _candidates(cls, aliases: dict[str, list[str]]) -> dict[str, list[str]]:
+        for alias, tiers in aliases.items():
+            if not tiers:
+                raise ValueError(f"alias {alias!r} has no candidates")
+            for tier in tiers:
+                for candidate in tier.split("|"):
+                    provider, _, model = candidate.strip().partition("/")
+                    if not provider or not model:
+                        raise ValueError(
+                            f"alias {alias!r}: {candidate.strip()!r} is not `provider/model`"
+                        )
+        return aliases
+
+
+class Price(_Section):
+    """What one provider charges, in USD per 1000 tokens."""
+
+    prompt_per_1k_usd: float = Field(0.0, ge=0, description="USD per 1000 prompt tokens.")
+    completion_per_1k_usd: float = Field(0.0, ge=0, description="USD per 1000 completion tokens.")
+
+
+class Budget(_Section):
+    """Limits per rolling day (the last 24 hours); ``None`` means unlimited."""
+
+    tokens_per_day: int | None = Field(
+        None, ge=0, description="Prompt and completion tokens per rolling day."
+    )
+    cost_per_day_usd: float | None = Field(None, ge=0, description="USD per rolling day.")
+
+
+class ProvidersConfig(_Section):
+    """Prices of the model providers and the budgets the router enforces before a call."""
+
+    prices: dict[str, Price] = Field(
+        {},
+        description="Provider name to its price; providers not listed cost 0 (local). "
+        "A JSON object in the environment.",
+    )
+    principal_budgets: dict[str, Budget] = Field(
+        {},
+        description="Principal to its budget; `*` applies to principals not listed. "
+        "A JSON object in the environment.",
+    )
+    provider_budgets: dict[str, Budget] = Field(
+        {},
+        description="Provider name to its budget, across all principals. "
+        "A JSON object in the environment.",
+    )
+    estimate_completion_tokens: int = Field(
+        512,
+        ge=0,
+        description="Completion tokens a budget check assumes when a call sets no `max_tokens`.",
+    )
+
+    @field_validator("prices", "principal_budgets", "provider_budgets", mode="before")
+    @classmethod
+    def _parse_json(cls, value: Any) -> Any:
+        return _mapping(value)
+
+
 class EmberConfig(_Section):
     """The whole configuration."""
 
@@ -223,6 +335,8 @@ class EmberConfig(_Section):
     embeddings: EmbeddingsConfig = EmbeddingsConfig()
     memory: MemoryConfig = MemoryConfig()
     jobs: JobsConfig = JobsConfig()
+    router: RouterConfig = RouterConfig()
+    providers: ProvidersConfig = ProvidersConfig()
 
     @property
     def home_dir(self) -> Path:

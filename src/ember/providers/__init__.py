@@ -1,8 +1,8 @@
-"""Providers: the embedder and tokenizer contracts and their adapters.
+"""Providers: the embedder, tokenizer and provider contracts, their adapters, and the router.
 
-The adapters are exported lazily: ``import ember.providers`` loads neither torch,
-sentence-transformers, openai nor ollama; the first access to an adapter class imports its
-module.
+The adapters and the router are exported lazily: ``import ember.providers`` loads neither
+torch, sentence-transformers, openai, ollama nor the database layer; the first access to one
+of those names imports its module.
 """
 
 from __future__ import annotations
@@ -10,26 +10,57 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from ember.providers.protocol import Embedder, Tokenizer
+from ember.providers.protocol import Embedder, Provider, Tokenizer
 
 if TYPE_CHECKING:
+    from ember.providers.breaker import BreakerState, CircuitBreaker
+    from ember.providers.budget import Budgets, Estimate
     from ember.providers.hf_tokenizer import HuggingFaceTokenizer
     from ember.providers.ollama import OllamaProvider
     from ember.providers.openai import OpenAIProvider
     from ember.providers.openai_embeddings import OpenAIEmbedder
+    from ember.providers.router import (
+        Candidate,
+        Embeddings,
+        LoadHint,
+        RoutedStream,
+        Router,
+        RouteRequest,
+    )
     from ember.providers.sentence_transformers import SentenceTransformerEmbedder
 
 __all__ = [
+    "BreakerState",
+    "Budgets",
+    "Candidate",
+    "CircuitBreaker",
     "Embedder",
+    "Embeddings",
+    "Estimate",
     "HuggingFaceTokenizer",
+    "LoadHint",
     "OllamaProvider",
     "OpenAIEmbedder",
     "OpenAIProvider",
+    "Provider",
+    "RouteRequest",
+    "RoutedStream",
+    "Router",
     "SentenceTransformerEmbedder",
     "Tokenizer",
 ]
 
 _LAZY = {
+    "BreakerState": "ember.providers.breaker",
+    "Budgets": "ember.providers.budget",
+    "Candidate": "ember.providers.router",
+    "CircuitBreaker": "ember.providers.breaker",
+    "Embeddings": "ember.providers.router",
+    "Estimate": "ember.providers.budget",
+    "LoadHint": "ember.providers.router",
+    "RouteRequest": "ember.providers.router",
+    "RoutedStream": "ember.providers.router",
+    "Router": "ember.providers.router",
     "HuggingFaceTokenizer": "ember.providers.hf_tokenizer",
     "OllamaProvider": "ember.providers.ollama",
     "OpenAIEmbedder": "ember.providers.openai_embeddings",

@@ -10,7 +10,7 @@ from ember.storage.chunks import SqlChunkStore
 from ember.storage.collections import SqlCollectionRepository
 from ember.storage.database import Database, is_transient
 from ember.storage.migrator import Migrator
-from ember.storage.protocol import AuditLog, ChunkStore, CollectionRepository
+from ember.storage.protocol import AuditLog, ChunkStore, CollectionRepository, UsageLog
 from ember.storage.records import (
     AuditRecord,
     ChunkRecord,
@@ -19,8 +19,11 @@ from ember.storage.records import (
     NewChunk,
     NewVersion,
     TokenRecord,
+    UsageEntry,
+    UsageTotals,
     WrittenVersion,
 )
+from ember.storage.usage import SqlUsageLog
 
 __all__ = [
     "AuditDraft",
@@ -39,7 +42,11 @@ __all__ = [
     "SqlAuditLog",
     "SqlChunkStore",
     "SqlCollectionRepository",
+    "SqlUsageLog",
     "TokenRecord",
+    "UsageEntry",
+    "UsageLog",
+    "UsageTotals",
     "WrittenVersion",
     "audited",
     "is_transient",

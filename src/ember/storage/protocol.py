@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 import numpy as np
@@ -15,10 +16,12 @@ from ember.storage.records import (
     CollectionRecord,
     LiveVersion,
     NewVersion,
+    UsageEntry,
+    UsageTotals,
     WrittenVersion,
 )
 
-__all__ = ["AuditLog", "ChunkStore", "CollectionRepository"]
+__all__ = ["AuditLog", "ChunkStore", "CollectionRepository", "UsageLog"]
 
 
 class CollectionRepository(Protocol):
@@ -156,4 +159,28 @@ class ChunkStore(Protocol):
     ) -> list[tuple[int, float]]:
         """Up to ``k`` live chunks matching any word of ``query``, best first, as
         ``(chunk id, score)`` (higher is better), ``where`` applied inside the query."""
+        ...
+
+
+class UsageLog(Protocol):
+    """Append-only record of the tokens and cost of provider calls (the ``usage`` table)."""
+
+    def record(self, entry: UsageEntry) -> UsageEntry:
+        """Store ``entry`` and return it with ``id`` set, and ``ts`` (now) when it had none.
+
+        Costs are kept to six decimal places.
+        """
+        ...
+
+    def totals(
+        self, *, since: datetime, principal: str | None = None, provider: str | None = None
+    ) -> UsageTotals:
+        """Sums over the entries at or after ``since``, optionally of one principal and/or one
+        provider only; all zero when none match."""
+        ...
+
+    def list(
+        self, *, principal: str | None = None, provider: str | None = None, limit: int = 100
+    ) -> list[UsageEntry]:
+        """The newest entries first, optionally of one principal and/or one provider."""
         ...

@@ -14,6 +14,8 @@ __all__ = [
     "NewChunk",
     "NewVersion",
     "TokenRecord",
+    "UsageEntry",
+    "UsageTotals",
     "WrittenVersion",
 ]
 
@@ -116,3 +118,32 @@ class TokenRecord:
     expires_at: datetime | None
     revoked_at: datetime | None
     last_used_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class UsageEntry:
+    """Tokens and cost of one provider call. ``id`` is set by the log; ``ts`` too when unset."""
+
+    principal: str
+    provider: str
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    request_id: str | None = None
+    job_id: str | None = None
+    id: int | None = None
+    ts: datetime | None = None
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class UsageTotals:
+    """Sums over usage entries."""
+
+    calls: int = 0
+    tokens: int = 0
+    cost_usd: float = 0.0

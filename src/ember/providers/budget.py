@@ -1,0 +1,165 @@
+"""Prices, budgets and usage accounting of provider calls (``providers`` config section).
+
+Before a call, :meth:`Budgets.check` compares what the principal and the provider spent in the
+rolling day (the last 24 hours of the usage log) plus the call's :class:`Estimate` with their
+budgets; after it, :meth:`Budgets.record` appends what the call really used. A provider's price
+is USD per 1000 prompt and completion tokens (``providers.prices``; a provider not listed costs
+0: a local one). A free provider is never refused for cost, but its tokens count towards token
+budgets and are recorded like any other.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ember.config.models import Budget, Price, ProvidersConfig
+from ember.errors import BudgetExceeded
+from ember.providers.types import Usage
+from ember.storage.protocol import UsageLog
+from ember.storage.records import UsageEntry, UsageTotals
+from ember.storage.tables import utcnow
+
+__all__ = ["CHARS_PER_TOKEN", "DAY", "Budgets", "Estimate", "estimate_tokens"]
+
+CHARS_PER_TOKEN = 4
+"""The estimate of prompt tokens: one token per four characters, rounded up."""
+
+DAY = timedelta(days=1)
+"""The rolling window budgets are counted over."""
+
+_FREE = Price()
+
+
+def estimate_tokens(texts: Iterable[str]) -> int:
+    """Tokens ``texts`` probably take: their characters over :data:`CHARS_PER_TOKEN`."""
+    return math.ceil(sum(len(text) for text in texts) / CHARS_PER_TOKEN)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a call will probably use: its prompt, plus ``max_tokens`` of answer."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class Budgets:
+    """Checks budgets before a call and records usage after it, in a :class:`UsageLog`.
+
+    ``now`` is the wall clock the rolling day is measured from (UTC, injected for tests).
+    Both methods do blocking database work; async callers run them in a thread.
+    """
+
+    def __init__(
+        self,
+        config: ProvidersConfig,
+        usage: UsageLog,
+        *,
+        now: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._config = config
+        self._usage = usage
+        self._now = now
+
+    def price(self, provider: str) -> Price:
+        """The provider's price (0 when not listed)."""
+        return self._config.prices.get(provider, _FREE)
+
+    def cost(self, provider: str, prompt_tokens: int, completion_tokens: int) -> float:
+        """USD these tokens cost at ``provider``."""
+        price = self.price(provider)
+        return (
+            prompt_tokens * price.prompt_per_1k_usd
+            + completion_tokens * price.completion_per_1k_usd
+        ) / 1000
+
+    def estimate(self, provider: str, prompt_tokens: int, max_tokens: int | None) -> Estimate:
+        """The estimate of a call of ``prompt_tokens`` asking for up to ``max_tokens``
+        (``providers.estimate_completion_tokens`` when ``None``)."""
+        completion = self._config.estimate_completion_tokens if max_tokens is None else max_tokens
+        return Estimate(prompt_tokens, completion, self.cost(provider, prompt_tokens, completion))
+
+    def check(self, principal: str, provider: str, estimate: Estimate) -> None:
+        """Refuse a call that would pass a budget of the principal or the provider.
+
+        Token budgets apply to every provider; cost budgets only to a provider with a
+        non-zero price. A budget of ``None`` is unlimited; with no budget at all the usage
+        log is not read.
+
+        :raises BudgetExceeded: spent in the rolling day plus ``estimate`` passes a budget.
+        """
+        priced = self.price(provider) != _FREE
+        budgets = self._config.principal_budgets
+        since = self._now() - DAY
+        scopes: list[tuple[str, str, Budget | None, Callable[[], UsageTotals]]] = [
+            (
+                "principal",
+                principal,
+                budgets.get(principal, budgets.get("*")),
+                lambda: self._usage.totals(since=since, principal=principal),
+            ),
+            (
+                "provider",
+                provider,
+                self._config.provider_budgets.get(provider),
+                lambda: self._usage.totals(since=since, provider=provider),
+            ),
+        ]
+        for scope, name, budget, spending in scopes:
+            tokens = None if budget is None else budget.tokens_per_day
+            cost = None if budget is None or not priced else budget.cost_per_day_usd
+            if tokens is None and cost is None:
+                continue
+            spent = spending()
+            if tokens is not None and spent.tokens + estimate.tokens > tokens:
+                raise _exceeded(scope, name, "tokens", tokens, spent.tokens, estimate.tokens)
+            if cost is not None and spent.cost_usd + estimate.cost_usd > cost:
+                raise _exceeded(scope, name, "cost_usd", cost, spent.cost_usd, estimate.cost_usd)
+
+    def record(
+        self,
+        principal: str,
+        provider: str,
+        model: str,
+        usage: Usage,
+        *,
+        request_id: str | None = None,
+        job_id: str | None = None,
+    ) -> UsageEntry:
+        """Append one usage entry, its cost at the provider's price."""
+        return self._usage.record(
+            UsageEntry(
+                principal=principal,
+                provider=provider,
+                model=model,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                cost_usd=self.cost(provider, usage.prompt_tokens, usage.completion_tokens),
+                request_id=request_id,
+                job_id=job_id,
+            )
+        )
+
+
+def _exceeded(
+    scope: str, who: str, limit: str, allowed: float, spent: float, estimate: float
+) -> BudgetExceeded:
+    return BudgetExceeded(
+        f"{scope} {who!r}: {limit} per day {allowed:g}, spent {spent:g}, this call ~{estimate:g}",
+        extra={
+            "scope": scope,
+            "name": who,
+            "limit": limit,
+            "allowed": allowed,
+            "spent": spent,
+            "estimate": estimate,
+        },
+    )

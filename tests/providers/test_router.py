@@ -1,0 +1,476 @@
+"""The router over the real adapters, against the fake Ollama and OpenAI servers over HTTP.
+
+``ollama`` is the local provider (free), ``openai`` the cloud one (priced); ``vllm`` is a
+second OpenAI-compatible provider on the same fake server. Calls are counted at the fakes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from ember.config import Budget, Price, ProvidersConfig, RouterConfig
+from ember.errors import (
+    BudgetExceeded,
+    NoProviderAvailable,
+    ProviderAuthFailed,
+    ProviderBadRequest,
+    ProviderError,
+    ProviderModelNotFound,
+    ProviderUnavailable,
+    StreamInterrupted,
+)
+from ember.providers import OllamaProvider, OpenAIProvider
+from ember.providers.breaker import BreakerState
+from ember.providers.budget import Budgets
+from ember.providers.router import Candidate, Router, RouteRequest
+from ember.providers.types import ChatMessage, Delta, GenerationOptions
+from ember.storage import Database, Migrator, SqlUsageLog
+from tests.fakes.ollama_fake import FakeOllamaServer
+from tests.fakes.openai_fake import FakeOpenAIServer
+
+ASK = [ChatMessage("user", "What is the capital of France?")]
+OPTIONS = GenerationOptions(max_tokens=16, temperature=0.0, seed=7)
+PRICE = Price(prompt_per_1k_usd=1.0, completion_per_1k_usd=2.0)
+ALIASES = {
+    "chat": ["ollama/llama", "openai/gpt"],
+    "cloud": ["openai/gpt"],
+    "tiered": ["ollama/llama | vllm/gpt", "openai/gpt"],
+    "embed": ["ollama/embed", "openai/gpt"],
+}
+CONFIG = RouterConfig(
+    aliases=ALIASES,
+    retry_attempts=2,
+    retry_base_s=0.1,
+    retry_max_s=1.0,
+    breaker_failures=2,
+    breaker_open_s=30.0,
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def ollama_server() -> Iterator[FakeOllamaServer]:
+    with FakeOllamaServer(models=("llama:latest", "embed:latest")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def openai_server() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer(models=("gpt",)) as server:
+        yield server
+
+
+@pytest.fixture
+def ollama(ollama_server: FakeOllamaServer) -> Iterator[FakeOllamaServer]:
+    ollama_server.start()
+    ollama_server.reset()
+    yield ollama_server
+    ollama_server.start()
+    ollama_server.reset()
+
+
+@pytest.fixture
+def cloud(openai_server: FakeOpenAIServer) -> Iterator[FakeOpenAIServer]:
+    openai_server.reset()
+    yield openai_server
+    openai_server.reset()
+
+
+@pytest.fixture
+def usage(tmp_path: Path) -> Iterator[SqlUsageLog]:
+    database = Database(f"sqlite:///{tmp_path / 'ember.db'}")
+    Migrator(database).upgrade()
+    yield SqlUsageLog(database)
+    database.dispose()
+
+
+class World:
+    """The router under test and what it was given."""
+
+    def __init__(self, ollama: FakeOllamaServer, cloud: FakeOpenAIServer) -> None:
+        self.ollama, self.cloud = ollama, cloud
+        self.clock = Clock()
+        self.sleeps: list[float] = []
+        self.providers = {
+            "ollama": OllamaProvider(ollama.host, name="ollama", timeout_s=5),
+            "openai": OpenAIProvider("openai", cloud.base_url, api_key="k", timeout_s=5),
+            "vllm": OpenAIProvider("vllm", cloud.base_url, api_key="k", timeout_s=5),
+        }
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+
+    def router(self, config: RouterConfig = CONFIG, **settings: object) -> Router:
+        return Router(
+            self.providers,
+            config,
+            clock=self.clock,
+            sleep=self.sleep,
+            **settings,  # type: ignore[arg-type]
+        )
+
+    def ollama_calls(self) -> int:
+        return sum(
+            call.path.startswith(("/api/chat", "/api/generate")) for call in self.ollama.calls
+        )
+
+    def cloud_calls(self) -> int:
+        return sum(call.path != "/v1/models" for call in self.cloud.calls)
+
+
+@pytest.fixture
+async def world(ollama: FakeOllamaServer, cloud: FakeOpenAIServer) -> AsyncIterator[World]:
+    made = World(ollama, cloud)
+    yield made
+    for provider in made.providers.values():
+        await provider.aclose()
+
+
+def budgets(usage: SqlUsageLog, **settings: object) -> Budgets:
+    config = ProvidersConfig(prices={"openai": PRICE}, **settings)  # type: ignore[arg-type]
+    return Budgets(config, usage)
+
+
+async def read(stream: AsyncIterator[Delta], into: list[str]) -> None:
+    async for delta in stream:
+        into.append(delta.text)
+
+
+# --- order ------------------------------------------------------------------------------------
+
+
+async def test_the_local_candidate_answers_first(world: World) -> None:
+    answer = await world.router().chat("chat", ASK, OPTIONS)
+    assert (answer.provider, answer.text) == (
+        "ollama",
+        "Fake reply: What is the capital of France?",
+    )
+    assert (world.ollama_calls(), world.cloud_calls()) == (1, 0)
+
+
+async def test_provider_slash_model_is_one_candidate(world: World) -> None:
+    router = world.router()
+    assert router.candidates("openai/gpt") == [Candidate("openai", "gpt")]
+    answer = await router.chat("openai/gpt", ASK, OPTIONS)
+    assert (answer.provider, answer.model) == ("openai", "gpt")
+    with pytest.raises(ProviderModelNotFound, match="nope"):
+        await router.chat("nope", ASK, OPTIONS)
+
+
+async def test_equal_candidates_are_ordered_by_the_load_hint(world: World) -> None:
+    hints = {("ollama", "llama"): (False, 0), ("vllm", "gpt"): (True, 5)}
+    router = world.router(load_hint=lambda p, m: hints[(p, m)])
+    order = [str(c) for c in router.candidates("tiered")]
+    assert order == ["vllm/gpt", "ollama/llama", "openai/gpt"]
+    assert (await router.chat("tiered", ASK, OPTIONS)).provider == "vllm"
+    hints.update({("ollama", "llama"): (True, 3), ("vllm", "gpt"): (True, 0)})
+    assert [str(c) for c in router.candidates("tiered")][:2] == ["vllm/gpt", "ollama/llama"]
+    hints.update({("ollama", "llama"): (True, 0), ("vllm", "gpt"): (True, 0)})
+    assert [str(c) for c in router.candidates("tiered")][:2] == ["ollama/llama", "vllm/gpt"]
+    assert [str(c) for c in world.router().candidates("tiered")][:2] == ["ollama/llama", "vllm/gpt"]
+
+
+# --- retries and fallback ---------------------------------------------------------------------
+
+
+async def test_a_retry_on_the_same_candidate_can_succeed(world: World) -> None:
+    world.ollama.fail_next(503)
+    answer = await world.router().chat("chat", ASK, OPTIONS)
+    assert answer.provider == "ollama"
+    assert (world.ollama_calls(), world.cloud_calls()) == (2, 0)
+    assert len(world.sleeps) == 1 and 0 <= world.sleeps[0] <= 0.1
+
+
+async def test_unavailable_falls_back_after_the_retries(world: World) -> None:
+    world.ollama.fail_next(503, count=2)
+    answer = await world.router().chat("chat", ASK, OPTIONS)
+    assert (answer.provider, answer.text) == ("openai", "Echo: What is the capital of France?")
+    assert (world.ollama_calls(), world.cloud_calls()) == (2, 1)
+
+
+async def test_a_timeout_falls_back(world: World) -> None:
+    world.ollama.stall_next(5, count=2)
+    quick = GenerationOptions(max_tokens=16, timeout_s=0.3)
+    answer = await world.router().chat("chat", ASK, quick)
+    assert answer.provider == "openai"
+    assert world.ollama_calls() == 2
+
+
+async def test_a_rate_limit_waits_its_retry_after(world: World) -> None:
+    world.ollama.fail_next(429, count=2, retry_after_s=0.5)
+    answer = await world.router().chat("chat", ASK, OPTIONS)
+    assert answer.provider == "openai"
+    assert world.sleeps == [0.5]
+    assert world.ollama_calls() == 2
+
+
+async def test_a_retry_after_past_the_max_backoff_moves_on_at_once(world: World) -> None:
+    world.ollama.fail_next(429, retry_after_s=30)
+    answer = await world.router().chat("chat", ASK, OPTIONS)
+    assert answer.provider == "openai"
+    assert (world.sleeps, world.ollama_calls()) == ([], 1)
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(400, ProviderBadRequest), (401, ProviderAuthFailed), (404, ProviderModelNotFound)],
+)
+async def test_client_errors_fail_fast(
+    world: World, status: int, error: type[ProviderError]
+) -> None:
+    world.ollama.fail_next(status, count=3)
+    with pytest.raises(error) as raised:
+        await world.router().chat("chat", ASK, OPTIONS)
+    assert type(raised.value) is error
+    assert (world.ollama_calls(), world.cloud_calls(), world.sleeps) == (1, 0, [])
+
+
+async def test_when_every_candidate_fails_the_error_lists_each(world: World) -> None:
+    world.ollama.fail_next(503, count=2)
+    world.cloud.fail_next(500, count=2)
+    with pytest.raises(NoProviderAvailable) as raised:
+        await world.router().chat("chat", ASK, OPTIONS)
+    error = raised.value
+    assert (error.code, error.status) == ("no_provider_available", 503)
+    assert "ollama/llama: provider_unavailable" in error.detail
+    assert "openai/gpt: provider_unavailable" in error.detail
+    assert [c["provider"] for c in error.extra["candidates"]] == ["ollama", "openai"]
+    assert isinstance(error.__cause__, ProviderUnavailable)
+    assert "openai" in str(error.__cause__)
+
+
+# --- the breaker ------------------------------------------------------------------------------
+
+
+async def test_the_breaker_opens_skips_and_recovers_half_open(world: World) -> None:
+    router = world.router()
+    world.ollama.stop()
+    assert (await router.chat("chat", ASK, OPTIONS)).provider == "openai"
+    assert router.breaker("ollama").state is BreakerState.OPEN
+
+    world.ollama.start()
+    answer = await router.chat("chat", ASK, OPTIONS)
+    assert answer.provider == "openai"
+    assert world.ollama_calls() == 0, "an open breaker sends nothing"
+
+    world.clock.now += 29
+    assert (await router.chat("chat", ASK, OPTIONS)).provider == "openai"
+    assert world.ollama_calls() == 0
+
+    world.clock.now += 1
+    assert router.breaker("ollama").state is BreakerState.HALF_OPEN
+    assert (await router.chat("chat", ASK, OPTIONS)).provider == "ollama"
+    assert router.breaker("ollama").state is BreakerState.CLOSED
+    assert world.ollama_calls() == 1
+
+
+async def test_a_failed_trial_opens_the_breaker_again(world: World) -> None:
+    router = world.router()
+    world.ollama.stop()
+    await router.chat("chat", ASK, OPTIONS)
+    world.clock.now += 30
+    assert (await router.chat("chat", ASK, OPTIONS)).provider == "openai"
+    assert router.breaker("ollama").state is BreakerState.OPEN
+    with pytest.raises(NoProviderAvailable, match="ollama/llama: circuit_open"):
+        await router.chat("chat", ASK, OPTIONS, RouteRequest(fallback=False))
+
+
+# --- overrides --------------------------------------------------------------------------------
+
+
+async def test_the_request_may_pick_the_provider_and_model(world: World) -> None:
+    router = world.router()
+    picked = await router.chat("chat", ASK, OPTIONS, RouteRequest(provider="openai"))
+    assert (picked.provider, picked.model) == ("openai", "gpt")
+    other = await router.chat("chat", ASK, OPTIONS, RouteRequest(provider="vllm", model="gpt"))
+    assert other.provider == "vllm"
+    assert router.candidates("chat", RouteRequest(model="x")) == [
+        Candidate("ollama", "x"),
+        Candidate("openai", "x"),
+    ]
+    assert world.ollama_calls() == 0
+
+
+async def test_without_fallback_only_the_first_candidate_is_tried(world: World) -> None:
+    world.ollama.fail_next(503, count=2)
+    with pytest.raises(NoProviderAvailable, match="ollama/llama"):
+        await world.router().chat("chat", ASK, OPTIONS, RouteRequest(fallback=False))
+    assert (world.ollama_calls(), world.cloud_calls()) == (2, 0)
+
+
+# --- budgets and usage ------------------------------------------------------------------------
+
+
+async def test_usage_rows_have_tokens_and_cost(world: World, usage: SqlUsageLog) -> None:
+    router = world.router(budgets=budgets(usage))
+    route = RouteRequest(principal="alice", request_id="req-1", job_id="job-1")
+    local = await router.chat("chat", ASK, OPTIONS, route)
+    paid = await router.chat("cloud", ASK, OPTIONS, route)
+    rows = {row.provider: row for row in usage.list()}
+    assert rows["ollama"].prompt_tokens == local.usage.prompt_tokens > 0
+    assert rows["ollama"].completion_tokens == local.usage.completion_tokens > 0
+    assert rows["ollama"].cost_usd == 0
+    openai = rows["openai"]
+    assert (openai.prompt_tokens, openai.completion_tokens) == (
+        paid.usage.prompt_tokens,
+        paid.usage.completion_tokens,
+    )
+    expected = (paid.usage.prompt_tokens * 1.0 + paid.usage.completion_tokens * 2.0) / 1000
+    assert openai.cost_usd == pytest.approx(expected)
+    assert (openai.principal, openai.request_id, openai.job_id, openai.model) == (
+        "alice",
+        "req-1",
+        "job-1",
+        "gpt",
+    )
+
+
+async def test_a_cost_budget_refuses_before_anything_is_sent(
+    world: World, usage: SqlUsageLog
+) -> None:
+    limits = {"principal_budgets": {"alice": Budget(cost_per_day_usd=0.05)}}
+    router = world.router(budgets=budgets(usage, **limits))
+    alice = RouteRequest(principal="alice")
+    await router.chat("cloud", ASK, GenerationOptions(max_tokens=4), alice)
+    with pytest.raises(BudgetExceeded) as raised:
+        await router.chat("cloud", ASK, GenerationOptions(max_tokens=4000), alice)
+    error = raised.value
+    assert (error.code, error.status) == ("budget_exceeded", 429)
+    assert error.extra["scope"] == "principal" and error.extra["limit"] == "cost_usd"
+    assert world.cloud_calls() == 1
+    assert len(usage.list()) == 1
+    bob = await router.chat("cloud", ASK, GenerationOptions(max_tokens=4000), RouteRequest("bob"))
+    assert bob.provider == "openai"
+
+
+async def test_local_is_never_refused_for_cost_but_counts_tokens(
+    world: World, usage: SqlUsageLog
+) -> None:
+    limits = {
+        "principal_budgets": {"*": Budget(cost_per_day_usd=0.0)},
+        "provider_budgets": {"ollama": Budget(tokens_per_day=30)},
+    }
+    router = world.router(budgets=budgets(usage, **limits))
+    assert (await router.chat("chat", ASK, OPTIONS)).provider == "ollama"
+    with pytest.raises(BudgetExceeded, match="provider 'ollama': tokens"):
+        await router.chat("chat", ASK, OPTIONS, RouteRequest(fallback=False))
+    with pytest.raises(BudgetExceeded) as raised:
+        await router.chat("chat", ASK, OPTIONS)
+    assert (raised.value.extra["scope"], raised.value.extra["limit"]) == ("principal", "cost_usd")
+    assert world.ollama_calls() == 1 and world.cloud_calls() == 0
+    world.ollama.stop()
+    with pytest.raises(NoProviderAvailable) as mixed:
+        await router.chat("chat", ASK, GenerationOptions(max_tokens=1))
+    outcomes = [c["outcome"] for c in mixed.value.extra["candidates"]]
+    assert outcomes == ["provider_unavailable", "budget_exceeded"]
+
+
+async def test_spending_outside_the_rolling_day_does_not_count(
+    world: World, usage: SqlUsageLog
+) -> None:
+    from ember.storage import UsageEntry
+
+    usage.record(
+        UsageEntry(
+            "alice", "openai", "gpt", 10, 10, cost_usd=5.0, ts=datetime(2000, 1, 1, tzinfo=UTC)
+        )
+    )
+    limits = {"provider_budgets": {"openai": Budget(cost_per_day_usd=1.0)}}
+    router = world.router(budgets=budgets(usage, **limits))
+    assert (await router.chat("cloud", ASK, OPTIONS, RouteRequest("alice"))).provider == "openai"
+
+
+# --- streams ----------------------------------------------------------------------------------
+
+
+async def test_a_stream_failing_before_its_first_delta_falls_back(
+    world: World, usage: SqlUsageLog
+) -> None:
+    world.ollama.fail_next(503, count=2)
+    router = world.router(budgets=budgets(usage))
+    stream = router.stream_chat("chat", ASK, OPTIONS)
+    texts: list[str] = []
+    await read(stream, texts)
+    assert "".join(texts) == "Echo: What is the capital of France?"
+    assert (stream.provider, stream.model) == ("openai", "gpt")
+    (row,) = usage.list()
+    assert row.provider == "openai" and row.completion_tokens > 0
+
+
+async def test_a_stream_failing_after_its_first_delta_raises_with_the_partial_text(
+    world: World, usage: SqlUsageLog
+) -> None:
+    world.ollama.break_stream_after(2)
+    router = world.router(budgets=budgets(usage))
+    texts: list[str] = []
+    with pytest.raises(StreamInterrupted) as raised:
+        await read(router.stream_chat("chat", ASK, OPTIONS), texts)
+    error = raised.value
+    assert len(texts) == 2
+    assert error.extra["partial_text"] == "".join(texts) == "Fake reply:"
+    assert error.extra["cause_code"] == "provider_unavailable"
+    assert (error.extra["provider"], error.extra["model"]) == ("ollama", "llama")
+    assert isinstance(error.__cause__, ProviderUnavailable)
+    assert world.cloud_calls() == 0
+    (row,) = usage.list()
+    assert (row.provider, row.completion_tokens) == ("ollama", 3)
+
+
+async def test_an_openai_stream_broken_mid_way(world: World) -> None:
+    world.cloud.break_stream_after(3)
+    texts: list[str] = []
+    with pytest.raises(StreamInterrupted) as raised:
+        await read(world.router().stream_chat("cloud", ASK, OPTIONS), texts)
+    assert texts and raised.value.extra["partial_text"] == "".join(texts)
+
+
+async def test_generate_streams_and_embeddings_are_routed(world: World) -> None:
+    router = world.router()
+    whole = await router.generate("chat", "Say hello", OPTIONS)
+    assert (whole.provider, whole.text) == ("ollama", "Fake reply: Say hello")
+    texts: list[str] = []
+    await read(router.stream_generate("chat", "Say hello", OPTIONS), texts)
+    assert "".join(texts) == whole.text
+    embedded = await router.embed("embed", ["a b", "c"])
+    assert (embedded.provider, embedded.model, len(embedded.vectors)) == ("ollama", "embed", 2)
+    assert embedded.usage.prompt_tokens == 1
+    fallback = await router.embed("embed", ["a b"], RouteRequest(model="gpt", provider="openai"))
+    assert fallback.provider == "openai"
+
+
+class Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+async def test_one_log_line_per_call(world: World) -> None:
+    world.ollama.fail_next(503, count=2)
+    logger = logging.getLogger("ember.providers.router")
+    lines, level = Lines(), logger.level
+    logger.addHandler(lines)
+    logger.setLevel(logging.INFO)
+    try:
+        answer = await world.router().chat("chat", ASK, OPTIONS)
+    finally:
+        logger.removeHandler(lines)
+        logger.setLevel(level)
+    (line,) = [r for r in lines.records if r.getMessage() == "provider call"]
+    assert (line.provider, line.model, line.outcome) == ("openai", "gpt", "ok")  # type: ignore[attr-defined]
+    assert line.tokens == answer.usage.total_tokens  # type: ignore[attr-defined]
+    assert line.latencyMs >= 0  # type: ignore[attr-defined]

@@ -28,7 +28,6 @@ import hashlib
 import json
 import math
 import re
-import socket
 import threading
 import time
 from collections import deque
@@ -36,10 +35,11 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.types import Receive, Scope, Send
+
+from tests.fakes.server import ThreadedFakeServer
 
 __all__ = ["FakeCall", "FakeOllamaServer", "Reply", "embedding_of", "reply", "reply_tokens"]
 
@@ -147,7 +147,7 @@ class _BrokenStream(Response):
             await send({"type": "http.response.body", "body": line, "more_body": True})
 
 
-class FakeOllamaServer:
+class FakeOllamaServer(ThreadedFakeServer):
     """A fake Ollama server in a background thread; use it as a context manager.
 
     ``models`` are the model names it serves (``name:tag``), ``dim`` the length of its
@@ -163,12 +163,9 @@ class FakeOllamaServer:
         self.models = models
         self.dim = dim
         self.version = version
-        self.port = 0
         self._state = _State()
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._init_server("fake Ollama server")
         self._app = self._build_app()
 
     @property
@@ -230,45 +227,6 @@ class FakeOllamaServer:
         with self._lock:
             self._state = _State()
 
-    def start(self) -> None:
-        """Listen on 127.0.0.1 (a free port the first time, the same port after a stop) and
-        wait until the server accepts requests."""
-        if self._thread is not None:
-            return
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self.port))
-        self.port = sock.getsockname()[1]
-        self._stopping.clear()
-        config = uvicorn.Config(
-            self._app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the fake Ollama server did not start")
-            time.sleep(0.01)
-        self._server, self._thread = server, thread
-
-    def stop(self) -> None:
-        """Stop listening (connections are refused until :meth:`start`); stalls end at once."""
-        self._stopping.set()
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server = self._thread = None
-
-    def __enter__(self) -> FakeOllamaServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     def _resolve(self, name: object) -> str | None:
         if not isinstance(name, str):
             return None
@@ -303,6 +261,9 @@ class FakeOllamaServer:
         if request.method == "POST" and request.url.path != "/api/show" and not body.get("model"):
             return body, _error(400, "model is required")
         return body, None
+
+    def _asgi(self) -> FastAPI:
+        return self._app
 
     def _build_app(self) -> FastAPI:
         app = FastAPI()

@@ -31,7 +31,6 @@ import hashlib
 import json
 import logging
 import re
-import socket
 import threading
 import time
 from collections import deque
@@ -40,9 +39,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from tests.fakes.server import ThreadedFakeServer
 
 __all__ = ["FakeCall", "FakeOpenAIServer", "bag_of_words", "echo", "words_of"]
 
@@ -139,7 +139,7 @@ class _QuietBreaks(logging.Filter):
         return not isinstance(exc, _StreamBroken)
 
 
-class FakeOpenAIServer:
+class FakeOpenAIServer(ThreadedFakeServer):
     """A fake OpenAI-compatible server in a background thread; use it as a context manager.
 
     ``dim`` is the length of every vector; ``models`` are the model names it knows (others get
@@ -157,10 +157,7 @@ class FakeOpenAIServer:
         self.scramble = False
         self._state = _State()
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
+        self._init_server("fake OpenAI server")
 
     @property
     def base_url(self) -> str:
@@ -219,44 +216,13 @@ class FakeOpenAIServer:
 
         The first start takes a free port; later ones reuse it, so clients reconnect unchanged.
         """
-        if self._thread is not None and self._thread.is_alive():
-            return
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self.port))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self._app(), log_level="warning", lifespan="off", timeout_graceful_shutdown=1
-        )
         logger = logging.getLogger("uvicorn.error")
         if not any(isinstance(f, _QuietBreaks) for f in logger.filters):
             logger.addFilter(_QuietBreaks())
-        self._stopping.clear()
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the fake OpenAI server did not start")
-            time.sleep(0.01)
+        super().start()
 
-    def stop(self) -> None:
-        """Stop serving (connections are refused) and join the thread; stalls end at once."""
-        self._stopping.set()
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def __enter__(self) -> FakeOpenAIServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _asgi(self) -> FastAPI:
+        return self._app()
 
     def _record(self, request: Request, body: dict[str, Any], faults: bool = True) -> _Fault | None:
         call = FakeCall(request.url.path, body, dict(request.headers))

@@ -140,8 +140,7 @@ class ProviderContract:
     ) -> None:
         upstream.fail_next(500)
         with pytest.raises(ProviderUnavailable):
-            async for _ in provider.stream_chat(model, MESSAGES, SAME):
-                pass
+            _ = [d async for d in provider.stream_chat(model, MESSAGES, SAME)]
         deltas = [d async for d in provider.stream_chat(model, MESSAGES, SAME)]
         assert deltas
 

@@ -30,16 +30,15 @@ import math
 import re
 import threading
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from tests.fakes.server import ThreadedFakeServer
+from tests.fakes.server import Fault, FaultState, ThreadedFakeServer
 
 __all__ = ["FakeCall", "FakeOllamaServer", "Reply", "embedding_of", "reply", "reply_tokens"]
 
@@ -117,21 +116,6 @@ class FakeCall:
     headers: dict[str, str]
 
 
-@dataclass
-class _Fault:
-    status: int | None
-    stall_s: float = 0.0
-    retry_after_s: float | None = None
-    message: str = "injected failure"
-
-
-@dataclass
-class _State:
-    faults: deque[_Fault] = field(default_factory=deque)
-    breaks: deque[int] = field(default_factory=deque)
-    calls: list[FakeCall] = field(default_factory=list)
-
-
 class _BrokenStream(Response):
     """A 200 NDJSON answer that sends some lines, then returns without ending the body:
     uvicorn closes the connection, and the client sees it end mid-stream."""
@@ -163,7 +147,7 @@ class FakeOllamaServer(ThreadedFakeServer):
         self.models = models
         self.dim = dim
         self.version = version
-        self._state = _State()
+        self._state = FaultState()
         self._lock = threading.Lock()
         self._init_server("fake Ollama server")
         self._app = self._build_app()
@@ -209,13 +193,13 @@ class FakeOllamaServer(ThreadedFakeServer):
     ) -> None:
         """Answer the next ``count`` calls with ``status`` and ``{"error": message}``."""
         with self._lock:
-            fault = _Fault(status, retry_after_s=retry_after_s, message=message)
+            fault = Fault(status, retry_after_s=retry_after_s, message=message)
             self._state.faults.extend([fault] * count)
 
     def stall_next(self, seconds: float, count: int = 1) -> None:
         """Hold the next ``count`` calls for ``seconds`` before answering normally."""
         with self._lock:
-            self._state.faults.extend(_Fault(None, stall_s=seconds) for _ in range(count))
+            self._state.faults.extend(Fault(None, stall_s=seconds) for _ in range(count))
 
     def break_stream_after(self, n_chunks: int, count: int = 1) -> None:
         """Close the connection after ``n_chunks`` lines of the next ``count`` streamed answers."""
@@ -225,7 +209,7 @@ class FakeOllamaServer(ThreadedFakeServer):
     def reset(self) -> None:
         """Forget pending faults, breaks and recorded calls."""
         with self._lock:
-            self._state = _State()
+            self._state = FaultState()
 
     def _resolve(self, name: object) -> str | None:
         if not isinstance(name, str):

@@ -33,16 +33,15 @@ import logging
 import re
 import threading
 import time
-from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from tests.fakes.server import ThreadedFakeServer
+from tests.fakes.server import Fault, FaultState, ThreadedFakeServer
 
 __all__ = ["FakeCall", "FakeOpenAIServer", "bag_of_words", "echo", "words_of"]
 
@@ -95,21 +94,6 @@ class FakeCall:
     headers: dict[str, str]
 
 
-@dataclass
-class _Fault:
-    status: int | None
-    stall_s: float = 0.0
-    retry_after: float | None = None
-    message: str = "injected failure"
-
-
-@dataclass
-class _State:
-    faults: deque[_Fault] = field(default_factory=deque)
-    breaks: deque[int] = field(default_factory=deque)
-    calls: list[FakeCall] = field(default_factory=list)
-
-
 @dataclass(frozen=True)
 class _Answer:
     text: str
@@ -155,7 +139,7 @@ class FakeOpenAIServer(ThreadedFakeServer):
         self.models = models
         self.api_key = api_key
         self.scramble = False
-        self._state = _State()
+        self._state = FaultState()
         self._lock = threading.Lock()
         self._init_server("fake OpenAI server")
 
@@ -188,13 +172,13 @@ class FakeOpenAIServer(ThreadedFakeServer):
         wait = retry_after_s if retry_after is None else retry_after
         with self._lock:
             for _ in range(count):
-                self._state.faults.append(_Fault(status, retry_after=wait, message=message))
+                self._state.faults.append(Fault(status, retry_after_s=wait, message=message))
 
     def stall_next(self, seconds: float, count: int = 1, *, times: int | None = None) -> None:
         """Hold the next ``count`` POST calls for ``seconds`` before answering normally."""
         count = count if times is None else times
         with self._lock:
-            self._state.faults.extend(_Fault(None, stall_s=seconds) for _ in range(count))
+            self._state.faults.extend(Fault(None, stall_s=seconds) for _ in range(count))
 
     def break_stream_after(self, n_chunks: int, count: int = 1) -> None:
         """Close the connection of the next ``count`` streams after ``n_chunks`` SSE events.
@@ -208,7 +192,7 @@ class FakeOpenAIServer(ThreadedFakeServer):
     def reset(self) -> None:
         """Forget pending faults and recorded calls; switch ``scramble`` off."""
         with self._lock:
-            self._state = _State()
+            self._state = FaultState()
             self.scramble = False
 
     def start(self) -> None:
@@ -224,7 +208,7 @@ class FakeOpenAIServer(ThreadedFakeServer):
     def _asgi(self) -> FastAPI:
         return self._app()
 
-    def _record(self, request: Request, body: dict[str, Any], faults: bool = True) -> _Fault | None:
+    def _record(self, request: Request, body: dict[str, Any], faults: bool = True) -> Fault | None:
         call = FakeCall(request.url.path, body, dict(request.headers))
         with self._lock:
             self._state.calls.append(call)
@@ -277,7 +261,7 @@ class FakeOpenAIServer(ThreadedFakeServer):
         if fault is not None and fault.status is None:
             await self._stall(fault.stall_s)
         elif fault is not None and fault.status is not None:
-            return body, _error(fault.status, fault.message, fault.retry_after)
+            return body, _error(fault.status, fault.message, fault.retry_after_s)
         return body, self._check_key(request)
 
     async def _stall(self, seconds: float) -> None:

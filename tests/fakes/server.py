@@ -7,11 +7,34 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
 
-__all__ = ["ThreadedFakeServer"]
+__all__ = ["Fault", "FaultState", "ThreadedFakeServer"]
+
+
+@dataclass
+class Fault:
+    """What to do to one coming call: answer ``status`` (``None``: answer normally) after
+    ``stall_s`` seconds, with ``Retry-After`` when ``retry_after_s`` is set."""
+
+    status: int | None
+    stall_s: float = 0.0
+    retry_after_s: float | None = None
+    message: str = "injected failure"
+
+
+@dataclass
+class FaultState:
+    """A fake's queued faults, queued stream breaks (after how many chunks) and the calls it
+    received, oldest first."""
+
+    faults: deque[Fault] = field(default_factory=deque)
+    breaks: deque[int] = field(default_factory=deque)
+    calls: list[Any] = field(default_factory=list)
 
 
 class ThreadedFakeServer:

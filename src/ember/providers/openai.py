@@ -10,7 +10,6 @@ exception, including those raised while a stream is read, is translated with
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -20,8 +19,8 @@ import openai
 from openai.types import Completion as OpenAICompletion
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from ember.errors import ProviderAuthFailed, ProviderBadRequest, ProviderError
-from ember.providers.openai_embeddings import provider_error
+from ember.errors import ProviderBadRequest, ProviderError
+from ember.providers.openai_embeddings import openai_client, provider_error
 from ember.providers.types import (
     Capability,
     ChatMessage,
@@ -40,7 +39,6 @@ DEFAULT_CAPABILITIES = frozenset(
 )
 """What an OpenAI-compatible server is assumed to support unless configured otherwise."""
 
-_NO_KEY = "no-key"
 _T = TypeVar("_T")
 
 
@@ -89,16 +87,15 @@ class OpenAIProvider:
         """
         if not name or timeout_s <= 0 or health_timeout_s <= 0 or max_retries < 0:
             raise ValueError("name must be set, timeouts > 0 and max_retries >= 0")
-        if client is not None and (base_url is not None or api_key is not None):
-            raise ValueError("pass either client or base_url and api_key, not both")
-        if client is None:
-            if api_key is None and base_url is not None and not os.environ.get("OPENAI_API_KEY"):
-                api_key = _NO_KEY
-            try:
-                client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url)
-            except openai.OpenAIError as exc:
-                raise ProviderAuthFailed(f"{name}: openai client: {exc}") from exc
-        self._client = client.with_options(timeout=timeout_s, max_retries=max_retries)
+        self._client = openai_client(
+            openai.AsyncOpenAI,
+            client,
+            base_url,
+            api_key,
+            timeout_s=timeout_s,
+            max_retries=max_retries,
+            where=f"{name}: openai client",
+        )
         self._name = name
         self._capabilities = frozenset(capabilities)
         self._health_timeout_s = health_timeout_s

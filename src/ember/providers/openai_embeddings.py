@@ -11,8 +11,8 @@ import email.utils
 import math
 import os
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -29,7 +29,7 @@ from ember.errors import (
     ProviderUnavailable,
 )
 
-__all__ = ["OPENAI_ERRORS", "OpenAIEmbedder", "provider_error"]
+__all__ = ["OPENAI_ERRORS", "OpenAIEmbedder", "openai_client", "provider_error"]
 
 OPENAI_ERRORS: Mapping[type[openai.OpenAIError], type[ProviderError]] = {
     openai.OpenAIError: ProviderError,
@@ -59,6 +59,7 @@ status the client has no class for) is refined by its status: 408 is a timeout, 
 """
 
 _NO_KEY = "no-key"
+C = TypeVar("C", openai.OpenAI, openai.AsyncOpenAI)
 
 
 def provider_error(exc: openai.OpenAIError, where: str) -> ProviderError:
@@ -79,6 +80,38 @@ def provider_error(exc: openai.OpenAIError, where: str) -> ProviderError:
         if retry_after is not None:
             extra["retry_after_s"] = retry_after
     return target(f"{where}: {exc}", extra=extra)
+
+
+def openai_client(
+    factory: Callable[..., C],
+    client: C | None,
+    base_url: str | None,
+    api_key: str | None,
+    *,
+    timeout_s: float,
+    max_retries: int,
+    where: str,
+) -> C:
+    """The ``openai`` client (``factory`` is ``OpenAI`` or ``AsyncOpenAI``) for a server, or
+    the injected ``client``, with ember's timeout and retries.
+
+    A server URL without a key (and no ``OPENAI_API_KEY``) gets a placeholder key, since
+    local servers need none.
+
+    :raises ValueError: ``client`` comes with a URL or a key.
+    :raises ProviderAuthFailed: no API key was given or found for OpenAI itself.
+    """
+    if client is not None and (base_url is not None or api_key is not None):
+        raise ValueError("pass either client or base_url and api_key, not both")
+    if client is None:
+        if api_key is None and base_url is not None and not os.environ.get("OPENAI_API_KEY"):
+            api_key = _NO_KEY
+        try:
+            client = factory(api_key=api_key, base_url=base_url)
+        except openai.OpenAIError as exc:
+            raise ProviderAuthFailed(f"{where}: {exc}") from exc
+    configured: C = client.with_options(timeout=timeout_s, max_retries=max_retries)
+    return configured
 
 
 def _by_status(status: int) -> type[ProviderError]:
@@ -146,16 +179,15 @@ class OpenAIEmbedder:
         """
         if dim < 1 or batch_size < 1 or timeout_s <= 0 or max_retries < 0:
             raise ValueError("dim and batch_size must be >= 1, timeout_s > 0, max_retries >= 0")
-        if client is not None and (base_url is not None or api_key is not None):
-            raise ValueError("pass either client or base_url and api_key, not both")
-        if client is None:
-            if api_key is None and base_url is not None and not os.environ.get("OPENAI_API_KEY"):
-                api_key = _NO_KEY
-            try:
-                client = openai.OpenAI(api_key=api_key, base_url=base_url)
-            except openai.OpenAIError as exc:
-                raise ProviderAuthFailed(f"openai client for {model!r}: {exc}") from exc
-        self._client = client.with_options(timeout=timeout_s, max_retries=max_retries)
+        self._client = openai_client(
+            openai.OpenAI,
+            client,
+            base_url,
+            api_key,
+            timeout_s=timeout_s,
+            max_retries=max_retries,
+            where=f"openai client for {model!r}",
+        )
         self._model = model
         self._dim = dim
         self._batch_size = batch_size

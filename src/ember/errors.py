@@ -24,7 +24,8 @@ a 429) that the API sends with the problem document.
     ├── NotFound                    not_found            404
     │   ├── CollectionNotFound      collection_not_found 404
     │   ├── JobNotFound             job_not_found        404
-    │   └── TokenNotFound           token_not_found      404
+    │   ├── TokenNotFound           token_not_found      404
+    │   └── ModelNotRegistered      model_not_registered 404
     ├── MethodNotAllowed            method_not_allowed   405
     ├── Conflict                    conflict             409
     │   ├── CollectionExists        collection_exists    409
@@ -33,7 +34,8 @@ a 429) that the API sends with the problem document.
     │   ├── JobFinished             job_finished         409
     │   ├── JobNotFinished          job_not_finished     409
     │   ├── JobCancelled            job_cancelled        409
-    │   └── ReindexRequired         reindex_required     409
+    │   ├── ReindexRequired         reindex_required     409
+    │   └── ModelDigestMismatch     model_digest_mismatch 409
     ├── PayloadTooLarge             payload_too_large    413
     ├── RateLimited                 rate_limited         429
     ├── QuotaExceeded               quota_exceeded       429
@@ -45,6 +47,7 @@ a 429) that the API sends with the problem document.
     ├── PortInUse                   port_in_use          500
     ├── ClusterUnavailable          cluster_unavailable  503
     ├── DeployFailed                deploy_failed        500
+    ├── ModelCapacityExceeded       model_capacity_exceeded 503
     ├── ProviderError               provider_error       502
     │   ├── ProviderTimeout         provider_timeout     504
     │   ├── ProviderUnavailable     provider_unavailable 503
@@ -99,6 +102,9 @@ __all__ = [
     "JobNotFound",
     "JobTimedOut",
     "MethodNotAllowed",
+    "ModelCapacityExceeded",
+    "ModelDigestMismatch",
+    "ModelNotRegistered",
     "MigrationRequired",
     "NoProviderAvailable",
     "NotFound",
@@ -297,6 +303,13 @@ class TokenNotFound(NotFound):
     title = "Token not found"
 
 
+class ModelNotRegistered(NotFound):
+    """No model file is registered under this name (``ember models pin`` registers one)."""
+
+    code = "model_not_registered"
+    title = "Model not registered"
+
+
 class MethodNotAllowed(EmberError):
     """The resource does not support this HTTP method."""
 
@@ -471,6 +484,21 @@ class DeployFailed(EmberError):
 
     code = "deploy_failed"
     title = "Deploy failed"
+
+
+class ModelDigestMismatch(Conflict):
+    """The model file's sha256 is not the digest it was pinned to; it is not loaded."""
+
+    code = "model_digest_mismatch"
+    title = "Model digest mismatch"
+
+
+class ModelCapacityExceeded(EmberError):
+    """No node has room for the model, even after evicting every model that may be evicted."""
+
+    code = "model_capacity_exceeded"
+    status = 503
+    title = "Model capacity exceeded"
 
 
 class ProviderError(EmberError):

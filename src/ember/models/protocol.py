@@ -43,7 +43,8 @@ class HostHandle(Protocol):
 
     Calls on one host run one at a time, in arrival order; ``queue_depth`` counts the waiting.
     Errors are ember's: :class:`~ember.errors.ProviderBadRequest` for a prompt longer than the
-    context, :class:`~ember.errors.ProviderUnavailable` when the host died.
+    context, :class:`~ember.errors.ProviderTimeout` past ``options.timeout_s``,
+    :class:`~ember.errors.ProviderUnavailable` when the host died or was evicted.
     """
 
     async def complete(self, prompt: str, options: GenerationOptions) -> Completion:
@@ -64,8 +65,12 @@ class HostHandle(Protocol):
         """:meth:`chat`, streamed."""
         ...
 
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        """One vector per text (mean-pooled by llama.cpp)."""
+    async def busy(self) -> int:
+        """Calls running or waiting on this host now."""
+        ...
+
+    async def close(self) -> None:
+        """Free the model; later calls raise ProviderUnavailable."""
         ...
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from starlette.concurrency import run_in_threadpool
 
@@ -14,6 +16,15 @@ from ember.jobs.repository import SqlJobRepository
 from ember.jobs.service import JobService
 from ember.jobs.wiring import build_kinds
 from ember.memory.service import MemoryService
+from ember.models.catalog import SqlModelCatalog
+from ember.models.directory import ModelListing
+from ember.models.local import LocalModels
+from ember.models.protocol import HostHandle, ModelDirectory
+from ember.models.records import LoadedModel, ModelRecord
+from ember.providers.budget import Budgets
+from ember.providers.llamacpp import ModelAccess
+from ember.providers.registry import ProviderDeps, ProviderRegistry
+from ember.providers.router import Router
 from ember.serve_app.readiness import CheckResult, Readiness
 from ember.storage import (
     AuditLog,
@@ -22,9 +33,10 @@ from ember.storage import (
     Migrator,
     SqlAuditLog,
     SqlCollectionRepository,
+    SqlUsageLog,
 )
 
-__all__ = ["AppContext", "build_context"]
+__all__ = ["AppContext", "ClusterModels", "build_context", "build_router"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,8 @@ class AppContext:
     auth: Authenticator
     audit: AuditLog
     jobs: JobService
+    router: Router
+    models: ModelDirectory
 
 
 def _cluster_bus() -> JobBus:
@@ -49,13 +63,64 @@ def _cluster_bus() -> JobBus:
     return RayJobBus()
 
 
+class ClusterModels(Protocol):
+    """Hosted models as the API sees them: access for the provider, and what is loaded."""
+
+    async def open(
+        self, model: str, keep_alive_s: float | None
+    ) -> tuple[ModelRecord, HostHandle]: ...
+
+    def forget(self, model: str) -> None: ...
+
+    async def records(self) -> list[ModelRecord]: ...
+
+    async def loaded(self) -> list[LoadedModel]: ...
+
+    async def ready(self) -> tuple[bool, str]: ...
+
+
+def _default_models(config: EmberConfig, database: Database) -> ClusterModels:
+    import ray
+
+    if ray.is_initialized():
+        from ember.actors.model_access import RayModelAccess
+
+        return RayModelAccess()
+    return LocalModels.build(SqlModelCatalog(database), config.models)
+
+
+def build_router(
+    config: EmberConfig,
+    database: Database,
+    *,
+    models: ModelAccess | None = None,
+    memory: MemoryService | None = None,
+    registry: ProviderRegistry | None = None,
+) -> Router:
+    """The router over every configured provider (built-in kinds and installed plug-ins),
+    with budgets and usage rows in ``database``."""
+    deps = ProviderDeps(
+        models=None if models is None else (lambda: models),
+        embedder=None if memory is None else (lambda: memory.embedder),
+    )
+    providers = (registry or ProviderRegistry()).build(config.providers.instances, deps)
+    budgets = Budgets(config.providers, SqlUsageLog(database))
+    return Router(providers, config.router, budgets=budgets)
+
+
 def build_context(
-    config: EmberConfig, memory: MemoryService | None = None, bus: JobBus | None = None
+    config: EmberConfig,
+    memory: MemoryService | None = None,
+    bus: JobBus | None = None,
+    models: ClusterModels | None = None,
 ) -> AppContext:
-    """Wire the default adapters for ``config``; readiness checks the database is migrated.
+    """Wire the default adapters for ``config``; readiness checks the database is migrated
+    and, when a ``llamacpp`` provider is configured, that the warm models are loaded.
 
     ``memory`` defaults to the configured memory plane (it loads its model lazily); ``bus``
-    to the cluster's job system actors (looked up on the first job call).
+    to the cluster's job system actors (looked up on the first job call); ``models`` to the
+    cluster's model registry actor when Ray is initialized (a Serve replica), else to models
+    hosted in this process.
     """
     database = Database.from_config(config)
     migrator = Migrator(database)
@@ -70,6 +135,21 @@ def build_context(
     tokens = SqlTokenRepository(database)
     memory = memory or MemoryService.build(config, database)
     audit = SqlAuditLog(database)
+    hosted = any(spec.kind == "llamacpp" for spec in config.providers.instances.values())
+    access = (models or _default_models(config, database)) if hosted else None
+    router = build_router(config, database, models=access, memory=memory)
+    if access is not None:
+        readiness.add("models", _models_ready(access))
+
+    async def loaded() -> list[LoadedModel]:
+        return [] if access is None else await access.loaded()
+
+    directory = ModelListing(
+        router.providers,
+        config.router.aliases,
+        loaded,
+        default_provider=config.router.default_provider,
+    )
     settings = config.jobs
     jobs = JobService(
         SqlJobRepository(database),
@@ -92,4 +172,14 @@ def build_context(
         auth=Authenticator.from_config(config.auth, tokens),
         audit=audit,
         jobs=jobs,
+        router=router,
+        models=directory,
     )
+
+
+def _models_ready(access: ClusterModels) -> Callable[[], Awaitable[CheckResult]]:
+    async def check() -> CheckResult:
+        ok, detail = await access.ready()
+        return CheckResult(ok, detail)
+
+    return check

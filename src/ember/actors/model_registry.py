@@ -1,0 +1,127 @@
+"""The ModelRegistry actor, a shell over :class:`ember.models.registry.ModelRegistry`, with
+the launcher that starts ModelHost actors on the chosen node."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from ember.actors.model_host import ModelHostActor, RayHostHandle
+from ember.config import EmberConfig
+from ember.config.models import ModelsConfig
+from ember.models.bundle import ensure_bundled
+from ember.models.catalog import SqlModelCatalog
+from ember.models.records import LoadedModel, ModelRecord
+from ember.models.registry import ModelRegistry, NodeCapacity
+from ember.storage.database import Database
+
+__all__ = ["ModelRegistryActor", "RayLauncher"]
+
+log = logging.getLogger(__name__)
+
+
+class RayLauncher:
+    """Starts a ModelHost actor per loaded model, pinned to its node; ``num_gpus`` and full
+    offload on a node with GPUs."""
+
+    def __init__(self, settings: ModelsConfig) -> None:
+        self._settings = settings
+
+    def nodes(self) -> list[NodeCapacity]:
+        nodes = []
+        for node in ray.nodes():  # type: ignore[no-untyped-call]
+            if not node.get("Alive"):
+                continue
+            resources = node.get("Resources", {})
+            capacity = self._settings.memory_bytes or int(resources.get("memory", 0)) // 2
+            gpu = float(resources.get("GPU", 0)) > 0
+            nodes.append(NodeCapacity(node["NodeID"], capacity, gpu))
+        return nodes
+
+    async def start(self, record: ModelRecord, node: NodeCapacity) -> RayHostHandle:
+        settings = self._settings
+        remote: Any = ray.remote(ModelHostActor)
+        actor = remote.options(
+            num_cpus=settings.host_num_cpus,
+            num_gpus=settings.host_num_gpus if node.gpu else 0,
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node.node_id, soft=False),
+            max_concurrency=64,
+            max_restarts=0,
+        ).remote(record, settings, node.gpu)
+        handle = RayHostHandle(actor, record.name)
+        try:
+            await handle._call(actor.load.remote())
+        except BaseException:
+            ray.kill(actor, no_restart=True)
+            raise
+        return handle
+
+
+class ModelRegistryActor:
+    """Registers the bundled model, warms the warm ones, unloads idle ones on a timer."""
+
+    def __init__(self, config: EmberConfig) -> None:
+        self._config = config
+        self._catalog = SqlModelCatalog(Database.from_config(config))
+        self._registry = ModelRegistry(self._catalog, RayLauncher(config.models), config.models)
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._bundle_error: str | None = None
+
+    async def start(self) -> None:
+        """Register the bundled model (first start assembles it), then warm and sweep in the
+        background; returns once the bundle is registered."""
+        if self._tasks:
+            return
+        if self._config.models.bundled:
+            try:
+                await asyncio.to_thread(
+                    ensure_bundled, self._config.home_dir / "models", self._catalog
+                )
+            except Exception as exc:
+                self._bundle_error = f"{type(exc).__name__}: {exc}"
+                log.error("the bundled model is not available: %s", exc)
+        self._tasks = [
+            asyncio.create_task(self._registry.warm()),
+            asyncio.create_task(self._sweep()),
+        ]
+
+    async def acquire(
+        self, name: str, keep_alive_s: float | None
+    ) -> tuple[ModelRecord, RayHostHandle]:
+        host = await self._registry.acquire(name, keep_alive_s)
+        return self._catalog_record(name), host
+
+    def touch(self, name: str, keep_alive_s: float | None) -> None:
+        self._registry.touch(name, keep_alive_s)
+
+    async def unload(self, name: str) -> bool:
+        return await self._registry.unload(name)
+
+    async def warm(self, name: str) -> None:
+        await self._registry.acquire(name, -1)
+
+    async def ps(self) -> list[LoadedModel]:
+        return await self._registry.ps()
+
+    def records(self) -> list[ModelRecord]:
+        return self._catalog.all()
+
+    def ready(self) -> tuple[bool, str]:
+        if self._bundle_error is not None:
+            return False, f"bundled model: {self._bundle_error}"
+        return self._registry.ready()
+
+    def _catalog_record(self, name: str) -> ModelRecord:
+        return self._catalog.get(name)
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.models.sweep_interval_s)
+            try:
+                await self._registry.sweep()
+            except Exception as exc:
+                log.warning("model sweep failed: %s", exc)

@@ -29,7 +29,7 @@ from ember.errors import (
 )
 from ember.providers.ollama import OLLAMA_ERRORS, OllamaProvider, provider_error
 from ember.providers.types import ChatMessage, Delta, GenerationOptions
-from ember.testing.provider import MESSAGES, ProviderContract, Upstream
+from ember.testing.provider import MESSAGES, RemoteProviderContract, Upstream
 from tests.fakes.ollama_fake import FakeOllamaServer, count_tokens, embedding_of, reply_tokens
 
 MODEL = "fake-llama:latest"
@@ -74,7 +74,7 @@ async def provider(fake: FakeOllamaServer) -> AsyncIterator[OllamaProvider]:
     await running.aclose()
 
 
-class TestOllamaProvider(ProviderContract):
+class TestOllamaProvider(RemoteProviderContract):
     @pytest.fixture
     def model(self) -> str:
         return MODEL

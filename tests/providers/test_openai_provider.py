@@ -25,7 +25,7 @@ from ember.errors import (
 from ember.providers import OpenAIProvider
 from ember.providers.openai_embeddings import OPENAI_ERRORS, provider_error
 from ember.providers.types import Capability, ChatMessage, Delta, GenerationOptions, Usage
-from ember.testing.provider import MESSAGES, ProviderContract
+from ember.testing.provider import MESSAGES, RemoteProviderContract
 from tests.fakes.openai_fake import FakeOpenAIServer, bag_of_words, words_of
 
 KEY = "test-key"
@@ -94,7 +94,7 @@ def model() -> str:
     return CHAT
 
 
-class TestOpenAIProvider(ProviderContract):
+class TestOpenAIProvider(RemoteProviderContract):
     pass
 
 

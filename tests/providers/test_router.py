@@ -182,6 +182,75 @@ async def test_equal_candidates_are_ordered_by_the_load_hint(world: World) -> No
     assert [str(c) for c in world.router().candidates("tiered")][:2] == ["ollama/llama", "vllm/gpt"]
 
 
+# --- names ------------------------------------------------------------------------------------
+
+
+async def test_a_bare_name_goes_to_the_default_provider(world: World) -> None:
+    router = world.router(CONFIG.model_copy(update={"default_provider": "ollama"}))
+    assert router.candidates("llama") == [Candidate("ollama", "llama")]
+    answer = await router.chat("llama", ASK, OPTIONS)
+    assert (answer.provider, world.ollama_calls()) == ("ollama", 1)
+    assert router.candidates("chat")[0] == Candidate("ollama", "llama"), "aliases come first"
+    assert router.candidates("openai/gpt") == [Candidate("openai", "gpt")]
+    assert router.candidates("meta-llama/Llama-3-8B") == [
+        Candidate("ollama", "meta-llama/Llama-3-8B")
+    ], "an unknown prefix is part of a bare name"
+    assert router.candidates("llama", RouteRequest(provider="vllm")) == [Candidate("vllm", "llama")]
+
+
+@pytest.mark.parametrize("default", [None, "local"], ids=["unset", "not-configured"])
+def test_a_bare_name_without_a_configured_default_is_not_found(
+    world: World, default: str | None
+) -> None:
+    router = world.router(CONFIG.model_copy(update={"default_provider": default}))
+    with pytest.raises(ProviderModelNotFound, match="'llama'"):
+        router.candidates("llama")
+    with pytest.raises(ProviderModelNotFound):
+        router.candidates("ollama/")
+
+
+def test_provider_slash_model_splits_at_the_first_slash_only(world: World) -> None:
+    aliases = {"hf": ["openai/meta-llama/Llama-3-8B | ollama/library/llama3:8b"]}
+    router = world.router(CONFIG.model_copy(update={"aliases": aliases}))
+    assert router.candidates("ollama/library/llama3:8b") == [
+        Candidate("ollama", "library/llama3:8b")
+    ]
+    assert router.candidates("openai/meta-llama/Llama-3-8B") == [
+        Candidate("openai", "meta-llama/Llama-3-8B")
+    ]
+    assert router.candidates("hf") == [
+        Candidate("openai", "meta-llama/Llama-3-8B"),
+        Candidate("ollama", "library/llama3:8b"),
+    ]
+
+
+async def test_a_slashed_model_name_reaches_the_upstream_whole() -> None:
+    with FakeOpenAIServer(models=("meta-llama/Llama-3-8B",)) as server:
+        provider = OpenAIProvider("vllm", server.base_url, api_key="k", timeout_s=5)
+        try:
+            router = Router({"vllm": provider}, CONFIG)
+            answer = await router.chat("vllm/meta-llama/Llama-3-8B", ASK, OPTIONS)
+        finally:
+            await provider.aclose()
+    assert (answer.provider, answer.model) == ("vllm", "meta-llama/Llama-3-8B")
+    assert server.calls[-1].body["model"] == "meta-llama/Llama-3-8B"
+
+
+def test_providers_and_aliases_are_read_only_views(world: World) -> None:
+    router = world.router()
+    assert dict(router.providers) == world.providers
+    assert router.providers is not world.providers
+    assert router.aliases["tiered"] == (
+        (Candidate("ollama", "llama"), Candidate("vllm", "gpt")),
+        (Candidate("openai", "gpt"),),
+    )
+    assert set(router.aliases) == set(ALIASES)
+    with pytest.raises(TypeError):
+        router.providers["x"] = world.providers["ollama"]  # type: ignore[index]
+    with pytest.raises(TypeError):
+        router.aliases["x"] = ()  # type: ignore[index]
+
+
 # --- retries and fallback ---------------------------------------------------------------------
 
 

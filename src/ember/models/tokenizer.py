@@ -35,8 +35,9 @@ class GgufTokenizer:
         raw = text.encode()
         spans: list[tuple[int, int]] = []
         position = 0
+        tokens = self._tokens(text)
         with self._lock:
-            pieces = [self._llama.detokenize([t]) for t in self._tokens(text)]
+            pieces = [self._llama.detokenize([t]) for t in tokens]
         for piece in pieces:
             start = position
             position = min(len(raw), position + len(piece))

@@ -15,18 +15,13 @@ from ember.providers.protocol import Embedder, Provider, Tokenizer
 if TYPE_CHECKING:
     from ember.providers.breaker import BreakerState, CircuitBreaker
     from ember.providers.budget import Budgets, Estimate
+    from ember.providers.candidates import Candidate, LoadHint, RouteRequest
     from ember.providers.hf_tokenizer import HuggingFaceTokenizer
     from ember.providers.ollama import OllamaProvider
     from ember.providers.openai import OpenAIProvider
     from ember.providers.openai_embeddings import OpenAIEmbedder
-    from ember.providers.router import (
-        Candidate,
-        Embeddings,
-        LoadHint,
-        RoutedStream,
-        Router,
-        RouteRequest,
-    )
+    from ember.providers.routed_stream import RoutedStream
+    from ember.providers.router import Embeddings, Router
     from ember.providers.sentence_transformers import SentenceTransformerEmbedder
 
 __all__ = [
@@ -53,13 +48,13 @@ __all__ = [
 _LAZY = {
     "BreakerState": "ember.providers.breaker",
     "Budgets": "ember.providers.budget",
-    "Candidate": "ember.providers.router",
+    "Candidate": "ember.providers.candidates",
     "CircuitBreaker": "ember.providers.breaker",
     "Embeddings": "ember.providers.router",
     "Estimate": "ember.providers.budget",
-    "LoadHint": "ember.providers.router",
-    "RouteRequest": "ember.providers.router",
-    "RoutedStream": "ember.providers.router",
+    "LoadHint": "ember.providers.candidates",
+    "RouteRequest": "ember.providers.candidates",
+    "RoutedStream": "ember.providers.routed_stream",
     "Router": "ember.providers.router",
     "HuggingFaceTokenizer": "ember.providers.hf_tokenizer",
     "OllamaProvider": "ember.providers.ollama",

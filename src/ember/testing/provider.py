@@ -1,11 +1,13 @@
 """The :class:`~ember.providers.protocol.Provider` contract as a pytest mixin.
 
-An adapter's test module subclasses :class:`ProviderContract` and provides three fixtures:
+An adapter's test module subclasses :class:`ProviderContract` and provides two fixtures:
 
-- ``provider``: the adapter under test, talking to ``upstream``;
-- ``model``: the name of a chat/generate model the upstream serves;
-- ``upstream``: an :class:`Upstream` — the server the adapter calls (a fake that speaks the
-  real protocol, for services that cannot run here), which the tests make fail.
+- ``provider``: the adapter under test;
+- ``model``: the name of a chat/generate model it serves.
+
+An adapter of a remote service subclasses :class:`RemoteProviderContract` instead and also
+provides ``upstream``: an :class:`Upstream` — the server the adapter calls (a fake that speaks
+the real protocol, for services that cannot run here), which the tests make fail.
 
 Answers are compared between the streaming and the whole-answer calls with ``temperature=0``
 and a fixed seed, so the upstream must be deterministic for those.
@@ -28,7 +30,7 @@ from ember.errors import (
 from ember.providers.protocol import Provider
 from ember.providers.types import Capability, ChatMessage, Completion, GenerationOptions
 
-__all__ = ["MESSAGES", "ProviderContract", "Upstream"]
+__all__ = ["MESSAGES", "ProviderContract", "RemoteProviderContract", "Upstream"]
 
 MESSAGES = [
     ChatMessage("system", "You answer in one short sentence."),
@@ -92,6 +94,18 @@ class ProviderContract:
         assert model in names
         assert all(info.provider == provider.name for info in await provider.list_models())
 
+    async def test_many_calls_at_once(self, provider: Provider, model: str) -> None:
+        answers = await asyncio.gather(*(provider.chat(model, MESSAGES, SAME) for _ in range(8)))
+        assert len({answer.text for answer in answers}) == 1
+
+    async def test_an_unknown_model_is_model_not_found(self, provider: Provider) -> None:
+        with pytest.raises(ProviderModelNotFound):
+            await provider.chat("no-such-model-anywhere", MESSAGES, SAME)
+
+
+class RemoteProviderContract(ProviderContract):
+    """The contract of an adapter of a remote service, whose failures the tests provoke."""
+
     async def test_health_says_when_the_upstream_is_gone(
         self, provider: Provider, upstream: Upstream
     ) -> None:
@@ -114,8 +128,6 @@ class ProviderContract:
                 await provider.chat(model, MESSAGES, SAME)
             if status == 429:
                 assert raised.value.extra.get("retry_after_s") == pytest.approx(2, abs=1)
-        with pytest.raises(ProviderModelNotFound):
-            await provider.chat("no-such-model-anywhere", MESSAGES, SAME)
 
     async def test_a_stall_past_the_timeout_is_a_timeout(
         self, provider: Provider, model: str, upstream: Upstream
@@ -143,7 +155,3 @@ class ProviderContract:
             _ = [d async for d in provider.stream_chat(model, MESSAGES, SAME)]
         deltas = [d async for d in provider.stream_chat(model, MESSAGES, SAME)]
         assert deltas
-
-    async def test_many_calls_at_once(self, provider: Provider, model: str) -> None:
-        answers = await asyncio.gather(*(provider.chat(model, MESSAGES, SAME) for _ in range(8)))
-        assert len({answer.text for answer in answers}) == 1

@@ -1,0 +1,263 @@
+"""The router's attempt machinery: budgets, breakers, retries with backoff, usage rows and
+the one log line per call. :class:`~ember.providers.router.Router` and
+:class:`~ember.providers.routed_stream.RoutedStream` drive it; nothing else should.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from ember.config.models import RouterConfig
+from ember.errors import (
+    BudgetExceeded,
+    EmberError,
+    NoProviderAvailable,
+    ProviderAuthFailed,
+    ProviderBadRequest,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
+from ember.providers.breaker import CircuitBreaker
+from ember.providers.budget import Budgets
+from ember.providers.candidates import Candidate, Candidates, RouteRequest
+from ember.providers.protocol import Provider
+from ember.providers.types import Usage
+
+__all__ = ["RETRYABLE", "Call", "Dispatcher"]
+
+log = logging.getLogger("ember.providers.router")
+
+RETRYABLE: tuple[type[ProviderError], ...] = (
+    ProviderTimeout,
+    ProviderUnavailable,
+    ProviderRateLimited,
+)
+"""Errors retried on the same candidate, then answered by the next one."""
+
+_FAIL_FAST = (ProviderBadRequest, ProviderAuthFailed)
+
+_T = TypeVar("_T")
+
+
+@dataclass
+class Call:
+    """One router call as it goes: for the failure list and the log line."""
+
+    op: str
+    alias: str
+    route: RouteRequest
+    prompt_tokens: int
+    started: float = field(default_factory=time.perf_counter)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    last: Exception | None = None
+
+    def failed(self, candidate: Candidate, outcome: str, detail: str) -> None:
+        failure = {"provider": candidate.provider, "model": candidate.model}
+        self.failures.append({**failure, "outcome": outcome, "detail": detail})
+
+
+class Dispatcher:
+    """Sends a call to the ``candidates`` of its name, in order, over ``providers``, with one
+    breaker per provider.
+
+    ``budgets`` checks budgets and records usage (``None``: neither); ``clock`` drives the
+    breakers, ``sleep`` the backoff and ``rng`` its jitter.
+    """
+
+    def __init__(
+        self,
+        providers: Mapping[str, Provider],
+        candidates: Candidates,
+        config: RouterConfig,
+        *,
+        budgets: Budgets | None,
+        clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]],
+        rng: random.Random,
+    ) -> None:
+        self._providers = providers
+        self._candidates = candidates
+        self._config = config
+        self._budgets = budgets
+        self._sleep = sleep
+        self._rng = rng
+        self._breakers = {
+            name: CircuitBreaker(
+                config.breaker_failures,
+                config.breaker_open_s,
+                config.breaker_successes,
+                clock=clock,
+            )
+            for name in providers
+        }
+
+    def breaker(self, provider: str) -> CircuitBreaker:
+        """The circuit breaker of a configured provider.
+
+        :raises KeyError: no provider has this name.
+        """
+        return self._breakers[provider]
+
+    async def route(
+        self,
+        call: Call,
+        max_tokens: int | None,
+        send: Callable[[Provider, str], Awaitable[_T]],
+    ) -> tuple[_T, Candidate]:
+        """Try the candidates of ``call.alias`` in order; the first answer and who gave it.
+
+        :raises ProviderModelNotFound: the name resolves to no candidate.
+        :raises BudgetExceeded: the budgets refused every candidate (the last refusal).
+        :raises NoProviderAvailable: every candidate failed, was refused or skipped.
+        :raises ProviderBadRequest: a candidate rejected the request (no fallback).
+        :raises ProviderAuthFailed: a candidate rejected ember's credentials (no fallback).
+        """
+        try:
+            candidates = self._candidates.resolve(call.alias, call.route)
+        except EmberError as exc:
+            self.log(call, None, 0, exc.code)
+            raise
+        for candidate in candidates:
+            provider = self._providers.get(candidate.provider)
+            if provider is None:
+                call.failed(candidate, "not_configured", "no provider has this name")
+                continue
+            try:
+                await self._check_budget(call, candidate, max_tokens)
+            except BudgetExceeded as exc:
+                call.failed(candidate, exc.code, exc.detail)
+                call.last = exc
+                continue
+            try:
+                answered = await self._attempts(call, candidate, provider, send)
+            except _FAIL_FAST as exc:
+                self.log(call, candidate, 0, exc.code)
+                raise
+            if answered is not None:
+                return answered[0], candidate
+        if call.failures and all(f["outcome"] == BudgetExceeded.code for f in call.failures):
+            assert isinstance(call.last, BudgetExceeded)
+            self.log(call, None, 0, call.last.code)
+            raise call.last
+        error = self._exhausted(call)
+        self.log(call, None, 0, error.code)
+        raise error from call.last
+
+    async def finish(self, call: Call, candidate: Candidate, usage: Usage, outcome: str) -> None:
+        """Record the usage row (a failure to is logged, never raised) and log the call."""
+        if self._budgets is not None:
+            try:
+                await asyncio.to_thread(
+                    self._budgets.record,
+                    call.route.principal,
+                    candidate.provider,
+                    candidate.model,
+                    usage,
+                    request_id=call.route.request_id,
+                    job_id=call.route.job_id,
+                )
+            except Exception:
+                log.exception("could not record usage", extra={"provider": candidate.provider})
+        self.log(call, candidate, usage.total_tokens, outcome)
+
+    def log(self, call: Call, candidate: Candidate | None, tokens: int, outcome: str) -> None:
+        """The call's one ``provider call`` line (INFO)."""
+        log.info(
+            "provider call",
+            extra={
+                "op": call.op,
+                "alias": call.alias,
+                "provider": candidate.provider if candidate else None,
+                "model": candidate.model if candidate else None,
+                "tokens": tokens,
+                "latencyMs": round((time.perf_counter() - call.started) * 1000, 1),
+                "outcome": outcome,
+                "principal": call.route.principal,
+                "requestId": call.route.request_id,
+                "jobId": call.route.job_id,
+                "failures": len(call.failures),
+            },
+        )
+
+    async def _attempts(
+        self,
+        call: Call,
+        candidate: Candidate,
+        provider: Provider,
+        send: Callable[[Provider, str], Awaitable[_T]],
+    ) -> tuple[_T] | None:
+        """Up to ``retry_attempts`` calls of one candidate: the answer, or ``None`` to move on."""
+        breaker = self._breakers[candidate.provider]
+        error: ProviderError | None = None
+        for attempt in range(1, self._config.retry_attempts + 1):
+            if not breaker.allow():
+                if error is None:
+                    wait = breaker.retry_in_s()
+                    call.failed(candidate, "circuit_open", f"breaker open, retry in {wait:.1f}s")
+                else:
+                    call.failed(candidate, error.code, f"{error.detail} (then the breaker opened)")
+                return None
+            try:
+                result = await send(provider, candidate.model)
+            except _FAIL_FAST:
+                breaker.record_success()  # it answered: the provider is up
+                raise
+            except ProviderError as exc:
+                breaker.record_failure()
+                error = call.last = exc
+                log.debug(
+                    "provider attempt failed",
+                    extra={"provider": candidate.provider, "model": candidate.model}
+                    | {"attempt": attempt, "outcome": exc.code},
+                )
+                delay = self._backoff(attempt, exc)
+                if delay is None:
+                    break
+                await self._sleep(delay)
+                continue
+            except BaseException:
+                breaker.release()
+                raise
+            breaker.record_success()
+            return (result,)
+        if error is not None:
+            call.failed(candidate, error.code, error.detail)
+        return None
+
+    def _backoff(self, attempt: int, exc: ProviderError) -> float | None:
+        """Seconds before the next attempt, or ``None`` when this candidate is done."""
+        if not isinstance(exc, RETRYABLE) or attempt >= self._config.retry_attempts:
+            return None
+        cap = min(self._config.retry_max_s, self._config.retry_base_s * 2 ** (attempt - 1))
+        delay = self._rng.uniform(0.0, cap)
+        wanted = exc.extra.get("retry_after_s") if isinstance(exc, ProviderRateLimited) else None
+        if isinstance(wanted, int | float) and wanted > delay:
+            if wanted > self._config.retry_max_s:
+                return None
+            delay = float(wanted)
+        return delay
+
+    async def _check_budget(self, call: Call, candidate: Candidate, max_tokens: int | None) -> None:
+        if self._budgets is None:
+            return
+        estimate = self._budgets.estimate(candidate.provider, call.prompt_tokens, max_tokens)
+        await asyncio.to_thread(
+            self._budgets.check, call.route.principal, candidate.provider, estimate
+        )
+
+    def _exhausted(self, call: Call) -> NoProviderAvailable:
+        reasons = "; ".join(
+            f"{f['provider']}/{f['model']}: {f['outcome']}: {f['detail']}" for f in call.failures
+        )
+        return NoProviderAvailable(
+            f"no provider could answer {call.alias!r}: {reasons or 'no candidates'}",
+            extra={"alias": call.alias, "candidates": list(call.failures)},
+        )

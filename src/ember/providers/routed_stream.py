@@ -1,0 +1,96 @@
+"""A routed token stream: falls back like a call until its first delta, then holds on."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+
+from ember.errors import ProviderError, StreamInterrupted
+from ember.providers._dispatch import RETRYABLE, Call, Dispatcher
+from ember.providers.budget import estimate_tokens
+from ember.providers.protocol import Provider
+from ember.providers.types import Delta, GenerationOptions, Usage
+
+__all__ = ["RoutedStream"]
+
+
+class RoutedStream:
+    """The deltas of a routed stream; ``provider`` and ``model`` are set once one answered.
+
+    Failures before the first delta fall back as in :meth:`Router.chat`; a failure after it
+    raises :class:`~ember.errors.StreamInterrupted` once the deltas so far were yielded. Usage
+    is recorded when the stream ends, fails or is closed early (the final delta's usage, else
+    an estimate from the text yielded). Nothing is sent before the first ``anext``.
+    """
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        call: Call,
+        options: GenerationOptions,
+        open_stream: Callable[[Provider, str], AsyncIterator[Delta]],
+    ) -> None:
+        self.provider: str | None = None
+        self.model: str | None = None
+        self._dispatcher = dispatcher
+        self._call = call
+        self._options = options
+        self._open = open_stream
+        self._deltas = self._run()
+
+    def __aiter__(self) -> RoutedStream:
+        return self
+
+    async def __anext__(self) -> Delta:
+        return await self._deltas.__anext__()
+
+    async def aclose(self) -> None:
+        """Stop the stream and close the provider's; usage so far is recorded."""
+        await self._deltas.aclose()
+
+    async def _first(self, provider: Provider, model: str) -> tuple[AsyncIterator[Delta], Delta]:
+        stream = self._open(provider, model)
+        try:
+            first = await anext(stream, Delta("", finish_reason="stop"))
+        except BaseException:
+            await _close(stream)
+            raise
+        return stream, first
+
+    async def _run(self) -> AsyncGenerator[Delta, None]:
+        dispatcher, call = self._dispatcher, self._call
+        (stream, first), candidate = await dispatcher.route(
+            call, self._options.max_tokens, self._first
+        )
+        self.provider, self.model = candidate.provider, candidate.model
+        texts: list[str] = []
+        usage: Usage | None = None
+        outcome = "cancelled"
+        delta: Delta | None = first
+        try:
+            while delta is not None:
+                texts.append(delta.text)
+                usage = delta.usage or usage
+                yield delta
+                try:
+                    delta = await anext(stream, None)
+                except ProviderError as exc:
+                    outcome = StreamInterrupted.code
+                    if isinstance(exc, RETRYABLE):
+                        dispatcher.breaker(candidate.provider).record_failure()
+                    raise StreamInterrupted(
+                        f"{candidate} failed after the stream started: {exc.detail}",
+                        extra={"partial_text": "".join(texts), "cause_code": exc.code}
+                        | {"provider": candidate.provider, "model": candidate.model},
+                    ) from exc
+            outcome = "ok"
+        finally:
+            await _close(stream)
+            if usage is None:
+                usage = Usage(call.prompt_tokens, estimate_tokens(texts))
+            await dispatcher.finish(call, candidate, usage, outcome)
+
+
+async def _close(stream: AsyncIterator[Delta]) -> None:
+    aclose: Callable[[], Awaitable[None]] | None = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()

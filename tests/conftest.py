@@ -16,6 +16,8 @@ from tests.support.postgres import PostgresServer, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 
+pytest_plugins = ["tests.support.models"]
+
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:

@@ -33,6 +33,21 @@ def test_a_presented_token_is_checked_even_from_loopback(tokens: SqlTokenReposit
         auth.authenticate(None, loopback=False)
 
 
+def test_a_foreign_api_key_counts_as_none_only_under_the_bypass(
+    tokens: SqlTokenRepository,
+) -> None:
+    auth = Authenticator(tokens, RateLimiter(0, 1))
+    assert auth.authenticate("sk-anything", loopback=True) is LOCAL_PRINCIPAL
+    with pytest.raises(Unauthorized):
+        auth.authenticate("sk-anything", loopback=False)
+    tokens.create("ci", "ci", ["models:use"])
+    with pytest.raises(Unauthorized, match="API tokens exist"):
+        auth.authenticate("sk-anything", loopback=True)
+    closed = Authenticator(tokens, RateLimiter(0, 1), loopback_without_tokens=False)
+    with pytest.raises(Unauthorized):
+        closed.authenticate("sk-anything", loopback=True)
+
+
 def test_the_rate_limit_counts_before_the_scope_check(tokens: SqlTokenRepository) -> None:
     auth = Authenticator.from_config(AuthConfig(rate_limit_per_s=0.001, rate_limit_burst=2), tokens)
     _, secret = tokens.create("ci", "ci", ["memory:read"])

@@ -12,7 +12,7 @@ from ember.config.models import ModelsConfig
 from ember.errors import ModelCapacityExceeded
 from ember.models import LocalModels, ModelRecord, SqlModelCatalog
 from ember.providers.types import GenerationOptions
-from tests.models.conftest import register_copy
+from tests.support.models import register_copy
 
 
 class Clock:

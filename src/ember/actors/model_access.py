@@ -51,6 +51,11 @@ class RayModelAccess:
         records: list[ModelRecord] = await self.registry().records.remote()
         return records
 
+    async def unload(self, model: str) -> bool:
+        self.forget(model)
+        unloaded: bool = await self.registry().unload.remote(model)
+        return unloaded
+
     async def loaded(self) -> list[LoadedModel]:
         loaded: list[LoadedModel] = await self.registry().ps.remote()
         return loaded

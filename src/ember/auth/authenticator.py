@@ -3,8 +3,10 @@
 Order for every request: a presented token is always checked (a bad one is 401 even from
 loopback); without one, a loopback client is the ``local`` principal only while no active
 token exists and ``auth.loopback_without_tokens`` is on; then the principal's rate limit is
-taken, then its scope is checked. Transport details (headers, client address) stay with the
-caller: :mod:`ember.serve_app.auth`.
+taken, then its scope is checked. Under that same bypass, a bearer value that is not in
+ember's token format (no ``ember_`` prefix) counts as no token: OpenAI clients always send
+their ``api_key``, and apps pointed at a local server set it to anything. Transport details
+(headers, client address) stay with the caller: :mod:`ember.serve_app.auth`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from ember.auth.principal import LOCAL_PRINCIPAL, Principal
 from ember.auth.protocol import TokenRepository
 from ember.auth.ratelimit import RateLimiter
 from ember.auth.scopes import Scope
+from ember.auth.tokens import TOKEN_PREFIX
 from ember.config import AuthConfig
 from ember.errors import Forbidden, Unauthorized
 
@@ -55,9 +58,10 @@ class Authenticator:
         :raises Unauthorized: the token is unknown, revoked or expired, or none was given and
             the dev bypass does not apply.
         """
-        if token is not None:
+        bypass = loopback and self.loopback_without_tokens
+        if token is not None and not (bypass and not token.startswith(TOKEN_PREFIX)):
             return self.tokens.authenticate(token)
-        if loopback and self.loopback_without_tokens:
+        if bypass:
             if not self.tokens.has_active_tokens():
                 return LOCAL_PRINCIPAL
             raise Unauthorized(f"API tokens exist, so {_NEEDS_TOKEN}")

@@ -41,7 +41,16 @@ from ember.config import EmberConfig, load_config
 from ember.errors import EmberError, JobCancelled, error_for_code
 from ember.jobs.states import JobState
 
-__all__ = ["Printer", "describe", "jobs_app", "register"]
+__all__ = [
+    "ConfigOption",
+    "Printer",
+    "TokenOption",
+    "UrlOption",
+    "api_client",
+    "describe",
+    "jobs_app",
+    "register",
+]
 
 
 console = Console()
@@ -180,7 +189,9 @@ def _report(error: EmberError) -> None:
 
 
 @contextmanager
-def _api(url: str | None, token: str | None, config_path: Path | None) -> Iterator[JobsClient]:
+def api_client(
+    url: str | None, token: str | None, config_path: Path | None
+) -> Iterator[JobsClient]:
     """A client of the chosen ember. Errors print as in ``reported()``; the configuration's
     own errors exit 2, everything the server (or a job) reports exits 1."""
     from ember.cli.main import reported
@@ -280,7 +291,7 @@ def submit(
     """Queue a job; print its id alone on stdout (its state goes to stderr)."""
     payload = _payload(input_json, input_file)
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-    with _api(url, token, config_path) as client:
+    with api_client(url, token, config_path) as client:
         body = {"kind": kind, "input": payload}
         response = client.call("POST", "/jobs", json=body, headers=headers)
         job = json_body(response)
@@ -312,7 +323,7 @@ def list_jobs(
     query += [("kind", kind) for kind in kinds or ()]
     found: list[dict[str, Any]] = []
     cursor: str | None = None
-    with _api(url, token, config_path) as client:
+    with api_client(url, token, config_path) as client:
         while True:
             more = [("cursor", cursor)] if cursor else []
             page = json_body(client.call("GET", "/jobs", params=query + more))
@@ -350,7 +361,7 @@ def show(
     config_path: ConfigOption = None,
 ) -> None:
     """Show a job's fields, or with --result its result."""
-    with _api(url, token, config_path) as client:
+    with api_client(url, token, config_path) as client:
         if result:
             answer = json_body(client.call("GET", f"/jobs/{quote(job_id, safe='')}/result"))
             typer.echo(json.dumps(answer["result"], indent=2, ensure_ascii=False))
@@ -388,7 +399,7 @@ def watch(
     config_path: ConfigOption = None,
 ) -> None:
     """Follow a job's events until it ends; exit 0 if it succeeded, 1 if not."""
-    with _api(url, token, config_path) as client:
+    with api_client(url, token, config_path) as client:
         _watch(client, job_id, after, as_json)
 
 
@@ -400,7 +411,7 @@ def cancel(
     config_path: ConfigOption = None,
 ) -> None:
     """Cancel a job: a queued one never runs, a running one is stopped."""
-    with _api(url, token, config_path) as client:
+    with api_client(url, token, config_path) as client:
         job = json_body(client.call("POST", f"/jobs/{quote(job_id, safe='')}/cancel"))
     console.print(f"job {escape(job['id'])}: {_state(job['state'])}", highlight=False)
 

@@ -24,6 +24,7 @@ from ember import __version__
 from ember.auth import SqlTokenRepository
 from ember.cli.jobs import register as register_job_commands
 from ember.cli.memory import register as register_memory_commands
+from ember.cli.models import register as register_model_commands
 from ember.cli.tokens import register as register_token_commands
 from ember.config import EmberConfig, load_config
 from ember.errors import ConfigError, EmberError
@@ -234,6 +235,7 @@ def db_restore(
 
 register_memory_commands(app)
 register_token_commands(app)
+register_model_commands(app)
 register_job_commands(app)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import ray
 from ray import serve
 
-from ember.actors.builder import JobSystem, start_job_system
+from ember.actors.builder import JobSystem, start_job_system, start_model_registry
 from ember.config import EmberConfig
 from ember.errors import ClusterUnavailable, DeployFailed, PortInUse
 from ember.serve_app.deployment import APP_NAME, build_application
@@ -75,6 +75,7 @@ class Runtime:
         self._config = config
         self._info: ClusterInfo | None = None
         self._jobs: JobSystem | None = None
+        self._models: Any = None
 
     def start(self) -> ClusterInfo:
         """Join ``ray.address`` (or ``$RAY_ADDRESS``), else start a local cluster.
@@ -118,6 +119,8 @@ class Runtime:
         """
         server = self._config.server
         self._jobs = start_job_system(self._config)
+        if any(spec.kind == "llamacpp" for spec in self._config.providers.instances.values()):
+            self._models = start_model_registry(self._config)
         serve.start(http_options={"host": server.host, "port": server.port})
         try:
             serve.run(build_application(self._config), name=APP_NAME, route_prefix="/")
@@ -128,6 +131,7 @@ class Runtime:
     def stop(self) -> None:
         """Remove ember's app; shut the cluster down if this process started it."""
         self._jobs = None
+        self._models = None
         if not ray.is_initialized():
             return
         if self._info is not None and self._info.started_here:

@@ -24,7 +24,8 @@ class ModelListing:
     ``alias`` and ``details["candidates"]`` lists the tiers), then ``provider/model`` for every
     model a provider lists, and the bare model name for the models of ``default_provider``
     (bare names route there). A provider that cannot list its models is logged and left out,
-    so one unreachable server does not hide the rest. ``loaded`` reports the resident models.
+    so one unreachable server does not hide the rest. ``loaded`` reports the resident models
+    and ``load`` (un)loads a hosted one.
     """
 
     def __init__(
@@ -34,11 +35,13 @@ class ModelListing:
         loaded: Callable[[], Awaitable[list[LoadedModel]]],
         *,
         default_provider: str | None = None,
+        load: Callable[[str, float | None], Awaitable[bool]] | None = None,
     ) -> None:
         self._providers = providers
         self._aliases = aliases
         self._loaded = loaded
         self._default = default_provider
+        self._load = load
 
     async def list_models(self) -> list[ModelInfo]:
         infos = [
@@ -77,6 +80,9 @@ class ModelListing:
 
     async def loaded(self) -> list[LoadedModel]:
         return await self._loaded()
+
+    async def load(self, name: str, keep_alive_s: float | None) -> bool:
+        return False if self._load is None else await self._load(name, keep_alive_s)
 
     async def _listed(self, provider: Provider) -> list[ModelInfo]:
         try:

@@ -68,6 +68,9 @@ class LocalModels:
     async def records(self) -> list[ModelRecord]:
         return await asyncio.to_thread(self._catalog.all)
 
+    async def unload(self, model: str) -> bool:
+        return await self._registry.unload(model)
+
     async def loaded(self) -> list[LoadedModel]:
         return await self._registry.ps()
 

@@ -93,3 +93,12 @@ class ModelDirectory(Protocol):
     async def loaded(self) -> list[LoadedModel]:
         """The models resident in hosts now, most recently used first."""
         ...
+
+    async def load(self, name: str, keep_alive_s: float | None) -> bool:
+        """Load the hosted model ``name`` now (``keep_alive_s`` as for a call), or unload it
+        when ``keep_alive_s`` is 0; ``True`` when it was unloaded. A model of a remote provider
+        is left alone (``False``).
+
+        :raises ProviderModelNotFound: no model or alias is called ``name``.
+        """
+        ...

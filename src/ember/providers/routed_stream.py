@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
+import anyio
+
 from ember.errors import ProviderError, StreamInterrupted
 from ember.providers._dispatch import RETRYABLE, Call, Dispatcher
 from ember.providers.budget import estimate_tokens
@@ -84,10 +86,11 @@ class RoutedStream:
                     ) from exc
             outcome = "ok"
         finally:
-            await _close(stream)
-            if usage is None:
-                usage = Usage(call.prompt_tokens, estimate_tokens(texts))
-            await dispatcher.finish(call, candidate, usage, outcome)
+            with anyio.CancelScope(shield=True):
+                await _close(stream)
+                if usage is None:
+                    usage = Usage(call.prompt_tokens, estimate_tokens(texts))
+                await dispatcher.finish(call, candidate, usage, outcome)
 
 
 async def _close(stream: AsyncIterator[Delta]) -> None:

@@ -12,6 +12,8 @@ from ember.serve_app.jobs import jobs_router
 from ember.serve_app.memory import memory_router
 from ember.serve_app.metrics import metrics_router
 from ember.serve_app.middleware import RequestContextMiddleware
+from ember.serve_app.ollama_api import ollama_router
+from ember.serve_app.openai_api import openai_router
 from ember.serve_app.problems import install_problem_handlers
 from ember.serve_app.system import system_router
 
@@ -37,6 +39,8 @@ def create_app(context: AppContext, *, echo_request_id: bool = True) -> FastAPI:
     app.include_router(memory_router(context.memory))
     app.include_router(jobs_router(context.jobs))
     app.include_router(metrics_router(context.jobs))
+    app.include_router(openai_router(context.router, context.models))
+    app.include_router(ollama_router(context.router, context.models))
     app.add_middleware(RequestContextMiddleware, echo=echo_request_id)
     document_security(app)
     app.state.context = context

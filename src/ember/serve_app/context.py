@@ -74,6 +74,8 @@ class ClusterModels(Protocol):
 
     async def records(self) -> list[ModelRecord]: ...
 
+    async def unload(self, model: str) -> bool: ...
+
     async def loaded(self) -> list[LoadedModel]: ...
 
     async def ready(self) -> tuple[bool, str]: ...
@@ -149,6 +151,7 @@ def build_context(
         config.router.aliases,
         loaded,
         default_provider=config.router.default_provider,
+        load=None if access is None else _loader(config, router, access),
     )
     settings = config.jobs
     jobs = JobService(
@@ -175,6 +178,24 @@ def build_context(
         router=router,
         models=directory,
     )
+
+
+def _loader(
+    config: EmberConfig, router: Router, access: ClusterModels
+) -> Callable[[str, float | None], Awaitable[bool]]:
+    hosted = {n for n, spec in config.providers.instances.items() if spec.kind == "llamacpp"}
+
+    async def load(name: str, keep_alive_s: float | None) -> bool:
+        candidate = router.candidates(name)[0]
+        if candidate.provider not in hosted:
+            return False
+        if keep_alive_s == 0:
+            await access.unload(candidate.model)
+            return True
+        await access.open(candidate.model, keep_alive_s)
+        return False
+
+    return load
 
 
 def _models_ready(access: ClusterModels) -> Callable[[], Awaitable[CheckResult]]:

@@ -1,4 +1,5 @@
-"""The real bundled model, assembled once per session, and catalogs that register it."""
+"""Fixtures of the real bundled model (assembled once per session) and the catalogs that
+register it; loaded for the whole suite by the root conftest."""
 
 from __future__ import annotations
 

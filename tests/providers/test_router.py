@@ -198,6 +198,18 @@ async def test_a_bare_name_goes_to_the_default_provider(world: World) -> None:
     assert router.candidates("llama", RouteRequest(provider="vllm")) == [Candidate("vllm", "llama")]
 
 
+async def test_a_bare_name_in_an_embedding_call_goes_to_the_embedding_default(
+    world: World,
+) -> None:
+    config = CONFIG.model_copy(
+        update={"default_provider": "ollama", "default_embedding_provider": "openai"}
+    )
+    router = world.router(config)
+    embedded = await router.embed("gpt", ["a cat"])
+    assert (embedded.provider, embedded.model) == ("openai", "gpt")
+    assert router.candidates("gpt") == [Candidate("ollama", "gpt")]
+
+
 @pytest.mark.parametrize("default", [None, "local"], ids=["unset", "not-configured"])
 def test_a_bare_name_without_a_configured_default_is_not_found(
     world: World, default: str | None

@@ -78,8 +78,8 @@ def start_job_system(config: EmberConfig) -> JobSystem:
 
 
 def start_model_registry(config: EmberConfig) -> Any:
-    """Start the ModelRegistry actor (or find the running one); it registers the bundled model
-    before this returns, then warms the warm models in the background."""
+    """Start the ModelRegistry actor (or find the running one); returns once the bundled model
+    is registered and the warm models are loaded."""
     remote: Any = ray.remote(ModelRegistryActor)
     registry = remote.options(
         name=MODEL_REGISTRY,

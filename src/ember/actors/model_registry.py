@@ -13,6 +13,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from ember.actors.model_host import ModelHostActor, RayHostHandle
 from ember.config import EmberConfig
 from ember.config.models import ModelsConfig
+from ember.errors import ProviderUnavailable
 from ember.models.bundle import ensure_bundled
 from ember.models.catalog import SqlModelCatalog
 from ember.models.records import LoadedModel, ModelRecord
@@ -54,7 +55,13 @@ class RayLauncher:
         ).remote(record, settings, node.gpu)
         handle = RayHostHandle(actor, record.name)
         try:
-            await handle._call(actor.load.remote())
+            await asyncio.wait_for(handle._call(actor.load.remote()), settings.load_timeout_s)
+        except TimeoutError:
+            ray.kill(actor, no_restart=True)
+            raise ProviderUnavailable(
+                f"{record.name}: no host started within {settings.load_timeout_s} s; the "
+                f"cluster may lack {settings.host_num_cpus} free CPU for it (models.host_num_cpus)"
+            ) from None
         except BaseException:
             ray.kill(actor, no_restart=True)
             raise
@@ -72,8 +79,9 @@ class ModelRegistryActor:
         self._bundle_error: str | None = None
 
     async def start(self) -> None:
-        """Register the bundled model (first start assembles it), then warm and sweep in the
-        background; returns once the bundle is registered."""
+        """Register the bundled model (first start assembles it) and load the warm models;
+        returns once they are loaded (or failed: :meth:`ready` says why). Idle models are then
+        unloaded on a timer."""
         if self._tasks:
             return
         if self._config.models.bundled:
@@ -84,10 +92,8 @@ class ModelRegistryActor:
             except Exception as exc:
                 self._bundle_error = f"{type(exc).__name__}: {exc}"
                 log.error("the bundled model is not available: %s", exc)
-        self._tasks = [
-            asyncio.create_task(self._registry.warm()),
-            asyncio.create_task(self._sweep()),
-        ]
+        self._tasks = [asyncio.create_task(self._sweep())]
+        await self._registry.warm()
 
     async def acquire(
         self, name: str, keep_alive_s: float | None

@@ -253,6 +253,10 @@ class RouterConfig(_Section):
         description="Provider a bare model name (neither an alias nor `provider/model`) goes "
         "to; unset makes such a name `provider_model_not_found`.",
     )
+    default_embedding_provider: str | None = Field(
+        "embeddings",
+        description="Provider a bare model name goes to in an embedding call.",
+    )
     aliases: dict[str, list[str]] = Field(
         {"default": ["local/gemma3-270m"]},
         description="Model alias to its tiers of `provider/model` candidates, best first; "
@@ -342,7 +346,12 @@ class ModelsConfig(_Section):
         -1, description="Layers offloaded when the host has a GPU; -1 offloads all of them."
     )
     host_num_cpus: float = Field(
-        1.0, gt=0, description="CPUs Ray reserves for each model host actor."
+        0.5, gt=0, description="CPUs Ray reserves for each model host actor."
+    )
+    load_timeout_s: float = Field(
+        120.0,
+        gt=0,
+        description="Seconds a model host may take to be placed and load its model.",
     )
     host_num_gpus: float = Field(
         1.0, ge=0, description="GPUs a model host asks for on a cluster that has GPUs."

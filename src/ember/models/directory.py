@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 
 from ember.errors import ProviderModelNotFound
 from ember.models.records import LoadedModel
@@ -22,8 +22,8 @@ class ModelListing:
 
     Names, each once, in this order: the aliases (``router.aliases``; ``provider`` is
     ``alias`` and ``details["candidates"]`` lists the tiers), then ``provider/model`` for every
-    model a provider lists, and the bare model name for the models of ``default_provider``
-    (bare names route there). A provider that cannot list its models is logged and left out,
+    model a provider lists, and the bare model name for the models of the ``bare`` providers
+    (the router's default providers, where bare names route). A provider that cannot list its models is logged and left out,
     so one unreachable server does not hide the rest. ``loaded`` reports the resident models
     and ``load`` (un)loads a hosted one.
     """
@@ -34,13 +34,13 @@ class ModelListing:
         aliases: Mapping[str, Sequence[str]],
         loaded: Callable[[], Awaitable[list[LoadedModel]]],
         *,
-        default_provider: str | None = None,
+        bare: Collection[str] = (),
         load: Callable[[str, float | None], Awaitable[bool]] | None = None,
     ) -> None:
         self._providers = providers
         self._aliases = aliases
         self._loaded = loaded
-        self._default = default_provider
+        self._bare = frozenset(bare)
         self._load = load
 
     async def list_models(self) -> list[ModelInfo]:
@@ -55,7 +55,7 @@ class ModelListing:
         for name, models in zip(self._providers, listed, strict=True):
             for model in models:
                 names = [f"{name}/{model.name}"]
-                if name == self._default:
+                if name in self._bare:
                     names.append(model.name)
                 for full in names:
                     if full not in seen:

@@ -121,7 +121,9 @@ class Dispatcher:
         :raises ProviderAuthFailed: a candidate rejected ember's credentials (no fallback).
         """
         try:
-            candidates = self._candidates.resolve(call.alias, call.route)
+            candidates = self._candidates.resolve(
+                call.alias, call.route, embedding=call.op == "embed"
+            )
         except EmberError as exc:
             self.log(call, None, 0, exc.code)
             raise

@@ -77,6 +77,8 @@ class Candidates:
         providers: Collection[str],
         default_provider: str | None = None,
         load_hint: LoadHint | None = None,
+        *,
+        default_embedding_provider: str | None = None,
     ) -> None:
         self._aliases: Mapping[str, Tiers] = MappingProxyType(
             {
@@ -86,6 +88,7 @@ class Candidates:
         )
         self._providers = frozenset(providers)
         self._default = default_provider
+        self._default_embedding = default_embedding_provider
         self._load_hint = load_hint
 
     @property
@@ -93,15 +96,18 @@ class Candidates:
         """Alias to its tiers of candidates, as configured (not ordered by load); read-only."""
         return self._aliases
 
-    def resolve(self, name: str, route: RouteRequest | None = None) -> list[Candidate]:
+    def resolve(
+        self, name: str, route: RouteRequest | None = None, *, embedding: bool = False
+    ) -> list[Candidate]:
         """The candidates for ``name`` in the order they will be tried, overrides applied.
+        In an ``embedding`` call a bare name goes to ``default_embedding_provider`` instead.
 
         :raises ProviderModelNotFound: ``name`` is neither an alias, ``provider/model`` of a
             configured provider nor a bare name for a configured default provider, and no
             ``provider`` override is given.
         """
         route = route or RouteRequest()
-        tiers = self._tiers(name)
+        tiers = self._tiers(name, self._default_embedding if embedding else self._default)
         if route.provider is not None:
             tiers = [[c for c in tier if c.provider == route.provider] for tier in tiers]
             tiers = [tier for tier in tiers if tier] or [[Candidate(route.provider, name)]]
@@ -112,15 +118,15 @@ class Candidates:
         ordered = [candidate for tier in tiers for candidate in self._by_load(tier)]
         return ordered if route.fallback else ordered[:1]
 
-    def _tiers(self, name: str) -> list[list[Candidate]]:
+    def _tiers(self, name: str, default: str | None) -> list[list[Candidate]]:
         tiers = self._aliases.get(name)
         if tiers is not None:
             return [list(tier) for tier in tiers]
         provider, slash, model = name.partition("/")
         if slash and provider in self._providers:
             return [[Candidate(provider, model)]] if model else []
-        if name and self._default is not None and self._default in self._providers:
-            return [[Candidate(self._default, name)]]
+        if name and default is not None and default in self._providers:
+            return [[Candidate(default, name)]]
         return []
 
     def _by_load(self, tier: list[Candidate]) -> list[Candidate]:

@@ -86,7 +86,11 @@ class Router:
         self._providers: Mapping[str, Provider] = MappingProxyType(dict(providers))
         config = config or RouterConfig()
         self._candidates = Candidates(
-            config.aliases, self._providers, config.default_provider, load_hint
+            config.aliases,
+            self._providers,
+            config.default_provider,
+            load_hint,
+            default_embedding_provider=config.default_embedding_provider,
         )
         self._dispatcher = Dispatcher(
             self._providers,

@@ -150,7 +150,11 @@ def build_context(
         router.providers,
         config.router.aliases,
         loaded,
-        default_provider=config.router.default_provider,
+        bare=[
+            name
+            for name in (config.router.default_provider, config.router.default_embedding_provider)
+            if name is not None
+        ],
         load=None if access is None else _loader(config, router, access),
     )
     settings = config.jobs

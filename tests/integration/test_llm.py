@@ -1,0 +1,176 @@
+"""The bundled model on a real Ray cluster: the ModelRegistry and ModelHost actors behind the
+Serve app, reached with the official ``openai`` and ``ollama`` clients, unchanged.
+
+A fake OpenAI-compatible cloud sits behind the alias ``smart`` as the fallback of a local
+model that is registered but whose file is gone, so one request shows the local-first order
+and the fallback across real actors.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import ollama
+import openai
+import pytest
+from typer.testing import CliRunner
+
+from ember.cli import app as cli_app
+from ember.cluster import Runtime
+from ember.config import EmberConfig, load_config
+from ember.models import ModelRecord, SqlModelCatalog
+from ember.storage import Database, Migrator, SqlUsageLog
+from tests.fakes.openai_fake import FakeOpenAIServer
+from tests.support.postgres import free_port
+
+pytestmark = pytest.mark.slow
+
+QUESTION = "What is the capital of France?"
+
+
+@dataclass
+class Ember:
+    url: str
+    config: EmberConfig
+    cloud: FakeOpenAIServer
+
+
+@pytest.fixture(scope="module")
+def ember(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ember]:
+    home = tmp_path_factory.mktemp("home")
+    cloud = FakeOpenAIServer(models=("gpt-fake",))
+    cloud.start()
+    instances = {
+        "local": {"kind": "llamacpp"},
+        "embeddings": {"kind": "sentence-transformers"},
+        "cloud": {"kind": "openai", "base_url": cloud.base_url, "api_key": "sk-fake"},
+    }
+    aliases = {"default": ["local/gemma3-270m"], "smart": ["local/vanished", "cloud/gpt-fake"]}
+    config = load_config(
+        None,
+        {
+            "EMBER_HOME": str(home),
+            "EMBER_SERVER_PORT": str(free_port()),
+            "EMBER_RAY_NUM_CPUS": "2",
+            "EMBER_RAY_DASHBOARD": "false",
+            "EMBER_PROVIDERS_INSTANCES": json.dumps(instances),
+            "EMBER_ROUTER_ALIASES": json.dumps(aliases),
+            "EMBER_ROUTER_RETRY_ATTEMPTS": "1",
+            "EMBER_AUTH_RATE_LIMIT_PER_S": "0",
+        },
+    )
+    database = Database.from_config(config)
+    Migrator(database).upgrade()
+    SqlModelCatalog(database).put(
+        ModelRecord("vanished", str(home / "gone.gguf"), "sha256:" + "0" * 64, 1000)
+    )
+    database.dispose()
+    runtime = Runtime(config)
+    runtime.start()
+    try:
+        yield Ember(runtime.deploy(), config, cloud)
+    finally:
+        runtime.stop()
+        cloud.stop()
+
+
+def test_ready_waits_for_the_warm_model(ember: Ember) -> None:
+    ready = httpx.get(f"{ember.url}/ready", timeout=30)
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"]["models"] == {"ok": True, "detail": "1 warm model(s) loaded"}
+
+
+def test_openai_client_chats_with_the_bundled_model(ember: Ember) -> None:
+    client = openai.OpenAI(base_url=f"{ember.url}/v1", api_key="anything", timeout=60)
+    answer = client.chat.completions.create(
+        model="gemma3-270m",
+        messages=[{"role": "user", "content": QUESTION}],
+        max_tokens=16,
+        temperature=0,
+    )
+    assert "Paris" in (answer.choices[0].message.content or "")
+    assert answer.usage is not None and answer.usage.completion_tokens > 0
+    stream = client.chat.completions.create(
+        model="default",
+        messages=[{"role": "user", "content": QUESTION}],
+        max_tokens=16,
+        temperature=0,
+        stream=True,
+    )
+    pieces = [c.choices[0].delta.content or "" for c in stream if c.choices]
+    assert len(pieces) > 1 and "Paris" in "".join(pieces)
+    names = {model.id for model in client.models.list()}
+    assert {"default", "smart", "gemma3-270m", "local/gemma3-270m", "cloud/gpt-fake"} <= names
+
+
+def test_ollama_client_chats_generates_and_embeds(ember: Ember) -> None:
+    client = ollama.Client(host=ember.url, timeout=60)
+    reply = client.chat(
+        model="gemma3-270m",
+        messages=[{"role": "user", "content": QUESTION}],
+        options={"num_predict": 16, "temperature": 0},
+    )
+    assert "Paris" in reply.message.content
+    parts = list(
+        client.generate(
+            model="gemma3-270m",
+            prompt=f"Question: {QUESTION}\nAnswer:",
+            options={"num_predict": 8, "temperature": 0},
+            stream=True,
+        )
+    )
+    assert parts[-1].done and "Paris" in "".join(p.response for p in parts)
+    vectors = client.embed(model="all-MiniLM-L6-v2", input=["a cat", "a dog"]).embeddings
+    assert len(vectors) == 2 and len(vectors[0]) == 384
+    (loaded,) = [m for m in client.ps().models if m.model == "gemma3-270m"]
+    assert loaded.size and loaded.size > 200_000_000
+
+
+def test_local_first_falls_back_to_the_cloud_when_the_local_model_cannot_load(
+    ember: Ember,
+) -> None:
+    client = openai.OpenAI(base_url=f"{ember.url}/v1", api_key="anything", timeout=60)
+    response = client.chat.completions.with_raw_response.create(
+        model="smart", messages=[{"role": "user", "content": "hello there"}], max_tokens=8
+    )
+    answer = response.parse()
+    assert answer.choices[0].message.content == "Echo: hello there"
+    assert response.headers["x-ember-provider"] == "cloud"
+    database = Database.from_config(ember.config)
+    try:
+        providers = {row.provider for row in SqlUsageLog(database).list()}
+    finally:
+        database.dispose()
+    assert {"local", "cloud"} <= providers
+
+
+def test_models_cli_shows_and_unloads_what_the_cluster_holds(ember: Ember) -> None:
+    runner = CliRunner()
+    env = {"EMBER_HOME": str(ember.config.home_dir)}
+    shown = runner.invoke(cli_app, ["models", "ps", "--url", ember.url], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert "gemma3-270m" in shown.stdout and "CPU" in shown.stdout
+    warmed = runner.invoke(cli_app, ["models", "warm", "gemma3-270m", "--url", ember.url], env=env)
+    assert warmed.exit_code == 0, warmed.output
+    client = ollama.Client(host=ember.url, timeout=60)
+    client.generate(model="gemma3-270m", keep_alive=0)
+    assert all(m.model != "gemma3-270m" for m in client.ps().models)
+    again = client.generate(
+        model="gemma3-270m", prompt="Question: 2+2?\nAnswer:", options={"num_predict": 4}
+    )
+    assert again.done
+    assert any(m.model == "gemma3-270m" for m in client.ps().models)
+
+
+def test_a_missing_model_file_is_reported_not_hidden(ember: Ember, tmp_path: Path) -> None:
+    client = openai.OpenAI(base_url=f"{ember.url}/v1", api_key="anything", timeout=60)
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(
+            model="local/vanished", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert caught.value.status_code == 503
+    assert "gone.gguf" in str(caught.value.body)

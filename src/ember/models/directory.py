@@ -23,9 +23,9 @@ class ModelListing:
     Names, each once, in this order: the aliases (``router.aliases``; ``provider`` is
     ``alias`` and ``details["candidates"]`` lists the tiers), then ``provider/model`` for every
     model a provider lists, and the bare model name for the models of the ``bare`` providers
-    (the router's default providers, where bare names route). A provider that cannot list its models is logged and left out,
-    so one unreachable server does not hide the rest. ``loaded`` reports the resident models
-    and ``load`` (un)loads a hosted one.
+    (the router's default providers, where bare names route). A provider that cannot list its
+    models is logged and left out, so one unreachable server does not hide the rest.
+    ``loaded`` reports the resident models and ``load`` (un)loads a hosted one.
     """
 
     def __init__(

@@ -1,4 +1,11 @@
-"""What ember's LLM gateway costs per request, against the LiteLLM proxy, in one run.
+"""What ember's LLM gateway costs: per token against llama-cpp-python, per request against the
+LiteLLM proxy, each ratio from one run.
+
+Part ``throughput``: ``ember up`` on its defaults (the bundled Gemma 3 270M in a ModelHost
+actor) and, in this process, llama-cpp-python on the same file with the same threads; greedy
+completions of one prompt alternate between ``/v1/completions`` (streamed, one SSE chunk per
+token) and the direct call. Tokens/s counts from the first token to the last; time to first
+token is from the request. Target: ember at or above 95 % of direct tokens/s.
 
 Part ``router_overhead``: one instant OpenAI-compatible upstream (a raw ASGI app under uvicorn,
 in its own process, answering every ``POST /v1/chat/completions`` with the same tiny
@@ -19,8 +26,9 @@ proxy's figures are read against the baseline measured just before it under the 
 ``added`` is proxy minus direct. Both proxies log at WARNING or above and have no rate limits.
 
     bash benchmarks/litellm_env.sh          # once: LiteLLM in .venv-bench-litellm
-    .venv/bin/python benchmarks/llm.py [--parts router_overhead] [--targets litellm ember]
-        [--levels 1 8 32] [--requests 1000] [--warmup 100] [--out results.json]
+    .venv/bin/python benchmarks/llm.py [--parts throughput router_overhead]
+        [--targets litellm ember] [--levels 1 8 32] [--requests 1000] [--warmup 100]
+        [--tokens 128] [--rounds 5] [--out results.json]
 
 Each part is a function ``(args) -> dict`` in :data:`PARTS`; its dict goes under its name in
 the ``--out`` JSON.
@@ -51,6 +59,8 @@ ROOT = Path(__file__).resolve().parent.parent
 MODEL = "bench-model"
 UPSTREAM_MODEL = "fake-model"
 PROMPT = [{"role": "user", "content": "Say ok."}]
+BUNDLED = "gemma3-270m"
+THROUGHPUT_PROMPT = "Once upon a time, in a small village by the sea,"
 KEY = "sk-bench-0123456789abcdef0123456789abcdef"
 """LiteLLM's master key (it refuses to start without one); every request sends it."""
 
@@ -215,23 +225,30 @@ def litellm_proxy(venv: Path, base_url: str, work: Path) -> Iterator[str]:
         yield url
 
 
+def upstream_settings(base_url: str) -> dict[str, str]:
+    """ember's settings for one provider instance ``bench`` at the upstream, no local models."""
+    instance = {"kind": "openai", "base_url": base_url}
+    return {
+        "EMBER_PROVIDERS_INSTANCES": json.dumps({"bench": instance}),
+        "EMBER_MODELS_BUNDLED": "false",
+        "EMBER_ROUTER_ALIASES": json.dumps({MODEL: [f"bench/{UPSTREAM_MODEL}"]}),
+    }
+
+
 @contextmanager
-def ember_server(base_url: str, work: Path) -> Iterator[str]:
-    """``ember up`` with one provider instance at the upstream; yields its URL."""
+def ember_server(work: Path, settings: dict[str, str]) -> Iterator[str]:
+    """``ember up`` with ``settings`` over the defaults; yields its URL once ``/ready``."""
     ember = Path(sys.executable).parent / "ember"
     home = work / "ember-home"
     home.mkdir()
     port = _free_port()
-    instance = {"kind": "openai", "base_url": base_url}
     env = os.environ | {
         "EMBER_HOME": str(home),
         "RAY_AUTH_MODE": "disabled",
-        "EMBER_PROVIDERS_INSTANCES": json.dumps({"bench": instance}),
-        "EMBER_MODELS_BUNDLED": "false",
-        "EMBER_ROUTER_ALIASES": json.dumps({MODEL: [f"bench/{UPSTREAM_MODEL}"]}),
         "EMBER_RAY_DASHBOARD": "false",
         "EMBER_LOGGING_LEVEL": "WARNING",
         "EMBER_AUTH_RATE_LIMIT_PER_S": "0",
+        **settings,
     }
     command = [str(ember), "up", "--config", str(ROOT / "configs" / "default.yaml")]
     command += ["--port", str(port)]
@@ -324,7 +341,7 @@ def router_overhead(args: argparse.Namespace) -> dict[str, Any]:
                     found["version"] = litellm_version(args.litellm_venv)
                     server = litellm_proxy(args.litellm_venv, base_url, work)
                 else:
-                    server = ember_server(base_url, work)
+                    server = ember_server(work, upstream_settings(base_url))
                 with server as url:
                     _check_answer(f"{url}/v1")
                     found["levels"] = {
@@ -351,8 +368,98 @@ def _compare(
     }
 
 
+def _direct_stream(llama: Any, prompt: str, max_tokens: int) -> tuple[float, float, int]:
+    """Time to first token (s), the seconds from the first token to the last, and the tokens
+    of one greedy completion streamed by llama-cpp-python in this process."""
+    started = time.perf_counter()
+    first = last = 0.0
+    count = 0
+    for chunk in llama.create_completion(
+        prompt, max_tokens=max_tokens, temperature=0.0, seed=7, stream=True
+    ):
+        if chunk["choices"][0].get("text"):
+            last = time.perf_counter()
+            first = first or last
+            count += 1
+    return first - started, last - first, count
+
+
+def _ember_stream(url: str, prompt: str, max_tokens: int) -> tuple[float, float, int]:
+    """The same through ember's ``/v1/completions`` stream (one SSE chunk per token)."""
+    body = {
+        "model": BUNDLED,
+        "prompt": prompt,
+        "max_tokens": max_tokens,
+        "temperature": 0.0,
+        "seed": 7,
+        "stream": True,
+    }
+    started = time.perf_counter()
+    first = last = 0.0
+    count = 0
+    with httpx.stream("POST", f"{url}/v1/completions", json=body, timeout=120) as response:
+        response.raise_for_status()
+        for line in response.iter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            if json.loads(line[6:])["choices"][0].get("text"):
+                last = time.perf_counter()
+                first = first or last
+                count += 1
+    return first - started, last - first, count
+
+
+def throughput(args: argparse.Namespace) -> dict[str, Any]:
+    """Tokens/s and time to first token of the bundled model through ember's OpenAI streaming
+    route against llama-cpp-python called directly in this process, with the same file, the
+    same threads (``models.n_threads``) and greedy sampling; runs alternate, direct first."""
+    from llama_cpp import Llama
+
+    from ember.config.models import ModelsConfig
+
+    settings = ModelsConfig()
+    with tempfile.TemporaryDirectory(prefix="ember-bench-") as tmp:
+        work = Path(tmp)
+        with ember_server(work, {}) as url:
+            path = next((work / "ember-home" / "models").glob("*.gguf"))
+            llama = Llama(
+                model_path=str(path),
+                n_ctx=settings.n_ctx,
+                n_threads=settings.n_threads,
+                n_threads_batch=settings.n_threads,
+                verbose=False,
+            )
+            _direct_stream(llama, THROUGHPUT_PROMPT, 8)
+            _ember_stream(url, THROUGHPUT_PROMPT, 8)
+            runs: dict[str, list[tuple[float, float, int]]] = {"direct": [], "ember": []}
+            for _ in range(args.rounds):
+                runs["direct"].append(_direct_stream(llama, THROUGHPUT_PROMPT, args.tokens))
+                runs["ember"].append(_ember_stream(url, THROUGHPUT_PROMPT, args.tokens))
+    found: dict[str, Any] = {"tokens": args.tokens, "rounds": args.rounds}
+    for side, samples in runs.items():
+        found[side] = {
+            "ttft_ms": statistics.median(s[0] for s in samples) * 1000,
+            "tokens_per_s": statistics.median((s[2] - 1) / s[1] for s in samples if s[1] > 0),
+            "tokens": statistics.median(s[2] for s in samples),
+        }
+    found["ratio"] = found["ember"]["tokens_per_s"] / found["direct"]["tokens_per_s"]
+    return found
+
+
+def _print_throughput(found: dict[str, Any]) -> None:
+    print("| path | tokens/s | time to first token ms | tokens |")
+    print("| --- | --- | --- | --- |")
+    for side in ("direct", "ember"):
+        row = found[side]
+        print(
+            f"| {side} | {row['tokens_per_s']:.1f} | {row['ttft_ms']:.1f} | {row['tokens']:.0f} |"
+        )
+    print(f"ember / direct tokens/s: {found['ratio']:.3f} (target >= 0.95)")
+
+
 PARTS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "router_overhead": router_overhead,
+    "throughput": throughput,
 }
 """Each part of the benchmark, by name: ``(args) -> results``."""
 
@@ -387,6 +494,8 @@ def main() -> None:
     parser.add_argument("--levels", nargs="+", type=int, default=[1, 8, 32])
     parser.add_argument("--requests", type=int, default=1000, help="per level and side")
     parser.add_argument("--warmup", type=int, default=100, help="per level and side")
+    parser.add_argument("--tokens", type=int, default=128, help="tokens per completion")
+    parser.add_argument("--rounds", type=int, default=5, help="completions per side")
     parser.add_argument("--litellm-venv", type=Path, default=ROOT / ".venv-bench-litellm")
     parser.add_argument("--out", type=Path, help="write the results here as JSON")
     args = parser.parse_args()
@@ -396,6 +505,8 @@ def main() -> None:
         report[part] = PARTS[part](args)
     if "router_overhead" in report:
         _print_overhead(report["router_overhead"])
+    if "throughput" in report:
+        _print_throughput(report["throughput"])
     if args.out is not None:
         args.out.write_text(json.dumps(report, indent=2, default=str) + "\n")
     failed = [

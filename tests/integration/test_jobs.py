@@ -54,6 +54,7 @@ def job_settings(home: Path, **extra: str) -> dict[str, str]:
         "EMBER_JOBS_POLL_INTERVAL_S": "0.2",
         "EMBER_JOBS_HEARTBEAT_S": "1",
         "EMBER_JOBS_EVENT_RING_SIZE": "256",
+        "EMBER_MODELS_BUNDLED": "false",
         **extra,
     }
 

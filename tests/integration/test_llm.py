@@ -9,6 +9,7 @@ and the fallback across real actors.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,3 +175,66 @@ def test_a_missing_model_file_is_reported_not_hidden(ember: Ember, tmp_path: Pat
         )
     assert caught.value.status_code == 503
     assert "gone.gguf" in str(caught.value.body)
+
+
+def _finished(url: str, job_id: str, timeout_s: float = 180.0) -> dict[str, object]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{url}/jobs/{job_id}", timeout=30).json()
+        if job["state"] in {"succeeded", "failed", "cancelled"}:
+            return dict(job)
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+def _events(url: str, job_id: str) -> list[dict[str, object]]:
+    events = []
+    with httpx.stream("GET", f"{url}/jobs/{job_id}/events", timeout=60) as response:
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                events.append(json.loads(line[6:]))
+    return events
+
+
+def test_chat_job_streams_tokens_from_a_worker_actor(ember: Ember) -> None:
+    body = {
+        "kind": "chat",
+        "input": {"messages": [{"role": "user", "content": QUESTION}], "max_tokens": 16},
+    }
+    created = httpx.post(f"{ember.url}/jobs", json=body, timeout=30)
+    assert created.status_code == 201, created.text
+    job = _finished(ember.url, created.json()["id"])
+    assert job["state"] == "succeeded", job
+    result = httpx.get(f"{ember.url}/jobs/{job['id']}/result", timeout=30).json()
+    assert "Paris" in result["text"] and result["provider"] == "local"
+    tokens = [e for e in _events(ember.url, str(job["id"])) if "text" in e]
+    assert "".join(str(e["text"]) for e in tokens) == result["text"]
+
+
+def test_ask_job_answers_from_a_collection_with_citations(ember: Ember) -> None:
+    created = httpx.post(f"{ember.url}/collections", json={"name": "geo"}, timeout=30)
+    assert created.status_code == 201, created.text
+    documents = [
+        {"source": "france.txt", "text": "The capital of France is Paris, on the Seine."},
+        {"source": "peru.txt", "text": "The capital of Peru is Lima, on the Pacific coast."},
+    ]
+    ingested = httpx.post(
+        f"{ember.url}/collections/geo/documents", json={"documents": documents}, timeout=120
+    )
+    assert ingested.status_code == 200, ingested.text
+    body = {
+        "kind": "ask",
+        "input": {"collection": "geo", "question": "What is the capital of Peru?", "top_k": 2},
+    }
+    submitted = httpx.post(f"{ember.url}/jobs", json=body, timeout=30)
+    assert submitted.status_code == 201, submitted.text
+    job = _finished(ember.url, submitted.json()["id"])
+    assert job["state"] == "succeeded", job
+    result = httpx.get(f"{ember.url}/jobs/{job['id']}/result", timeout=30).json()
+    assert "Lima" in result["answer"]
+    assert result["tokens_used"] <= result["budget"]
+    sources = {c["source"] for c in result["context"]}
+    assert "peru.txt" in sources
+    for citation in result["citations"]:
+        assert citation["source"] in sources and citation["version"] == 1
+        assert 0 <= citation["char_start"] < citation["char_end"]

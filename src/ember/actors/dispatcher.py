@@ -96,5 +96,6 @@ class JobDispatcherActor:
             except Exception:
                 log.exception("dispatch tick failed; retrying")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), poll)
+                async with asyncio.timeout(poll):
+                    await self._wake.wait()
             self._wake.clear()

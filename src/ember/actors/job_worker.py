@@ -12,6 +12,7 @@ from typing import Any
 
 import ray
 
+from ember.actors.model_access import RayModelAccess
 from ember.config import EmberConfig
 from ember.jobs.records import JobRecord
 from ember.jobs.repository import SqlJobRepository
@@ -43,7 +44,7 @@ class JobWorkerActor:
 
         self._runner = JobRunner(
             SqlJobRepository(self._database),
-            build_kinds(config, self._database),
+            build_kinds(config, self._database, models=RayModelAccess),
             publish,
             owner,
             lease_ttl_s=config.jobs.lease_ttl_s,

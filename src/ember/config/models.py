@@ -330,8 +330,9 @@ class ModelsConfig(_Section):
     memory_bytes: int | None = Field(
         None,
         ge=1,
-        description="Bytes of loaded models one node may hold; unset: half the node's memory "
-        "(half its VRAM on a GPU node).",
+        description="Bytes of loaded models one node may hold; unset: half of the memory Ray "
+        "reports for the node (half the machine's memory when models are hosted in process). "
+        "Set it to the VRAM to use on GPU nodes.",
     )
     keep_alive_s: float = Field(
         300.0,

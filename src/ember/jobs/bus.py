@@ -94,5 +94,6 @@ class LocalJobBus:
         while True:
             await self.dispatcher.tick()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_s)
+                async with asyncio.timeout(self._poll_s):
+                    await self._wake.wait()
             self._wake.clear()

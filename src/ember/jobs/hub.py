@@ -177,7 +177,8 @@ class EventHub:
             if remaining <= 0:
                 return []
             try:
-                await asyncio.wait_for(changed.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await changed.wait()
             except TimeoutError:
                 return []
 

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import importlib
+import threading
 from collections.abc import Callable
 
 from ember.config import EmberConfig
 from ember.errors import ConfigError
 from ember.jobs.kinds import JobKind, KindRegistry
+from ember.jobs.llm_kinds import llm_kinds
 from ember.jobs.memory_kinds import memory_kinds
 from ember.memory.service import MemoryService
+from ember.models.catalog import SqlModelCatalog
+from ember.models.local import LocalModels
+from ember.providers.factory import ModelFacts, build_router
+from ember.providers.llamacpp import ModelAccess
+from ember.providers.router import Router
 from ember.storage.database import Database
 
 __all__ = ["build_kinds", "plugin_kinds"]
@@ -20,18 +27,47 @@ def build_kinds(
     database: Database,
     *,
     memory: Callable[[], MemoryService] | None = None,
+    models: Callable[[], ModelAccess] | None = None,
 ) -> KindRegistry:
     """Every job kind this ember runs, for ``config``. Heavy parts (the memory plane and its
-    embedding model) are built on the first job that needs them, unless ``memory`` gives
-    the one to use."""
-    built: list[MemoryService] = []
+    embedding model, the router and its providers) are built on the first job that needs
+    them, unless ``memory`` gives the one to use. ``models`` reaches hosted models (the
+    cluster's registry in a worker actor); unset, they are hosted in this process."""
+    lock = threading.Lock()
+    built: dict[str, object] = {}
 
     def lazy_memory() -> MemoryService:
-        if not built:
-            built.append(MemoryService.build(config, database))
-        return built[0]
+        with lock:
+            if "memory" not in built:
+                built["memory"] = MemoryService.build(config, database)
+            found = built["memory"]
+        assert isinstance(found, MemoryService)
+        return found
 
-    registry = KindRegistry(memory_kinds(memory or lazy_memory))
+    memory_of = memory or lazy_memory
+
+    def access() -> ModelAccess:
+        if models is not None:
+            return models()
+        return LocalModels.build(SqlModelCatalog(database), config.models)
+
+    def router() -> Router:
+        with lock:
+            if "router" not in built:
+                built["router"] = build_router(
+                    config, database, models=access(), embedder=lambda: memory_of().embedder
+                )
+            found = built["router"]
+        assert isinstance(found, Router)
+        return found
+
+    facts = ModelFacts(config, database, router, lambda: memory_of().packer.tokenizer)
+    registry = KindRegistry(
+        [
+            *memory_kinds(memory_of),
+            *llm_kinds(router, memory_of, facts.tokenizer, facts.context_length),
+        ]
+    )
     for kind in plugin_kinds(config):
         registry.register(kind)
     return registry

@@ -77,6 +77,11 @@ class ContextPacker:
         self._tokenizer = tokenizer
         self._threshold = duplicate_threshold
 
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """What tokens are counted with."""
+        return self._tokenizer
+
     def pack(self, hits: Sequence[SearchHit], budget: int) -> ContextPack:
         """Pack ``hits`` (best first) into at most ``budget`` tokens.
 

@@ -21,9 +21,7 @@ from ember.models.directory import ModelListing
 from ember.models.local import LocalModels
 from ember.models.protocol import HostHandle, ModelDirectory
 from ember.models.records import LoadedModel, ModelRecord
-from ember.providers.budget import Budgets
-from ember.providers.llamacpp import ModelAccess
-from ember.providers.registry import ProviderDeps, ProviderRegistry
+from ember.providers.factory import build_router, hosted_providers
 from ember.providers.router import Router
 from ember.serve_app.readiness import CheckResult, Readiness
 from ember.storage import (
@@ -33,10 +31,9 @@ from ember.storage import (
     Migrator,
     SqlAuditLog,
     SqlCollectionRepository,
-    SqlUsageLog,
 )
 
-__all__ = ["AppContext", "ClusterModels", "build_context", "build_router"]
+__all__ = ["AppContext", "ClusterModels", "build_context"]
 
 
 @dataclass(frozen=True)
@@ -91,25 +88,6 @@ def _default_models(config: EmberConfig, database: Database) -> ClusterModels:
     return LocalModels.build(SqlModelCatalog(database), config.models)
 
 
-def build_router(
-    config: EmberConfig,
-    database: Database,
-    *,
-    models: ModelAccess | None = None,
-    memory: MemoryService | None = None,
-    registry: ProviderRegistry | None = None,
-) -> Router:
-    """The router over every configured provider (built-in kinds and installed plug-ins),
-    with budgets and usage rows in ``database``."""
-    deps = ProviderDeps(
-        models=None if models is None else (lambda: models),
-        embedder=None if memory is None else (lambda: memory.embedder),
-    )
-    providers = (registry or ProviderRegistry()).build(config.providers.instances, deps)
-    budgets = Budgets(config.providers, SqlUsageLog(database))
-    return Router(providers, config.router, budgets=budgets)
-
-
 def build_context(
     config: EmberConfig,
     memory: MemoryService | None = None,
@@ -137,9 +115,9 @@ def build_context(
     tokens = SqlTokenRepository(database)
     memory = memory or MemoryService.build(config, database)
     audit = SqlAuditLog(database)
-    hosted = any(spec.kind == "llamacpp" for spec in config.providers.instances.values())
+    hosted = hosted_providers(config)
     access = (models or _default_models(config, database)) if hosted else None
-    router = build_router(config, database, models=access, memory=memory)
+    router = build_router(config, database, models=access, embedder=lambda: memory.embedder)
     if access is not None:
         readiness.add("models", _models_ready(access))
 
@@ -187,7 +165,7 @@ def build_context(
 def _loader(
     config: EmberConfig, router: Router, access: ClusterModels
 ) -> Callable[[str, float | None], Awaitable[bool]]:
-    hosted = {n for n, spec in config.providers.instances.items() if spec.kind == "llamacpp"}
+    hosted = hosted_providers(config)
 
     async def load(name: str, keep_alive_s: float | None) -> bool:
         candidate = router.candidates(name)[0]

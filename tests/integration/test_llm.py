@@ -187,11 +187,14 @@ def _finished(url: str, job_id: str, timeout_s: float = 180.0) -> dict[str, obje
     raise AssertionError(f"job {job_id} did not finish")
 
 
-def _events(url: str, job_id: str) -> list[dict[str, object]]:
+def _events(url: str, job_id: str, kind: str) -> list[dict[str, object]]:
     events = []
+    current = ""
     with httpx.stream("GET", f"{url}/jobs/{job_id}/events", timeout=60) as response:
         for line in response.iter_lines():
-            if line.startswith("data: "):
+            if line.startswith("event: "):
+                current = line[7:]
+            elif line.startswith("data: ") and current == kind:
                 events.append(json.loads(line[6:]))
     return events
 
@@ -205,9 +208,10 @@ def test_chat_job_streams_tokens_from_a_worker_actor(ember: Ember) -> None:
     assert created.status_code == 201, created.text
     job = _finished(ember.url, created.json()["id"])
     assert job["state"] == "succeeded", job
-    result = httpx.get(f"{ember.url}/jobs/{job['id']}/result", timeout=30).json()
+    result = httpx.get(f"{ember.url}/jobs/{job['id']}/result", timeout=30).json()["result"]
     assert "Paris" in result["text"] and result["provider"] == "local"
-    tokens = [e for e in _events(ember.url, str(job["id"])) if "text" in e]
+    tokens = _events(ember.url, str(job["id"]), "token")
+    assert len(tokens) > 1
     assert "".join(str(e["text"]) for e in tokens) == result["text"]
 
 
@@ -230,7 +234,7 @@ def test_ask_job_answers_from_a_collection_with_citations(ember: Ember) -> None:
     assert submitted.status_code == 201, submitted.text
     job = _finished(ember.url, submitted.json()["id"])
     assert job["state"] == "succeeded", job
-    result = httpx.get(f"{ember.url}/jobs/{job['id']}/result", timeout=30).json()
+    result = httpx.get(f"{ember.url}/jobs/{job['id']}/result", timeout=30).json()["result"]
     assert "Lima" in result["answer"]
     assert result["tokens_used"] <= result["budget"]
     sources = {c["source"] for c in result["context"]}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from ember.models.catalog import SqlModelCatalog
 from ember.models.directory import ModelListing
 from ember.models.host import ModelHost
+from ember.models.load_hint import ResidencyHint
 from ember.models.local import LocalLauncher, LocalModels
 from ember.models.protocol import HostHandle, ModelCatalog, ModelDirectory
 from ember.models.records import LoadedModel, ModelRecord
@@ -24,5 +25,6 @@ __all__ = [
     "ModelRecord",
     "ModelRegistry",
     "NodeCapacity",
+    "ResidencyHint",
     "SqlModelCatalog",
 ]

@@ -18,6 +18,7 @@ from ember.jobs.wiring import build_kinds
 from ember.memory.service import MemoryService
 from ember.models.catalog import SqlModelCatalog
 from ember.models.directory import ModelListing
+from ember.models.load_hint import ResidencyHint
 from ember.models.local import LocalModels
 from ember.models.protocol import HostHandle, ModelDirectory
 from ember.models.records import LoadedModel, ModelRecord
@@ -117,7 +118,10 @@ def build_context(
     audit = SqlAuditLog(database)
     hosted = hosted_providers(config)
     access = (models or _default_models(config, database)) if hosted else None
-    router = build_router(config, database, models=access, embedder=lambda: memory.embedder)
+    hint = None if access is None else ResidencyHint(access.loaded, hosted)
+    router = build_router(
+        config, database, models=access, embedder=lambda: memory.embedder, load_hint=hint
+    )
     if access is not None:
         readiness.add("models", _models_ready(access))
 

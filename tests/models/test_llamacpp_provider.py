@@ -49,6 +49,14 @@ class TestLlamaCppProvider(ProviderContract):
         (info,) = await provider.list_models()
         assert info.digest == gemma.digest and info.details["template"] == "qa"
 
+    async def test_tools_need_a_template_that_carries_them(
+        self, provider: LlamaCppProvider, model: str
+    ) -> None:
+        tool = {"type": "function", "function": {"name": "lookup", "parameters": {}}}
+        ask = [ChatMessage("user", "Look it up")]
+        with pytest.raises(ProviderBadRequest, match="--template gguf"):
+            await provider.chat(model, ask, GenerationOptions(tools=[tool]))
+
     async def test_does_not_embed(self, provider: LlamaCppProvider, model: str) -> None:
         with pytest.raises(ProviderBadRequest, match="sentence-transformers"):
             await provider.embed(model, ["text"])

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -124,9 +125,11 @@ async def test_keep_alive_is_sent(fake: FakeOllamaServer) -> None:
     provider = OllamaProvider(fake.host, keep_alive="10m")
     try:
         await provider.chat(MODEL, MESSAGES, SAME)
+        await provider.generate(MODEL, QUESTION, replace(SAME, keep_alive_s=0))
     finally:
         await provider.aclose()
     assert fake.calls[0].body["keep_alive"] == "10m"
+    assert fake.calls[1].body["keep_alive"] == 0, "a call's keep_alive wins"
 
 
 async def test_answer_and_usage_are_the_servers(provider: OllamaProvider) -> None:

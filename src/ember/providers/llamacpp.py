@@ -4,7 +4,8 @@ The provider holds no model itself: :class:`ModelAccess` gives it the registered
 host of the model (loaded on demand, evicted when idle and short of room), in this process or
 in a ``ModelHost`` actor. Chat messages are rendered with the model's prompt template
 (:mod:`ember.models.templates`) and its stop sequences, or, for the ``gguf`` template, with the
-chat template stored in the file. Embeddings come from the ``sentence-transformers`` provider,
+chat template stored in the file (which also carries tool definitions; a plain-text template
+refuses them). Embeddings come from the ``sentence-transformers`` provider,
 not from here.
 """
 
@@ -23,7 +24,7 @@ from ember.errors import (
 )
 from ember.models.protocol import HostHandle
 from ember.models.records import ModelRecord
-from ember.models.templates import template
+from ember.models.templates import PromptTemplate, template
 from ember.providers.types import (
     Capability,
     ChatMessage,
@@ -77,7 +78,7 @@ class LlamaCppProvider:
         self, model: str, messages: Sequence[ChatMessage], options: GenerationOptions
     ) -> Completion:
         record, host = await self._open(model, options)
-        rendered = template(record.template)
+        rendered = self._template(record, options)
         try:
             if rendered is None:
                 answer = await host.chat(messages, options)
@@ -93,7 +94,7 @@ class LlamaCppProvider:
         self, model: str, messages: Sequence[ChatMessage], options: GenerationOptions
     ) -> AsyncIterator[Delta]:
         record, host = await self._open(model, options)
-        rendered = template(record.template)
+        rendered = self._template(record, options)
         if rendered is None:
             deltas = host.stream_chat(messages, options)
         else:
@@ -165,6 +166,17 @@ class LlamaCppProvider:
             aclose = getattr(deltas, "aclose", None)
             if aclose is not None:
                 await aclose()
+
+    def _template(self, record: ModelRecord, options: GenerationOptions) -> PromptTemplate | None:
+        """The plain-text template of ``record`` (``None``: the file's own), refusing tools
+        where the template cannot carry them."""
+        rendered = template(record.template)
+        if rendered is not None and options.tools:
+            raise ProviderBadRequest(
+                f"{record.name} uses the {record.template!r} prompt template, which has no tool "
+                "calls; pin a tool-capable model with --template gguf"
+            )
+        return rendered
 
     def _named(self, answer: Completion, model: str) -> Completion:
         return replace(answer, model=model, provider=self._name)

@@ -117,7 +117,7 @@ class OllamaProvider:
                     tools=options.tools,
                     stream=False,
                     options=wire.options(options),
-                    keep_alive=self._keep_alive,
+                    keep_alive=self._keep(options),
                 )
         except VENDOR_ERRORS as exc:
             raise provider_error(exc, where) from exc
@@ -149,7 +149,7 @@ class OllamaProvider:
                 tools=options.tools,
                 stream=True,
                 options=wire.options(options),
-                keep_alive=self._keep_alive,
+                keep_alive=self._keep(options),
             )
 
         async for item in self._stream(self._where("chat", model), start, delta, options):
@@ -165,7 +165,7 @@ class OllamaProvider:
                     prompt,
                     stream=False,
                     options=wire.options(options),
-                    keep_alive=self._keep_alive,
+                    keep_alive=self._keep(options),
                 )
         except VENDOR_ERRORS as exc:
             raise provider_error(exc, where) from exc
@@ -188,7 +188,7 @@ class OllamaProvider:
                 prompt,
                 stream=True,
                 options=wire.options(options),
-                keep_alive=self._keep_alive,
+                keep_alive=self._keep(options),
             )
 
         def delta(part: ollama.GenerateResponse) -> Delta | None:
@@ -282,6 +282,10 @@ class OllamaProvider:
         finally:
             if isinstance(parts, AsyncGenerator):
                 await parts.aclose()
+
+    def _keep(self, options: GenerationOptions) -> float | str | None:
+        """The call's ``keep_alive`` (seconds), else the configured one."""
+        return self._keep_alive if options.keep_alive_s is None else options.keep_alive_s
 
     def _where(self, call: str, model: str) -> str:
         if not model:

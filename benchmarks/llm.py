@@ -385,7 +385,9 @@ def _direct_stream(llama: Any, prompt: str, max_tokens: int) -> tuple[float, flo
 
 
 def _ember_stream(url: str, prompt: str, max_tokens: int) -> tuple[float, float, int]:
-    """The same through ember's ``/v1/completions`` stream (one SSE chunk per token)."""
+    """The same through ember's ``/v1/completions`` stream. A chunk may carry several tokens
+    (``models.stream_interval_ms``), so the tokens are the final usage chunk's count; the
+    span runs from the first chunk with text to the last."""
     body = {
         "model": BUNDLED,
         "prompt": prompt,
@@ -393,6 +395,7 @@ def _ember_stream(url: str, prompt: str, max_tokens: int) -> tuple[float, float,
         "temperature": 0.0,
         "seed": 7,
         "stream": True,
+        "stream_options": {"include_usage": True},
     }
     started = time.perf_counter()
     first = last = 0.0
@@ -402,10 +405,12 @@ def _ember_stream(url: str, prompt: str, max_tokens: int) -> tuple[float, float,
         for line in response.iter_lines():
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue
-            if json.loads(line[6:])["choices"][0].get("text"):
+            chunk = json.loads(line[6:])
+            if chunk.get("usage"):
+                count = int(chunk["usage"]["completion_tokens"])
+            if chunk["choices"] and chunk["choices"][0].get("text"):
                 last = time.perf_counter()
                 first = first or last
-                count += 1
     return first - started, last - first, count
 
 

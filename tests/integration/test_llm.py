@@ -142,11 +142,15 @@ def test_local_first_falls_back_to_the_cloud_when_the_local_model_cannot_load(
     assert answer.choices[0].message.content == "Echo: hello there"
     assert response.headers["x-ember-provider"] == "cloud"
     database = Database.from_config(ember.config)
+    deadline = time.monotonic() + 10
+    providers: set[str] = set()
     try:
-        providers = {row.provider for row in SqlUsageLog(database).list()}
+        while not {"local", "cloud"} <= providers and time.monotonic() < deadline:
+            time.sleep(0.1)
+            providers = {row.provider for row in SqlUsageLog(database).list()}
     finally:
         database.dispose()
-    assert {"local", "cloud"} <= providers
+    assert {"local", "cloud"} <= providers, "usage rows are written within a flush interval"
 
 
 def test_models_cli_shows_and_unloads_what_the_cluster_holds(ember: Ember) -> None:

@@ -134,6 +134,9 @@ class _Budgets:
     def estimate(self, provider: str, prompt_tokens: int, max_tokens: int | None) -> object:
         return object()
 
+    def applies(self, principal: str, provider: str) -> bool:
+        return True
+
     def check(self, principal: str, provider: str, estimate: object) -> None:
         return None
 

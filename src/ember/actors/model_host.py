@@ -12,6 +12,7 @@ from ray.exceptions import RayActorError, RayTaskError
 
 from ember.config.models import ModelsConfig
 from ember.errors import EmberError, ProviderUnavailable
+from ember.models.coalesce import coalesce
 from ember.models.host import ModelHost
 from ember.models.records import ModelRecord
 from ember.providers.types import ChatMessage, Completion, Delta, GenerationOptions
@@ -20,10 +21,13 @@ __all__ = ["ModelHostActor", "RayHostHandle"]
 
 
 class ModelHostActor:
-    """One loaded model; calls run one at a time in the host's thread."""
+    """One loaded model; calls run one at a time in the host's thread. A stream's deltas are
+    merged over ``models.stream_interval_ms`` (:mod:`ember.models.coalesce`), one Ray object
+    per merged delta."""
 
     def __init__(self, record: ModelRecord, settings: ModelsConfig, gpu: bool) -> None:
         self._host = ModelHost(record, settings, gpu=gpu)
+        self._interval_s = settings.stream_interval_ms / 1000
 
     def load(self) -> float:
         return self._host.load()
@@ -32,7 +36,7 @@ class ModelHostActor:
         return await self._host.complete(prompt, options)
 
     async def stream(self, prompt: str, options: GenerationOptions) -> AsyncIterator[Delta]:
-        async for delta in self._host.stream(prompt, options):
+        async for delta in coalesce(self._host.stream(prompt, options), self._interval_s):
             yield delta
 
     async def chat(self, messages: Sequence[ChatMessage], options: GenerationOptions) -> Completion:
@@ -41,7 +45,8 @@ class ModelHostActor:
     async def stream_chat(
         self, messages: Sequence[ChatMessage], options: GenerationOptions
     ) -> AsyncIterator[Delta]:
-        async for delta in self._host.stream_chat(messages, options):
+        deltas = self._host.stream_chat(messages, options)
+        async for delta in coalesce(deltas, self._interval_s):
             yield delta
 
     async def busy(self) -> int:

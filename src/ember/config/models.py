@@ -349,6 +349,12 @@ class ModelsConfig(_Section):
     host_num_cpus: float = Field(
         0.5, gt=0, description="CPUs Ray reserves for each model host actor."
     )
+    stream_interval_ms: float = Field(
+        40.0,
+        ge=0,
+        description="After the first token, the tokens a model host produces within this many "
+        "ms go out as one stream chunk (fewer messages, less CPU per token); 0 sends each alone.",
+    )
     load_timeout_s: float = Field(
         120.0,
         gt=0,

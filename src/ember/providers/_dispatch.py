@@ -30,6 +30,7 @@ from ember.providers.budget import Budgets
 from ember.providers.candidates import Candidate, Candidates, RouteRequest
 from ember.providers.protocol import Provider
 from ember.providers.types import Usage
+from ember.providers.usage_writer import UsageWriter
 
 __all__ = ["RETRYABLE", "Call", "Dispatcher"]
 
@@ -68,8 +69,9 @@ class Dispatcher:
     """Sends a call to the ``candidates`` of its name, in order, over ``providers``, with one
     breaker per provider.
 
-    ``budgets`` checks budgets and records usage (``None``: neither); ``clock`` drives the
-    breakers, ``sleep`` the backoff and ``rng`` its jitter.
+    ``budgets`` checks budgets and records usage (``None``: neither); with ``usage_writer``
+    the rows are queued to it instead of written before the call returns. ``clock`` drives
+    the breakers, ``sleep`` the backoff and ``rng`` its jitter.
     """
 
     def __init__(
@@ -79,6 +81,7 @@ class Dispatcher:
         config: RouterConfig,
         *,
         budgets: Budgets | None,
+        usage_writer: UsageWriter | None = None,
         clock: Callable[[], float],
         sleep: Callable[[float], Awaitable[None]],
         rng: random.Random,
@@ -87,6 +90,7 @@ class Dispatcher:
         self._candidates = candidates
         self._config = config
         self._budgets = budgets
+        self._writer = usage_writer
         self._sleep = sleep
         self._rng = rng
         self._breakers = {
@@ -155,7 +159,18 @@ class Dispatcher:
 
     async def finish(self, call: Call, candidate: Candidate, usage: Usage, outcome: str) -> None:
         """Record the usage row (a failure to is logged, never raised) and log the call."""
-        if self._budgets is not None:
+        if self._budgets is not None and self._writer is not None:
+            route = call.route
+            entry = self._budgets.entry(
+                route.principal,
+                candidate.provider,
+                candidate.model,
+                usage,
+                request_id=route.request_id,
+                job_id=route.job_id,
+            )
+            self._writer.add(entry)
+        elif self._budgets is not None:
             try:
                 await asyncio.to_thread(
                     self._budgets.record,
@@ -248,7 +263,9 @@ class Dispatcher:
         return delay
 
     async def _check_budget(self, call: Call, candidate: Candidate, max_tokens: int | None) -> None:
-        if self._budgets is None:
+        if self._budgets is None or not self._budgets.applies(
+            call.route.principal, candidate.provider
+        ):
             return
         estimate = self._budgets.estimate(candidate.provider, call.prompt_tokens, max_tokens)
         await asyncio.to_thread(

@@ -136,17 +136,47 @@ class Budgets:
     ) -> UsageEntry:
         """Append one usage entry, its cost at the provider's price."""
         return self._usage.record(
-            UsageEntry(
-                principal=principal,
-                provider=provider,
-                model=model,
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                cost_usd=self.cost(provider, usage.prompt_tokens, usage.completion_tokens),
-                request_id=request_id,
-                job_id=job_id,
-            )
+            self.entry(principal, provider, model, usage, request_id=request_id, job_id=job_id)
         )
+
+    def entry(
+        self,
+        principal: str,
+        provider: str,
+        model: str,
+        usage: Usage,
+        *,
+        request_id: str | None = None,
+        job_id: str | None = None,
+    ) -> UsageEntry:
+        """The usage entry of one call, its cost at the provider's price (nothing stored)."""
+        return UsageEntry(
+            principal=principal,
+            provider=provider,
+            model=model,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cost_usd=self.cost(provider, usage.prompt_tokens, usage.completion_tokens),
+            request_id=request_id,
+            job_id=job_id,
+            ts=utcnow(),
+        )
+
+    def applies(self, principal: str, provider: str) -> bool:
+        """Whether any budget limits this principal at this provider (no database read);
+        :meth:`check` can only refuse when this is true."""
+        budgets = self._config.principal_budgets
+        priced = self.price(provider) != _FREE
+        for budget in (
+            budgets.get(principal, budgets.get("*")),
+            self._config.provider_budgets.get(provider),
+        ):
+            if budget is not None and (
+                budget.tokens_per_day is not None
+                or (priced and budget.cost_per_day_usd is not None)
+            ):
+                return True
+        return False
 
 
 def _exceeded(

@@ -15,6 +15,7 @@ from ember.providers.llamacpp import ModelAccess
 from ember.providers.protocol import Embedder, Tokenizer
 from ember.providers.registry import ProviderDeps, ProviderRegistry
 from ember.providers.router import LoadHint, Router
+from ember.providers.usage_writer import UsageWriter
 from ember.storage import Database, SqlUsageLog
 
 __all__ = ["ModelFacts", "build_router", "hosted_providers"]
@@ -35,14 +36,21 @@ def build_router(
     load_hint: LoadHint | None = None,
 ) -> Router:
     """The router over every configured provider (built-in kinds and installed plug-ins),
-    with budgets and usage rows in ``database``; ``load_hint`` orders equal candidates.
+    with budgets and usage rows in ``database`` (written in batches, off the call's path);
+    ``load_hint`` orders equal candidates.
 
     :raises ConfigError: a provider's kind is unknown or its adapter cannot be built.
     """
     deps = ProviderDeps(models=None if models is None else (lambda: models), embedder=embedder)
     providers = (registry or ProviderRegistry()).build(config.providers.instances, deps)
-    budgets = Budgets(config.providers, SqlUsageLog(database))
-    return Router(providers, config.router, budgets=budgets, load_hint=load_hint)
+    usage = SqlUsageLog(database)
+    return Router(
+        providers,
+        config.router,
+        budgets=Budgets(config.providers, usage),
+        usage_writer=UsageWriter(usage),
+        load_hint=load_hint,
+    )
 
 
 class ModelFacts:

@@ -29,6 +29,7 @@ The attempt machinery is :mod:`ember.providers._dispatch`, the stream
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -43,6 +44,7 @@ from ember.providers.candidates import Candidate, Candidates, LoadHint, RouteReq
 from ember.providers.protocol import Provider
 from ember.providers.routed_stream import RoutedStream
 from ember.providers.types import ChatMessage, Completion, GenerationOptions, Usage
+from ember.providers.usage_writer import UsageWriter
 
 __all__ = [
     "RETRYABLE",
@@ -53,6 +55,8 @@ __all__ = [
     "RoutedStream",
     "Router",
 ]
+
+log = logging.getLogger("ember.providers.router")
 
 
 @dataclass(frozen=True)
@@ -68,8 +72,10 @@ class Embeddings:
 class Router:
     """Routes chat, generate and embed calls over ``providers`` (name → adapter).
 
-    ``budgets`` checks budgets and records usage (``None``: neither). ``clock`` drives the
-    breakers, ``sleep`` the backoff and ``rng`` its jitter; tests inject all three.
+    ``budgets`` checks budgets and records usage (``None``: neither); ``usage_writer``
+    writes the usage rows in batches off the call's path (``None``: each before the call
+    returns). ``clock`` drives the breakers, ``sleep`` the backoff and ``rng`` its jitter;
+    tests inject all three.
     """
 
     def __init__(
@@ -78,12 +84,14 @@ class Router:
         config: RouterConfig | None = None,
         *,
         budgets: Budgets | None = None,
+        usage_writer: UsageWriter | None = None,
         load_hint: LoadHint | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
     ) -> None:
         self._providers: Mapping[str, Provider] = MappingProxyType(dict(providers))
+        self._writer = usage_writer
         config = config or RouterConfig()
         self._candidates = Candidates(
             config.aliases,
@@ -97,10 +105,21 @@ class Router:
             self._candidates,
             config,
             budgets=budgets,
+            usage_writer=usage_writer,
             clock=clock,
             sleep=sleep,
             rng=rng or random.Random(),
         )
+
+    async def aclose(self) -> None:
+        """Write the queued usage rows and close every provider."""
+        if self._writer is not None:
+            await self._writer.aclose()
+        for provider in self._providers.values():
+            try:
+                await provider.aclose()
+            except Exception:
+                log.warning("closing provider %s failed", provider.name, exc_info=True)
 
     @property
     def providers(self) -> Mapping[str, Provider]:

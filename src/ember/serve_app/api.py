@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from ember import __version__
@@ -24,14 +27,22 @@ def create_app(context: AppContext, *, echo_request_id: bool = True) -> FastAPI:
     """Build the API over ``context``. OpenAPI is published at ``/openapi.json``.
 
     Every route but the probes and the API docs needs a scope (:mod:`ember.serve_app.auth`);
-    whether tokens are required is logged here, once per app.
+    whether tokens are required is logged here, once per app. When the app shuts down the
+    router writes its queued usage rows and closes its providers.
 
     :param echo_request_id: add ``X-Request-ID`` to responses; off behind a proxy that does.
     """
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await context.router.aclose()
+
     app = FastAPI(
         title="ember",
         version=__version__,
         description="A local-first AI compute cluster on Ray.",
+        lifespan=lifespan,
     )
     install_problem_handlers(app)
     app.include_router(system_router(context.readiness))

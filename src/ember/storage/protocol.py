@@ -172,6 +172,10 @@ class UsageLog(Protocol):
         """
         ...
 
+    def record_many(self, entries: Sequence[UsageEntry]) -> int:
+        """Store ``entries`` in one transaction (all or none); how many were stored."""
+        ...
+
     def totals(
         self, *, since: datetime, principal: str | None = None, provider: str | None = None
     ) -> UsageTotals:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
@@ -32,6 +33,20 @@ def _entry(row: UsageRecord) -> UsageEntry:
     )
 
 
+def _row(entry: UsageEntry) -> UsageRecord:
+    return UsageRecord(
+        ts=entry.ts or utcnow(),
+        principal=entry.principal,
+        provider=entry.provider,
+        model=entry.model,
+        prompt_tokens=entry.prompt_tokens,
+        completion_tokens=entry.completion_tokens,
+        cost_usd=Decimal(repr(entry.cost_usd)).quantize(_MICRO, ROUND_HALF_EVEN),
+        request_id=entry.request_id,
+        job_id=entry.job_id,
+    )
+
+
 class SqlUsageLog:
     """Usage entries in the ``usage`` table; costs as ``NUMERIC(12, 6)``."""
 
@@ -40,22 +55,19 @@ class SqlUsageLog:
 
     def record(self, entry: UsageEntry) -> UsageEntry:
         def work(session: Session) -> UsageEntry:
-            row = UsageRecord(
-                ts=entry.ts or utcnow(),
-                principal=entry.principal,
-                provider=entry.provider,
-                model=entry.model,
-                prompt_tokens=entry.prompt_tokens,
-                completion_tokens=entry.completion_tokens,
-                cost_usd=Decimal(repr(entry.cost_usd)).quantize(_MICRO, ROUND_HALF_EVEN),
-                request_id=entry.request_id,
-                job_id=entry.job_id,
-            )
+            row = _row(entry)
             session.add(row)
             session.flush()
             return _entry(row)
 
         return self._db.run(work)
+
+    def record_many(self, entries: Sequence[UsageEntry]) -> int:
+        def work(session: Session) -> int:
+            session.add_all([_row(entry) for entry in entries])
+            return len(entries)
+
+        return self._db.run(work) if entries else 0
 
     def totals(
         self, *, since: datetime, principal: str | None = None, provider: str | None = None

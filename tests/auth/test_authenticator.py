@@ -72,3 +72,15 @@ def test_the_mode_log_survives_an_unmigrated_database(
         logger.removeHandler(caplog.handler)
         database.dispose()
     assert "cannot tell whether API tokens exist" in caplog.text
+
+
+def test_answers_from_memory_only_when_no_read_is_needed(tokens: SqlTokenRepository) -> None:
+    auth = Authenticator(tokens, RateLimiter(0, 1))
+    assert not auth.answers_from_memory(None, loopback=True), "nothing cached yet"
+    auth.authenticate(None, loopback=True)
+    assert auth.answers_from_memory(None, loopback=True)
+    assert auth.answers_from_memory("sk-foreign", loopback=True)
+    assert not auth.answers_from_memory("ember_x", loopback=True), "an ember token is looked up"
+    assert not auth.answers_from_memory("sk-foreign", loopback=False)
+    tokens.create("ci", "ci", ["models:use"])
+    assert not auth.answers_from_memory(None, loopback=True), "creating a token clears the cache"

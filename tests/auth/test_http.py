@@ -335,7 +335,9 @@ def test_websockets_are_authenticated_like_http(context: AppContext, app: FastAP
     assert forbidden.value.status_code == 403
 
 
-def test_a_websocket_server_without_denial_responses_gets_a_1008_close(app: FastAPI) -> None:
+async def test_a_websocket_server_without_denial_responses_gets_a_1008_close(
+    app: FastAPI,
+) -> None:
     scope = {
         "type": "websocket",
         "path": "/ws",
@@ -353,6 +355,6 @@ def test_a_websocket_server_without_denial_responses_gets_a_1008_close(app: Fast
         raise AssertionError("not sent")
 
     with pytest.raises(WebSocketException) as closed:
-        require(Scope.JOBS_READ)(WebSocket(scope, never, ignore))
+        await require(Scope.JOBS_READ)(WebSocket(scope, never, ignore))
     assert closed.value.code == 1008
     assert closed.value.reason.startswith("unauthorized: this request needs")

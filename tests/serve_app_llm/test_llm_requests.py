@@ -91,6 +91,9 @@ class _NoTokens:
     def has_active_tokens(self) -> bool:
         return False
 
+    def cached_active(self) -> bool | None:
+        return False
+
 
 def _app(router: Router) -> Any:
     auth = Authenticator(_NoTokens(), RateLimiter(0, 1))  # type: ignore[arg-type]

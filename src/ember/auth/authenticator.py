@@ -67,6 +67,14 @@ class Authenticator:
             raise Unauthorized(f"API tokens exist, so {_NEEDS_TOKEN}")
         raise Unauthorized(_NEEDS_TOKEN)
 
+    def answers_from_memory(self, token: str | None, *, loopback: bool) -> bool:
+        """Whether :meth:`authorize` can answer without reading the database: no token is
+        checked and whether tokens exist is cached. Async callers run it inline then, and in
+        a thread otherwise."""
+        bypass = loopback and self.loopback_without_tokens
+        checks_token = token is not None and not (bypass and not token.startswith(TOKEN_PREFIX))
+        return not checks_token and (not bypass or self.tokens.cached_active() is not None)
+
     def authorize(self, token: str | None, *, loopback: bool, scope: Scope) -> Principal:
         """:meth:`authenticate`, then the principal's rate limit, then ``scope``.
 

@@ -63,3 +63,8 @@ class TokenRepository(Protocol):
         repository clears the cache.
         """
         ...
+
+    def cached_active(self) -> bool | None:
+        """What :meth:`has_active_tokens` would answer from its cache, without reading the
+        database; ``None`` when the cache is empty or stale."""
+        ...

@@ -162,6 +162,13 @@ class SqlTokenRepository:
 
         return self._db.run(work)
 
+    def cached_active(self) -> bool | None:
+        with self._lock:
+            cached = self._active
+        if cached is not None and self._monotonic() < cached[1]:
+            return cached[0]
+        return None
+
     def has_active_tokens(self) -> bool:
         with self._lock:
             cached, generation = self._active, self._generation

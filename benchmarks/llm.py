@@ -19,11 +19,11 @@ completion) and, one after the other, each proxy forwarding ``/v1/chat/completio
 LiteLLM refuses to start without a master key, so it checks one on every request; ember serves
 the loopback client as its dev principal, with no token.
 
-For each proxy and each level of concurrent clients (one ``httpx.AsyncClient`` per client,
-keep-alive, non-streaming, a one-line prompt), the client first calls the upstream directly
-(the baseline), then the proxy, each after a warm-up, with the same number of requests. A
-proxy's figures are read against the baseline measured just before it under the same load;
-``added`` is proxy minus direct. Both proxies log at WARNING or above and have no rate limits.
+Both proxies run at once. At each level of concurrent clients (one ``httpx.AsyncClient`` per
+client and target, keep-alive, non-streaming, a one-line prompt), after a warm-up, the direct
+calls (the baseline) and each proxy take turns: ``--turns`` rounds of ``requests / turns``
+calls each, so a noisy moment of the shared machine falls on all of them alike; ``added`` is
+proxy minus direct over all the rounds. Both proxies log at WARNING or above and have no rate limits.
 
     bash benchmarks/litellm_env.sh          # once: LiteLLM in .venv-bench-litellm
     .venv/bin/python benchmarks/llm.py [--parts throughput router_overhead]
@@ -49,7 +49,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -299,39 +299,62 @@ def _check_answer(base_url: str) -> None:
         raise RuntimeError(f"{base_url} answered {text!r}, not the upstream's 'ok'")
 
 
-def measure(base_url: str, requests: int, warmup: int, clients: int) -> dict[str, float]:
-    """p50, p99 (ms) and requests/s of chat completions at ``base_url`` over ``clients``
-    concurrent clients, each with its own connection, made and warmed up before the clock
-    starts (making an httpx client blocks the loop for milliseconds)."""
+def measure(
+    urls: dict[str, str], requests: int, warmup: int, clients: int, rounds: int
+) -> dict[str, dict[str, float]]:
+    """p50, p99 (ms) and requests/s of chat completions at each of ``urls`` (name to base URL)
+    over ``clients`` concurrent clients, each with its own connection per URL, made and warmed
+    up before the clock starts (making an httpx client blocks the loop for milliseconds).
+    The URLs take turns: ``rounds`` rounds of ``requests / rounds`` each, so a noisy moment
+    of the machine falls on all of them alike."""
 
-    async def run() -> tuple[list[float], float]:
+    async def run() -> dict[str, dict[str, float]]:
         headers = {"authorization": f"Bearer {KEY}"}
-        made = [
-            httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30)
-            for _ in range(clients)
-        ]
+        made = {
+            name: [
+                httpx.AsyncClient(base_url=url, headers=headers, timeout=30) for _ in range(clients)
+            ]
+            for name, url in urls.items()
+        }
+        samples: dict[str, list[float]] = {name: [] for name in urls}
+        walls: dict[str, float] = dict.fromkeys(urls, 0.0)
         try:
-            await _load(made, max(warmup, clients))
-            return await _load(made, requests)
+            for group in made.values():
+                await _load(group, max(warmup, clients))
+            for _ in range(rounds):
+                for name, group in made.items():
+                    taken, wall_s = await _load(group, max(1, requests // rounds))
+                    samples[name].extend(taken)
+                    walls[name] += wall_s
         finally:
-            await asyncio.gather(*(http.aclose() for http in made))
+            for group in made.values():
+                await asyncio.gather(*(http.aclose() for http in group))
+        return {
+            name: {
+                "p50_ms": statistics.median(taken),
+                "p99_ms": _percentile(taken, 0.99),
+                "req_per_s": len(taken) / walls[name],
+            }
+            for name, taken in samples.items()
+        }
 
-    samples, wall_s = asyncio.run(run())
-    return {
-        "p50_ms": statistics.median(samples),
-        "p99_ms": _percentile(samples, 0.99),
-        "req_per_s": requests / wall_s,
-    }
+    return asyncio.run(run())
 
 
 # --- the parts --------------------------------------------------------------------------------
 
 
 def router_overhead(args: argparse.Namespace) -> dict[str, Any]:
-    """Added latency of each proxy in ``args.targets`` over calling the upstream directly."""
+    """Added latency of each proxy in ``args.targets`` over calling the upstream directly;
+    all proxies run at once and take turns with the direct calls at every level."""
     results: dict[str, Any] = {}
-    with upstream() as base_url, tempfile.TemporaryDirectory(prefix="ember-bench-") as tmp:
+    with (
+        upstream() as base_url,
+        tempfile.TemporaryDirectory(prefix="ember-bench-") as tmp,
+        ExitStack() as servers,
+    ):
         _check_answer(base_url)
+        urls = {"direct": base_url}
         for target in args.targets:
             work = Path(tmp) / target
             work.mkdir()
@@ -342,30 +365,23 @@ def router_overhead(args: argparse.Namespace) -> dict[str, Any]:
                     server = litellm_proxy(args.litellm_venv, base_url, work)
                 else:
                     server = ember_server(work, upstream_settings(base_url))
-                with server as url:
-                    _check_answer(f"{url}/v1")
-                    found["levels"] = {
-                        str(clients): _compare(base_url, f"{url}/v1", clients, args)
-                        for clients in args.levels
-                    }
+                url = servers.enter_context(server)
+                _check_answer(f"{url}/v1")
+                urls[target] = f"{url}/v1"
             except Exception as exc:
                 found["error"] = str(exc)
                 print(f"{target} failed: {exc}", file=sys.stderr)
             results[target] = found
+        for clients in args.levels:
+            level = measure(urls, args.requests, args.warmup, clients, args.turns)
+            for target in urls.keys() - {"direct"}:
+                results[target].setdefault("levels", {})[str(clients)] = {
+                    "direct": level["direct"],
+                    "proxy": level[target],
+                    "added_p50_ms": level[target]["p50_ms"] - level["direct"]["p50_ms"],
+                    "added_p99_ms": level[target]["p99_ms"] - level["direct"]["p99_ms"],
+                }
     return results
-
-
-def _compare(
-    direct_url: str, proxy_url: str, clients: int, args: argparse.Namespace
-) -> dict[str, Any]:
-    direct = measure(direct_url, args.requests, args.warmup, clients)
-    proxied = measure(proxy_url, args.requests, args.warmup, clients)
-    return {
-        "direct": direct,
-        "proxy": proxied,
-        "added_p50_ms": proxied["p50_ms"] - direct["p50_ms"],
-        "added_p99_ms": proxied["p99_ms"] - direct["p99_ms"],
-    }
 
 
 def _direct_stream(llama: Any, prompt: str, max_tokens: int) -> tuple[float, float, int]:
@@ -499,6 +515,7 @@ def main() -> None:
     parser.add_argument("--levels", nargs="+", type=int, default=[1, 8, 32])
     parser.add_argument("--requests", type=int, default=1000, help="per level and side")
     parser.add_argument("--warmup", type=int, default=100, help="per level and side")
+    parser.add_argument("--turns", type=int, default=5, help="rounds the targets alternate in")
     parser.add_argument("--tokens", type=int, default=128, help="tokens per completion")
     parser.add_argument("--rounds", type=int, default=5, help="completions per side")
     parser.add_argument("--litellm-venv", type=Path, default=ROOT / ".venv-bench-litellm")

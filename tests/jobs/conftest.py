@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,10 +102,12 @@ class System:
                 await asyncio.sleep(0.01)
 
 
-@pytest.fixture
-async def system(database: Database) -> AsyncIterator[System]:
-    seen = Seen()
-    kinds = KindRegistry(make_kinds(seen))
+@asynccontextmanager
+async def running_system(
+    database: Database, kinds: KindRegistry, seen: Seen
+) -> AsyncIterator[System]:
+    """The job system over ``kinds`` in this process, running; stopped on exit (its jobs
+    cancelled and its workers drained)."""
     jobs = SqlJobRepository(database)
     events = SqlEventStore(database)
     hub = EventHub(events, ring_size=64, flush_interval_s=0.02)
@@ -128,3 +131,10 @@ async def system(database: Database) -> AsyncIterator[System]:
                     runner_.cancel(job_id)
             await pool.drain()
         await bus.stop()
+
+
+@pytest.fixture
+async def system(database: Database) -> AsyncIterator[System]:
+    seen = Seen()
+    async with running_system(database, KindRegistry(make_kinds(seen)), seen) as running:
+        yield running

@@ -20,17 +20,9 @@ import pytest
 
 from ember.config import ProvidersConfig, RouterConfig, load_config
 from ember.errors import ProviderBadRequest, ProviderUnavailable, ValidationFailed
-from ember.jobs.bus import LocalJobBus
-from ember.jobs.dispatcher import Dispatcher
-from ember.jobs.events import SqlEventStore
-from ember.jobs.hub import EventHub
 from ember.jobs.kinds import KindRegistry
 from ember.jobs.llm_kinds import TEMPLATE_TOKENS, ask_messages, llm_kinds
-from ember.jobs.pool import LocalWorkerPool
 from ember.jobs.records import EventRecord, JobRecord
-from ember.jobs.repository import SqlJobRepository
-from ember.jobs.runner import JobRunner
-from ember.jobs.service import JobService
 from ember.jobs.states import JobState
 from ember.memory.extract import SourceDocument
 from ember.memory.service import MemoryService
@@ -49,9 +41,9 @@ from ember.providers.types import (
     ModelInfo,
     Usage,
 )
-from ember.storage import Database, SqlAuditLog, SqlUsageLog
+from ember.storage import Database, SqlUsageLog
 from tests.fakes.openai_fake import FakeOpenAIServer
-from tests.jobs.conftest import Seen, System
+from tests.jobs.conftest import Seen, System, running_system
 
 CONTEXT_LENGTH = 200
 DOCS = {
@@ -204,31 +196,14 @@ async def world(
             lambda alias: CONTEXT_LENGTH,
         )
     )
-    jobs, events = SqlJobRepository(database), SqlEventStore(database)
-    hub = EventHub(events, ring_size=64, flush_interval_s=0.02)
-
-    def runner(owner: str) -> JobRunner:
-        return JobRunner(jobs, kinds, hub.publish, owner, lease_ttl_s=2.0, renew_interval_s=0.1)
-
-    pools = {name: LocalWorkerPool(runner, size=2) for name in kinds.names()}
-    dispatcher = Dispatcher(jobs, pools, hub.publish, lease_ttl_s=2.0)
-    bus = LocalJobBus(hub, dispatcher, poll_s=0.05)
-    audit = SqlAuditLog(database)
-    service = JobService(jobs, events, kinds, bus, audit, max_active_per_principal=5)
-    service.heartbeat_s = 0.2
-    bus.start()
-    system = System(service, jobs, events, hub, bus, pools, Seen(), audit)
-    holder.append(World(system, provider, tokenizer, usage))
     try:
-        yield holder[0]
+        async with running_system(database, kinds, Seen()) as system:
+            holder.append(World(system, provider, tokenizer, usage))
+            try:
+                yield holder[0]
+            finally:
+                provider.release.set()
     finally:
-        provider.release.set()
-        for pool in pools.values():
-            for runner_ in pool.runners.values():
-                for job_id in list(runner_._tasks):
-                    runner_.cancel(job_id)
-            await pool.drain()
-        await bus.stop()
         await cloud.aclose()
 
 

@@ -166,10 +166,8 @@ def remove(
             client.call(
                 "POST", "/api/generate", json={"model": name, "keep_alive": 0, "stream": False}
             )
-    except typer.Exit:
+    except (typer.Exit, NotReady):
         notes.print("ember is not running or did not unload it; it is removed from the registry")
-    except NotReady:
-        pass
     _with_catalog(config_path, lambda catalog: catalog.remove(name))
     console.print(f"removed {name}")
 

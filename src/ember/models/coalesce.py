@@ -11,6 +11,7 @@ fewer, larger stream chunks for less CPU per token.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 
@@ -59,11 +60,9 @@ async def coalesce(deltas: AsyncIterator[Delta], interval_s: float) -> AsyncIter
         while True:
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
             item: object = None
-            try:
+            with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     item = await queue.get()
-            except TimeoutError:
-                pass
             if isinstance(item, Delta):
                 batch.append(item)
                 if deadline is not None and item.finish_reason is None:

@@ -14,6 +14,7 @@ failure after it ends the stream with the dialect's error event (:func:`relay`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import re
@@ -156,10 +157,8 @@ def keep_alive_seconds(value: float | str | None) -> float | None:
 
 
 def _duration_s(text: str) -> float:
-    try:
+    with contextlib.suppress(ValueError):
         return float(text)
-    except ValueError:
-        pass
     sign = -1.0 if text.startswith("-") else 1.0
     body = text[1:] if text[:1] in "+-" else text
     if not body or not _DURATION.fullmatch(body):

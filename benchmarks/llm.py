@@ -23,12 +23,13 @@ Both proxies run at once. At each level of concurrent clients (one ``httpx.Async
 client and target, keep-alive, non-streaming, a one-line prompt), after a warm-up, the direct
 calls (the baseline) and each proxy take turns: ``--turns`` rounds of ``requests / turns``
 calls each, so a noisy moment of the shared machine falls on all of them alike; ``added`` is
-proxy minus direct over all the rounds. Both proxies log at WARNING or above and have no rate limits.
+proxy minus direct over all the rounds. Both proxies log at WARNING or above and have no
+rate limits.
 
     bash benchmarks/litellm_env.sh          # once: LiteLLM in .venv-bench-litellm
     .venv/bin/python benchmarks/llm.py [--parts throughput router_overhead]
         [--targets litellm ember] [--levels 1 8 32] [--requests 1000] [--warmup 100]
-        [--tokens 128] [--rounds 5] [--out results.json]
+        [--turns 5] [--tokens 128] [--rounds 5] [--out results.json]
 
 Each part is a function ``(args) -> dict`` in :data:`PARTS`; its dict goes under its name in
 the ``--out`` JSON.

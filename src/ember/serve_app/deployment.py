@@ -1,13 +1,17 @@
 """The Ray Serve shell around :func:`ember.serve_app.api.create_app`.
 
 The app is built inside each replica (Serve calls the builder there), so database engines and
-pools are per replica and never pickled. Replicas take a fractional CPU and an explicit
-``max_ongoing_requests``. Serve's proxy generates, forwards and echoes ``X-Request-ID``; the
-app reads it from the forwarded header and does not echo it a second time.
+pools are per replica and never pickled. Once built, everything the replica has allocated is
+moved out of the garbage collector's view (``gc.freeze``), so later full collections scan
+only what requests allocate: fewer long pauses in the latency tail. Replicas take a
+fractional CPU and an explicit ``max_ongoing_requests``. Serve's proxy generates, forwards
+and echoes ``X-Request-ID``; the app reads it from the forwarded header and does not echo it
+a second time.
 """
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from fastapi import FastAPI
@@ -61,7 +65,10 @@ def build_application(config: EmberConfig) -> Application:
         context = build_context(config)
         context.readiness.add("ray", _ray_ready)
         context.readiness.add("jobs", _jobs_ready)
-        return create_app(context, echo_request_id=False)
+        app = create_app(context, echo_request_id=False)
+        gc.collect()
+        gc.freeze()
+        return app
 
     ingress: Any = serve.deployment(
         serve.ingress(app_builder)(),

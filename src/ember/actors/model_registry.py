@@ -25,23 +25,57 @@ __all__ = ["ModelRegistryActor", "RayLauncher"]
 log = logging.getLogger(__name__)
 
 
+def _vram_bytes() -> int | None:
+    """Total memory of the first visible CUDA device, or ``None`` without one."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    if not torch.cuda.is_available():
+        return None
+    return int(torch.cuda.get_device_properties(0).total_memory)
+
+
 class RayLauncher:
     """Starts a ModelHost actor per loaded model, pinned to its node; ``num_gpus`` and full
-    offload on a node with GPUs."""
+    offload on a node with GPUs.
+
+    A node's room is ``models.memory_bytes`` when set. Otherwise, on a GPU node, 90 % of its
+    first GPU's memory, read once by a probe task that holds a GPU on that node; on a CPU
+    node (or when the probe finds no CUDA device) half of the memory Ray reports for it.
+    """
 
     def __init__(self, settings: ModelsConfig) -> None:
         self._settings = settings
+        self._vram: dict[str, int | None] = {}
 
-    def nodes(self) -> list[NodeCapacity]:
+    async def nodes(self) -> list[NodeCapacity]:
         nodes = []
         for node in ray.nodes():  # type: ignore[no-untyped-call]
             if not node.get("Alive"):
                 continue
             resources = node.get("Resources", {})
-            capacity = self._settings.memory_bytes or int(resources.get("memory", 0)) // 2
             gpu = float(resources.get("GPU", 0)) > 0
+            capacity = self._settings.memory_bytes
+            if capacity is None and gpu:
+                vram = await self._probe(node["NodeID"])
+                capacity = None if vram is None else int(vram * 0.9)
+            if capacity is None:
+                capacity = int(resources.get("memory", 0)) // 2
             nodes.append(NodeCapacity(node["NodeID"], capacity, gpu))
         return nodes
+
+    async def _probe(self, node_id: str) -> int | None:
+        if node_id not in self._vram:
+            probe: Any = ray.remote(_vram_bytes)
+            strategy = NodeAffinitySchedulingStrategy(node_id, soft=False)
+            ref = probe.options(num_cpus=0, num_gpus=0.01, scheduling_strategy=strategy).remote()
+            try:
+                self._vram[node_id] = await asyncio.wait_for(ref, self._settings.load_timeout_s)
+            except Exception as exc:
+                log.warning("cannot read the GPU memory of node %s: %s", node_id, exc)
+                self._vram[node_id] = None
+        return self._vram[node_id]
 
     async def start(self, record: ModelRecord, node: NodeCapacity) -> RayHostHandle:
         settings = self._settings

@@ -330,9 +330,9 @@ class ModelsConfig(_Section):
     memory_bytes: int | None = Field(
         None,
         ge=1,
-        description="Bytes of loaded models one node may hold; unset: half of the memory Ray "
-        "reports for the node (half the machine's memory when models are hosted in process). "
-        "Set it to the VRAM to use on GPU nodes.",
+        description="Bytes of loaded models one node may hold; unset: 90% of the first GPU's "
+        "memory on a GPU node, else half of the memory Ray reports for the node (half the "
+        "machine's memory when models are hosted in process).",
     )
     keep_alive_s: float = Field(
         300.0,

@@ -31,7 +31,7 @@ class LocalLauncher:
         self._settings = settings
         self._llama_class = llama_class
 
-    def nodes(self) -> list[NodeCapacity]:
+    async def nodes(self) -> list[NodeCapacity]:
         capacity = self._settings.memory_bytes or node_memory_bytes() // 2
         return [NodeCapacity("local", capacity)]
 

@@ -1,6 +1,7 @@
 """ModelRegistry: which local models are loaded, on which node, and until when.
 
-Models load on demand (:meth:`ModelRegistry.acquire`) on the node with the most free room.
+Models load on demand (:meth:`ModelRegistry.acquire`) on a GPU node when one has room, then
+on the node that needs the fewest evictions, then on the one with the most free room.
 When no node has room for the next one, idle models are evicted least-recently-used first
 (a model with calls in flight is never evicted); when even that is not enough,
 :class:`~ember.errors.ModelCapacityExceeded` is raised and nothing is unloaded. Each use sets
@@ -48,8 +49,8 @@ class NodeCapacity:
 class HostLauncher(Protocol[H_co]):
     """Starts and stops hosts; the registry decides which and where."""
 
-    def nodes(self) -> list[NodeCapacity]:
-        """The nodes that may host models now."""
+    async def nodes(self) -> list[NodeCapacity]:
+        """The nodes that may host models now, with their room."""
         ...
 
     async def start(self, record: ModelRecord, node: NodeCapacity) -> H_co:
@@ -203,12 +204,12 @@ class ModelRegistry(Generic[H]):
         return resident
 
     async def _room_for(self, record: ModelRecord) -> NodeCapacity:
-        nodes = self._launcher.nodes()
+        nodes = await self._launcher.nodes()
         if not nodes:
             raise ModelCapacityExceeded("no node can host models")
         busy = {name: await r.host.busy() for name, r in self._resident.items()}
         evictions: dict[str, list[_Resident[H]]] = {}
-        best: tuple[int, NodeCapacity] | None = None
+        best: tuple[tuple[bool, int, int], NodeCapacity] | None = None
         for node in nodes:
             here = [r for r in self._resident.values() if r.node.node_id == node.node_id]
             free = node.capacity_bytes - sum(r.record.size_bytes for r in here)
@@ -219,12 +220,9 @@ class ModelRegistry(Generic[H]):
                 if busy[r.record.name] == 0:
                     victims.append(r)
                     free += r.record.size_bytes
-            if free >= record.size_bytes and (
-                best is None
-                or len(victims) < len(evictions[best[1].node_id])
-                or (len(victims) == len(evictions[best[1].node_id]) and free > best[0])
-            ):
-                best = (free, node)
+            rank = (not node.gpu, len(victims), -free)
+            if free >= record.size_bytes and (best is None or rank < best[0]):
+                best = (rank, node)
             evictions[node.node_id] = victims
         if best is None:
             raise ModelCapacityExceeded(

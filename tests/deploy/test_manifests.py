@@ -362,7 +362,8 @@ def test_gpu_worker_group_autoscales() -> None:
         group
         for group in cluster.worker_group_specs
         if any(
-            int(c.resources.limits.get("nvidia.com/gpu", 0)) >= 1 for c in group.template.spec.containers
+            int(c.resources.limits.get("nvidia.com/gpu", 0)) >= 1
+            for c in group.template.spec.containers
         )
     ]
     assert gpu, "a worker group must ask for nvidia.com/gpu"
@@ -395,10 +396,6 @@ def test_database_url_comes_from_a_secret() -> None:
     assert len(refs) == 1, "every pod reads the same secret"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the application builder ember.serve_app.deployment:app (docs/deploy.md)",
-)
 def test_import_path_names_an_application_builder() -> None:
     (application,) = serve_config()["applications"]
     module_name, _, attribute = application["import_path"].partition(":")
@@ -471,7 +468,9 @@ def images() -> dict[str, str]:
 
 
 def test_images_are_embers_build() -> None:
-    tag = re.search(r"docker build -f Dockerfile.ray -t ember:(\S+) \.", (REPO / "Dockerfile.ray").read_text())
+    tag = re.search(
+        r"docker build -f Dockerfile.ray -t ember:(\S+) \.", (REPO / "Dockerfile.ray").read_text()
+    )
     assert tag and tag[1] == version(), "Dockerfile.ray's documented tag is ember:<version>"
     found = images()
     registries = set()

@@ -59,11 +59,21 @@ class JobSystem:
     dispatcher: Any
 
 
-def start_job_system(config: EmberConfig) -> JobSystem:
-    """Start the EventHub and JobDispatcher (or find the running ones) and the dispatch loop."""
+def start_job_system(config: EmberConfig, *, detached: bool = False) -> JobSystem:
+    """Start the EventHub and JobDispatcher (or find the running ones) and the dispatch loop.
+
+    ``detached`` actors outlive the process that starts them (a Serve config's application
+    builder runs in a short-lived task); otherwise they die with it, as under ``ember up``.
+    """
+    lifetime = "detached" if detached else None
     hub_class: Any = ray.remote(EventHubActor)
     hub = hub_class.options(
-        name=HUB, namespace=NAMESPACE, get_if_exists=True, num_cpus=0.05, max_concurrency=1000
+        name=HUB,
+        namespace=NAMESPACE,
+        get_if_exists=True,
+        num_cpus=0.05,
+        max_concurrency=1000,
+        lifetime=lifetime,
     ).remote(config)
     dispatcher_class: Any = ray.remote(JobDispatcherActor)
     dispatcher = dispatcher_class.options(
@@ -72,14 +82,15 @@ def start_job_system(config: EmberConfig) -> JobSystem:
         get_if_exists=True,
         num_cpus=0.05,
         max_concurrency=1000,
+        lifetime=lifetime,
     ).remote(config, hub, functools.partial(start_worker, config, hub))
     ray.get(dispatcher.start.remote())
     return JobSystem(hub, dispatcher)
 
 
-def start_model_registry(config: EmberConfig) -> Any:
+def start_model_registry(config: EmberConfig, *, detached: bool = False) -> Any:
     """Start the ModelRegistry actor (or find the running one); returns once the bundled model
-    is registered and the warm models are loaded."""
+    is registered and the warm models are loaded. ``detached`` as for :func:`start_job_system`."""
     remote: Any = ray.remote(ModelRegistryActor)
     registry = remote.options(
         name=MODEL_REGISTRY,
@@ -87,6 +98,7 @@ def start_model_registry(config: EmberConfig) -> Any:
         get_if_exists=True,
         num_cpus=0.05,
         max_concurrency=1000,
+        lifetime="detached" if detached else None,
     ).remote(config)
     ray.get(registry.start.remote())
     return registry

@@ -20,6 +20,7 @@ from ray import serve
 from ember.actors.builder import JobSystem, start_job_system, start_model_registry
 from ember.config import EmberConfig
 from ember.errors import ClusterUnavailable, DeployFailed, PortInUse
+from ember.providers.factory import hosted_providers
 from ember.serve_app.deployment import APP_NAME, build_application
 
 __all__ = ["ClusterInfo", "Runtime", "check_port_free", "check_reachable"]
@@ -119,7 +120,7 @@ class Runtime:
         """
         server = self._config.server
         self._jobs = start_job_system(self._config)
-        if any(spec.kind == "llamacpp" for spec in self._config.providers.instances.values()):
+        if hosted_providers(self._config):
             self._models = start_model_registry(self._config)
         serve.start(http_options={"host": server.host, "port": server.port})
         try:

@@ -25,7 +25,7 @@ from ember.serve_app.api import create_app
 from ember.serve_app.context import build_context
 from ember.serve_app.readiness import CheckResult
 
-__all__ = ["APP_NAME", "INGRESS_NAME", "build_application"]
+__all__ = ["APP_NAME", "INGRESS_NAME", "app", "build_application"]
 
 APP_NAME = "ember"
 INGRESS_NAME = "api"
@@ -80,3 +80,33 @@ def build_application(config: EmberConfig) -> Application:
     )
     application: Application = ingress.bind()
     return application
+
+
+def app(args: dict[str, str]) -> Application:
+    """The application builder for Serve config files and KubeRay's ``serveConfigV2``
+    (``import_path: ember.serve_app.deployment:app``).
+
+    ``args["config"]`` names the YAML file (optional); ``EMBER_*`` variables apply on top, as
+    for ``ember up``. Migrates the database, then starts the job system (and the model
+    registry when a ``llamacpp`` provider is configured) as detached actors, since Serve runs
+    this builder in a task that ends right after.
+    """
+    import os
+    from pathlib import Path
+
+    from ember.actors.builder import start_job_system, start_model_registry
+    from ember.config import load_config
+    from ember.providers.factory import hosted_providers
+    from ember.storage import Database, Migrator
+
+    path = args.get("config")
+    config = load_config(Path(path) if path else None, os.environ)
+    database = Database.from_config(config)
+    try:
+        Migrator(database).upgrade()
+    finally:
+        database.dispose()
+    start_job_system(config, detached=True)
+    if hosted_providers(config):
+        start_model_registry(config, detached=True)
+    return build_application(config)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from ember.storage.database import Database
@@ -33,18 +33,22 @@ def _entry(row: UsageRecord) -> UsageEntry:
     )
 
 
+def _values(entry: UsageEntry) -> dict[str, object]:
+    return {
+        "ts": entry.ts or utcnow(),
+        "principal": entry.principal,
+        "provider": entry.provider,
+        "model": entry.model,
+        "prompt_tokens": entry.prompt_tokens,
+        "completion_tokens": entry.completion_tokens,
+        "cost_usd": Decimal(repr(entry.cost_usd)).quantize(_MICRO, ROUND_HALF_EVEN),
+        "request_id": entry.request_id,
+        "job_id": entry.job_id,
+    }
+
+
 def _row(entry: UsageEntry) -> UsageRecord:
-    return UsageRecord(
-        ts=entry.ts or utcnow(),
-        principal=entry.principal,
-        provider=entry.provider,
-        model=entry.model,
-        prompt_tokens=entry.prompt_tokens,
-        completion_tokens=entry.completion_tokens,
-        cost_usd=Decimal(repr(entry.cost_usd)).quantize(_MICRO, ROUND_HALF_EVEN),
-        request_id=entry.request_id,
-        job_id=entry.job_id,
-    )
+    return UsageRecord(**_values(entry))
 
 
 class SqlUsageLog:
@@ -63,9 +67,11 @@ class SqlUsageLog:
         return self._db.run(work)
 
     def record_many(self, entries: Sequence[UsageEntry]) -> int:
+        rows = [_values(entry) for entry in entries]
+
         def work(session: Session) -> int:
-            session.add_all([_row(entry) for entry in entries])
-            return len(entries)
+            session.execute(insert(UsageRecord), rows)
+            return len(rows)
 
         return self._db.run(work) if entries else 0
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from ember.config import ProvidersConfig, RouterConfig, load_config
+from ember.config import ProvidersConfig, RouterConfig
 from ember.errors import ProviderBadRequest, ProviderUnavailable, ValidationFailed
 from ember.jobs.kinds import KindRegistry
 from ember.jobs.llm_kinds import TEMPLATE_TOKENS, ask_messages, llm_kinds
@@ -44,6 +44,7 @@ from ember.providers.types import (
 from ember.storage import Database, SqlUsageLog
 from tests.fakes.openai_fake import FakeOpenAIServer
 from tests.jobs.conftest import Seen, System, running_system
+from tests.memory.conftest import small_chunk_memory
 
 CONTEXT_LENGTH = 200
 DOCS = {
@@ -215,15 +216,7 @@ def memory(
     embedder: SentenceTransformerEmbedder,
     tokenizer: HuggingFaceTokenizer,
 ) -> Iterator[MemoryService]:
-    config = load_config(
-        None,
-        {
-            "EMBER_HOME": str(tmp_path),
-            "EMBER_MEMORY_CHUNK_TOKENS": "48",
-            "EMBER_MEMORY_CHUNK_OVERLAP": "8",
-        },
-    )
-    service = MemoryService.build(config, database, embedder=(embedder, tokenizer))
+    service = small_chunk_memory(database, tmp_path, embedder, tokenizer)
     service.collections.create("notes")
     report = service.ingest("notes", [SourceDocument(s, t.encode()) for s, t in DOCS.items()])
     assert report.count("created") == len(DOCS), report.outcomes

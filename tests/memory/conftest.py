@@ -24,6 +24,24 @@ def tokenizer() -> HuggingFaceTokenizer:
     return HuggingFaceTokenizer.bundled()
 
 
+def small_chunk_memory(
+    database: Database,
+    home: Path,
+    embedder: SentenceTransformerEmbedder,
+    tokenizer: HuggingFaceTokenizer,
+) -> MemoryService:
+    """A memory plane over ``database`` with 48-token chunks (8 shared), FAISS under ``home``."""
+    config = load_config(
+        None,
+        {
+            "EMBER_HOME": str(home),
+            "EMBER_MEMORY_CHUNK_TOKENS": "48",
+            "EMBER_MEMORY_CHUNK_OVERLAP": "8",
+        },
+    )
+    return MemoryService.build(config, database, embedder=(embedder, tokenizer))
+
+
 @pytest.fixture
 def memory(
     database_url: str,
@@ -32,17 +50,9 @@ def memory(
     tokenizer: HuggingFaceTokenizer,
 ) -> Iterator[MemoryService]:
     """A memory plane on each database backend, FAISS under a temporary home."""
-    config = load_config(
-        None,
-        {
-            "EMBER_HOME": str(tmp_path),
-            "EMBER_MEMORY_CHUNK_TOKENS": "48",
-            "EMBER_MEMORY_CHUNK_OVERLAP": "8",
-        },
-    )
     database = Database(database_url)
     Migrator(database).upgrade()
-    service = MemoryService.build(config, database, embedder=(embedder, tokenizer))
+    service = small_chunk_memory(database, tmp_path, embedder, tokenizer)
     service.collections.create("notes")
     try:
         yield service

@@ -59,31 +59,29 @@ class JobSystem:
     dispatcher: Any
 
 
+def _singleton(cls: type, name: str, detached: bool) -> Any:
+    """The options of one of the cluster's named actors: found when it runs, else started."""
+    remote: Any = ray.remote(cls)
+    return remote.options(
+        name=name,
+        namespace=NAMESPACE,
+        get_if_exists=True,
+        num_cpus=0.05,
+        max_concurrency=1000,
+        lifetime="detached" if detached else None,
+    )
+
+
 def start_job_system(config: EmberConfig, *, detached: bool = False) -> JobSystem:
     """Start the EventHub and JobDispatcher (or find the running ones) and the dispatch loop.
 
     ``detached`` actors outlive the process that starts them (a Serve config's application
     builder runs in a short-lived task); otherwise they die with it, as under ``ember up``.
     """
-    lifetime = "detached" if detached else None
-    hub_class: Any = ray.remote(EventHubActor)
-    hub = hub_class.options(
-        name=HUB,
-        namespace=NAMESPACE,
-        get_if_exists=True,
-        num_cpus=0.05,
-        max_concurrency=1000,
-        lifetime=lifetime,
-    ).remote(config)
-    dispatcher_class: Any = ray.remote(JobDispatcherActor)
-    dispatcher = dispatcher_class.options(
-        name=DISPATCHER,
-        namespace=NAMESPACE,
-        get_if_exists=True,
-        num_cpus=0.05,
-        max_concurrency=1000,
-        lifetime=lifetime,
-    ).remote(config, hub, functools.partial(start_worker, config, hub))
+    hub = _singleton(EventHubActor, HUB, detached).remote(config)
+    dispatcher = _singleton(JobDispatcherActor, DISPATCHER, detached).remote(
+        config, hub, functools.partial(start_worker, config, hub)
+    )
     ray.get(dispatcher.start.remote())
     return JobSystem(hub, dispatcher)
 
@@ -91,15 +89,7 @@ def start_job_system(config: EmberConfig, *, detached: bool = False) -> JobSyste
 def start_model_registry(config: EmberConfig, *, detached: bool = False) -> Any:
     """Start the ModelRegistry actor (or find the running one); returns once the bundled model
     is registered and the warm models are loaded. ``detached`` as for :func:`start_job_system`."""
-    remote: Any = ray.remote(ModelRegistryActor)
-    registry = remote.options(
-        name=MODEL_REGISTRY,
-        namespace=NAMESPACE,
-        get_if_exists=True,
-        num_cpus=0.05,
-        max_concurrency=1000,
-        lifetime="detached" if detached else None,
-    ).remote(config)
+    registry = _singleton(ModelRegistryActor, MODEL_REGISTRY, detached).remote(config)
     ray.get(registry.start.remote())
     return registry
 

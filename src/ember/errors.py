@@ -21,6 +21,7 @@ a 429) that the API sends with the problem document.
     │       └── DocumentUnreadable  document_unreadable  422
     ├── Unauthorized                unauthorized         401
     ├── Forbidden                   forbidden            403
+    │   └── PathNotAllowed          path_not_allowed     403
     ├── NotFound                    not_found            404
     │   ├── CollectionNotFound      collection_not_found 404
     │   ├── JobNotFound             job_not_found        404
@@ -109,6 +110,7 @@ __all__ = [
     "NoProviderAvailable",
     "NotFound",
     "NotReady",
+    "PathNotAllowed",
     "PayloadTooLarge",
     "PortInUse",
     "ProviderAuthFailed",
@@ -272,6 +274,13 @@ class Forbidden(EmberError):
     code = "forbidden"
     status = 403
     title = "Forbidden"
+
+
+class PathNotAllowed(Forbidden):
+    """The path is outside the directories the server may read for a job."""
+
+    code = "path_not_allowed"
+    title = "Path not allowed"
 
 
 class NotFound(EmberError):

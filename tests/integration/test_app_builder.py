@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def local_ray() -> Iterator[None]:
-    ray.init(num_cpus=2, include_dashboard=False, namespace=NAMESPACE)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, namespace=NAMESPACE)
     try:
         yield
     finally:

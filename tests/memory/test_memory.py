@@ -215,23 +215,23 @@ class _PoisonedEmbedder:
 def test_failures_mid_batch_lose_nothing_already_accepted(
     memory: MemoryService, embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ember.memory import ingest as ingest_module
+    from ember.memory import preparer as preparer_module
     from ember.memory.ingest import Ingestor
 
-    real_extract = ingest_module.extract
+    real_extract = preparer_module.extract
 
     def flaky_extract(document, max_bytes):
         if document.source == "crash.html":
             raise RecursionError("maximum recursion depth exceeded")
         return real_extract(document, max_bytes)
 
-    monkeypatch.setattr(ingest_module, "extract", flaky_extract)
+    monkeypatch.setattr(preparer_module, "extract", flaky_extract)
     ingestor = Ingestor(
         memory.collections,
         memory.store,
         memory.indexes,
         _PoisonedEmbedder(embedder),
-        memory.ingestor._chunker,
+        memory.ingestor.preparer._chunker,
         batch_size=1,
     )
     report = ingestor.ingest(

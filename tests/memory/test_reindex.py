@@ -7,10 +7,7 @@ real model change would be."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
-import numpy.typing as npt
 import pytest
 
 from ember.errors import Conflict, ReindexRequired
@@ -18,40 +15,18 @@ from ember.memory.extract import SourceDocument
 from ember.memory.reindex import ReindexProgress
 from ember.memory.retrieval import Retriever
 from ember.memory.service import MemoryService
+from ember.providers.projected import ProjectedEmbedder
 from ember.storage.indexes import SqlIndexRegistry
 from tests.memory.test_memory import DOCS, load, sources
 
 pytestmark = pytest.mark.slow
 
 
-class ProjectedEmbedder:
+def projected_minilm(base, dim: int = 64) -> ProjectedEmbedder:
     """MiniLM projected to ``dim`` dimensions by a fixed orthonormal map."""
-
-    def __init__(self, base, dim: int = 64) -> None:
-        self._base = base
-        self._dim = dim
-        rng = np.random.default_rng(7)
-        q, _ = np.linalg.qr(rng.standard_normal((base.dim, dim)))
-        self._projection = q.astype(np.float32)
-
-    @property
-    def model_id(self) -> str:
-        return f"{self._base.model_id}+proj{self._dim}"
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    def _project(self, vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        out = vectors @ self._projection
-        norms = np.linalg.norm(out, axis=-1, keepdims=True)
-        return (out / np.maximum(norms, 1e-12)).astype(np.float32)
-
-    def embed_documents(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        return self._project(self._base.embed_documents(texts))
-
-    def embed_query(self, text: str) -> npt.NDArray[np.float32]:
-        return self._project(self._base.embed_query(text))
+    rng = np.random.default_rng(7)
+    q, _ = np.linalg.qr(rng.standard_normal((base.dim, dim)))
+    return ProjectedEmbedder(base, q.astype(np.float32))
 
 
 def _states(memory: MemoryService, collection_id: str) -> dict[str, str]:
@@ -65,7 +40,7 @@ def _states(memory: MemoryService, collection_id: str) -> dict[str, str]:
 def test_model_change_reembeds_builds_beside_and_swaps(memory: MemoryService, embedder) -> None:
     load(memory)
     collection = memory.collections.get("notes")
-    projected = ProjectedEmbedder(embedder)
+    projected = projected_minilm(embedder)
     both = Retriever(
         memory.collections,
         memory.store,
@@ -110,7 +85,7 @@ def test_chunks_retired_during_the_build_leave_the_new_index(
 ) -> None:
     load(memory)
     collection = memory.collections.get("notes")
-    projected = ProjectedEmbedder(embedder)
+    projected = projected_minilm(embedder)
     changed = SourceDocument("cats.txt", b"Dogs bark at strangers and guard the house at night.")
 
     def during(state: ReindexProgress) -> None:
@@ -168,7 +143,7 @@ def test_a_failed_build_leaves_the_live_index_serving(memory: MemoryService, emb
             raise RuntimeError("power cut")
 
     with pytest.raises(RuntimeError):
-        memory.reindexer.reindex("notes", ProjectedEmbedder(embedder), boom)
+        memory.reindexer.reindex("notes", projected_minilm(embedder), boom)
     live, _ = memory.indexes.current(collection.id)
     assert live.id == old_live.id
     assert sources(memory.search("notes", "molten rock from a mountain", 1)) == ["volcano.md"]

@@ -99,6 +99,40 @@ def test_embeddings_roundtrip_live_only_in_batches(store) -> None:
     np.testing.assert_array_equal(stacked[3], (vectors(1) + 9)[0])
 
 
+def test_embeddings_of_one_shard_and_their_counts(store) -> None:
+    chunks, cid = store
+    chunks.write_version(
+        cid, version("s", "One. Two. Three. Four. Five. Six. Seven"), vectors(7), "m"
+    )
+    retired = chunks.write_version(cid, version("t", "Old. Older"), vectors(2), "m")
+    chunks.write_version(cid, version("t", "New"), vectors(1), "m")
+    chunks.write_version(cid, version("u", "Other model. Again"), vectors(2), "m2")
+    live = [i for batch in chunks.embeddings(cid, "m") for i in batch[0]]
+    assert len(live) == 8 and not set(live) & set(retired.chunk_ids)
+    assert chunks.embedding_count(cid, "m") == 8
+    assert chunks.embedding_count(cid, "m2") == 2
+    assert chunks.embedding_count(cid, "none") == 0
+    seen: list[int] = []
+    for index in range(3):
+        batches = list(chunks.embeddings(cid, "m", batch_size=2, shard=(index, 3)))
+        ids = [i for batch in batches for i in batch[0]]
+        assert ids == [i for i in live if i % 3 == index]
+        assert all(len(batch[0]) == len(batch[1]) == len(batch[2]) for batch in batches)
+        assert chunks.embedding_count(cid, "m", shard=(index, 3)) == len(ids)
+        seen += ids
+    assert sorted(seen) == live
+    assert chunks.embedding_count(cid, "m", shard=(0, 1)) == 8
+
+
+@pytest.mark.parametrize("shard", [(3, 3), (-1, 2), (0, 0)])
+def test_a_shard_outside_its_count_is_refused(store, shard: tuple[int, int]) -> None:
+    chunks, cid = store
+    with pytest.raises(ValueError, match="shard"):
+        chunks.embedding_count(cid, "m", shard=shard)
+    with pytest.raises(ValueError, match="shard"):
+        next(chunks.embeddings(cid, "m", shard=shard))
+
+
 def test_vectors_must_match_chunks(store) -> None:
     chunks, cid = store
     with pytest.raises(DimensionMismatch):
@@ -206,3 +240,35 @@ def test_sql_filters_agree_with_python(store, database: Database, raw: Any) -> N
         f"r{i}" for i, m in enumerate(ROWS) if matches(tree, {**m, "source": f"r{i}"})
     )
     assert got == expected
+
+
+def test_unembedded_sql_runs_over_a_plain_dbapi_connection(store, database: Database) -> None:
+    chunks, cid = store
+    chunks.write_version(cid, version("a", "One. Two. Three"), vectors(3), "m1")
+    retired = chunks.write_version(cid, version("b", "Old"), vectors(1), "m1")
+    chunks.write_version(cid, version("b", "New. Newer"), vectors(2), "m1")
+    first = next(chunks.unembedded(cid, "m2"))
+    chunks.add_embeddings([first[0][0]], vectors(1), "m2")
+    expected = sorted(row[0] for batch in chunks.unembedded(cid, "m2") for row in batch)
+    sql, params = chunks.unembedded_sql(cid, "m2")
+    connection = database.dbapi_connector()()
+    try:
+        cursor = connection.cursor()
+        cursor.execute(sql, params)
+        columns = [column[0] for column in cursor.description]
+        rows = cursor.fetchall()
+    finally:
+        connection.close()
+    assert columns == ["id", "title", "text"]
+    assert sorted(row[0] for row in rows) == expected
+    assert len(expected) == 4 and not set(expected) & set(retired.chunk_ids)
+
+
+def test_live_hashes_are_the_current_versions(store) -> None:
+    chunks, cid = store
+    chunks.write_version(cid, version("a", "First text"), vectors(1), "m")
+    latest = version("a", "Second text")
+    chunks.write_version(cid, latest, vectors(1), "m")
+    other = version("b", "Other")
+    chunks.write_version(cid, other, vectors(1), "m")
+    assert chunks.live_hashes(cid) == {"a": latest.content_hash, "b": other.content_hash}

@@ -18,6 +18,7 @@ from ember.actors.event_hub import EventHubActor
 from ember.actors.job_worker import JobWorkerActor
 from ember.actors.model_access import MODEL_REGISTRY
 from ember.actors.model_registry import ModelRegistryActor
+from ember.actors.names import NAMESPACE
 from ember.config import EmberConfig
 from ember.jobs.bus import Telemetry
 from ember.jobs.hub import DurationHistogram
@@ -33,7 +34,6 @@ __all__ = [
     "start_model_registry",
 ]
 
-NAMESPACE = "ember"
 HUB = "ember-event-hub"
 DISPATCHER = "ember-dispatcher"
 

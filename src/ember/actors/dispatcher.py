@@ -1,5 +1,13 @@
 """The JobDispatcher actor: one per cluster, a shell over :class:`ember.jobs.dispatcher.Dispatcher`
-that owns the worker pools and runs the dispatch loop."""
+that owns the worker pools and runs the dispatch loop.
+
+Before a tick (at most once per ``jobs.poll_interval_s``) it sizes every pool: the kind's
+demand is its queued jobs plus the jobs its pool runs, and a
+:class:`~ember.cluster.scaling.ScalingPolicy` per kind (``jobs.workers_min`` to
+``jobs.workers_max``, ``jobs.jobs_per_worker_target`` jobs a worker, ``jobs.scale_cooldown_s``)
+turns that into a size. Workers wanted but not yet started that do not fit in the cluster's
+free resources become a request to Ray's autoscaler (:class:`~ember.cluster.ResourceRequests`).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +19,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ember.actors.worker_pool import RayWorkerPool
+from ember.cluster.resources import Bundle, ResourceRequests, ray_resource_requests
+from ember.cluster.scaling import ScalingPolicy
 from ember.config import EmberConfig
 from ember.jobs.dispatcher import Dispatcher
 from ember.jobs.repository import SqlJobRepository
@@ -38,10 +48,22 @@ class JobDispatcherActor:
         self._wake = asyncio.Event()
         kinds = build_kinds(config, self._database).names()
         settings = config.jobs
+        per_worker = settings.jobs_per_worker_target
+        if per_worker is None:
+            per_worker = settings.slots_per_worker
+        self.policies = {
+            kind: ScalingPolicy(
+                settings.workers_min, settings.workers_max, per_worker, settings.scale_cooldown_s
+            )
+            for kind in kinds
+        }
+        self.targets = dict.fromkeys(kinds, settings.workers_min)
+        self._requests: ResourceRequests = ray_resource_requests()
+        self._scaled_at = -float("inf")
         self.pools = {
             kind: RayWorkerPool(
                 kind,
-                settings.workers_per_kind,
+                settings.workers_min,
                 settings.slots_per_worker,
                 functools.partial(worker_factory, kind),
                 self._jobs,
@@ -79,6 +101,12 @@ class JobDispatcherActor:
             "requeued": self._dispatcher.requeued,
             "replaced": sum(pool.replaced for pool in self.pools.values()),
             "workers": {kind: list(pool.workers) for kind, pool in self.pools.items()},
+            "pools": {
+                kind: {"size": pool.size, "target": self.targets[kind], "running": pool.running}
+                for kind, pool in self.pools.items()
+            },
+            "retired": sum(pool.retired for pool in self.pools.values()),
+            "resource_request": self._requests.requested,
             "queue_depth": {
                 kind: n for (kind, state), n in counts.items() if state is JobState.QUEUED
             },
@@ -88,9 +116,31 @@ class JobDispatcherActor:
         """The worker handles of ``kind`` by lease owner (for tests and the CLI)."""
         return dict(self.pools[kind].workers)
 
+    async def _scale(self) -> None:
+        """Size every pool for its kind's demand now, and ask for room for what does not fit."""
+        counts = await asyncio.to_thread(self._jobs.counts)
+        bundle: Bundle = {"CPU": self._config.jobs.worker_num_cpus}
+        desired: list[Bundle] = []
+        waiting: list[Bundle] = []
+        for kind, pool in self.pools.items():
+            demand = counts.get((kind, JobState.QUEUED), 0) + pool.running
+            target = self.policies[kind].desired(pool.size, demand)
+            self.targets[kind] = target
+            pool.resize(target)
+            desired += [bundle] * target
+            waiting += [bundle] * max(0, target - pool.started)
+        await asyncio.to_thread(self._requests.update, desired, waiting)
+
     async def _run(self) -> None:
         poll = self._config.jobs.poll_interval_s
+        loop = asyncio.get_running_loop()
         while True:
+            if loop.time() - self._scaled_at >= poll:
+                self._scaled_at = loop.time()
+                try:
+                    await self._scale()
+                except Exception:
+                    log.exception("sizing the worker pools failed; retrying")
             try:
                 await self._dispatcher.tick()
             except Exception:

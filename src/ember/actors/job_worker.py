@@ -12,6 +12,7 @@ from typing import Any
 
 import ray
 
+from ember.actors.memory_plane import cluster_memory
 from ember.actors.model_access import RayModelAccess
 from ember.config import EmberConfig
 from ember.jobs.records import JobRecord
@@ -19,6 +20,7 @@ from ember.jobs.repository import SqlJobRepository
 from ember.jobs.runner import JobRunner
 from ember.jobs.wiring import build_kinds
 from ember.observability import configure_logging
+from ember.pipelines.runner import ClusterPipelines
 from ember.storage.database import Database
 
 __all__ = ["JobWorkerActor"]
@@ -44,7 +46,13 @@ class JobWorkerActor:
 
         self._runner = JobRunner(
             SqlJobRepository(self._database),
-            build_kinds(config, self._database, models=RayModelAccess),
+            build_kinds(
+                config,
+                self._database,
+                memory_builder=cluster_memory,
+                models=RayModelAccess,
+                bulk=ClusterPipelines(config, self._database),
+            ),
             publish,
             owner,
             lease_ttl_s=config.jobs.lease_ttl_s,

@@ -3,6 +3,7 @@
 Tracks the jobs each worker is running through the ``run`` calls it made. When a call fails
 because the actor died, the pool replaces the worker and expires the lease of the job it was
 running, so the dispatcher's next reap re-queues it at once instead of after the lease TTL.
+:meth:`RayWorkerPool.resize` grows the pool at once and shrinks it only by idle workers.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ WorkerFactory = Callable[[str], Any]
 
 
 class RayWorkerPool:
-    """``size`` worker actors for ``kind``, each running up to ``slots`` jobs."""
+    """``size`` worker actors for ``kind`` to start with, each running up to ``slots`` jobs."""
 
     def __init__(
         self,
@@ -50,8 +51,51 @@ class RayWorkerPool:
         self._tasks: set[asyncio.Task[None]] = set()
         self._renewals: dict[str, int] = {}
         self.replaced = 0
+        self.retired = 0
         for _ in range(size):
             self._add()
+
+    @property
+    def size(self) -> int:
+        """Workers the pool has, started or still starting."""
+        return len(self.workers)
+
+    @property
+    def started(self) -> int:
+        """Workers that have finished starting."""
+        self._poll_starting()
+        return len(self.workers) - len(self._starting)
+
+    @property
+    def running(self) -> int:
+        """Jobs the pool's workers are running."""
+        return sum(len(jobs) for jobs in self._running.values())
+
+    def resize(self, size: int) -> int:
+        """Grow to ``size`` workers at once, or shrink towards it by retiring idle workers
+        that have finished starting (never one running a job, nor one still starting, so the
+        pool may stay above ``size`` until more are idle). Returns the size reached."""
+        if size < 0:
+            raise ValueError(f"a pool cannot have {size} workers")
+        while len(self.workers) < size:
+            self._add()
+        if len(self.workers) > size:
+            self._poll_starting()
+            idle = [
+                owner
+                for owner in reversed(self.workers)
+                if owner not in self._starting and not self._running[owner]
+            ]
+            for owner in idle[: len(self.workers) - size]:
+                self._retire(owner)
+        return len(self.workers)
+
+    def _retire(self, owner: str) -> None:
+        worker = self.workers.pop(owner)
+        del self._running[owner]
+        ray.kill(worker, no_restart=True)
+        self.retired += 1
+        log.info("retired idle worker %s", owner, extra={"kind": self.kind})
 
     def _add(self) -> str:
         owner = f"{self.kind}-{uuid.uuid4().hex[:12]}"
@@ -61,15 +105,18 @@ class RayWorkerPool:
         self._running[owner] = set()
         return owner
 
-    def free_slots(self) -> list[str]:
-        """Free slots of workers that have finished starting (a job leased to a worker that
-        is still importing would wait on it with its lease running out)."""
+    def _poll_starting(self) -> None:
         if self._starting:
             done, _ = ray.wait(
                 list(self._starting.values()), timeout=0, num_returns=len(self._starting)
             )
             for owner in [o for o, ref in self._starting.items() if ref in done]:
                 del self._starting[owner]
+
+    def free_slots(self) -> list[str]:
+        """Free slots of workers that have finished starting (a job leased to a worker that
+        is still importing would wait on it with its lease running out)."""
+        self._poll_starting()
         return [
             owner
             for owner, running in self._running.items()
@@ -93,7 +140,12 @@ class RayWorkerPool:
                 log.warning("cancel: the worker is gone", extra={"jobId": job_id})
 
     async def renewals(self) -> int:
+        """Renewals of every worker that has started (one still waiting for room on the
+        cluster would not answer, and has renewed nothing)."""
+        self._poll_starting()
         for owner, worker in list(self.workers.items()):
+            if owner in self._starting:
+                continue
             try:
                 info = await worker.info.remote()
             except RayActorError:

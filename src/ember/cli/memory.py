@@ -1,4 +1,5 @@
-"""``ember ingest``, ``ember search`` and ``ember collections``: the memory plane from a shell.
+"""``ember search`` and ``ember collections`` (and ``ember ingest``, in :mod:`ember.cli.ingest`):
+the memory plane from a shell.
 
 These commands work on the local store directly (the database and the vector indexes under
 ``$EMBER_HOME``); they do not need ``ember up``.
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,11 +17,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ember.cli.ingest import ingest
 from ember.config import EmberConfig, load_config
-from ember.errors import DocumentUnreadable, EmberError, ValidationFailed
-from ember.memory.extract import BEIR_JSONL, SourceDocument, beir_documents, media_type_for
+from ember.errors import ValidationFailed
 from ember.memory.filters import parse_filter
-from ember.memory.ingest import IngestProgress
 from ember.memory.reindex import ReindexProgress
 from ember.memory.service import MemoryService
 from ember.storage import Database, Migrator
@@ -42,104 +41,6 @@ def _memory(path: Path | None) -> tuple[EmberConfig, Database, MemoryService]:
     database = Database.from_config(config)
     Migrator(database).upgrade()
     return config, database, MemoryService.build(config, database)
-
-
-def _files(root: Path) -> list[Path]:
-    if root.is_file():
-        return [root]
-    if not root.is_dir():
-        raise ValidationFailed(f"{root}: no such file or directory")
-    return sorted(
-        path
-        for path in root.rglob("*")
-        if path.is_file() and not path.name.startswith(".") and media_type_for(path.name)
-    )
-
-
-def _documents(files: list[Path], root: Path) -> Iterator[SourceDocument | EmberError]:
-    for path in files:
-        source = str(path.relative_to(root)) if root.is_dir() else path.name
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            yield DocumentUnreadable(f"{source}: {exc.strerror or exc}")
-            continue
-        if media_type_for(path.name) == BEIR_JSONL:
-            yield from beir_documents(data)
-        else:
-            yield SourceDocument(source, data)
-
-
-def _count(files: list[Path]) -> int:
-    total = 0
-    for path in files:
-        if media_type_for(path.name) == BEIR_JSONL:
-            with path.open("rb") as handle:
-                total += sum(1 for line in handle if line.strip())
-        else:
-            total += 1
-    return total
-
-
-def ingest(
-    path: Annotated[Path, typer.Argument(help="A file or a directory (read recursively).")],
-    collection: CollectionOption,
-    create: Annotated[bool, typer.Option(help="Create the collection if missing.")] = True,
-    config_path: ConfigOption = None,
-) -> None:
-    """Ingest files into a collection: text, Markdown, HTML, PDF, and BEIR .jsonl corpora."""
-    from ember.cli.main import reported
-
-    with reported():
-        _, database, memory = _memory(config_path)
-        try:
-            if create and collection not in {c.name for c in memory.collections.list(limit=10000)}:
-                memory.collections.create(collection)
-            files = _files(path)
-            total = _count(files)
-            columns = (
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[detail]}"),
-                TimeElapsedColumn(),
-            )
-            with Progress(*columns, console=console, transient=False) as bar:
-                task = bar.add_task("ingesting", total=total, detail="")
-
-                def advance(state: IngestProgress) -> None:
-                    detail = (
-                        f"{state.written} written, {state.skipped} skipped, "
-                        f"{state.failed} failed, {state.chunks} chunks"
-                    )
-                    bar.update(task, completed=state.done, detail=detail)
-
-                report = memory.ingest(collection, _documents(files, path), advance)
-        finally:
-            memory.close()
-            database.dispose()
-        failed = [o for o in report.outcomes if o.status == "failed"]
-        for outcome in failed[:50]:
-            console.print(
-                f"[red]failed[/] {outcome.source or '(unnamed)'}: "
-                f"error[{outcome.error_code}]: {outcome.error}",
-                highlight=False,
-                markup=False,
-            )
-        console.print(
-            f"{report.count('created')} created, {report.count('updated')} updated, "
-            f"{report.count('unchanged')} unchanged, {report.count('duplicate')} duplicate, "
-            f"{len(failed)} failed; {report.chunks} chunks in {report.seconds:.1f} s"
-        )
-        if report.index_error:
-            console.print(
-                f"[yellow]vector index not updated[/] ({report.index_error}); the documents are "
-                "stored and found by keyword search: run `ember collections reindex "
-                f"{collection}`",
-                highlight=False,
-            )
-        if failed or report.index_error:
-            raise typer.Exit(1)
 
 
 def search(

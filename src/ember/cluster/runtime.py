@@ -129,6 +129,14 @@ class Runtime:
             raise DeployFailed(f"the Serve app did not start: {exc}") from exc
         return f"http://{server.host}:{server.port}"
 
+    def leave(self) -> None:
+        """Disconnect this process; a local cluster started here stops with it, a joined
+        cluster and everything on it keep running."""
+        self._jobs = None
+        self._models = None
+        if ray.is_initialized():
+            ray.shutdown()
+
     def stop(self) -> None:
         """Remove ember's app; shut the cluster down if this process started it."""
         self._jobs = None

@@ -8,10 +8,11 @@ field can also be set from the environment as ``EMBER_<SECTION>_<FIELD>`` (see
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 __all__ = [
     "AuthConfig",
@@ -47,6 +48,18 @@ def _mapping(value: Any) -> Any:
         except ValueError as exc:
             raise ValueError(f"not a JSON object: {exc}") from None
     return value
+
+
+def _not_below(low: str) -> Any:
+    """A field validator: the field may not be below the (earlier) field ``low``."""
+
+    def check(cls: type, value: int, info: ValidationInfo) -> int:
+        floor = info.data.get(low)
+        if floor is not None and value < floor:
+            raise ValueError(f"{info.field_name} ({value}) is below {low} ({floor})")
+        return value
+
+    return classmethod(check)
 
 
 class ServerConfig(_Section):
@@ -91,13 +104,29 @@ class RayConfig(_Section):
 
 
 class ServeConfig(_Section):
-    """Placement of the Serve ingress replicas."""
+    """Placement of the Serve ingress replicas, a fixed number or autoscaled by Serve."""
 
-    num_replicas: int = Field(1, ge=1, description="Ingress replicas.")
+    num_replicas: int = Field(1, ge=1, description="Ingress replicas (when not autoscaling).")
     num_cpus: float = Field(0.25, gt=0, description="CPUs reserved per ingress replica.")
     max_ongoing_requests: int = Field(
         256, ge=1, description="Concurrent requests one replica accepts before queueing."
     )
+    autoscaling: bool = Field(
+        False,
+        description="Let Serve scale the ingress between `min_replicas` and `max_replicas` "
+        "by ongoing requests (`num_replicas` is then unused). Not with FAISS or Milvus Lite: "
+        "each replica opens its own copy of an index.",
+    )
+    min_replicas: int = Field(1, ge=1, description="Fewest ingress replicas when autoscaling.")
+    max_replicas: int = Field(4, ge=1, description="Most ingress replicas when autoscaling.")
+    target_ongoing_requests: float = Field(
+        64.0,
+        gt=0,
+        description="Ongoing requests per replica Serve's autoscaler aims for (it adds "
+        "replicas above, removes them below).",
+    )
+
+    _max_at_least_min = field_validator("max_replicas")(_not_below("min_replicas"))
 
 
 class DatabaseConfig(_Section):
@@ -152,6 +181,48 @@ class EmbeddingsConfig(_Section):
     api_key: str | None = Field(
         None, description="API key for `openai`; prefer the environment variable."
     )
+    projection: str | None = Field(
+        None,
+        description="A `.npy` matrix of shape (model dim, new dim) applied to every vector "
+        "(then re-normalized); the vectors get their own model id, so setting or changing it "
+        "calls for a reindex.",
+    )
+    worker_num_cpus: float = Field(
+        0.5, gt=0, description="CPUs Ray reserves for each embedding worker actor."
+    )
+    worker_num_gpus: float = Field(
+        0.25,
+        ge=0,
+        description="GPUs (a fraction shares one) each embedding worker asks for; used only "
+        "when the cluster has GPUs.",
+    )
+    workers_min: int = Field(1, ge=1, description="Embedding workers kept running.")
+    workers_max: int = Field(
+        2, ge=1, description="Most embedding workers the pool grows to under load."
+    )
+    scale_cooldown_s: float = Field(
+        30.0,
+        ge=0,
+        description="Seconds the embedding pool's load must stay low before it removes workers.",
+    )
+    placement_strategy: Literal["PACK", "STRICT_PACK", "SPREAD", "STRICT_SPREAD"] = Field(
+        "PACK",
+        description="How the placement group of the first `workers_min` embedding workers "
+        "spreads them over nodes (Ray's strategies).",
+    )
+    placement_timeout_s: float = Field(
+        120.0,
+        gt=0,
+        description="Seconds an embedding worker may take to be placed (an autoscaling "
+        "cluster may add a node for it) and load its model before the pool gives up on it.",
+    )
+    pool: bool = Field(
+        False,
+        description="On Ray, each process embeds through its own pool of EmbeddingWorker "
+        "actors (GPUs when the cluster has them) instead of a model of its own.",
+    )
+
+    _max_at_least_min = field_validator("workers_max")(_not_below("workers_min"))
 
 
 class MemoryConfig(_Section):
@@ -174,6 +245,17 @@ class MemoryConfig(_Section):
         ge=1,
         description="OpenMP threads of FAISS in this process; 1 is fastest for one query.",
     )
+    ingest_roots: list[str] = Field(
+        [],
+        description="Directories whose files an `ingest` job may read by `path` (a list, or "
+        "`:`-separated in the environment); empty: jobs take documents in the request only.",
+    )
+    shards: int = Field(
+        1,
+        ge=1,
+        description="Shards per vector index (by chunk id). On Ray, an index with more than "
+        "one, or any Milvus Lite index, is served by VectorShard actors, each owning its shard.",
+    )
     milvus_uri: str | None = Field(
         None,
         description="Milvus server URI; unset means Milvus Lite under `$EMBER_HOME/milvus`.",
@@ -190,6 +272,15 @@ class MemoryConfig(_Section):
     rrf_k: int = Field(60, ge=1, description="The k of reciprocal rank fusion.")
     dense_weight: float = Field(1.0, ge=0, description="Weight of dense candidates in fusion.")
     keyword_weight: float = Field(1.0, ge=0, description="Weight of keyword candidates.")
+
+    @field_validator("ingest_roots", mode="before")
+    @classmethod
+    def _roots(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value.strip().startswith("["):
+                return json.loads(value)
+            return [part for part in value.split(os.pathsep) if part]
+        return value
 
 
 class JobsConfig(_Section):
@@ -210,8 +301,25 @@ class JobsConfig(_Section):
     max_active_per_principal: int = Field(
         100, ge=1, description="Unfinished jobs one principal may have (quota)."
     )
-    workers_per_kind: int = Field(1, ge=1, description="Worker actors per job kind.")
+    workers_min: int = Field(
+        1, ge=0, description="Worker actors each job kind keeps (0: none while it is idle)."
+    )
+    workers_max: int = Field(
+        4, ge=1, description="Most worker actors a job kind's pool grows to as its queue fills."
+    )
     slots_per_worker: int = Field(4, ge=1, description="Jobs one worker runs at a time.")
+    jobs_per_worker_target: float | None = Field(
+        None,
+        gt=0,
+        description="Queued plus running jobs per worker a pool sizes for (unset: "
+        "`slots_per_worker`, so a pool grows once its workers' slots are full).",
+    )
+    scale_cooldown_s: float = Field(
+        30.0,
+        ge=0,
+        description="Seconds a smaller job pool must have been enough (with no rise in "
+        "demand) before idle workers are retired.",
+    )
     worker_num_cpus: float = Field(0.1, gt=0, description="CPUs Ray reserves per worker actor.")
     heartbeat_s: float = Field(15.0, gt=0, description="Idle streams get a heartbeat this often.")
     event_ring_size: int = Field(
@@ -225,6 +333,8 @@ class JobsConfig(_Section):
         description="Comma-separated `module:function` plug-ins, each returning more job "
         "kinds for a config.",
     )
+
+    _max_at_least_min = field_validator("workers_max")(_not_below("workers_min"))
 
 
 class RouterConfig(_Section):

@@ -14,20 +14,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ember.errors import EmberError, PathNotAllowed
 from ember.jobs.context import JobContext
 from ember.jobs.kinds import JobKind
 from ember.memory.documents import DocumentIn, source_documents
-from ember.memory.ingest import IngestProgress
-from ember.memory.reindex import ReindexProgress
+from ember.memory.extract import SourceDocument
+from ember.memory.ingest import IngestProgress, IngestReport
+from ember.memory.reindex import ReindexProgress, ReindexReport
 from ember.memory.service import MemoryService
+from ember.memory.sources import count_documents, list_files, read_documents
 
-__all__ = ["IngestInput", "ReindexInput", "memory_kinds"]
+__all__ = ["BulkRunner", "IngestInput", "ReindexInput", "allowed_path", "memory_kinds"]
 
 T = TypeVar("T")
 
@@ -37,13 +41,64 @@ class _Stopped(Exception):
 
 
 class IngestInput(BaseModel):
-    """Input of an ``ingest`` job."""
+    """Input of an ``ingest`` job: ``documents`` in the request, or a ``path`` the server
+    reads (under ``memory.ingest_roots``) with the bulk pipeline on the cluster."""
 
     model_config = ConfigDict(extra="forbid")
 
     collection: str = Field(min_length=1, max_length=128)
-    documents: list[DocumentIn] = Field(min_length=1, max_length=10000)
+    documents: list[DocumentIn] | None = Field(None, min_length=1, max_length=10000)
+    path: str | None = Field(
+        None,
+        min_length=1,
+        max_length=4096,
+        description="A file or directory on the server, read by the bulk pipeline.",
+    )
     create: bool = Field(False, description="Create the collection if it does not exist.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> IngestInput:
+        if (self.documents is None) == (self.path is None):
+            raise ValueError("give exactly one of documents and path")
+        return self
+
+
+class BulkRunner(Protocol):
+    """Runs the Ray Data pipelines over a memory plane (see :mod:`ember.pipelines`)."""
+
+    def ingest(
+        self,
+        memory: MemoryService,
+        collection: str,
+        root: Path,
+        progress: Callable[[IngestProgress], None],
+    ) -> IngestReport:
+        """Bulk-ingest every document under ``root``; see ``BulkIngest.run``."""
+        ...
+
+    def reindex(
+        self,
+        memory: MemoryService,
+        collection: str,
+        progress: Callable[[ReindexProgress], None],
+    ) -> ReindexReport:
+        """Bulk-reindex ``collection``; see ``BulkReindex.run``."""
+        ...
+
+
+def allowed_path(path: str, roots: Sequence[str]) -> Path:
+    """``path`` resolved, once it is inside one of ``roots`` (symbolic links followed).
+
+    :raises PathNotAllowed: it is not (or ``roots`` is empty).
+    """
+    resolved = Path(path).resolve()
+    for root in roots:
+        if resolved.is_relative_to(Path(root).resolve()):
+            return resolved
+    where = ", ".join(roots) if roots else "none are configured"
+    raise PathNotAllowed(
+        f"{path} is outside the directories ingest jobs may read (memory.ingest_roots: {where})"
+    )
 
 
 class ReindexInput(BaseModel):
@@ -77,22 +132,42 @@ async def _in_thread(
         raise
 
 
-def memory_kinds(memory: Callable[[], MemoryService]) -> list[JobKind]:
-    """The kinds over the memory plane ``memory()`` returns (built on first use)."""
+def memory_kinds(
+    memory: Callable[[], MemoryService],
+    *,
+    bulk: BulkRunner | None = None,
+    ingest_roots: Sequence[str] = (),
+) -> list[JobKind]:
+    """The kinds over the memory plane ``memory()`` returns (built on first use). With
+    ``bulk``, ``path`` ingests and reindexes run on its pipelines; without, a ``path`` ingest
+    reads the files in the worker's process and reindex runs there too."""
 
     async def ingest(context: JobContext, payload: IngestInput) -> dict[str, Any]:
+        root = None if payload.path is None else allowed_path(payload.path, ingest_roots)
+
         def work(report: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
             service = memory()
-            items = source_documents(payload.documents)
             if payload.create:
                 names = {c.name for c in service.collections.list(limit=100_000)}
                 if payload.collection not in names:
                     service.collections.create(payload.collection)
+            if root is not None and bulk is not None:
+                result = bulk.ingest(
+                    service, payload.collection, root, lambda state: report(asdict(state))
+                )
+            else:
+                files = [] if root is None else list_files(root)
+                items: Iterable[SourceDocument | EmberError] = (
+                    read_documents(files, root)
+                    if root is not None
+                    else source_documents(payload.documents or [])
+                )
+                total = count_documents(files) if root is not None else len(payload.documents or [])
 
-            def progress(state: IngestProgress) -> None:
-                report({**asdict(state), "total": len(items)})
+                def progress(state: IngestProgress) -> None:
+                    report({**asdict(state), "total": total})
 
-            result = service.ingest(payload.collection, items, progress)
+                result = service.ingest(payload.collection, items, progress)
             return {
                 "collection": payload.collection,
                 "created": result.count("created"),
@@ -112,6 +187,8 @@ def memory_kinds(memory: Callable[[], MemoryService]) -> list[JobKind]:
             def progress(state: ReindexProgress) -> None:
                 report(asdict(state))
 
+            if bulk is not None:
+                return asdict(bulk.reindex(memory(), payload.collection, progress))
             return asdict(memory().reindex(payload.collection, progress))
 
         return await _in_thread(context, work)

@@ -10,7 +10,7 @@ from ember.config import EmberConfig
 from ember.errors import ConfigError
 from ember.jobs.kinds import JobKind, KindRegistry
 from ember.jobs.llm_kinds import llm_kinds
-from ember.jobs.memory_kinds import memory_kinds
+from ember.jobs.memory_kinds import BulkRunner, memory_kinds
 from ember.memory.service import MemoryService
 from ember.models.catalog import SqlModelCatalog
 from ember.models.local import LocalModels
@@ -27,19 +27,23 @@ def build_kinds(
     database: Database,
     *,
     memory: Callable[[], MemoryService] | None = None,
+    memory_builder: Callable[[EmberConfig, Database], MemoryService] = MemoryService.build,
     models: Callable[[], ModelAccess] | None = None,
+    bulk: BulkRunner | None = None,
 ) -> KindRegistry:
     """Every job kind this ember runs, for ``config``. Heavy parts (the memory plane and its
     embedding model, the router and its providers) are built on the first job that needs
-    them, unless ``memory`` gives the one to use. ``models`` reaches hosted models (the
-    cluster's registry in a worker actor); unset, they are hosted in this process."""
+    them (the plane by ``memory_builder``), unless ``memory`` gives the one to use.
+    ``models`` reaches hosted models (the cluster's registry in a worker actor); unset, they
+    are hosted in this process. ``bulk`` runs path ingests and reindexes on the cluster's
+    pipelines."""
     lock = threading.Lock()
     built: dict[str, object] = {}
 
     def lazy_memory() -> MemoryService:
         with lock:
             if "memory" not in built:
-                built["memory"] = MemoryService.build(config, database)
+                built["memory"] = memory_builder(config, database)
             found = built["memory"]
         assert isinstance(found, MemoryService)
         return found
@@ -64,7 +68,7 @@ def build_kinds(
     facts = ModelFacts(config, database, router, lambda: memory_of().packer.tokenizer)
     registry = KindRegistry(
         [
-            *memory_kinds(memory_of),
+            *memory_kinds(memory_of, bulk=bulk, ingest_roots=config.memory.ingest_roots),
             *llm_kinds(router, memory_of, facts.tokenizer, facts.context_length),
         ]
     )

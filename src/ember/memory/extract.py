@@ -176,12 +176,16 @@ def extract(document: SourceDocument, max_bytes: int) -> Extracted:
 
 
 def beir_documents(
-    data: bytes, prefix: str = "", metadata: Mapping[str, Any] | None = None
+    data: bytes,
+    prefix: str = "",
+    metadata: Mapping[str, Any] | None = None,
+    first_line: int = 1,
 ) -> Iterator[SourceDocument | DocumentRejected]:
     """One :class:`SourceDocument` per line of a BEIR ``corpus.jsonl`` (``_id``, ``title``,
     ``text``, optional ``metadata``); source is ``prefix + _id``. A bad line yields a
-    :class:`DocumentRejected` naming the line instead of stopping the whole file."""
-    for number, line in enumerate(io.BytesIO(data), start=1):
+    :class:`DocumentRejected` naming the line (counted from ``first_line``, for a part of a
+    file) instead of stopping the whole file."""
+    for number, line in enumerate(io.BytesIO(data), start=first_line):
         if not line.strip():
             continue
         try:

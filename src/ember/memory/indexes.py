@@ -2,7 +2,11 @@
 
 A vector index is a cache of the ``embeddings`` table: :meth:`IndexManager.rebuild` builds a
 fresh one from those rows beside the live one and swaps it in through the registry's atomic
-promote. Searches keep using the old index until the swap; the old one is closed after.
+promote. Searches keep using the old index until the swap; the old one is closed after, and
+the ``retire`` hook (when given) frees what served it, such as its shard actors. An index that
+fills itself on opening (shard actors rebuild from the table) is not filled twice, and one
+whose entry count differs from the table's when it is opened (its writer died before
+flushing) is refilled from the table first.
 
 Several processes may open the same index (the API replica searches what a job worker
 ingests): a writer calls :meth:`IndexManager.flush`, which moves the record's
@@ -41,10 +45,12 @@ class IndexManager:
         factory: IndexFactory,
         backend: str,
         params: dict[str, object] | None = None,
+        retire: Callable[[IndexRecord], None] | None = None,
     ) -> None:
         self._registry = registry
         self._store = store
         self._factory = factory
+        self._retire = retire
         self._backend = backend
         self._params = dict(params or {})
         self._open: dict[str, tuple[IndexRecord, VectorIndex]] = {}
@@ -57,15 +63,34 @@ class IndexManager:
             cached = self._open.get(collection_id)
             if cached is not None and record is not None and cached[0] == record:
                 return cached
+            fresh = record is None
             if record is None:
                 record = self._registry.create(
                     collection_id, model_id, dim, self._backend, self._params, live=True
                 )
             index = self._factory(record)
+            if not fresh:
+                self._reconcile(record, index)
             if cached is not None:
                 cached[1].close()
             self._open[collection_id] = (record, index)
             return record, index
+
+    def _reconcile(self, record: IndexRecord, index: VectorIndex) -> None:
+        """Refill an index whose entries number other than the table's rows (a process that
+        wrote it died before flushing): upsert every row, drop retired chunks, save."""
+        expected = self._store.embedding_count(record.collection_id, record.model_id)
+        found = index.count()
+        if found == expected:
+            return
+        log.warning(
+            "vector index differs from the embeddings table; refilling it",
+            extra={"index": record.id, "found": found, "expected": expected},
+        )
+        for ids, vectors, metadata in self._store.embeddings(record.collection_id, record.model_id):
+            index.upsert(ids, vectors, metadata)
+        index.delete(self._store.retired_embedded(record.collection_id, record.model_id))
+        index.flush()
 
     def current(self, collection_id: str) -> tuple[IndexRecord, VectorIndex] | None:
         """The live index if the collection has one, without creating it."""
@@ -90,29 +115,43 @@ class IndexManager:
         record = self._registry.create(collection_id, model_id, dim, self._backend, self._params)
         index = self._factory(record)
         try:
-            added = 0
-            for ids, vectors, metadata in self._store.embeddings(collection_id, model_id):
-                index.upsert(ids, vectors, metadata)
-                added += len(ids)
-                if progress is not None:
-                    progress(added)
+            added = index.count()
+            if added != self._store.embedding_count(collection_id, model_id):
+                added = 0
+                for ids, vectors, metadata in self._store.embeddings(collection_id, model_id):
+                    index.upsert(ids, vectors, metadata)
+                    added += len(ids)
+                    if progress is not None:
+                        progress(added)
             index.flush()
         except BaseException:
             index.close()
             self._registry.retire(record.id)
+            self._released(record)
             raise
         with self._lock:
+            previous = self._registry.live(collection_id)
             self._registry.promote(record.id)
             record = self._registry.live(collection_id) or replace(record, state="live")
             old = self._open.pop(collection_id, None)
             self._open[collection_id] = (record, index)
         if old is not None:
             old[1].close()
+        if previous is not None and previous.id != record.id:
+            self._released(previous)
         log.info(
             "index swapped",
             extra={"collection": collection_id, "index": record.id, "vectors": added},
         )
         return record
+
+    def _released(self, record: IndexRecord) -> None:
+        """Hand a retired record to the ``retire`` hook (which frees what serves it)."""
+        if self._retire is not None:
+            try:
+                self._retire(record)
+            except Exception:
+                log.exception("releasing a retired index failed", extra={"index": record.id})
 
     def flush(self, collection_id: str) -> None:
         """Write the collection's open index to its store and tell other processes (they

@@ -11,41 +11,36 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 
-from ember.errors import DocumentUnreadable, EmberError, ReindexRequired
+from ember.errors import EmberError, ReindexRequired
 from ember.memory.chunker import Chunker
-from ember.memory.extract import SourceDocument, extract
+from ember.memory.extract import SourceDocument
 from ember.memory.indexes import IndexManager
-from ember.memory.text import content_hash
+from ember.memory.preparer import (
+    DocumentOutcome,
+    DocumentPreparer,
+    Known,
+    Status,
+    embedding_text,
+)
 from ember.providers.protocol import Embedder
 from ember.storage.chunks import chunk_metadata
 from ember.storage.protocol import ChunkStore, CollectionRepository
 from ember.storage.records import NewVersion
+from ember.vectors.protocol import Vector
 
-__all__ = ["DocumentOutcome", "IngestProgress", "IngestReport", "Ingestor", "embedding_text"]
+__all__ = [
+    "DocumentOutcome",
+    "IngestProgress",
+    "IngestReport",
+    "Ingestor",
+]
 
 log = logging.getLogger(__name__)
-
-Status = Literal["created", "updated", "unchanged", "duplicate", "failed"]
-
-
-@dataclass(frozen=True)
-class DocumentOutcome:
-    """What happened to one document."""
-
-    source: str
-    status: Status
-    document_id: str | None = None
-    version: int | None = None
-    chunks: int = 0
-    duplicate_of: str | None = None
-    error_code: str | None = None
-    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,11 +82,6 @@ class _Pending:
     first_row: int = 0
 
 
-def embedding_text(title: str | None, text: str) -> str:
-    """What is embedded for a chunk: its document's title, a newline, then its text."""
-    return f"{title}\n{text}" if title else text
-
-
 class Ingestor:
     """Feeds documents into one collection's memory."""
 
@@ -110,9 +100,8 @@ class Ingestor:
         self._store = store
         self._indexes = indexes
         self._embedder = embedder
-        self._chunker = chunker
+        self.preparer = DocumentPreparer(chunker, max_document_bytes)
         self._batch_size = batch_size
-        self._max_bytes = max_document_bytes
 
     def ingest(
         self,
@@ -127,6 +116,34 @@ class Ingestor:
         :raises ReindexRequired: the collection's live index uses another embedding model.
         """
         started = time.perf_counter()
+        collection_id = self.check(collection)
+        report = IngestReport(collection)
+        batch: list[_Pending] = []
+        known = self.known_by_store(collection_id)
+        for position, item in enumerate(documents):
+            prepared = self.preparer.prepare(item, known)
+            if isinstance(prepared, DocumentOutcome):
+                report.outcomes.append(prepared)
+            else:
+                report.outcomes.append(DocumentOutcome(prepared.source, "failed"))
+                batch.append(_Pending(position, prepared))
+            if len(batch) >= self._batch_size:
+                self._flush(collection_id, batch, report)
+                batch = []
+                self.report_progress(report, progress)
+        if batch:
+            self._flush(collection_id, batch, report)
+        self._indexes.flush(collection_id)
+        self.report_progress(report, progress)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def check(self, collection: str) -> str:
+        """The id of ``collection``, once its live index is known to use this embedder's model.
+
+        :raises CollectionNotFound: no such collection.
+        :raises ReindexRequired: the collection's live index uses another embedding model.
+        """
         record = self._collections.get(collection)
         index_record, _ = self._indexes.live(record.id, self._embedder.model_id, self._embedder.dim)
         if index_record.model_id != self._embedder.model_id:
@@ -134,59 +151,24 @@ class Ingestor:
                 f"collection {collection!r} is indexed with {index_record.model_id}, not "
                 f"{self._embedder.model_id}; run `ember collections reindex {collection}`"
             )
-        report = IngestReport(collection)
-        batch: list[_Pending] = []
-        seen: dict[str, str] = {}
-        for position, item in enumerate(documents):
-            prepared = self._prepare(record.id, item, seen)
-            if isinstance(prepared, DocumentOutcome):
-                report.outcomes.append(prepared)
-            else:
-                report.outcomes.append(DocumentOutcome(prepared.source, "failed"))
-                batch.append(_Pending(position, prepared))
-            if len(batch) >= self._batch_size:
-                self._flush(record.id, batch, report)
-                batch = []
-                self._report_progress(report, progress)
-        if batch:
-            self._flush(record.id, batch, report)
-        self._indexes.flush(record.id)
-        self._report_progress(report, progress)
-        report.seconds = time.perf_counter() - started
-        return report
+        return record.id
 
-    def _prepare(
-        self, collection_id: str, item: SourceDocument | EmberError, seen: dict[str, str]
-    ) -> NewVersion | DocumentOutcome:
-        if isinstance(item, EmberError):
-            return DocumentOutcome("", "failed", error_code=item.code, error=item.detail)
-        try:
-            extracted = extract(item, self._max_bytes)
-        except EmberError as exc:
-            return DocumentOutcome(item.source, "failed", error_code=exc.code, error=exc.detail)
-        except Exception as exc:
-            log.exception("extraction failed", extra={"source": item.source})
-            unreadable = DocumentUnreadable(f"{type(exc).__name__}: {exc}")
-            return DocumentOutcome(
-                item.source, "failed", error_code=unreadable.code, error=unreadable.detail
-            )
-        digest = content_hash(extracted.text, extracted.title, extracted.metadata)
-        live = self._store.live_version(collection_id, item.source)
-        if live is not None and live.content_hash == digest:
-            return DocumentOutcome(item.source, "unchanged", live.document_id, live.version)
-        twin = seen.get(digest) or self._store.source_with_content(collection_id, digest)
-        if twin is not None and twin != item.source:
-            return DocumentOutcome(item.source, "duplicate", duplicate_of=twin)
-        seen[digest] = item.source
-        return NewVersion(
-            source=item.source,
-            title=extracted.title,
-            media_type=extracted.media_type,
-            content_hash=digest,
-            size_bytes=extracted.size_bytes,
-            metadata=extracted.metadata,
-            chunks=self._chunker.split(extracted.text),
-        )
+    def known_by_store(self, collection_id: str) -> Known:
+        """The authoritative :data:`Known` check: the database's live versions, and content
+        already seen by this check (so a corpus that repeats itself writes one copy)."""
+        seen: dict[str, str] = {}
+
+        def known(source: str, digest: str) -> DocumentOutcome | None:
+            live = self._store.live_version(collection_id, source)
+            if live is not None and live.content_hash == digest:
+                return DocumentOutcome(source, "unchanged", live.document_id, live.version)
+            twin = seen.get(digest) or self._store.source_with_content(collection_id, digest)
+            if twin is not None and twin != source:
+                return DocumentOutcome(source, "duplicate", duplicate_of=twin)
+            seen[digest] = source
+            return None
+
+        return known
 
     def _flush(self, collection_id: str, batch: list[_Pending], report: IngestReport) -> None:
         texts: list[str] = []
@@ -205,28 +187,44 @@ class Ingestor:
                     pending.version.source, "failed", error_code=error.code, error=error.detail
                 )
             return
+        self.write(
+            collection_id,
+            [
+                (p.position, p.version, vectors[p.first_row : p.first_row + len(p.version.chunks)])
+                for p in batch
+            ],
+            report,
+        )
+
+    def write(
+        self,
+        collection_id: str,
+        items: Sequence[tuple[int, NewVersion, Vector]],
+        report: IngestReport,
+    ) -> None:
+        """Write each ``(position, version, chunk vectors)`` in its own transaction, set its
+        outcome at ``position`` in ``report``, then update the vector index (healing it from
+        the table if it refuses)."""
         _, index = self._indexes.live(collection_id, self._embedder.model_id, self._embedder.dim)
         new_ids: list[int] = []
-        new_rows: list[int] = []
+        new_vectors: list[Vector] = []
         new_meta: list[dict[str, object]] = []
         retired: list[int] = []
-        for pending in batch:
-            version = pending.version
-            rows = slice(pending.first_row, pending.first_row + len(version.chunks))
+        for position, version, vectors in items:
             try:
                 written = self._store.write_version(
-                    collection_id, version, vectors[rows], self._embedder.model_id
+                    collection_id, version, vectors, self._embedder.model_id
                 )
             except EmberError as exc:
-                report.outcomes[pending.position] = DocumentOutcome(
+                report.outcomes[position] = DocumentOutcome(
                     version.source, "failed", error_code=exc.code, error=exc.detail
                 )
                 continue
             new_ids.extend(written.chunk_ids)
-            new_rows.extend(range(rows.start, rows.stop))
+            new_vectors.append(vectors)
             new_meta.extend([chunk_metadata(version)] * len(written.chunk_ids))
             retired.extend(written.retired_chunk_ids)
-            report.outcomes[pending.position] = DocumentOutcome(
+            report.outcomes[position] = DocumentOutcome(
                 version.source,
                 "created" if written.version == 1 else "updated",
                 written.document_id,
@@ -237,7 +235,7 @@ class Ingestor:
             if retired:
                 index.delete(retired)
             if new_ids:
-                index.upsert(new_ids, np.ascontiguousarray(vectors[new_rows]), new_meta)
+                index.upsert(new_ids, np.ascontiguousarray(np.concatenate(new_vectors)), new_meta)
         except EmberError as exc:
             self._heal_index(collection_id, exc, report)
 
@@ -251,9 +249,10 @@ class Ingestor:
             report.index_error = f"{again.code}: {again.detail}"
 
     @staticmethod
-    def _report_progress(
+    def report_progress(
         report: IngestReport, progress: Callable[[IngestProgress], None] | None
     ) -> None:
+        """Call ``progress`` (when given) with ``report``'s running totals."""
         if progress is not None:
             progress(
                 IngestProgress(

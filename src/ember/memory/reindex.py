@@ -22,7 +22,7 @@ import numpy as np
 
 from ember.errors import DimensionMismatch
 from ember.memory.indexes import IndexManager
-from ember.memory.ingest import embedding_text
+from ember.memory.preparer import embedding_text
 from ember.providers.protocol import Embedder
 from ember.storage.protocol import ChunkStore, CollectionRepository
 from ember.vectors.protocol import VectorIndex

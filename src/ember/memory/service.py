@@ -27,7 +27,7 @@ from ember.storage import Database, SqlChunkStore, SqlCollectionRepository
 from ember.storage.indexes import IndexRecord, SqlIndexRegistry
 from ember.vectors.protocol import VectorIndex
 
-__all__ = ["MemoryService", "build_embedder", "build_index_factory"]
+__all__ = ["MemoryService", "build_embedder", "build_index_factory", "build_tokenizer"]
 
 
 def build_embedder(config: EmberConfig) -> tuple[Embedder, Tokenizer]:
@@ -47,13 +47,34 @@ def build_embedder(config: EmberConfig) -> tuple[Embedder, Tokenizer]:
             api_key=settings.api_key,
             batch_size=settings.batch_size,
         )
-        return embedder, HuggingFaceTokenizer.bundled()
+        return _projected(config, embedder), HuggingFaceTokenizer.bundled()
     from ember.providers.sentence_transformers import SentenceTransformerEmbedder
 
     local = SentenceTransformerEmbedder(
         model_path=settings.model, batch_size=settings.batch_size, device=settings.device
     )
-    return local, local.tokenizer()
+    return _projected(config, local), local.tokenizer()
+
+
+def build_tokenizer(config: EmberConfig) -> Tokenizer:
+    """The tokenizer chunks are counted with, without importing torch where it can: the
+    bundled model's is read from its ``tokenizer.json``; any other comes from
+    :func:`build_embedder`."""
+    settings = config.embeddings
+    if settings.provider == "openai" or settings.model is None:
+        from ember.providers.hf_tokenizer import HuggingFaceTokenizer
+
+        return HuggingFaceTokenizer.bundled()
+    return build_embedder(config)[1]
+
+
+def _projected(config: EmberConfig, embedder: Embedder) -> Embedder:
+    """``embedder``, or its vectors through ``embeddings.projection`` when that is set."""
+    if config.embeddings.projection is None:
+        return embedder
+    from ember.providers.projected import ProjectedEmbedder, load_projection
+
+    return ProjectedEmbedder(embedder, load_projection(config.embeddings.projection))
 
 
 def build_index_factory(config: EmberConfig) -> IndexFactory:
@@ -88,6 +109,16 @@ def build_index_factory(config: EmberConfig) -> IndexFactory:
     return open_index
 
 
+def _query_embedders(model: Embedder) -> dict[str, Embedder]:
+    """The embedders searches may need: ``model``, and the one it projects (its collections
+    are searched through their old index until a reindex swaps the new one in)."""
+    embedders = {model.model_id: model}
+    base = getattr(model, "base", None)
+    if base is not None:
+        embedders[base.model_id] = base
+    return embedders
+
+
 @dataclass
 class MemoryService:
     """Ingest, search and context packing over one database."""
@@ -108,9 +139,11 @@ class MemoryService:
         database: Database,
         embedder: tuple[Embedder, Tokenizer] | None = None,
         index_factory: IndexFactory | None = None,
+        retire_index: Callable[[IndexRecord], None] | None = None,
     ) -> MemoryService:
         """Wire the memory plane; ``embedder`` and ``index_factory`` default to the
-        configured ones (tests inject their own)."""
+        configured ones (tests inject their own; on Ray, shard actors). ``retire_index``
+        frees what served an index once it is retired (see :class:`IndexManager`)."""
         model, tokenizer = embedder or build_embedder(config)
         memory = config.memory
         collections = SqlCollectionRepository(database)
@@ -122,6 +155,7 @@ class MemoryService:
             index_factory or build_index_factory(config),
             memory.vector_backend,
             params if memory.vector_backend == "faiss" else {},
+            retire_index,
         )
         chunker = Chunker(tokenizer, memory.chunk_tokens, memory.chunk_overlap)
         ingestor = Ingestor(
@@ -140,7 +174,7 @@ class MemoryService:
             dense_weight=memory.dense_weight,
             keyword_weight=memory.keyword_weight,
         )
-        retriever = Retriever(collections, store, indexes, {model.model_id: model}, settings)
+        retriever = Retriever(collections, store, indexes, _query_embedders(model), settings)
         return cls(
             collections,
             store,
@@ -212,6 +246,10 @@ class MemoryService:
         return import_collection(self.collections, self.store, self.indexes, path, name)
 
     def close(self) -> None:
-        """Flush and close every open vector index."""
+        """Flush and close every open vector index, and the embedder if it holds resources
+        (a pool of workers has ``close``)."""
         self.retriever.close()
         self.indexes.close()
+        release = getattr(self.embedder, "close", None)
+        if callable(release):
+            release()

@@ -7,9 +7,9 @@ of those names imports its module.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
+from ember._lazy import lazy_exports
 from ember.providers.protocol import Embedder, Provider, Tokenizer
 
 if TYPE_CHECKING:
@@ -64,13 +64,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 
 def __dir__() -> list[str]:

@@ -89,6 +89,13 @@ def _default_models(config: EmberConfig, database: Database) -> ClusterModels:
     return LocalModels.build(SqlModelCatalog(database), config.models)
 
 
+def _default_memory(config: EmberConfig, database: Database) -> MemoryService:
+    """The memory plane; on Ray, with its indexes in shard actors where configured."""
+    from ember.actors.memory_plane import cluster_memory
+
+    return cluster_memory(config, database)
+
+
 def build_context(
     config: EmberConfig,
     memory: MemoryService | None = None,
@@ -114,7 +121,7 @@ def build_context(
 
     readiness.add("database", database_ready)
     tokens = SqlTokenRepository(database)
-    memory = memory or MemoryService.build(config, database)
+    memory = memory or _default_memory(config, database)
     audit = SqlAuditLog(database)
     hosted = hosted_providers(config)
     access = (models or _default_models(config, database)) if hosted else None

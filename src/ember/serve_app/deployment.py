@@ -6,7 +6,8 @@ moved out of the garbage collector's view (``gc.freeze``), so later full collect
 only what requests allocate: fewer long pauses in the latency tail. Replicas take a
 fractional CPU and an explicit ``max_ongoing_requests``. Serve's proxy generates, forwards
 and echoes ``X-Request-ID``; the app reads it from the forwarded header and does not echo it
-a second time.
+a second time. The replica count is fixed (``serve.num_replicas``) or left to Serve's
+autoscaler (``serve.autoscaling``).
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ from ray import serve
 from ray.serve import Application
 from starlette.concurrency import run_in_threadpool
 
-from ember.config import EmberConfig
+from ember.config import EmberConfig, ServeConfig
 from ember.observability import configure_logging
 from ember.serve_app.api import create_app
 from ember.serve_app.context import build_context
 from ember.serve_app.readiness import CheckResult
 
-__all__ = ["APP_NAME", "INGRESS_NAME", "app", "build_application"]
+__all__ = ["APP_NAME", "INGRESS_NAME", "app", "build_application", "replica_options"]
 
 APP_NAME = "ember"
 INGRESS_NAME = "api"
@@ -57,6 +58,20 @@ async def _jobs_ready() -> CheckResult:
     return CheckResult(True, f"{workers} worker(s), queue depth {stats['queue_depth']}")
 
 
+def replica_options(serve_config: ServeConfig) -> dict[str, Any]:
+    """How many ingress replicas: Serve's ``autoscaling_config`` when ``serve.autoscaling``
+    is on (Serve refuses it together with a fixed count), else ``num_replicas``."""
+    if not serve_config.autoscaling:
+        return {"num_replicas": serve_config.num_replicas}
+    return {
+        "autoscaling_config": {
+            "min_replicas": serve_config.min_replicas,
+            "max_replicas": serve_config.max_replicas,
+            "target_ongoing_requests": serve_config.target_ongoing_requests,
+        }
+    }
+
+
 def build_application(config: EmberConfig) -> Application:
     """The Serve application for ``config``, ready for ``serve.run``."""
 
@@ -73,7 +88,7 @@ def build_application(config: EmberConfig) -> Application:
     ingress: Any = serve.deployment(
         serve.ingress(app_builder)(),
         name=INGRESS_NAME,
-        num_replicas=config.serve.num_replicas,
+        **replica_options(config.serve),
         max_ongoing_requests=config.serve.max_ongoing_requests,
         ray_actor_options={"num_cpus": config.serve.num_cpus},
         logging_config={"enable_access_log": False, "log_level": config.logging.level},

@@ -13,6 +13,7 @@ import numpy.typing as npt
 from sqlalchemy import (
     ColumnElement,
     Text,
+    and_,
     cast,
     column,
     func,
@@ -66,6 +67,24 @@ def _fetch_all(query: Any) -> Callable[[Session], list[Any]]:
     return lambda session: list(session.execute(query))
 
 
+def _embedded(
+    collection_id: str, model_id: str, shard: tuple[int, int] | None
+) -> ColumnElement[bool]:
+    """Live chunks of the collection with an embedding under ``model_id`` (the query joins
+    ``embeddings``), only those of shard ``index`` of ``count`` when ``shard`` is given."""
+    condition = and_(
+        Chunk.collection_id == collection_id,
+        Chunk.retired.is_(False),
+        Embedding.model_id == model_id,
+    )
+    if shard is None:
+        return condition
+    index, count = shard
+    if not 0 <= index < count:
+        raise ValueError(f"shard must be (index, count) with 0 <= index < count, got {shard}")
+    return and_(condition, Chunk.id % count == index)
+
+
 class SqlChunkStore:
     """Documents and their chunks in SQL."""
 
@@ -86,6 +105,18 @@ class SqlChunkStore:
             return LiveVersion(row[0], row[1], row[2]) if row else None
 
         return self._db.run(work)
+
+    def live_hashes(self, collection_id: str) -> dict[str, str]:
+        query = (
+            select(Document.source, DocumentVersion.content_hash)
+            .join(
+                DocumentVersion,
+                (DocumentVersion.document_id == Document.id)
+                & (DocumentVersion.version == Document.current_version),
+            )
+            .where(Document.collection_id == collection_id)
+        )
+        return {str(row[0]): str(row[1]) for row in self._db.run(_fetch_all(query))}
 
     def source_with_content(self, collection_id: str, content_hash: str) -> str | None:
         def work(session: Session) -> str | None:
@@ -234,7 +265,12 @@ class SqlChunkStore:
         return {int(row[0]): row[1] for row in self._db.run(_fetch_all(query))}
 
     def embeddings(
-        self, collection_id: str, model_id: str, batch_size: int = 2048
+        self,
+        collection_id: str,
+        model_id: str,
+        batch_size: int = 2048,
+        *,
+        shard: tuple[int, int] | None = None,
     ) -> Iterator[tuple[list[int], npt.NDArray[np.float32], list[dict[str, Any]]]]:
         last = -1
         while True:
@@ -242,9 +278,7 @@ class SqlChunkStore:
                 select(Chunk.id, Embedding.dim, Embedding.vector, Chunk.meta)
                 .join(Embedding, Embedding.chunk_id == Chunk.id)
                 .where(
-                    Chunk.collection_id == collection_id,
-                    Chunk.retired.is_(False),
-                    Embedding.model_id == model_id,
+                    _embedded(collection_id, model_id, shard),
                     Chunk.id > last,
                 )
                 .order_by(Chunk.id)
@@ -257,6 +291,16 @@ class SqlChunkStore:
             vectors = np.stack([np.frombuffer(row[2], dtype=np.float32) for row in rows])
             yield ids, vectors, [dict(row[3]) for row in rows]
             last = ids[-1]
+
+    def embedding_count(
+        self, collection_id: str, model_id: str, *, shard: tuple[int, int] | None = None
+    ) -> int:
+        query = (
+            select(func.count(Chunk.id))
+            .join(Embedding, Embedding.chunk_id == Chunk.id)
+            .where(_embedded(collection_id, model_id, shard))
+        )
+        return int(self._db.run(lambda session: session.scalar(query)) or 0)
 
     def vectors(self, ids: Sequence[int], model_id: str) -> dict[int, npt.NDArray[np.float32]]:
         if not ids:
@@ -293,6 +337,16 @@ class SqlChunkStore:
                 return
             yield rows
             last = rows[-1][0]
+
+    def unembedded_sql(self, collection_id: str, model_id: str) -> tuple[str, Any]:
+        query = select(Chunk.id, Chunk.title, Chunk.text).where(
+            Chunk.collection_id == collection_id,
+            Chunk.retired.is_(False),
+            ~select(Embedding.id)
+            .where(Embedding.chunk_id == Chunk.id, Embedding.model_id == model_id)
+            .exists(),
+        )
+        return self._db.compile(query)
 
     def live_chunk_count(self, collection_id: str) -> int:
         query = select(func.count(Chunk.id)).where(

@@ -8,7 +8,9 @@ when the connection fails (a restarting Postgres, a locked SQLite file).
 
 from __future__ import annotations
 
+import functools
 import logging
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,6 +19,8 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -86,6 +90,31 @@ class Database:
     def safe_url(self) -> str:
         """The URL with any password masked, fit for logs."""
         return self.url.render_as_string(hide_password=True)
+
+    def dbapi_connector(self) -> Callable[[], Any]:
+        """A picklable function that opens a new DB-API connection to this database, for
+        readers in other processes (Ray Data's ``read_sql``)."""
+        if self.dialect == "sqlite":
+            return functools.partial(
+                sqlite3.connect,
+                self.url.database or ":memory:",
+                timeout=self.config.connect_timeout_s,
+            )
+        import psycopg
+
+        conninfo = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        return functools.partial(
+            psycopg.connect, conninfo, connect_timeout=max(1, round(self.config.connect_timeout_s))
+        )
+
+    def compile(self, query: ClauseElement) -> tuple[str, Any]:
+        """``query`` as SQL text and parameters in this database's DB-API style."""
+        compiled = query.compile(dialect=self.engine.dialect)
+        assert isinstance(compiled, SQLCompiler)
+        if compiled.positional:
+            order = compiled.positiontup or []
+            return str(compiled), tuple(compiled.params[name] for name in order)
+        return str(compiled), dict(compiled.params)
 
     def _create_engine(self) -> Engine:
         if self.dialect == "sqlite":

@@ -78,6 +78,11 @@ class ChunkStore(Protocol):
         """The current version of ``source`` in the collection, or ``None``."""
         ...
 
+    def live_hashes(self, collection_id: str) -> dict[str, str]:
+        """Every source of the collection that has a current version, with its content hash
+        (one query: the snapshot a bulk ingest skips unchanged documents by)."""
+        ...
+
     def source_with_content(self, collection_id: str, content_hash: str) -> str | None:
         """A source whose current version has this content hash, or ``None``."""
         ...
@@ -110,10 +115,32 @@ class ChunkStore(Protocol):
         ...
 
     def embeddings(
-        self, collection_id: str, model_id: str, batch_size: int = 2048
+        self,
+        collection_id: str,
+        model_id: str,
+        batch_size: int = 2048,
+        *,
+        shard: tuple[int, int] | None = None,
     ) -> Iterator[tuple[list[int], npt.NDArray[np.float32], list[dict[str, Any]]]]:
         """Every live chunk's id, vector and metadata under ``model_id``, in id order, in
-        batches (what a vector index is rebuilt from)."""
+        batches (what a vector index is rebuilt from).
+
+        ``shard=(index, count)`` keeps only the chunks whose ``id % count == index`` (one
+        shard of a sharded index, see :func:`ember.vectors.sharded.shard_of`), filtered in SQL.
+
+        :raises ValueError: ``shard`` is not ``(index, count)`` with ``0 <= index < count``
+            (when the first batch is asked for).
+        """
+        ...
+
+    def embedding_count(
+        self, collection_id: str, model_id: str, *, shard: tuple[int, int] | None = None
+    ) -> int:
+        """How many entries :meth:`embeddings` yields with the same arguments: live chunks with
+        an embedding under ``model_id``, only those of ``shard`` when given.
+
+        :raises ValueError: ``shard`` is not ``(index, count)`` with ``0 <= index < count``.
+        """
         ...
 
     def vectors(self, ids: Sequence[int], model_id: str) -> dict[int, npt.NDArray[np.float32]]:
@@ -126,6 +153,12 @@ class ChunkStore(Protocol):
         """Live chunks with no embedding under ``model_id``, as ``(id, title, text, metadata)``, in
         id order, in batches. Safe to interleave with :meth:`add_embeddings`: each batch is
         read after the previous one was yielded."""
+        ...
+
+    def unembedded_sql(self, collection_id: str, model_id: str) -> tuple[str, Any]:
+        """The query :meth:`unembedded` runs, as DB-API SQL text and parameters selecting
+        ``id``, ``title`` and ``text`` of live chunks without a ``model_id`` embedding, for a
+        reader in another process (Ray Data's ``read_sql``)."""
         ...
 
     def live_chunk_count(self, collection_id: str) -> int:

@@ -6,9 +6,9 @@ load on first use, so importing this package imports none of faiss, pymilvus or 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ember._lazy import lazy_exports
 from ember.vectors.protocol import Vector, VectorHit, VectorIndex
 
 if TYPE_CHECKING:
@@ -25,8 +25,4 @@ _ADAPTERS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _ADAPTERS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _ADAPTERS)

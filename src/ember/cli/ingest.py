@@ -1,0 +1,162 @@
+"""``ember ingest PATH``: feed files into a collection, in this process or on a Ray cluster.
+
+Without ``--bulk`` the documents go through the single-process ingest here. With ``--bulk``
+(the default when ``RAY_ADDRESS`` names a cluster, as it does for a ``ray job submit``
+entrypoint) they go through the Ray Data pipeline on that cluster, or on a local one started
+for the run. Either way the database and indexes are the configured ones, and a run that
+stops half-way is finished by running it again (written documents are skipped by hash).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ember.config import EmberConfig, load_config
+from ember.errors import ValidationFailed
+from ember.memory.ingest import IngestProgress, IngestReport
+from ember.memory.service import MemoryService
+from ember.memory.sources import count_documents, list_files, read_documents
+from ember.storage import Database, Migrator
+
+if TYPE_CHECKING:
+    from ember.cluster.runtime import Runtime
+
+__all__ = ["default_collection", "ingest"]
+
+console = Console()
+
+
+def default_collection(path: Path) -> str:
+    """The collection a path goes to when none is named: its name, lowercased, with runs of
+    other characters than letters, digits, ``_`` and ``-`` made one ``-``."""
+    name = re.sub(r"[^a-z0-9_-]+", "-", path.resolve().stem.lower()).strip("-")
+    return name or "default"
+
+
+def _bar(total: int) -> tuple[Progress, object]:
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+    )
+    bar = Progress(*columns, console=console, transient=False)
+    return bar, bar.add_task("ingesting", total=total, detail="")
+
+
+def _run(
+    config: EmberConfig, memory: MemoryService, path: Path, collection: str, bulk: bool
+) -> IngestReport:
+    files = list_files(path)
+    bar, task = _bar(count_documents(files))
+
+    def advance(state: IngestProgress) -> None:
+        detail = (
+            f"{state.written} written, {state.skipped} skipped, "
+            f"{state.failed} failed, {state.chunks} chunks"
+        )
+        bar.update(task, completed=state.done, detail=detail)  # type: ignore[arg-type]
+
+    with bar:
+        if not bulk:
+            return memory.ingest(collection, read_documents(files, path), advance)
+        from ember.pipelines import BulkIngest
+
+        return BulkIngest(config, memory).run(collection, path, advance)
+
+
+def _report(report: IngestReport, collection: str) -> None:
+    failed = [o for o in report.outcomes if o.status == "failed"]
+    for outcome in failed[:50]:
+        console.print(
+            f"[red]failed[/] {outcome.source or '(unnamed)'}: "
+            f"error[{outcome.error_code}]: {outcome.error}",
+            highlight=False,
+            markup=False,
+        )
+    console.print(
+        f"{report.count('created')} created, {report.count('updated')} updated, "
+        f"{report.count('unchanged')} unchanged, {report.count('duplicate')} duplicate, "
+        f"{len(failed)} failed; {report.chunks} chunks in {report.seconds:.1f} s"
+    )
+    if report.index_error:
+        console.print(
+            f"[yellow]vector index not updated[/] ({report.index_error}); the documents are "
+            f"stored and found by keyword search: run `ember collections reindex {collection}`",
+            highlight=False,
+        )
+    if failed or report.index_error:
+        raise typer.Exit(1)
+
+
+def ingest(
+    path: Annotated[Path, typer.Argument(help="A file or a directory (read recursively).")],
+    collection: Annotated[
+        str | None,
+        typer.Option("--collection", "-C", help="Collection name; default: PATH's name."),
+    ] = None,
+    create: Annotated[bool, typer.Option(help="Create the collection if missing.")] = True,
+    bulk: Annotated[
+        bool | None,
+        typer.Option(
+            "--bulk/--no-bulk",
+            help="Run the Ray Data pipeline on the cluster in RAY_ADDRESS (else a local one); "
+            "default: on when RAY_ADDRESS is set.",
+        ),
+    ] = None,
+    config_path: Annotated[
+        Path | None, typer.Option("--config", "-c", help="YAML config file.", dir_okay=False)
+    ] = None,
+) -> None:
+    """Ingest files into a collection: text, Markdown, HTML, PDF, and BEIR .jsonl corpora."""
+    from ember.cli.main import reported
+
+    with reported():
+        config = load_config(config_path, os.environ)
+        name = collection or default_collection(path)
+        if not path.exists():
+            raise ValidationFailed(f"{path}: no such file or directory")
+        use_ray = bool(os.environ.get("RAY_ADDRESS")) if bulk is None else bulk
+        runtime = _connect(config) if use_ray else None
+        database = Database.from_config(config)
+        try:
+            Migrator(database).upgrade()
+            memory = _plane(config, database, use_ray)
+            try:
+                if create and name not in {c.name for c in memory.collections.list(limit=10000)}:
+                    memory.collections.create(name)
+                report = _run(config, memory, path, name, use_ray)
+            finally:
+                memory.close()
+        finally:
+            database.dispose()
+            if runtime is not None:
+                runtime.leave()
+        _report(report, name)
+
+
+def _connect(config: EmberConfig) -> Runtime:
+    """Join the cluster of ``ray.address`` / ``RAY_ADDRESS``, else start a local one (no
+    dashboard; it stops with this process)."""
+    from ember.cluster.runtime import Runtime
+
+    quiet = config.model_copy(update={"ray": config.ray.model_copy(update={"dashboard": False})})
+    runtime = Runtime(quiet)
+    runtime.start()
+    return runtime
+
+
+def _plane(config: EmberConfig, database: Database, on_ray: bool) -> MemoryService:
+    if not on_ray:
+        return MemoryService.build(config, database)
+    from ember.actors.memory_plane import cluster_memory
+
+    return cluster_memory(config, database)

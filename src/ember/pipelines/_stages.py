@@ -1,0 +1,41 @@
+"""What the pipelines share: Ray Data's settings for a run, and the embedding stage."""
+
+from __future__ import annotations
+
+import ray
+import ray.data
+
+from ember.actors.embedding_worker import EmbeddingWorker
+from ember.cluster.placement import worker_resources
+from ember.config import EmberConfig
+
+
+def quiet(no_progress_timeout_s: float | None) -> None:
+    """Ray Data in this process: no progress bars of its own (ember reports progress), and a
+    run that makes no progress for ``no_progress_timeout_s`` fails (unset: Ray's default)."""
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    if no_progress_timeout_s is not None:
+        context.execution_no_progress_timeout_s = no_progress_timeout_s
+
+
+def embedded(dataset: ray.data.Dataset, config: EmberConfig, batch_size: int) -> ray.data.Dataset:
+    """``dataset`` (rows with ``texts``) through an :class:`EmbeddingWorker` pool that scales
+    between ``embeddings.workers_min`` and ``workers_max``, each worker with
+    ``embeddings.worker_num_cpus`` and, when the cluster has GPUs, ``worker_num_gpus``."""
+    settings = config.embeddings
+    resources = worker_resources(
+        ray.cluster_resources(),  # type: ignore[no-untyped-call]
+        settings.worker_num_cpus,
+        settings.worker_num_gpus,
+    )
+    return dataset.map_batches(
+        EmbeddingWorker,
+        fn_constructor_kwargs={"config": config},
+        batch_size=batch_size,
+        batch_format="numpy",
+        concurrency=(settings.workers_min, settings.workers_max),
+        num_cpus=resources["CPU"],
+        num_gpus=resources.get("GPU", 0.0),
+    )

@@ -35,7 +35,9 @@ def embedded(dataset: ray.data.Dataset, config: EmberConfig, batch_size: int) ->
         fn_constructor_kwargs={"config": config},
         batch_size=batch_size,
         batch_format="numpy",
-        concurrency=(settings.workers_min, settings.workers_max),
+        compute=ray.data.ActorPoolStrategy(
+            min_size=settings.workers_min, max_size=settings.workers_max
+        ),
         num_cpus=resources["CPU"],
         num_gpus=resources.get("GPU", 0.0),
     )

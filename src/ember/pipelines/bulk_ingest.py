@@ -163,7 +163,7 @@ class BulkIngest:
             fn_constructor_kwargs={"config": self._config, "live": live},
             batch_size=1,
             batch_format="numpy",
-            concurrency=(1, 2),
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=2),
             num_cpus=0.25,
         )
         return embedded(prepared, self._config, self._batch)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
@@ -138,14 +139,27 @@ class BulkIngest:
         parts = split_parts(files, root, self._part_documents)
         report = IngestReport(collection)
         placed: list[tuple[int, DocumentOutcome]] = []
+        tally = Counter[str]()
         if parts:
             live = self._memory.store.live_hashes(collection_id)
             for batch in self._dataset(parts, live).iter_batches(
                 batch_size=self._batch, batch_format="numpy"
             ):
-                placed.extend(self._write(collection_id, batch, report))
-                report.outcomes = [outcome for _, outcome in placed]
-                ingestor.report_progress(report, progress)
+                written = self._write(collection_id, batch, report)
+                placed.extend(written)
+                for _, outcome in written:
+                    tally[outcome.status] += 1
+                    tally["chunks"] += outcome.chunks
+                if progress is not None:
+                    progress(
+                        IngestProgress(
+                            done=len(placed),
+                            written=tally["created"] + tally["updated"],
+                            skipped=tally["unchanged"] + tally["duplicate"],
+                            failed=tally["failed"],
+                            chunks=tally["chunks"],
+                        )
+                    )
         self._memory.indexes.flush(collection_id)
         report.outcomes = [outcome for _, outcome in sorted(placed, key=lambda p: p[0])]
         report.seconds = time.perf_counter() - started

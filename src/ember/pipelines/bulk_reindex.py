@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -93,7 +94,7 @@ class BulkReindex:
                 if progress is not None:
                     progress(ReindexProgress("embed", done))
         report = memory.reindexer.reindex(collection, embedder, progress)
-        return ReindexReport(**{**report.__dict__, "embedded": report.embedded + done})
+        return replace(report, embedded=report.embedded + done)
 
     def _dataset(self, collection_id: str, model_id: str, total: int) -> ray.data.Dataset:
         quiet(self._timeout)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -37,6 +38,7 @@ __all__ = [
     "DocumentOutcome",
     "IngestProgress",
     "IngestReport",
+    "IngestTally",
     "Ingestor",
 ]
 
@@ -118,6 +120,7 @@ class Ingestor:
         started = time.perf_counter()
         collection_id = self.check(collection)
         report = IngestReport(collection)
+        tally = IngestTally(report)
         batch: list[_Pending] = []
         known = self.known_by_store(collection_id)
         for position, item in enumerate(documents):
@@ -130,11 +133,13 @@ class Ingestor:
             if len(batch) >= self._batch_size:
                 self._flush(collection_id, batch, report)
                 batch = []
-                self.report_progress(report, progress)
+                if progress is not None:
+                    progress(tally.progress())
         if batch:
             self._flush(collection_id, batch, report)
         self._indexes.flush(collection_id)
-        self.report_progress(report, progress)
+        if progress is not None:
+            progress(tally.progress())
         report.seconds = time.perf_counter() - started
         return report
 
@@ -248,18 +253,27 @@ class Ingestor:
         except EmberError as again:
             report.index_error = f"{again.code}: {again.detail}"
 
-    @staticmethod
-    def report_progress(
-        report: IngestReport, progress: Callable[[IngestProgress], None] | None
-    ) -> None:
-        """Call ``progress`` (when given) with ``report``'s running totals."""
-        if progress is not None:
-            progress(
-                IngestProgress(
-                    done=len(report.outcomes),
-                    written=report.count("created", "updated"),
-                    skipped=report.count("unchanged", "duplicate"),
-                    failed=report.count("failed"),
-                    chunks=report.chunks,
-                )
-            )
+
+class IngestTally:
+    """Running totals of ``report``, counting each outcome once: call :meth:`progress` only
+    when every outcome in the report is final (no document of it is still being written)."""
+
+    def __init__(self, report: IngestReport) -> None:
+        self._report = report
+        self._seen = 0
+        self._counts: Counter[str] = Counter()
+
+    def progress(self) -> IngestProgress:
+        """The totals so far, after counting the outcomes added since the last call."""
+        for outcome in self._report.outcomes[self._seen :]:
+            self._counts[outcome.status] += 1
+            self._counts["chunks"] += outcome.chunks
+        self._seen = len(self._report.outcomes)
+        counts = self._counts
+        return IngestProgress(
+            done=self._seen,
+            written=counts["created"] + counts["updated"],
+            skipped=counts["unchanged"] + counts["duplicate"],
+            failed=counts["failed"],
+            chunks=counts["chunks"],
+        )

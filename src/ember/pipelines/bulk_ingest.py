@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
@@ -33,7 +32,7 @@ import ray.data
 from ember.config import EmberConfig
 from ember.errors import DimensionMismatch
 from ember.memory.chunker import Chunker
-from ember.memory.ingest import IngestProgress, IngestReport
+from ember.memory.ingest import IngestProgress, IngestReport, IngestTally
 from ember.memory.preparer import (
     DocumentOutcome,
     DocumentPreparer,
@@ -138,30 +137,21 @@ class BulkIngest:
         files = list_files(root)
         parts = split_parts(files, root, self._part_documents)
         report = IngestReport(collection)
-        placed: list[tuple[int, DocumentOutcome]] = []
-        tally = Counter[str]()
+        tally = IngestTally(report)
+        positions: list[int] = []
         if parts:
             live = self._memory.store.live_hashes(collection_id)
             for batch in self._dataset(parts, live).iter_batches(
                 batch_size=self._batch, batch_format="numpy"
             ):
-                written = self._write(collection_id, batch, report)
-                placed.extend(written)
-                for _, outcome in written:
-                    tally[outcome.status] += 1
-                    tally["chunks"] += outcome.chunks
+                for position, outcome in self._write(collection_id, batch, report):
+                    positions.append(position)
+                    report.outcomes.append(outcome)
                 if progress is not None:
-                    progress(
-                        IngestProgress(
-                            done=len(placed),
-                            written=tally["created"] + tally["updated"],
-                            skipped=tally["unchanged"] + tally["duplicate"],
-                            failed=tally["failed"],
-                            chunks=tally["chunks"],
-                        )
-                    )
+                    progress(tally.progress())
         self._memory.indexes.flush(collection_id)
-        report.outcomes = [outcome for _, outcome in sorted(placed, key=lambda p: p[0])]
+        order = sorted(range(len(positions)), key=positions.__getitem__)
+        report.outcomes = [report.outcomes[i] for i in order]
         report.seconds = time.perf_counter() - started
         return report
 

@@ -204,6 +204,8 @@ def loaded_models() -> list[LoadedModel]:
             expires_at=NOW + timedelta(minutes=5),
             gpu=True,
             queue_depth=2,
+            replicas=2,
+            nodes=("node-7", "node-9"),
         )
     ]
 

@@ -210,6 +210,8 @@ def test_tags_show_ps_and_version(stack: Stack) -> None:
         "node_id": "node-7",
         "gpu": True,
         "queue_depth": 2,
+        "replicas": 2,
+        "nodes": ["node-7", "node-9"],
         "loaded_at": "2025-01-02T03:04:05Z",
         "last_used_at": "2025-01-02T03:04:10Z",
     }

@@ -16,7 +16,7 @@ import ray
 from ember.actors.dispatcher import JobDispatcherActor
 from ember.actors.event_hub import EventHubActor
 from ember.actors.job_worker import JobWorkerActor
-from ember.actors.model_access import MODEL_REGISTRY
+from ember.actors.model_access import MODEL_REGISTRY, ModelHostDemand
 from ember.actors.model_registry import ModelRegistryActor
 from ember.actors.names import NAMESPACE
 from ember.config import EmberConfig
@@ -80,7 +80,7 @@ def start_job_system(config: EmberConfig, *, detached: bool = False) -> JobSyste
     """
     hub = _singleton(EventHubActor, HUB, detached).remote(config)
     dispatcher = _singleton(JobDispatcherActor, DISPATCHER, detached).remote(
-        config, hub, functools.partial(start_worker, config, hub)
+        config, hub, functools.partial(start_worker, config, hub), ModelHostDemand()
     )
     ray.get(dispatcher.start.remote())
     return JobSystem(hub, dispatcher)

@@ -6,7 +6,9 @@ demand is its queued jobs plus the jobs its pool runs, and a
 :class:`~ember.cluster.scaling.ScalingPolicy` per kind (``jobs.workers_min`` to
 ``jobs.workers_max``, ``jobs.jobs_per_worker_target`` jobs a worker, ``jobs.scale_cooldown_s``)
 turns that into a size. Workers wanted but not yet started that do not fit in the cluster's
-free resources become a request to Ray's autoscaler (:class:`~ember.cluster.ResourceRequests`).
+free resources become a request to Ray's autoscaler (:class:`~ember.cluster.ResourceRequests`),
+together with the ``demand`` of other pools (the model hosts): a cluster holds one standing
+request, so this actor makes it for all of them.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ember.actors.worker_pool import RayWorkerPool
@@ -33,12 +35,19 @@ __all__ = ["JobDispatcherActor"]
 
 log = logging.getLogger(__name__)
 
+Demand = Callable[[], Awaitable[tuple[list[dict[str, float]], list[dict[str, float]]]]]
+"""Another pool's ``(desired, waiting)`` bundles, as :meth:`ResourceRequests.update` takes."""
+
 
 class JobDispatcherActor:
     """Leases queued jobs to worker actors; see :mod:`ember.jobs.dispatcher`."""
 
     def __init__(
-        self, config: EmberConfig, hub: Any, worker_factory: Callable[[str, str], Any]
+        self,
+        config: EmberConfig,
+        hub: Any,
+        worker_factory: Callable[[str, str], Any],
+        demand: Demand | None = None,
     ) -> None:
         configure_logging("ember-dispatcher", config.logging.level, config.logging.format)
         self._config = config
@@ -59,6 +68,7 @@ class JobDispatcherActor:
         }
         self.targets = dict.fromkeys(kinds, settings.workers_min)
         self._requests: ResourceRequests = ray_resource_requests()
+        self._demand = demand
         self._scaled_at = -float("inf")
         self.pools = {
             kind: RayWorkerPool(
@@ -129,6 +139,10 @@ class JobDispatcherActor:
             pool.resize(target)
             desired += [bundle] * target
             waiting += [bundle] * max(0, target - pool.started)
+        if self._demand is not None:
+            more_desired, more_waiting = await self._demand()
+            desired += more_desired
+            waiting += more_waiting
         await asyncio.to_thread(self._requests.update, desired, waiting)
 
     async def _run(self) -> None:

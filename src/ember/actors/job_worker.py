@@ -50,7 +50,7 @@ class JobWorkerActor:
                 config,
                 self._database,
                 memory_builder=cluster_memory,
-                models=RayModelAccess,
+                models=lambda: RayModelAccess(refresh_s=config.models.route_refresh_s),
                 bulk=ClusterPipelines(config, self._database),
             ),
             publish,

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ember.actors.model_host import ModelHostActor, RayHostHandle
+from ember.cluster.scaling import ScalingPolicy
 from ember.config import EmberConfig
 from ember.config.models import ModelsConfig
 from ember.errors import ProviderUnavailable
@@ -102,13 +104,30 @@ class RayLauncher:
         return handle
 
 
+def _scaler(settings: ModelsConfig) -> Callable[[str], ScalingPolicy] | None:
+    """One policy per model between ``replicas_min`` and ``replicas_max``; ``None`` (one host
+    per model) when they are both 1."""
+    if settings.replicas_max == 1:
+        return None
+    return lambda name: ScalingPolicy(
+        settings.replicas_min,
+        settings.replicas_max,
+        settings.calls_per_replica_target,
+        settings.scale_cooldown_s,
+    )
+
+
 class ModelRegistryActor:
-    """Registers the bundled model, warms the warm ones, unloads idle ones on a timer."""
+    """Registers the bundled model, warms the warm ones, unloads idle ones on a timer and,
+    with ``models.replicas_max`` above 1, sizes each model's hosts to its queue on another."""
 
     def __init__(self, config: EmberConfig) -> None:
         self._config = config
         self._catalog = SqlModelCatalog(Database.from_config(config))
-        self._registry = ModelRegistry(self._catalog, RayLauncher(config.models), config.models)
+        settings = config.models
+        self._registry = ModelRegistry(
+            self._catalog, RayLauncher(settings), settings, scaler=_scaler(settings)
+        )
         self._tasks: list[asyncio.Task[Any]] = []
         self._bundle_error: str | None = None
 
@@ -127,13 +146,16 @@ class ModelRegistryActor:
                 self._bundle_error = f"{type(exc).__name__}: {exc}"
                 log.error("the bundled model is not available: %s", exc)
         self._tasks = [asyncio.create_task(self._sweep())]
+        if self._config.models.replicas_max > 1:
+            self._tasks.append(asyncio.create_task(self._rescale()))
         await self._registry.warm()
 
-    async def acquire(
+    async def replicas(
         self, name: str, keep_alive_s: float | None
-    ) -> tuple[ModelRecord, RayHostHandle]:
-        host = await self._registry.acquire(name, keep_alive_s)
-        return self._catalog_record(name), host
+    ) -> tuple[ModelRecord, list[RayHostHandle]]:
+        """The record of ``name`` and the hosts that take its calls now (loading it first)."""
+        hosts = await self._registry.replicas(name, keep_alive_s)
+        return self._catalog_record(name), hosts
 
     def touch(self, name: str, keep_alive_s: float | None) -> None:
         self._registry.touch(name, keep_alive_s)
@@ -150,6 +172,21 @@ class ModelRegistryActor:
     def records(self) -> list[ModelRecord]:
         return self._catalog.all()
 
+    def resource_demand(self) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
+        """``(desired, waiting)`` for :meth:`ember.cluster.ResourceRequests.update`: a bundle
+        per host held or wanted, and the bundles of those wanted but not started (a host's
+        ``models.host_num_cpus``, plus ``models.host_num_gpus`` for a GPU host)."""
+        demand = self._registry.host_demand()
+        settings = self._config.models
+
+        def bundle(gpu: bool) -> dict[str, float]:
+            if gpu and settings.host_num_gpus > 0:
+                return {"CPU": settings.host_num_cpus, "GPU": settings.host_num_gpus}
+            return {"CPU": settings.host_num_cpus}
+
+        unplaced = [bundle(gpu) for gpu in demand.unplaced]
+        return [bundle(gpu) for gpu in demand.placed] + unplaced, unplaced
+
     def ready(self) -> tuple[bool, str]:
         if self._bundle_error is not None:
             return False, f"bundled model: {self._bundle_error}"
@@ -165,3 +202,11 @@ class ModelRegistryActor:
                 await self._registry.sweep()
             except Exception as exc:
                 log.warning("model sweep failed: %s", exc)
+
+    async def _rescale(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.models.scale_interval_s)
+            try:
+                await self._registry.rescale()
+            except Exception as exc:
+                log.warning("sizing the model hosts failed: %s", exc)

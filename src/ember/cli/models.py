@@ -139,12 +139,13 @@ def ps(url: UrlOption = None, token: TokenOption = None, config_path: ConfigOpti
     """The models loaded now, on which node, and until when."""
     with api_client(url, token, config_path) as client:
         loaded = client.call("GET", "/api/ps").json().get("models", [])
-    table = Table("name", "node", "size", "processor", "until")
+    table = Table("name", "node", "hosts", "size", "processor", "until")
     for model in loaded:
         ember = model.get("ember", {})
         table.add_row(
             model["name"],
             str(ember.get("node_id", "-"))[:12],
+            str(ember.get("replicas", 1)),
             _size(int(model.get("size", 0))),
             "GPU" if ember.get("gpu") else "CPU",
             model.get("expires_at") or "evicted for room only",

@@ -476,6 +476,38 @@ class ModelsConfig(_Section):
     sweep_interval_s: float = Field(
         5.0, gt=0, description="How often idle models past their keep-alive are unloaded."
     )
+    replicas_min: int = Field(
+        1, ge=1, description="Fewest hosts of a loaded model (in a Ray cluster)."
+    )
+    replicas_max: int = Field(
+        1,
+        ge=1,
+        description="Most hosts of a loaded model: above `replicas_min`, hosts are added while "
+        "calls queue on them and removed after `scale_cooldown_s` (in a Ray cluster).",
+    )
+    calls_per_replica_target: float = Field(
+        2.0,
+        gt=0,
+        description="Calls running or waiting per model host the scaling aims for; a host "
+        "answers one call at a time, so 2 adds a host once calls wait.",
+    )
+    scale_cooldown_s: float = Field(
+        30.0,
+        ge=0,
+        description="Seconds demand must stay low before a model loses a host; also how long "
+        "a model is not grown after a host failed to start.",
+    )
+    scale_interval_s: float = Field(
+        1.0, gt=0, description="How often model hosts are sized to their queues."
+    )
+    route_refresh_s: float = Field(
+        1.0,
+        gt=0,
+        description="How long a caller routes over the hosts it last heard of before asking "
+        "the registry again; a host taken out of routing is closed once idle and `2 *` this after.",
+    )
+
+    _max_at_least_min = field_validator("replicas_max")(_not_below("replicas_min"))
 
 
 class ProvidersConfig(_Section):

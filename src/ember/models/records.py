@@ -34,8 +34,9 @@ class ModelRecord:
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A model resident in a host now: where, how big, and until when (``None``: until it is
-    evicted for room)."""
+    """A model resident now: where its first host is, how big one host is, and until when
+    (``None``: until it is evicted for room); ``replicas`` hosts serve it, on ``nodes`` (one
+    node id per host)."""
 
     name: str
     digest: str
@@ -46,3 +47,5 @@ class LoadedModel:
     expires_at: datetime | None
     gpu: bool = False
     queue_depth: int = 0
+    replicas: int = 1
+    nodes: tuple[str, ...] = ()

@@ -189,7 +189,8 @@ def show_body(info: ModelInfo) -> dict[str, Any]:
 
 
 def running_entry(model: LoadedModel) -> dict[str, Any]:
-    """A model of ``/api/ps``; ``ember`` has its node, whether on GPU, and its queue."""
+    """A model of ``/api/ps``; ``ember`` has its first host's node and whether on GPU, its
+    queue over all its hosts, and the host count with each host's node."""
     return {
         "name": model.name,
         "model": model.name,
@@ -202,6 +203,8 @@ def running_entry(model: LoadedModel) -> dict[str, Any]:
             "node_id": model.node_id,
             "gpu": model.gpu,
             "queue_depth": model.queue_depth,
+            "replicas": model.replicas,
+            "nodes": list(model.nodes) or [model.node_id],
             "loaded_at": _iso(model.loaded_at),
             "last_used_at": _iso(model.last_used_at),
         },

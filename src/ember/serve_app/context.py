@@ -85,7 +85,7 @@ def _default_models(config: EmberConfig, database: Database) -> ClusterModels:
     if ray.is_initialized():
         from ember.actors.model_access import RayModelAccess
 
-        return RayModelAccess()
+        return RayModelAccess(refresh_s=config.models.route_refresh_s)
     return LocalModels.build(SqlModelCatalog(database), config.models)
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from ember.config.models import RouterConfig
-from ember.models import LocalModels, ModelRecord, ResidencyHint, SqlModelCatalog
+from ember.models import LoadedModel, LocalModels, ModelRecord, ResidencyHint, SqlModelCatalog
 from ember.providers.llamacpp import LlamaCppProvider
 from ember.providers.router import Candidate, Router
 from tests.support.models import register_copy
@@ -46,3 +48,22 @@ async def test_a_stale_snapshot_refreshes_in_the_background(local_models: LocalM
     assert hint._refreshing is not None
     await hint._refreshing
     assert hint("local", "gemma3-270m") == (True, 0)
+
+
+async def test_the_queue_of_a_model_with_several_hosts_is_per_host() -> None:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def model(name: str, depth: int, hosts: int) -> LoadedModel:
+        return LoadedModel(
+            name, "sha256:x", "n1", 1, at, at, None, queue_depth=depth, replicas=hosts
+        )
+
+    snapshot = [model("two-hosts", 5, 2), model("one-host", 4, 1)]
+
+    async def loaded() -> list[LoadedModel]:
+        return snapshot
+
+    hint = ResidencyHint(loaded, {"local"})
+    await hint.refresh()
+    assert hint("local", "two-hosts") == (True, 3), "5 calls over 2 hosts: 3 wait on one"
+    assert hint("local", "one-host") == (True, 4)

@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 class ResidencyHint:
     """A :data:`~ember.providers.router.LoadHint` over ``loaded()`` (the registry's ``ps``).
 
-    For a ``hosted`` provider it answers ``(loaded, queue_depth)`` from the last snapshot; a
+    For a ``hosted`` provider it answers ``(loaded, queue_depth)`` from the last snapshot, the
+    depth being the calls per host (a model's calls over its hosts, rounded up); a
     snapshot older than ``max_age_s`` is refreshed in a background task on the caller's event
     loop (the answer is the old one meanwhile). A remote provider's models are taken as
     loaded with an empty queue: ember cannot see them, and should not rank them below a local
@@ -51,7 +52,7 @@ class ResidencyHint:
     async def refresh(self) -> None:
         """Take a new snapshot now."""
         models = await self._loaded()
-        self._resident = {m.name: m.queue_depth for m in models}
+        self._resident = {m.name: -(-m.queue_depth // max(1, m.replicas)) for m in models}
         self._taken = self._clock()
 
     def _refresh_if_stale(self) -> None:

@@ -3,8 +3,9 @@ a model goes to the GPU node, asks for a GPU and is reported on it; without a GP
 on CPU. (No CUDA device here: the GPU is a declared resource, and llama.cpp's CPU build ignores
 the offload; a real GPU is checked only where one is lent.) And a model's hosts follow its
 calls: the ModelRegistry actor adds a host on the other node while calls queue, callers route
-over both, and the extra host is drained and stopped once calls stop; a host no node has room
-for becomes part of the job dispatcher's request to Ray's autoscaler."""
+over both, the extra host is drained and stopped once calls stop, and a host that dies is
+replaced; a host no GPU node has room for becomes part of the job dispatcher's request to Ray's
+autoscaler."""
 
 from __future__ import annotations
 
@@ -103,6 +104,7 @@ async def test_a_models_hosts_follow_its_calls_across_both_nodes(
             "EMBER_MODELS_SCALE_COOLDOWN_S": "2",
             "EMBER_MODELS_SCALE_INTERVAL_S": "0.2",
             "EMBER_MODELS_ROUTE_REFRESH_S": "0.2",
+            "EMBER_MODELS_SWEEP_INTERVAL_S": "0.5",
         },
     )
     registry = ray.remote(ModelRegistryActor).options(num_cpus=0).remote(config)
@@ -131,11 +133,13 @@ async def test_a_models_hosts_follow_its_calls_across_both_nodes(
     assert len(set((await ps()).nodes)) == 2, "the second host went to the node without one"
     assert all(answer.text for answer in await running)
 
-    both = await route()
-    assert len(both.hosts) == 2
-    more = asyncio.gather(*(provider.generate(gemma.name, "Hello", options) for _ in range(4)))
+    fresh_access = RayModelAccess(registry, refresh_s=0.2)
+    fresh = LlamaCppProvider("local", fresh_access)
+    more = asyncio.gather(*(fresh.generate(gemma.name, "Hello", options) for _ in range(4)))
+    _, both = await fresh_access.open(gemma.name, None)
+    assert isinstance(both, ReplicaSet)
     await until(lambda: _started(both, 4), "four calls are in flight")
-    assert both.in_flight() == [2, 2], "calls spread over both hosts"
+    assert both.in_flight() == [2, 2], "a new caller's first burst spreads over both hosts"
     assert all(answer.text for answer in await more)
 
     async def one_host() -> bool:
@@ -143,19 +147,41 @@ async def test_a_models_hosts_follow_its_calls_across_both_nodes(
 
     await until(one_host, "the calm model is back to one host")
 
-    async def one_stopped() -> bool:
-        gone = 0
+    async def stopped() -> list[bool]:
+        gone = []
         for host in both.hosts:
             try:
                 await host.busy()
             except ProviderUnavailable:
-                gone += 1
-        return gone == 1
+                gone.append(True)
+            else:
+                gone.append(False)
+        return gone
 
-    await until(one_stopped, "the drained host was stopped")
-    answer = await provider.generate(gemma.name, "Question: What is 2 + 2?\nAnswer:", options)
-    assert answer.text
-    assert len((await route()).hosts) == 1
+    await until(lambda: _count(stopped(), True, 1), "the drained host was stopped")
+
+    async def routed_over(count: int) -> bool:
+        await provider.generate(gemma.name, "Say", GenerationOptions(max_tokens=2))
+        return len((await route()).hosts) == count
+
+    await until(lambda: routed_over(1), "callers route over the one host left")
+    (survivor,) = (await route()).hosts
+    ray.kill(survivor.actor, no_restart=True)
+
+    async def answered() -> bool:
+        try:
+            answer = await provider.generate(gemma.name, "Hello", options)
+        except ProviderUnavailable:
+            return False
+        return bool(answer.text)
+
+    await until(answered, "a call is answered by a new host after the last one died")
+    (replacement,) = (await route()).hosts
+    assert replacement.actor != survivor.actor
+
+
+async def _count(flags: Awaitable[list[bool]], value: bool, count: int) -> bool:
+    return (await flags).count(value) == count
 
 
 async def _started(replicas: ReplicaSet[Any], calls: int) -> bool:
@@ -174,7 +200,6 @@ async def test_a_host_no_node_has_room_for_is_asked_of_the_autoscaler(
             "EMBER_HOME": str(tmp_path),
             "EMBER_RAY_DASHBOARD": "false",
             "EMBER_MODELS_BUNDLED": "false",
-            "EMBER_MODELS_MEMORY_BYTES": str(int(gemma.size_bytes * 1.5)),
             "EMBER_MODELS_REPLICAS_MAX": "3",
             "EMBER_MODELS_CALLS_PER_REPLICA_TARGET": "1",
             "EMBER_MODELS_SCALE_COOLDOWN_S": "60",
@@ -183,14 +208,14 @@ async def test_a_host_no_node_has_room_for_is_asked_of_the_autoscaler(
             "EMBER_JOBS_POLL_INTERVAL_S": "0.2",
         },
     )
-    jobs = start_job_system(config)
     registry = start_model_registry(config)
+    jobs = start_job_system(config)
     provider = LlamaCppProvider("local", RayModelAccess(registry))
     options = GenerationOptions(max_tokens=64, temperature=0)
     running = asyncio.gather(
         *(provider.generate(gemma.name, "Once upon a time", options) for _ in range(8))
     )
-    gpu_host, cpu_host = {"CPU": 0.5, "GPU": 1.0}, {"CPU": 0.5}
+    gpu_host = {"CPU": 0.5, "GPU": 1.0}
 
     async def requested() -> bool:
         stats = await jobs.dispatcher.stats.remote()
@@ -198,11 +223,11 @@ async def test_a_host_no_node_has_room_for_is_asked_of_the_autoscaler(
 
     await until(requested, "the dispatcher asks for room")
     stats = await jobs.dispatcher.stats.remote()
-    assert stats["resource_request"] == [gpu_host, cpu_host, gpu_host], (
-        "the host on the GPU node, the second one on the head's CPU, and a third GPU host "
-        "no node has room for (no job worker is wanted)"
+    assert stats["resource_request"] == [gpu_host] * 3, (
+        "the host that holds the GPU node's one GPU, and two more GPU hosts no node has a GPU "
+        "for (a model on a GPU does not grow onto the CPU head; no job worker is wanted)"
     )
-    assert standing_request() == [gpu_host, cpu_host, gpu_host]
+    assert standing_request() == [gpu_host] * 3
     assert all(answer.text for answer in await running)
 
     async def cleared() -> bool:

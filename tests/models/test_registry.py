@@ -250,3 +250,49 @@ async def test_room_is_counted_per_host_and_an_idle_model_gives_up_a_host_first(
         }, "room for gemma-c came from gemma-a's second host, not from a whole model"
     finally:
         await registry.close()
+
+
+@pytest.mark.usefixtures("three")
+async def test_growing_takes_only_free_room_and_never_an_idle_models_host(
+    catalog: SqlModelCatalog, gemma: ModelRecord
+) -> None:
+    clock = Clock()
+    registry = scaled(catalog, gemma, 2.5, clock)
+    try:
+        await registry.acquire("gemma-b")
+        clock.now += 1
+        host = await registry.acquire("gemma-a")
+        calls = [asyncio.create_task(host.complete("Once upon a time", LONG)) for _ in range(2)]
+        await until_busy(host, 2)
+        assert await registry.rescale() == {"gemma-a": 1, "gemma-b": 1}
+        assert registry.host_demand().unplaced == (False,), "wanted, and left to the autoscaler"
+        await asyncio.gather(*calls)
+    finally:
+        await registry.close()
+
+
+async def test_a_draining_host_takes_calls_again_when_demand_returns(
+    catalog: SqlModelCatalog, gemma: ModelRecord
+) -> None:
+    clock = Clock()
+    registry = scaled(catalog, gemma, 4, clock)
+    try:
+        first = await registry.acquire(gemma.name)
+        calls = [asyncio.create_task(first.complete("Once upon a time", LONG)) for _ in range(2)]
+        await until_busy(first, 2)
+        assert await registry.rescale() == {gemma.name: 2}
+        await asyncio.gather(*calls)
+        (second,) = [h for h in await registry.replicas(gemma.name) if h is not first]
+        await registry.rescale()
+        clock.now += 11
+        assert await registry.rescale() == {gemma.name: 1}
+        assert registry.host_demand().placed == (False, False), "the draining host still holds room"
+
+        calls = [asyncio.create_task(first.complete("Once upon a time", LONG)) for _ in range(2)]
+        await until_busy(first, 2)
+        assert await registry.rescale() == {gemma.name: 2}
+        assert set(map(id, await registry.replicas(gemma.name))) == {id(first), id(second)}
+        assert (await second.complete("Say", GenerationOptions(max_tokens=2))).text
+        await asyncio.gather(*calls)
+    finally:
+        await registry.close()

@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import ray
-from ray.exceptions import RayActorError
 
 from ember.actors.model_host import RayHostHandle
 from ember.actors.names import NAMESPACE
@@ -24,26 +24,40 @@ MODEL_REGISTRY = "ember-model-registry"
 log = logging.getLogger(__name__)
 
 
+def _logged_failure(done: asyncio.Future[Any]) -> None:
+    if not done.cancelled() and done.exception() is not None:
+        log.warning("refreshing a model's hosts failed: %s", done.exception())
+
+
 def _actor_of(host: RayHostHandle) -> Any:
     """A host's key across copies of its handle: the actor handle (equal by actor id)."""
     return host.actor
 
 
+@dataclass
+class _Route:
+    record: ModelRecord
+    hosts: ReplicaSet[RayHostHandle]
+    fetched: float
+
+
 class RayModelAccess:
     """:class:`~ember.providers.llamacpp.ModelAccess` over the cluster's ModelRegistry actor.
 
-    The hosts of each model are cached for ``refresh_s`` seconds as a
-    :class:`~ember.models.replicas.ReplicaSet`, so a call costs one hop to the host this
-    process has the fewest calls on; the registry hears of the use without being awaited
-    (``touch``). Past ``refresh_s`` the next call asks the registry for the current hosts (a
-    model that was scaled up or down). A cached host that the registry has since unloaded
-    fails with ProviderUnavailable; the provider then forgets it and asks again.
+    The hosts of each model are kept as one :class:`~ember.models.replicas.ReplicaSet` per
+    model, so a call costs one hop to the host this process has the fewest calls on, and the
+    registry hears of the use without being awaited (``touch``). The first calls for a model
+    wait for one answer from the registry together. Once the hosts were fetched ``refresh_s``
+    ago, the next call refreshes them in the background (a model that was scaled up or down)
+    and goes out over the hosts known meanwhile. A cached host that the registry has since
+    unloaded fails with ProviderUnavailable; the provider then forgets it and asks again.
     """
 
     def __init__(self, registry: Any = None, *, refresh_s: float = 1.0) -> None:
         self._registry = registry
         self._refresh_s = refresh_s
-        self._routes: dict[str, tuple[ModelRecord, ReplicaSet[RayHostHandle], float]] = {}
+        self._routes: dict[str, _Route] = {}
+        self._fetching: dict[str, asyncio.Future[_Route]] = {}
 
     def registry(self) -> Any:
         if self._registry is None:
@@ -51,25 +65,40 @@ class RayModelAccess:
         return self._registry
 
     async def open(self, model: str, keep_alive_s: float | None) -> tuple[ModelRecord, HostHandle]:
-        cached = self._routes.get(model)
-        now = time.monotonic()
-        if cached is not None and now - cached[2] < self._refresh_s:
+        route = self._routes.get(model)
+        if route is None:
+            route = await asyncio.shield(self._fetch(model, keep_alive_s))
+        elif time.monotonic() - route.fetched >= self._refresh_s:
+            self._fetch(model, keep_alive_s).add_done_callback(_logged_failure)
+        else:
             self.registry().touch.remote(model, keep_alive_s)
-            return cached[0], cached[1]
+        return route.record, route.hosts
+
+    def forget(self, model: str) -> None:
+        self._routes.pop(model, None)
+
+    def _fetch(self, model: str, keep_alive_s: float | None) -> asyncio.Future[_Route]:
+        """The one fetch of ``model``'s hosts in flight, started if none is."""
+        pending = self._fetching.get(model)
+        if pending is None:
+            pending = asyncio.ensure_future(self._refreshed(model, keep_alive_s))
+            self._fetching[model] = pending
+            pending.add_done_callback(lambda _: self._fetching.pop(model, None))
+        return pending
+
+    async def _refreshed(self, model: str, keep_alive_s: float | None) -> _Route:
         opened: tuple[ModelRecord, list[RayHostHandle]] = await self.registry().replicas.remote(
             model, keep_alive_s
         )
         record, hosts = opened
-        if cached is None:
-            route = ReplicaSet(hosts, key=_actor_of)
+        route = self._routes.get(model)
+        if route is None:
+            route = _Route(record, ReplicaSet(hosts, key=_actor_of), time.monotonic())
+            self._routes[model] = route
         else:
-            route = cached[1]
-            route.update(hosts)
-        self._routes[model] = (record, route, time.monotonic())
-        return record, route
-
-    def forget(self, model: str) -> None:
-        self._routes.pop(model, None)
+            route.hosts.update(hosts)
+            route.record, route.fetched = record, time.monotonic()
+        return route
 
     async def records(self) -> list[ModelRecord]:
         records: list[ModelRecord] = await self.registry().records.remote()
@@ -92,24 +121,30 @@ class RayModelAccess:
 class ModelHostDemand:
     """The model hosts' share of the autoscaler request, read from the ModelRegistry actor:
     ``(desired, waiting)`` bundles as its ``resource_demand`` answers, or none while the
-    registry does not run (a cluster without hosted models) or does not answer within
-    ``timeout_s``."""
+    registry does not run (a cluster without hosted models: looked up again ``retry_s``
+    later) or does not answer within ``timeout_s``."""
 
-    def __init__(self, timeout_s: float = 2.0) -> None:
+    def __init__(self, timeout_s: float = 2.0, retry_s: float = 10.0) -> None:
         self._timeout_s = timeout_s
+        self._retry_s = retry_s
         self._registry: Any = None
+        self._absent_until = float("-inf")
 
     async def __call__(self) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
-        try:
-            if self._registry is None:
+        if self._registry is None:
+            if time.monotonic() < self._absent_until:
+                return [], []
+            try:
                 self._registry = ray.get_actor(MODEL_REGISTRY, namespace=NAMESPACE)
+            except ValueError:
+                self._absent_until = time.monotonic() + self._retry_s
+                return [], []
+        try:
             ref = self._registry.resource_demand.remote()
             demand: tuple[list[dict[str, float]], list[dict[str, float]]] = await asyncio.wait_for(
                 ref, self._timeout_s
             )
-        except ValueError:
-            return [], []
-        except (TimeoutError, RayActorError) as exc:
+        except Exception as exc:
             self._registry = None
             log.warning("the model registry did not report its hosts: %s", exc)
             return [], []

@@ -39,8 +39,8 @@ def _vram_bytes() -> int | None:
 
 
 class RayLauncher:
-    """Starts a ModelHost actor per loaded model, pinned to its node; ``num_gpus`` and full
-    offload on a node with GPUs.
+    """Starts a ModelHost actor per host of a model, pinned to its node; ``num_gpus`` and full
+    offload on a node with GPUs (whose GPU count the registry uses to fit hosts).
 
     A node's room is ``models.memory_bytes`` when set. Otherwise, on a GPU node, 90 % of its
     first GPU's memory, read once by a probe task that holds a GPU on that node; on a CPU
@@ -64,7 +64,8 @@ class RayLauncher:
                 capacity = None if vram is None else int(vram * 0.9)
             if capacity is None:
                 capacity = int(resources.get("memory", 0)) // 2
-            nodes.append(NodeCapacity(node["NodeID"], capacity, gpu))
+            gpus = float(resources.get("GPU", 0))
+            nodes.append(NodeCapacity(node["NodeID"], capacity, gpu, gpus))
         return nodes
 
     async def _probe(self, node_id: str) -> int | None:

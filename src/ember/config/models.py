@@ -488,14 +488,14 @@ class ModelsConfig(_Section):
     calls_per_replica_target: float = Field(
         2.0,
         gt=0,
-        description="Calls running or waiting per model host the scaling aims for; a host "
-        "answers one call at a time, so 2 adds a host once calls wait.",
+        description="Calls running or waiting per model host the scaling aims for: "
+        "`ceil(calls / target)` hosts, so 2 makes one host two at the third call.",
     )
     scale_cooldown_s: float = Field(
         30.0,
         ge=0,
-        description="Seconds demand must stay low before a model loses a host; also how long "
-        "a model is not grown after a host failed to start.",
+        description="Seconds fewer hosts must have been enough before a model loses one; also "
+        "how long a model is not grown after a host found no room or failed to start.",
     )
     scale_interval_s: float = Field(
         1.0, gt=0, description="How often model hosts are sized to their queues."
@@ -503,8 +503,8 @@ class ModelsConfig(_Section):
     route_refresh_s: float = Field(
         1.0,
         gt=0,
-        description="How long a caller routes over the hosts it last heard of before asking "
-        "the registry again; a host taken out of routing is closed once idle and `2 *` this after.",
+        description="Age at which a caller refreshes, in the background, the hosts of a model "
+        "it routes over; a host taken out of routing is stopped once idle and `2 *` this after.",
     )
 
     _max_at_least_min = field_validator("replicas_max")(_not_below("replicas_min"))

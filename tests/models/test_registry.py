@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -21,7 +22,7 @@ from ember.models import (
     SqlModelCatalog,
 )
 from ember.models.registry import HostDemand
-from ember.providers.types import GenerationOptions
+from ember.providers.types import Completion, GenerationOptions
 from tests.support.models import register_copy
 
 
@@ -140,159 +141,146 @@ async def test_a_model_too_big_for_any_node_is_refused(
     assert await models.loaded() == []
 
 
-def scaled(
-    catalog: SqlModelCatalog, gemma: ModelRecord, fits: float, clock: Clock
-) -> ModelRegistry[ModelHost]:
-    """A registry whose models grow to two hosts at one call per host, shrinking after 10 s."""
-    settings = ModelsConfig(
-        memory_bytes=int(gemma.size_bytes * fits),
-        replicas_max=2,
-        scale_cooldown_s=10,
-        route_refresh_s=1,
-    )
-    return ModelRegistry(
-        catalog,
-        LocalLauncher(settings),
-        settings,
-        clock=clock,
-        scaler=lambda name: ScalingPolicy(1, 2, 1.0, 10, clock=clock),
-    )
+Scaled = Callable[[float], tuple[ModelRegistry[ModelHost], Clock]]
 
 
-async def until_busy(host: ModelHost, calls: int) -> None:
-    for _ in range(500):
-        if await host.busy() == calls:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"the host never had {calls} calls")
+@pytest.fixture
+async def scaled(catalog: SqlModelCatalog, gemma: ModelRecord) -> AsyncIterator[Scaled]:
+    """Registries whose models grow to two hosts at one call a host and shrink after 10 s,
+    on a node with room for ``fits`` copies of the model; closed after the test."""
+    made: list[ModelRegistry[ModelHost]] = []
+
+    def make(fits: float) -> tuple[ModelRegistry[ModelHost], Clock]:
+        clock = Clock()
+        settings = ModelsConfig(
+            memory_bytes=int(gemma.size_bytes * fits),
+            replicas_max=2,
+            scale_cooldown_s=10,
+            route_refresh_s=1,
+        )
+        registry = ModelRegistry(
+            catalog,
+            LocalLauncher(settings),
+            settings,
+            clock=clock,
+            scaler=lambda name: ScalingPolicy(1, 2, 1.0, 10, clock=clock),
+        )
+        made.append(registry)
+        return registry, clock
+
+    yield make
+    for registry in made:
+        await registry.close()
 
 
 LONG = GenerationOptions(max_tokens=32, temperature=0)
 
 
-async def test_a_busy_model_grows_a_host_routes_to_it_and_drains_it_when_calm(
-    catalog: SqlModelCatalog, gemma: ModelRecord
-) -> None:
-    clock = Clock()
-    registry = scaled(catalog, gemma, 4, clock)
-    try:
-        first = await registry.acquire(gemma.name)
-        assert await registry.rescale() == {gemma.name: 1}, "no calls: the minimum"
-        calls = [asyncio.create_task(first.complete("Once upon a time", LONG)) for _ in range(3)]
-        await until_busy(first, 3)
-        assert await registry.rescale() == {gemma.name: 2}, "three calls want three: max 2"
-        (loaded,) = await registry.ps()
-        assert (loaded.replicas, loaded.nodes) == (2, ("local", "local"))
-        second = await registry.acquire(gemma.name)
-        assert second is not first, "the idle new host takes the next call"
-        answer = await second.complete("Question: What is the capital of France?\nAnswer:", LONG)
-        assert "Paris" in answer.text
-        assert all(answer.text for answer in await asyncio.gather(*calls))
+async def busy_with(host: ModelHost, calls: int) -> asyncio.Future[list[Completion]]:
+    """``calls`` calls sent to ``host`` at once, returned once the host counts them all."""
+    sent = asyncio.gather(*(host.complete("Once upon a time", LONG) for _ in range(calls)))
+    for _ in range(500):
+        if await host.busy() == calls:
+            return sent
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the host never had {calls} calls")
 
-        assert await registry.rescale() == {gemma.name: 2}, "calm, but the cooldown runs"
-        clock.now += 11
-        assert await registry.rescale() == {gemma.name: 1}
-        assert await registry.replicas(gemma.name) == [first], "the newer host left routing"
-        answer = await second.complete("Say", GenerationOptions(max_tokens=2))
-        assert answer.text, "a draining host still answers a caller that routed to it late"
-        clock.now += 2
-        await registry.rescale()
-        with pytest.raises(ProviderUnavailable):
-            await second.complete("Say", GenerationOptions(max_tokens=2))
-        assert (await first.complete("Say", GenerationOptions(max_tokens=2))).text
-    finally:
-        await registry.close()
+
+async def test_a_busy_model_grows_a_host_routes_to_it_and_drains_it_when_calm(
+    scaled: Scaled, gemma: ModelRecord
+) -> None:
+    registry, clock = scaled(4)
+    first = await registry.acquire(gemma.name)
+    assert await registry.rescale() == {gemma.name: 1}, "no calls: the minimum"
+    calls = await busy_with(first, 3)
+    assert await registry.rescale() == {gemma.name: 2}, "three calls want three: max 2"
+    (loaded,) = await registry.ps()
+    assert (loaded.replicas, loaded.nodes) == (2, ("local", "local"))
+    second = await registry.acquire(gemma.name)
+    assert second is not first, "the idle new host takes the next call"
+    answer = await second.complete("Question: What is the capital of France?\nAnswer:", LONG)
+    assert "Paris" in answer.text
+    assert all(answer.text for answer in await calls)
+
+    assert await registry.rescale() == {gemma.name: 2}, "calm, but the cooldown runs"
+    clock.now += 11
+    assert await registry.rescale() == {gemma.name: 1}
+    assert await registry.replicas(gemma.name) == [first], "the newer host left routing"
+    answer = await second.complete("Say", GenerationOptions(max_tokens=2))
+    assert answer.text, "a draining host still answers a caller that routed to it late"
+    clock.now += 2
+    await registry.rescale()
+    with pytest.raises(ProviderUnavailable):
+        await second.complete("Say", GenerationOptions(max_tokens=2))
+    assert (await first.complete("Say", GenerationOptions(max_tokens=2))).text
 
 
 async def test_a_host_that_finds_no_room_is_wanted_but_not_retried_until_the_cooldown(
-    catalog: SqlModelCatalog, gemma: ModelRecord, caplog: pytest.LogCaptureFixture
+    scaled: Scaled, gemma: ModelRecord, caplog: pytest.LogCaptureFixture
 ) -> None:
-    clock = Clock()
-    registry = scaled(catalog, gemma, 1.5, clock)
-    try:
-        host = await registry.acquire(gemma.name)
-        calls = [asyncio.create_task(host.complete("Once upon a time", LONG)) for _ in range(3)]
-        await until_busy(host, 3)
-        with caplog.at_level(logging.WARNING, logger="ember.models.registry"):
-            assert await registry.rescale() == {gemma.name: 1}
-            assert await registry.rescale() == {gemma.name: 1}
-        refusals = [r for r in caplog.records if "cannot add a host" in r.getMessage()]
-        assert len(refusals) == 1 and "no node has room" in refusals[0].getMessage()
-        assert registry.host_demand() == HostDemand(placed=(False,), unplaced=(False,))
-        await asyncio.gather(*calls)
+    registry, _ = scaled(1.5)
+    host = await registry.acquire(gemma.name)
+    calls = await busy_with(host, 3)
+    with caplog.at_level(logging.WARNING, logger="ember.models.registry"):
         assert await registry.rescale() == {gemma.name: 1}
-        assert registry.host_demand() == HostDemand(placed=(False,), unplaced=()), "calm again"
-    finally:
-        await registry.close()
+        assert await registry.rescale() == {gemma.name: 1}
+    refusals = [r for r in caplog.records if "cannot add a host" in r.getMessage()]
+    assert len(refusals) == 1 and "no node has room" in refusals[0].getMessage()
+    assert registry.host_demand() == HostDemand(placed=(False,), unplaced=(False,))
+    await calls
+    assert await registry.rescale() == {gemma.name: 1}
+    assert registry.host_demand() == HostDemand(placed=(False,), unplaced=()), "calm again"
 
 
 @pytest.mark.usefixtures("three")
-async def test_room_is_counted_per_host_and_an_idle_model_gives_up_a_host_first(
-    catalog: SqlModelCatalog, gemma: ModelRecord
+async def test_room_is_counted_per_host_and_a_load_may_take_an_idle_models_extra_host(
+    scaled: Scaled,
 ) -> None:
-    clock = Clock()
-    registry = scaled(catalog, gemma, 3.5, clock)
-    try:
-        host = await registry.acquire("gemma-a")
-        calls = [asyncio.create_task(host.complete("Once upon a time", LONG)) for _ in range(2)]
-        await until_busy(host, 2)
-        assert await registry.rescale() == {"gemma-a": 2}
-        await asyncio.gather(*calls)
-        clock.now += 1
-        await registry.acquire("gemma-b")
-        assert {m.name: m.replicas for m in await registry.ps()} == {"gemma-a": 2, "gemma-b": 1}
-        clock.now += 1
-        await registry.acquire("gemma-c")
-        assert {m.name: m.replicas for m in await registry.ps()} == {
-            "gemma-a": 1,
-            "gemma-b": 1,
-            "gemma-c": 1,
-        }, "room for gemma-c came from gemma-a's second host, not from a whole model"
-    finally:
-        await registry.close()
+    registry, clock = scaled(3.5)
+    calls = await busy_with(await registry.acquire("gemma-a"), 2)
+    assert await registry.rescale() == {"gemma-a": 2}
+    await calls
+    clock.now += 1
+    await registry.acquire("gemma-b")
+    assert {m.name: m.replicas for m in await registry.ps()} == {"gemma-a": 2, "gemma-b": 1}
+    clock.now += 1
+    await registry.acquire("gemma-c")
+    assert {m.name: m.replicas for m in await registry.ps()} == {
+        "gemma-a": 1,
+        "gemma-b": 1,
+        "gemma-c": 1,
+    }, "room for gemma-c came from gemma-a's second host, not from a whole model"
 
 
 @pytest.mark.usefixtures("three")
 async def test_growing_takes_only_free_room_and_never_an_idle_models_host(
-    catalog: SqlModelCatalog, gemma: ModelRecord
+    scaled: Scaled,
 ) -> None:
-    clock = Clock()
-    registry = scaled(catalog, gemma, 2.5, clock)
-    try:
-        await registry.acquire("gemma-b")
-        clock.now += 1
-        host = await registry.acquire("gemma-a")
-        calls = [asyncio.create_task(host.complete("Once upon a time", LONG)) for _ in range(2)]
-        await until_busy(host, 2)
-        assert await registry.rescale() == {"gemma-a": 1, "gemma-b": 1}
-        assert registry.host_demand().unplaced == (False,), "wanted, and left to the autoscaler"
-        await asyncio.gather(*calls)
-    finally:
-        await registry.close()
+    registry, clock = scaled(2.5)
+    await registry.acquire("gemma-b")
+    clock.now += 1
+    calls = await busy_with(await registry.acquire("gemma-a"), 2)
+    assert await registry.rescale() == {"gemma-a": 1, "gemma-b": 1}
+    assert registry.host_demand().unplaced == (False,), "wanted, and left to the autoscaler"
+    await calls
 
 
 async def test_a_draining_host_takes_calls_again_when_demand_returns(
-    catalog: SqlModelCatalog, gemma: ModelRecord
+    scaled: Scaled, gemma: ModelRecord
 ) -> None:
-    clock = Clock()
-    registry = scaled(catalog, gemma, 4, clock)
-    try:
-        first = await registry.acquire(gemma.name)
-        calls = [asyncio.create_task(first.complete("Once upon a time", LONG)) for _ in range(2)]
-        await until_busy(first, 2)
-        assert await registry.rescale() == {gemma.name: 2}
-        await asyncio.gather(*calls)
-        (second,) = [h for h in await registry.replicas(gemma.name) if h is not first]
-        await registry.rescale()
-        clock.now += 11
-        assert await registry.rescale() == {gemma.name: 1}
-        assert registry.host_demand().placed == (False, False), "the draining host still holds room"
+    registry, clock = scaled(4)
+    first = await registry.acquire(gemma.name)
+    calls = await busy_with(first, 2)
+    assert await registry.rescale() == {gemma.name: 2}
+    await calls
+    (second,) = [h for h in await registry.replicas(gemma.name) if h is not first]
+    await registry.rescale()
+    clock.now += 11
+    assert await registry.rescale() == {gemma.name: 1}
+    assert registry.host_demand().placed == (False, False), "the draining host still holds room"
 
-        calls = [asyncio.create_task(first.complete("Once upon a time", LONG)) for _ in range(2)]
-        await until_busy(first, 2)
-        assert await registry.rescale() == {gemma.name: 2}
-        assert set(map(id, await registry.replicas(gemma.name))) == {id(first), id(second)}
-        assert (await second.complete("Say", GenerationOptions(max_tokens=2))).text
-        await asyncio.gather(*calls)
-    finally:
-        await registry.close()
+    calls = await busy_with(first, 2)
+    assert await registry.rescale() == {gemma.name: 2}
+    assert set(map(id, await registry.replicas(gemma.name))) == {id(first), id(second)}
+    assert (await second.complete("Say", GenerationOptions(max_tokens=2))).text
+    await calls

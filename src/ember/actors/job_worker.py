@@ -11,13 +11,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import ray
+from ray.exceptions import RayActorError
 
 from ember.actors.memory_plane import cluster_memory
 from ember.actors.model_access import RayModelAccess
 from ember.config import EmberConfig
 from ember.jobs.records import JobRecord
 from ember.jobs.repository import SqlJobRepository
-from ember.jobs.runner import JobRunner
+from ember.jobs.runner import EventsLost, JobRunner
 from ember.jobs.wiring import build_kinds
 from ember.observability import configure_logging
 from ember.pipelines.runner import ClusterPipelines
@@ -35,13 +36,19 @@ class JobWorkerActor:
         self._hub = hub
 
         async def publish(job_id: str, type_: str, data: dict[str, Any]) -> int:
-            seq: int = await self._hub.publish.remote(job_id, type_, data)
+            try:
+                seq: int = await self._hub.publish.remote(job_id, type_, data)
+            except RayActorError as exc:
+                raise EventsLost(f"the event hub is gone: {exc}") from exc
             return seq
 
         async def publish_many(
             job_id: str, events: Sequence[tuple[str, dict[str, Any]]]
         ) -> list[int]:
-            seqs: list[int] = await self._hub.publish_many.remote(job_id, list(events))
+            try:
+                seqs: list[int] = await self._hub.publish_many.remote(job_id, list(events))
+            except RayActorError as exc:
+                raise EventsLost(f"the event hub is gone: {exc}") from exc
             return seqs
 
         self._runner = JobRunner(

@@ -10,7 +10,9 @@ Outcomes: the handler's result → ``succeeded`` (``result`` event); an
 :class:`~ember.errors.EmberError` → ``failed`` with its code (``error`` event); any other
 exception → ``failed`` with ``internal``; cancelled → ``cancelled``. The row is updated first
 and the events published after, so a client that sees the final ``state`` event can read the
-result.
+result. :class:`EventsLost` (the event hub is gone, as when the cluster shuts down) is not the
+job's failure: the runner records nothing and stops renewing, so the lease runs out and the job
+is queued again (``worker_lost``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from ember.jobs.protocol import JobRepository
 from ember.jobs.records import JobRecord
 from ember.jobs.states import JobState
 
-__all__ = ["JobRunner", "Publish", "PublishMany"]
+__all__ = ["EventsLost", "JobRunner", "Publish", "PublishMany"]
 
 Publish = Callable[[str, str, dict[str, Any]], Awaitable[int]]
 """Publishes an event (job id, type, data) and returns its sequence number."""
@@ -36,6 +38,10 @@ PublishMany = Callable[[str, Sequence[tuple[str, dict[str, Any]]]], Awaitable[li
 """Publishes several events of one job in one call and returns their sequence numbers."""
 
 log = logging.getLogger(__name__)
+
+
+class EventsLost(Exception):
+    """A job's events could not be published because the event hub is gone."""
 
 
 class JobRunner:
@@ -86,7 +92,11 @@ class JobRunner:
         extra = {"jobId": job.id, "requestId": job.request_id, "kind": job.kind}
         log.info("job started", extra={**extra, "attempt": job.attempts})
         running = {"state": "running", "attempt": job.attempts, "kind": job.kind}
-        await self._publish(job.id, "state", running)
+        try:
+            await self._publish(job.id, "state", running)
+        except EventsLost:
+            log.warning("the event hub is gone; leaving the job to be queued again", extra=extra)
+            return None
         many = self._publish_many
         context = JobContext(
             job,
@@ -107,6 +117,9 @@ class JobRunner:
             log.info("job cancelled", extra=extra)
             return final
         error = work.exception()
+        if isinstance(error, EventsLost):
+            log.warning("the event hub is gone; leaving the job to be queued again", extra=extra)
+            return None
         if error is None:
             result = work.result()
             final = await self._finish(job, JobState.SUCCEEDED, result=result)

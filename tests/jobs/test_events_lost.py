@@ -1,0 +1,55 @@
+"""A job whose events cannot be published (the event hub is gone, as while a cluster shuts
+down) is not failed: the runner records nothing, the lease runs out, and the job is queued
+again for its next attempt."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ember.jobs.kinds import KindRegistry
+from ember.jobs.records import NewJob
+from ember.jobs.repository import SqlJobRepository
+from ember.jobs.runner import EventsLost, JobRunner
+from ember.jobs.states import JobState
+from ember.storage import Database
+from tests.jobs.conftest import Seen, make_kinds
+
+
+async def test_a_job_whose_hub_is_gone_is_left_to_be_queued_again(database: Database) -> None:
+    jobs = SqlJobRepository(database)
+    published: list[str] = []
+
+    async def publish(job_id: str, type_: str, data: dict[str, Any]) -> int:
+        if type_ == "token":
+            raise EventsLost("the event hub is gone")
+        published.append(type_)
+        return len(published)
+
+    seen = Seen()
+    runner = JobRunner(jobs, KindRegistry(make_kinds(seen)), publish, "worker-1")
+    job, _ = jobs.create(NewJob("echo", {"text": "hi"}, "tester"))
+    (leased,) = jobs.claim("echo", "worker-1", ttl_s=30)
+
+    assert await runner.run(leased) is None
+    assert seen.started == [job.id], "the handler ran until its first event"
+    assert published == ["state"], "no error or final state was published"
+    row = jobs.get(job.id)
+    assert (row.state, row.error_code, row.lease_owner) == (JobState.RUNNING, None, "worker-1")
+
+    ((reaped, before),) = jobs.reap(now=datetime.now(UTC) + timedelta(seconds=31))
+    assert (reaped.id, before, reaped.state) == (job.id, JobState.RUNNING, JobState.QUEUED)
+
+
+async def test_a_hub_gone_before_the_job_starts_also_leaves_it_running(database: Database) -> None:
+    jobs = SqlJobRepository(database)
+
+    async def publish(job_id: str, type_: str, data: dict[str, Any]) -> int:
+        raise EventsLost("the event hub is gone")
+
+    seen = Seen()
+    runner = JobRunner(jobs, KindRegistry(make_kinds(seen)), publish, "worker-1")
+    job, _ = jobs.create(NewJob("echo", {"text": "hi"}, "tester"))
+    (leased,) = jobs.claim("echo", "worker-1", ttl_s=30)
+    assert await runner.run(leased) is None
+    assert seen.started == [] and jobs.get(job.id).state is JobState.RUNNING

@@ -9,7 +9,7 @@ ratio is run 2's completion tokens per second over run 1's, from the same proces
 run starts at one host with ``replicas_max`` 2 and reports how long a burst takes to bring the
 second host up (from the first send until the registry lists two hosts).
 
-    .venv/bin/python benchmarks/model_hosts.py [--cpus 2] [--calls 8] [--tokens 64] [--rounds 3]
+    .venv/bin/python benchmarks/model_hosts.py [--cpus 2] [--calls 8] [--tokens 64] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def main() -> None:
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--calls", type=int, default=8)
     parser.add_argument("--tokens", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     print(json.dumps(asyncio.run(_main(parser.parse_args())), indent=2))
 
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from ember.config import load_config
-from ember.storage import Database, SqlChunkStore, SqlCollectionRepository
+from ember.storage import Database, Migrator, SqlChunkStore, SqlCollectionRepository
 from tests.support.postgres import free_port
 
 pytestmark = pytest.mark.slow
@@ -60,10 +60,13 @@ def _environment(home: Path, **extra: str) -> dict[str, str]:
 
 def _live(home: Path, collection: str) -> tuple[int, int]:
     """(live documents, live chunks) of ``collection`` in ``home``'s database; (0, 0) while
-    the collection does not exist yet."""
+    the database is still being migrated or the collection does not exist yet."""
     config = load_config(None, {"EMBER_HOME": str(home)})
     database = Database.from_config(config)
     try:
+        migrator = Migrator(database)
+        if migrator.current() != migrator.head():
+            return 0, 0
         names = {c.name: c.id for c in SqlCollectionRepository(database).list(limit=100)}
         if collection not in names:
             return 0, 0

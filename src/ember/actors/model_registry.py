@@ -12,6 +12,7 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ember.actors.model_host import ModelHostActor, RayHostHandle
+from ember.cluster.placement import worker_resources
 from ember.cluster.scaling import ScalingPolicy
 from ember.config import EmberConfig
 from ember.config.models import ModelsConfig
@@ -181,9 +182,8 @@ class ModelRegistryActor:
         settings = self._config.models
 
         def bundle(gpu: bool) -> dict[str, float]:
-            if gpu and settings.host_num_gpus > 0:
-                return {"CPU": settings.host_num_cpus, "GPU": settings.host_num_gpus}
-            return {"CPU": settings.host_num_cpus}
+            node = {"GPU": 1.0 if gpu else 0.0}
+            return worker_resources(node, settings.host_num_cpus, settings.host_num_gpus)
 
         unplaced = [bundle(gpu) for gpu in demand.unplaced]
         return [bundle(gpu) for gpu in demand.placed] + unplaced, unplaced

@@ -329,8 +329,9 @@ class ModelRegistry(Generic[H]):
         current = len(resident.hosts)
         wanted = scaler.desired(current, await _busy(resident.hosts))
         if wanted > current and self._clock() >= self._blocked_until.get(name, 0):
-            while len(resident.hosts) < wanted and await self._grow(resident):
-                pass
+            for _ in range(wanted - current):
+                if not await self._grow(resident):
+                    break
         elif wanted < current:
             await self._shrink(resident, current - wanted)
         short = wanted - len(resident.hosts)

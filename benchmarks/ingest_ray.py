@@ -28,6 +28,11 @@ from typing import Any
 
 import numpy as np
 
+try:
+    from benchmarks._stats import percentile
+except ModuleNotFoundError:  # run as ``python benchmarks/X.py``: this folder is on sys.path
+    from _stats import percentile
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
@@ -50,13 +55,13 @@ def _subset(data: Path, documents: int | None, folder: Path) -> Path:
 
 def _plane(home: Path, **env: str) -> Any:
     from ember.config import load_config
-    from ember.memory.service import MemoryService
+    from ember.services import memory_plane
     from ember.storage import Database, Migrator
 
     config = load_config(None, {"EMBER_HOME": str(home), **env})
     database = Database.from_config(config)
     Migrator(database).upgrade()
-    return config, database, MemoryService.build(config, database)
+    return config, database, memory_plane(config, database)
 
 
 def ingest_single(corpus: Path, home: Path) -> dict[str, Any]:
@@ -96,11 +101,6 @@ def _latencies(search: Any, queries: np.ndarray) -> tuple[list[float], list[list
     return samples, results
 
 
-def _p(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def search_shards(home: Path, data: Path, queries: int) -> list[dict[str, Any]]:
     from ember.actors.vector_shard import retire_shards, sharded_index_factory
     from ember.memory.indexes import IndexManager
@@ -120,7 +120,13 @@ def search_shards(home: Path, data: Path, queries: int) -> list[dict[str, Any]]:
         flat.upsert(ids, batch, meta)
     _latencies(flat.search, vectors[:20])
     baseline, expected = _latencies(flat.search, vectors)
-    rows = [{"shards": "in-process", "p50_ms": _p(baseline, 0.5), "p95_ms": _p(baseline, 0.95)}]
+    rows = [
+        {
+            "shards": "in-process",
+            "p50_ms": percentile(baseline, 0.5),
+            "p95_ms": percentile(baseline, 0.95),
+        }
+    ]
     for shards in (1, 2, 4):
         indexes = IndexManager(
             SqlIndexRegistry(database),
@@ -138,9 +144,9 @@ def search_shards(home: Path, data: Path, queries: int) -> list[dict[str, Any]]:
         rows.append(
             {
                 "shards": shards,
-                "p50_ms": _p(samples, 0.5),
-                "p95_ms": _p(samples, 0.95),
-                "p50_ratio": _p(samples, 0.5) / rows[0]["p50_ms"],
+                "p50_ms": percentile(samples, 0.5),
+                "p95_ms": percentile(samples, 0.95),
+                "p50_ratio": percentile(samples, 0.5) / rows[0]["p50_ms"],
                 "same_top10": same,
             }
         )

@@ -28,6 +28,11 @@ from typing import Any
 
 import httpx
 
+try:
+    from benchmarks._stats import percentile
+except ModuleNotFoundError:  # run as ``python benchmarks/X.py``: this folder is on sys.path
+    from _stats import percentile
+
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN = "benchmarks.job_kinds:kinds"
@@ -52,11 +57,6 @@ def _settings(home: str) -> dict[str, str]:
     }
 
 
-def _percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def _latency(jobs: Any, ids: list[str]) -> list[float]:
     found = []
     for job_id in ids:
@@ -69,16 +69,16 @@ def _latency(jobs: Any, ids: list[str]) -> list[float]:
 async def in_process(home: str, count: int, events: int) -> tuple[list[float], float]:
     from ember.config import load_config
     from ember.jobs.bus import LocalJobBus
-    from ember.jobs.dispatcher import Dispatcher
+    from ember.jobs.dispatcher import LeaseDispatcher
     from ember.jobs.events import SqlEventStore
     from ember.jobs.hub import EventHub
     from ember.jobs.kinds import KindRegistry
+    from ember.jobs.plugins import plugin_kinds
     from ember.jobs.pool import LocalWorkerPool
     from ember.jobs.repository import SqlJobRepository
     from ember.jobs.runner import JobRunner
     from ember.jobs.service import JobService
     from ember.jobs.states import TERMINAL
-    from ember.jobs.wiring import plugin_kinds
     from ember.storage import Database, Migrator, SqlAuditLog
 
     config = load_config(None, _settings(home))
@@ -92,7 +92,7 @@ async def in_process(home: str, count: int, events: int) -> tuple[list[float], f
         return JobRunner(jobs, kinds, hub.publish, owner, publish_many=hub.publish_many)
 
     pools = {kind: LocalWorkerPool(runner, 1, 4) for kind in kinds.names()}
-    bus = LocalJobBus(hub, Dispatcher(jobs, pools, hub.publish), poll_s=0.5)
+    bus = LocalJobBus(hub, LeaseDispatcher(jobs, pools, hub.publish), poll_s=0.5)
     service = JobService(jobs, store, kinds, bus, SqlAuditLog(database), heartbeat_s=5)
     bus.start()
     ids = []
@@ -170,7 +170,7 @@ def main() -> None:
     )
     rows = [
         ("create → running p50", statistics.median(local_latency), statistics.median(ray_latency)),
-        ("create → running p99", _percentile(local_latency, 0.99), _percentile(ray_latency, 0.99)),
+        ("create → running p99", percentile(local_latency, 0.99), percentile(ray_latency, 0.99)),
     ]
     print("\n| measure | in-process | cluster (Ray + HTTP) | ratio |\n| --- | --- | --- | --- |")
     for label, local, cluster in rows:
@@ -184,11 +184,11 @@ def main() -> None:
             {
                 "local_latency_ms": [
                     statistics.median(local_latency),
-                    _percentile(local_latency, 0.99),
+                    percentile(local_latency, 0.99),
                 ],
                 "cluster_latency_ms": [
                     statistics.median(ray_latency),
-                    _percentile(ray_latency, 0.99),
+                    percentile(ray_latency, 0.99),
                 ],
                 "local_events_per_s": local_rate,
                 "cluster_events_per_s": ray_rate,

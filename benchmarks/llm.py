@@ -56,6 +56,11 @@ from typing import Any
 
 import httpx
 
+try:
+    from benchmarks._stats import percentile
+except ModuleNotFoundError:  # run as ``python benchmarks/X.py``: this folder is on sys.path
+    from _stats import percentile
+
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "bench-model"
 UPSTREAM_MODEL = "fake-model"
@@ -70,11 +75,6 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def _percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 # --- the upstream -----------------------------------------------------------------------------
@@ -333,7 +333,7 @@ def measure(
         return {
             name: {
                 "p50_ms": statistics.median(taken),
-                "p99_ms": _percentile(taken, 0.99),
+                "p99_ms": percentile(taken, 0.99),
                 "req_per_s": len(taken) / walls[name],
             }
             for name, taken in samples.items()

@@ -62,7 +62,7 @@ async def _hosts(registry: Any) -> int:
 
 
 async def _burst(provider: Any, model: str, calls: int, tokens: int) -> tuple[float, int]:
-    from ember.providers.types import GenerationOptions
+    from ember.chat import GenerationOptions
 
     options = GenerationOptions(max_tokens=tokens, temperature=0)
     started = time.perf_counter()

@@ -31,6 +31,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+try:
+    from benchmarks._stats import percentile
+except ModuleNotFoundError:  # run as ``python benchmarks/X.py``: this folder is on sys.path
+    from _stats import percentile
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,11 +68,6 @@ def recall_at(ranked: list[str], relevant: dict[str, int], k: int = 100) -> floa
     return hits / max(1, sum(1 for rel in relevant.values() if rel > 0))
 
 
-def _percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "scifact")
@@ -87,8 +87,8 @@ def main() -> None:
     from ember.memory.extract import beir_documents
     from ember.memory.ingest import embedding_text
     from ember.memory.retrieval import SearchSettings
-    from ember.memory.service import MemoryService
     from ember.providers.sentence_transformers import SentenceTransformerEmbedder
+    from ember.services import memory_plane
     from ember.storage import Database, Migrator
     from ember.storage.tables import Chunk
 
@@ -101,7 +101,7 @@ def main() -> None:
     database = Database.from_config(config)
     Migrator(database).upgrade()
     embedder = SentenceTransformerEmbedder().load()
-    memory = MemoryService.build(config, database, embedder=(embedder, embedder.tokenizer()))
+    memory = memory_plane(config, database, embedder=(embedder, embedder.tokenizer()))
     memory.collections.create("scifact")
 
     documents = list(beir_documents(corpus_bytes))
@@ -197,7 +197,7 @@ def main() -> None:
     for label, ndcg, recall in results:
         print(f"| {label} | {ndcg:.4f} | {recall:.4f} |")
     embed_p50 = statistics.median(embed_ms)
-    p50, p99 = statistics.median(latency_ms), _percentile(latency_ms, 0.99)
+    p50, p99 = statistics.median(latency_ms), percentile(latency_ms, 0.99)
     print("\n| measure | value | baseline in the same run | ratio |\n| --- | --- | --- | --- |")
     print(
         f"| ingest throughput | {ingest_rate:.1f} passages/s ({ingest_s:.0f} s) "

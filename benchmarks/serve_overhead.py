@@ -24,6 +24,11 @@ from typing import Any
 
 import httpx
 
+try:
+    from benchmarks._stats import percentile
+except ModuleNotFoundError:  # run as ``python benchmarks/X.py``: this folder is on sys.path
+    from _stats import percentile
+
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 
@@ -71,11 +76,6 @@ def _wait_ready(url: str, timeout_s: float = 120) -> None:
     raise RuntimeError(f"{url} never became ready")
 
 
-def _percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def _latency(url: str, path: str, requests: int) -> dict[str, float]:
     with httpx.Client(base_url=url) as client:
         for _ in range(30):
@@ -87,7 +87,7 @@ def _latency(url: str, path: str, requests: int) -> dict[str, float]:
             samples.append((time.perf_counter() - started) * 1000)
     return {
         "p50_ms": statistics.median(samples),
-        "p99_ms": _percentile(samples, 0.99),
+        "p99_ms": percentile(samples, 0.99),
     }
 
 

@@ -26,6 +26,11 @@ from typing import Any
 
 import numpy as np
 
+try:
+    from benchmarks._stats import percentile
+except ModuleNotFoundError:  # run as ``python benchmarks/X.py``: this folder is on sys.path
+    from _stats import percentile
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parent.parent
@@ -69,11 +74,6 @@ def load(data: Path, cache: Path) -> tuple[np.ndarray, np.ndarray]:
     return _cached(cache, "corpus", texts), _cached(cache, "queries", [q["text"] for q in queries])
 
 
-def _percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def _exact(corpus: np.ndarray, queries: np.ndarray, k: int, allowed: np.ndarray) -> list[set[int]]:
     import faiss
 
@@ -97,8 +97,8 @@ def _measure(
         recalls.append(len(set(ids[:k]) & expected) / max(1, len(expected)))
     return {
         "recall": statistics.fmean(recalls),
-        "p50_ms": _percentile(latencies, 0.5),
-        "p99_ms": _percentile(latencies, 0.99),
+        "p50_ms": percentile(latencies, 0.5),
+        "p99_ms": percentile(latencies, 0.99),
     }
 
 
@@ -124,7 +124,7 @@ def _adapters(dim: int, workdir: Path) -> dict[str, Callable[[], Any]]:
 
 
 def run(corpus: np.ndarray, queries: np.ndarray, k: int) -> list[dict[str, Any]]:
-    from ember.memory.filters import parse_filter
+    from ember.filters import parse_filter
 
     ids = np.arange(len(corpus))
     metadata = [{"bucket": int(i % BUCKETS)} for i in ids]

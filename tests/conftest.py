@@ -1,4 +1,4 @@
-"""Suite-wide fixtures: databases (SQLite and a real Postgres server), ports, env."""
+"""Suite-wide fixtures: databases (SQLite and a real Postgres server), ports, a fake clock, env."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 import pytest
 
 from ember.storage import Database, Migrator
+from tests.support.clock import FakeClock
 from tests.support.postgres import PostgresServer, free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -53,3 +54,9 @@ def database(database_url: str) -> Iterator[Database]:
 def port() -> int:
     """A free TCP port on 127.0.0.1 (never 8000)."""
     return free_port()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A fake clock at 1000.0 monotonic seconds (wall time 2026-12-01 12:00 UTC), moved by hand."""
+    return FakeClock()

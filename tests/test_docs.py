@@ -116,10 +116,9 @@ def test_readme_starts_with_the_two_commands() -> None:
 
 def test_job_kinds_are_documented(tmp_path) -> None:
     from ember.config import load_config
-    from ember.jobs.wiring import build_kinds
-    from ember.storage import Database
+    from ember.services import Services
 
     config = load_config(None, {"EMBER_HOME": str(tmp_path)})
-    kinds = build_kinds(config, Database.from_config(config)).names()
+    kinds = Services.build(config).kinds.names()
     documented = set(re.findall(r"^\| `([a-z_]+)` \| `\{", read("jobs.md"), re.M))
     assert set(kinds) == documented

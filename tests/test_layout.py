@@ -1,10 +1,19 @@
-"""House rules a machine can check: the Ray line, flat exports, no stubs."""
+"""House rules a machine can check: the layers (which package may import which), no cycles
+between packages, the Ray line, flat exports.
+
+``ALLOWED`` is the architecture: each package of ``ember`` (a top-level module counts as
+one) and the packages it may import. ``docs/architecture.md`` draws the same table; a test
+keeps the two in step. To add an edge, add it here and there, and keep the table acyclic.
+"""
 
 from __future__ import annotations
 
 import ast
 import importlib
 import pkgutil
+import re
+from collections.abc import Mapping
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +22,127 @@ from tests.conftest import REPO
 
 SRC = REPO / "src" / "ember"
 RAY_ALLOWED = {"actors", "serve_app", "pipelines", "cluster"}
+
+BASE = {"errors", "_lazy", "chat", "filters", "config", "observability", "placement"}
+CORE = BASE | {"storage", "vectors", "auth", "models", "providers", "memory", "jobs"}
+ALLOWED: dict[str, set[str]] = {
+    # base: vocabularies and config, nothing else of ember
+    "errors": set(),
+    "_lazy": set(),
+    "chat": set(),
+    "observability": set(),
+    "placement": {"config"},
+    "filters": {"errors"},
+    "config": {"errors"},
+    # durable state, then the adapters over it
+    "storage": {"errors", "config", "filters", "observability"},
+    "vectors": {"errors", "_lazy", "filters"},
+    "auth": {"errors", "config", "storage"},
+    "models": {"errors", "chat", "config", "placement", "storage"},
+    "providers": {"errors", "_lazy", "chat", "config", "models", "storage"},
+    "memory": {"errors", "config", "filters", "providers", "storage", "vectors"},
+    "jobs": {"errors", "chat", "config", "filters", "memory", "providers", "storage"},
+    # contract suites, and the composition root over everything below the Ray line
+    "testing": CORE,
+    "services": CORE,
+    # the Ray line: only these import ray
+    "pipelines": CORE | {"services"},
+    "actors": CORE | {"services", "pipelines"},
+    "serve_app": CORE | {"services", "actors", "__init__"},
+    "cluster": CORE | {"services", "actors", "serve_app"},
+    # entry points
+    "cli": CORE | {"services", "pipelines", "actors", "serve_app", "cluster", "__init__"},
+    "__main__": {"cli"},
+}
+"""Package -> the packages it may import (``__init__`` is ``import ember`` itself)."""
+
+
+def _package_imports(root: Path) -> dict[str, dict[str, list[str]]]:
+    """Package -> imported package -> the files that import it (function-local imports and
+    imports under ``TYPE_CHECKING`` included: both are edges of the design)."""
+    found: dict[str, dict[str, list[str]]] = {}
+    for path in sorted(root.rglob("*.py")):
+        relative = path.relative_to(root)
+        package = relative.parts[0].removesuffix(".py")
+        if package == "__init__":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            modules: list[str] = []
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                modules = [node.module]
+            elif isinstance(node, ast.ImportFrom) and node.level:
+                modules = ["ember." + ".".join(relative.parts[:1])]
+            for module in modules:
+                parts = module.split(".")
+                if parts[0] != "ember":
+                    continue
+                target = parts[1] if len(parts) > 1 else "__init__"
+                if target != package:
+                    found.setdefault(package, {}).setdefault(target, []).append(str(relative))
+    return found
+
+
+def _cycle(table: Mapping[str, set[str]]) -> list[str] | None:
+    """A cycle of ``table``'s edges, or ``None``."""
+    state: dict[str, int] = {}
+    trail: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        trail.append(node)
+        for nxt in sorted(table.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*trail[trail.index(nxt) :], nxt]
+            if nxt not in state and (found := visit(nxt)) is not None:
+                return found
+        trail.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(table):
+        if node not in state and (found := visit(node)) is not None:
+            return found
+    return None
+
+
+def _violations(
+    imports: Mapping[str, Mapping[str, list[str]]], table: Mapping[str, set[str]]
+) -> list[str]:
+    return [
+        f"{package} -> {target} ({', '.join(sorted(set(files)))})"
+        for package, targets in sorted(imports.items())
+        for target, files in sorted(targets.items())
+        if target not in table.get(package, set())
+    ]
+
+
+def test_every_package_has_a_row() -> None:
+    packages = {path.name.removesuffix(".py") for path in SRC.iterdir()}
+    packages -= {"__init__", "__pycache__", "py.typed"}
+    assert packages == set(ALLOWED)
+
+
+def test_the_table_has_no_cycle() -> None:
+    assert _cycle(ALLOWED) is None
+
+
+def test_every_import_is_in_the_table() -> None:
+    assert _violations(_package_imports(SRC), ALLOWED) == []
+
+
+def test_an_upward_import_is_caught() -> None:
+    imports = {"storage": {"serve_app": ["storage/x.py"]}, "serve_app": {"storage": ["a.py"]}}
+    assert _violations(imports, ALLOWED) == ["storage -> serve_app (storage/x.py)"]
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+
+
+def test_the_architecture_page_draws_the_table() -> None:
+    page = (REPO / "docs" / "architecture.md").read_text()
+    rows = dict(re.findall(r"^\| `([a-z_]+)` \| ([^|]*) \|", page, re.M))
+    drawn = {package: set(re.findall(r"`([a-z_]+)`", targets)) for package, targets in rows.items()}
+    assert drawn == {package: set(targets) for package, targets in ALLOWED.items()}
 
 
 def _imports(path) -> set[str]:

@@ -19,6 +19,7 @@ from ember.config import load_config
 from ember.serve_app import AppContext, build_context, create_app
 from ember.serve_app.auth import PUBLIC_PATHS, is_loopback, require, route_access
 from ember.storage import Migrator
+from tests.support.clock import FakeClock
 
 LOOPBACK = ("127.0.0.1", 50000)
 REMOTE = ("203.0.113.7", 50000)
@@ -158,16 +159,8 @@ def test_the_bypass_can_be_turned_off(tmp_path: Path) -> None:
     context.database.dispose()
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_over_the_burst_is_429_with_retry_after(context: AppContext) -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     limiter = RateLimiter(0.5, 3, clock=clock)
     app = create_app(dataclasses.replace(context, auth=Authenticator(context.tokens, limiter)))
     remote = client(app)

@@ -6,19 +6,7 @@ import pytest
 
 from ember.auth import RateLimiter
 from ember.errors import RateLimited
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+from tests.support.clock import FakeClock
 
 
 def test_burst_then_refused_with_the_wait_then_refilled(clock: FakeClock) -> None:

@@ -23,21 +23,21 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from ember.cli import app
-from ember.cli.jobs import Printer
+from ember.cli.job_events import Printer
 from ember.cli.jobs_client import Event
 from ember.config import EmberConfig, load_config
 from ember.errors import ProviderUnavailable
 from ember.jobs.bus import LocalJobBus
 from ember.jobs.context import JobContext
-from ember.jobs.dispatcher import Dispatcher
+from ember.jobs.dispatcher import LeaseDispatcher
 from ember.jobs.events import SqlEventStore
 from ember.jobs.hub import EventHub
 from ember.jobs.kinds import JobKind
 from ember.jobs.pool import LocalWorkerPool
 from ember.jobs.repository import SqlJobRepository
 from ember.jobs.runner import JobRunner
-from ember.jobs.wiring import build_kinds
 from ember.serve_app import build_context, create_app
+from ember.services import Services
 from ember.storage import Database, Migrator
 from tests.support.postgres import free_port
 
@@ -90,7 +90,7 @@ class Ember:
 
 def job_system(config: EmberConfig, database: Database):
     """The hub, the dispatcher and a pool per kind, as the cluster's actors would run them."""
-    kinds_ = build_kinds(config, database)
+    kinds_ = Services.build(config, database=database).kinds
     jobs = SqlJobRepository(database)
     hub = EventHub(SqlEventStore(database), ring_size=64, flush_interval_s=0.02)
 
@@ -98,7 +98,7 @@ def job_system(config: EmberConfig, database: Database):
         return JobRunner(jobs, kinds_, hub.publish, owner, lease_ttl_s=5.0, renew_interval_s=0.1)
 
     pools = {name: LocalWorkerPool(make_runner, size=2) for name in kinds_.names()}
-    return LocalJobBus(hub, Dispatcher(jobs, pools, hub.publish, lease_ttl_s=5.0), 0.05), pools
+    return LocalJobBus(hub, LeaseDispatcher(jobs, pools, hub.publish, lease_ttl_s=5.0), 0.05), pools
 
 
 @pytest.fixture(scope="module")

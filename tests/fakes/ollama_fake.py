@@ -14,6 +14,9 @@ with a call of the first tool, every required argument set to that message. Toke
 whitespace-separated words. Embeddings are L2-normalized hashed bags of words. An unknown model
 gets 404 ``{"error": "model 'x' not found"}``; a name without a tag means ``:latest``.
 
+With :attr:`~FakeOllamaServer.report_counts` off, answers carry neither ``prompt_eval_count``
+nor ``eval_count``, as Ollama leaves out counts that are 0 (its metrics are ``omitempty``).
+
 Failure injection: :meth:`~FakeOllamaServer.fail_next` answers the next calls with an HTTP
 error in Ollama's shape (``Retry-After`` when given), :meth:`~FakeOllamaServer.stall_next`
 holds them, :meth:`~FakeOllamaServer.break_stream_after` closes the connection in the middle of
@@ -147,6 +150,8 @@ class FakeOllamaServer(ThreadedFakeServer):
         self.models = models
         self.dim = dim
         self.version = version
+        self.report_counts = True
+        """``False``: no ``prompt_eval_count`` and ``eval_count`` in answers."""
         self._state = FaultState()
         self._lock = threading.Lock()
         self._init_server("fake Ollama server")
@@ -207,9 +212,10 @@ class FakeOllamaServer(ThreadedFakeServer):
             self._state.breaks.extend([n_chunks] * count)
 
     def reset(self) -> None:
-        """Forget pending faults, breaks and recorded calls."""
+        """Forget pending faults, breaks and recorded calls; report counts again."""
         with self._lock:
             self._state = FaultState()
+            self.report_counts = True
 
     def _resolve(self, name: object) -> str | None:
         if not isinstance(name, str):
@@ -332,6 +338,8 @@ class FakeOllamaServer(ThreadedFakeServer):
             "eval_count": answer.eval_count,
             "eval_duration": 700_000,
         }
+        if not self.report_counts:
+            del stats["prompt_eval_count"], stats["eval_count"]
         base = {"model": body["model"], "created_at": CREATED_AT}
         final = {**base, "done": True, "done_reason": answer.done_reason, **stats}
         if not chat:

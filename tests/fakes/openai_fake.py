@@ -15,6 +15,9 @@ It speaks the real OpenAI protocol, so the official client talks to it unchanged
   functions, the answer is a call of that function with ``{"text": <the message>}``.
 - ``GET /v1/models``: ``models``, the names it knows; other models get 404 ``model_not_found``.
 
+With :attr:`FakeOpenAIServer.report_usage` off, answers carry no ``usage`` and streams no usage
+chunk, as OpenAI-compatible servers that ignore ``stream_options`` do.
+
 Failure injection on the ``POST`` routes: :meth:`FakeOpenAIServer.fail_next` answers the next
 calls with an HTTP error in OpenAI's error format (429 with ``Retry-After``, 500, 401, 400, ...);
 :meth:`FakeOpenAIServer.stall_next` delays them past a client's timeout;
@@ -139,6 +142,13 @@ class FakeOpenAIServer(ThreadedFakeServer):
         self.models = models
         self.api_key = api_key
         self.scramble = False
+        self.tool_arguments: list[str] | None = None
+        """The arguments texts of the calls a tool answer makes, one call each (``None``: one
+        call with ``{"text": <the message>}``)."""
+        self.same_index = False
+        """Stream every tool call whole in one fragment at ``index`` 0, as Ollama's /v1 does."""
+        self.report_usage = True
+        """``False``: no ``usage`` in answers and no usage chunk in streams."""
         self._state = FaultState()
         self._lock = threading.Lock()
         self._init_server("fake OpenAI server")
@@ -190,10 +200,14 @@ class FakeOpenAIServer(ThreadedFakeServer):
             self._state.breaks.extend(n_chunks for _ in range(count))
 
     def reset(self) -> None:
-        """Forget pending faults and recorded calls; switch ``scramble`` off."""
+        """Forget pending faults and recorded calls; put the answer settings (``scramble``,
+        ``tool_arguments``, ``same_index``, ``report_usage``) back to their defaults."""
         with self._lock:
             self._state = FaultState()
             self.scramble = False
+            self.tool_arguments = None
+            self.same_index = False
+            self.report_usage = True
 
     def start(self) -> None:
         """Listen (again) on 127.0.0.1 and wait until the server accepts requests.
@@ -315,14 +329,17 @@ class FakeOpenAIServer(ThreadedFakeServer):
         model = body.get("model")
         if (missing := self._unknown_model(model)) is not None:
             return missing
-        answer = _chat_answer(body) if chat else _prompt_answer(body)
+        answer = _chat_answer(body, self.tool_arguments) if chat else _prompt_answer(body)
         if isinstance(answer, JSONResponse):
             return answer
         if not body.get("stream"):
-            return JSONResponse(_whole(str(model), answer, chat))
+            whole = _whole(str(model), answer, chat)
+            if not self.report_usage:
+                del whole["usage"]
+            return JSONResponse(whole)
         options = body.get("stream_options") or {}
         usage = isinstance(options, dict) and bool(options.get("include_usage"))
-        chunks = _chunks(str(model), answer, chat, usage)
+        chunks = _chunks(str(model), answer, chat, usage and self.report_usage, self.same_index)
         events = self._events(chunks, self._next_break())
         return StreamingResponse(events, media_type="text/event-stream")
 
@@ -335,7 +352,7 @@ class FakeOpenAIServer(ThreadedFakeServer):
         yield "data: [DONE]\n\n"
 
 
-def _chat_answer(body: dict[str, Any]) -> _Answer | JSONResponse:
+def _chat_answer(body: dict[str, Any], tool_arguments: list[str] | None) -> _Answer | JSONResponse:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         return _error(400, "'messages' must be a non-empty array.")
@@ -359,10 +376,17 @@ def _chat_answer(body: dict[str, Any]) -> _Answer | JSONResponse:
     ]
     named = [name for name in functions if name in _text(last.get("content")).split()]
     if last["role"] == "user" and named:
-        arguments = json.dumps({"text": _text(last.get("content"))})
-        function = {"name": named[0], "arguments": arguments}
-        call = {"id": "call_fake_0", "type": "function", "function": function}
-        return _Answer("", "tool_calls", prompt_tokens, len(arguments.split()), [call])
+        texts = tool_arguments or [json.dumps({"text": _text(last.get("content"))})]
+        calls = [
+            {
+                "id": f"call_fake_{n}",
+                "type": "function",
+                "function": {"name": named[0], "arguments": text},
+            }
+            for n, text in enumerate(texts)
+        ]
+        tokens = sum(len(text.split()) for text in texts)
+        return _Answer("", "tool_calls", prompt_tokens, tokens, calls)
     source = next((m for m in reversed(messages) if m["role"] in ("user", "tool")), last)
     text, finish = echo(_text(source.get("content")), *_limits(body))
     return _Answer(text, finish, prompt_tokens, len(text.split()))
@@ -404,15 +428,21 @@ def _whole(model: str, answer: _Answer, chat: bool) -> dict[str, Any]:
     return {**_head(model, kind), "choices": [choice], "usage": answer.usage}
 
 
-def _chunks(model: str, answer: _Answer, chat: bool, usage: bool) -> list[dict[str, Any]]:
+def _chunks(
+    model: str, answer: _Answer, chat: bool, usage: bool, same_index: bool = False
+) -> list[dict[str, Any]]:
     """The stream's events: (chat: a role chunk,) one per token or tool-call part, the finish
-    chunk, and with ``usage`` a last chunk with no choices and the usage."""
+    chunk, and with ``usage`` a last chunk with no choices and the usage. With ``same_index``
+    each tool call is one part, at ``index`` 0."""
     head = _head(model, "chat.completion.chunk" if chat else "text_completion")
     if usage:
         head["usage"] = None
     parts: list[dict[str, Any]] = [{"role": "assistant", "content": ""}] if chat else []
     parts += [{"content": piece} for piece in _PIECE.findall(answer.text)]
     for index, call in enumerate(answer.tool_calls or []):
+        if same_index:
+            parts.append({"tool_calls": [{**call, "index": 0}]})
+            continue
         function = call["function"]
         first = {**call, "index": index, "function": {"name": function["name"], "arguments": ""}}
         parts.append({"tool_calls": [first]})

@@ -11,21 +11,18 @@ from pathlib import Path
 import pytest
 import ray
 
-from ember.actors.builder import DISPATCHER, HUB, NAMESPACE
-from ember.actors.model_access import MODEL_REGISTRY
+from ember.actors.names import DISPATCHER, HUB, MODEL_REGISTRY, NAMESPACE
 from ember.config import load_config
 from ember.storage import Database, Migrator
+from tests.support.cluster import local_ray
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def local_ray() -> Iterator[None]:
-    ray.init(address="local", num_cpus=2, include_dashboard=False, namespace=NAMESPACE)
-    try:
+def ray_in_ember_namespace() -> Iterator[None]:
+    with local_ray(namespace=NAMESPACE):
         yield
-    finally:
-        ray.shutdown()
 
 
 @ray.remote(max_calls=1)
@@ -36,7 +33,7 @@ def build(settings: dict[str, str]) -> str:
     return type(app({})).__name__
 
 
-@pytest.mark.usefixtures("local_ray")
+@pytest.mark.usefixtures("ray_in_ember_namespace")
 def test_the_builder_leaves_detached_actors_and_a_migrated_database(tmp_path: Path) -> None:
     settings = {"EMBER_HOME": str(tmp_path), "EMBER_MODELS_BUNDLED": "false"}
     assert ray.get(build.remote(settings)) == "Application"

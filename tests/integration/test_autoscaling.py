@@ -9,7 +9,6 @@ hub, the dispatcher and one replica leave 1.15 CPUs, room for two more workers b
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,19 +19,16 @@ import httpx
 import pytest
 import ray
 
-from ember.actors.builder import DISPATCHER, NAMESPACE
-from ember.cluster import Runtime
-from ember.config import EmberConfig, load_config
+from ember.actors.names import DISPATCHER, NAMESPACE
+from ember.config import EmberConfig
 from ember.jobs.records import NewJob
 from ember.jobs.repository import SqlJobRepository
 from ember.jobs.states import TERMINAL, JobState
-from ember.storage import Database, Migrator
 from tests.support.autoscaler import standing_request
-from tests.support.postgres import free_port
+from tests.support.cluster import ember_config, importable_tests, running_ember
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
 WORKER = {"CPU": 0.5}
 DEADLINE_S = 120.0
 """Generous: every new worker imports ember on a 2-core machine."""
@@ -65,47 +61,31 @@ def until(check: Callable[[], bool], what: str, timeout_s: float = DEADLINE_S) -
         time.sleep(0.2)
 
 
-def importable_tests() -> None:
-    """Ray's worker processes must import the test plug-in as the driver does."""
-    paths = [str(REPO), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-
-
 @pytest.fixture(scope="module")
 def ember(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ember]:
     importable_tests()
     home = tmp_path_factory.mktemp("autoscaling-home")
-    settings = {
-        "EMBER_HOME": str(home),
-        "EMBER_SERVER_PORT": str(free_port()),
-        "EMBER_RAY_NUM_CPUS": "5",
-        "EMBER_RAY_DASHBOARD": "false",
-        "EMBER_MODELS_BUNDLED": "false",
-        "EMBER_JOBS_PLUGINS": "tests.integration.autoscaling_plugin:kinds",
-        "EMBER_JOBS_POLL_INTERVAL_S": "0.2",
-        "EMBER_JOBS_RENEW_INTERVAL_S": "1",
-        "EMBER_JOBS_WORKERS_MIN": "1",
-        "EMBER_JOBS_WORKERS_MAX": "3",
-        "EMBER_JOBS_SLOTS_PER_WORKER": "1",
-        "EMBER_JOBS_SCALE_COOLDOWN_S": "1",
-        "EMBER_JOBS_WORKER_NUM_CPUS": str(WORKER["CPU"]),
-        "EMBER_SERVE_AUTOSCALING": "true",
-        "EMBER_SERVE_MIN_REPLICAS": "1",
-        "EMBER_SERVE_MAX_REPLICAS": "2",
-        "EMBER_SERVE_TARGET_ONGOING_REQUESTS": "5",
-    }
-    config = load_config(None, settings)
-    database = Database.from_config(config)
-    Migrator(database).upgrade()
-    runtime = Runtime(config)
-    runtime.start()
-    try:
-        url = runtime.deploy()
+    config = ember_config(
+        home,
+        EMBER_RAY_NUM_CPUS="5",
+        EMBER_RAY_DASHBOARD="false",
+        EMBER_MODELS_BUNDLED="false",
+        EMBER_JOBS_PLUGINS="tests.integration.autoscaling_plugin:kinds",
+        EMBER_JOBS_POLL_INTERVAL_S="0.2",
+        EMBER_JOBS_RENEW_INTERVAL_S="1",
+        EMBER_JOBS_WORKERS_MIN="1",
+        EMBER_JOBS_WORKERS_MAX="3",
+        EMBER_JOBS_SLOTS_PER_WORKER="1",
+        EMBER_JOBS_SCALE_COOLDOWN_S="1",
+        EMBER_JOBS_WORKER_NUM_CPUS=str(WORKER["CPU"]),
+        EMBER_SERVE_AUTOSCALING="true",
+        EMBER_SERVE_MIN_REPLICAS="1",
+        EMBER_SERVE_MAX_REPLICAS="2",
+        EMBER_SERVE_TARGET_ONGOING_REQUESTS="5",
+    )
+    with running_ember(config) as running:
         dispatcher = ray.get_actor(DISPATCHER, namespace=NAMESPACE)
-        yield Ember(url, config, SqlJobRepository(database), dispatcher)
-    finally:
-        runtime.stop()
-        database.dispose()
+        yield Ember(running.url, config, SqlJobRepository(running.database), dispatcher)
 
 
 def finished(ember: Ember, ids: list[str]) -> bool:

@@ -21,10 +21,12 @@ from ray.cluster_utils import Cluster
 from ray.util.placement_group import placement_group_table
 
 from ember.actors.embedding_pool import EmbeddingPool
-from ember.cluster.placement import reserve, worker_resources
+from ember.actors.placement_groups import reserve
 from ember.config import EmberConfig
 from ember.config.models import EmbeddingsConfig
 from ember.errors import ProviderUnavailable
+from ember.placement.bundles import worker_resources
+from tests.support.cluster import ray_cluster
 
 pytestmark = pytest.mark.slow
 
@@ -58,13 +60,8 @@ class Lab:
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    made = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
-    ray.init(address=made.address)
-    try:
+    with ray_cluster(2, connect=True) as made:
         yield Lab(made)
-    finally:
-        ray.shutdown()
-        made.shutdown()
 
 
 def _config(**embeddings: Any) -> EmberConfig:

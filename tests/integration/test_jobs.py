@@ -3,8 +3,8 @@ actors, SSE and WebSocket streams, auth and limits, a worker killed mid-job."""
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,18 +17,21 @@ import ray
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from ember.actors.builder import DISPATCHER, HUB, NAMESPACE
+from ember.actors.builder import start_worker
+from ember.actors.event_hub import EventHubActor
+from ember.actors.job_bus import RayJobBus
+from ember.actors.names import DISPATCHER, HUB, NAMESPACE
+from ember.actors.worker_pool import RayWorkerPool
 from ember.auth import SqlTokenRepository
-from ember.cluster import Runtime
 from ember.config import EmberConfig, load_config
 from ember.jobs.repository import SqlJobRepository
 from ember.jobs.states import TERMINAL, JobState
-from ember.storage import Database, Migrator
-from tests.support.postgres import free_port
+from ember.testing.job_bus import JobBusContract
+from ember.testing.worker_pool import WorkerPoolContract
+from tests.support.cluster import ember_settings, importable_tests, migrated, running_ember
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 120.0
 """Generous: the first search loads the embedding model in the replica, on a busy machine."""
 
@@ -43,26 +46,19 @@ def get(url: str, **options: Any) -> httpx.Response:
 
 def job_settings(home: Path, **extra: str) -> dict[str, str]:
     """The environment of a test ember: a short lease, the test plug-in kinds."""
-    return {
-        "EMBER_HOME": str(home),
-        "EMBER_SERVER_PORT": str(free_port()),
-        "EMBER_RAY_NUM_CPUS": "4",
-        "EMBER_RAY_DASHBOARD": "false",
-        "EMBER_JOBS_PLUGINS": "tests.jobs.plugin:kinds",
-        "EMBER_JOBS_LEASE_TTL_S": "6",
-        "EMBER_JOBS_RENEW_INTERVAL_S": "0.5",
-        "EMBER_JOBS_POLL_INTERVAL_S": "0.2",
-        "EMBER_JOBS_HEARTBEAT_S": "1",
-        "EMBER_JOBS_EVENT_RING_SIZE": "256",
-        "EMBER_MODELS_BUNDLED": "false",
+    return ember_settings(
+        home,
+        EMBER_RAY_NUM_CPUS="4",
+        EMBER_RAY_DASHBOARD="false",
+        EMBER_JOBS_PLUGINS="tests.jobs.plugin:kinds",
+        EMBER_JOBS_LEASE_TTL_S="6",
+        EMBER_JOBS_RENEW_INTERVAL_S="0.5",
+        EMBER_JOBS_POLL_INTERVAL_S="0.2",
+        EMBER_JOBS_HEARTBEAT_S="1",
+        EMBER_JOBS_EVENT_RING_SIZE="256",
+        EMBER_MODELS_BUNDLED="false",
         **extra,
-    }
-
-
-def importable_tests() -> None:
-    """Ray's worker processes must import the test plug-in as the driver does."""
-    paths = [str(REPO), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    )
 
 
 @dataclass
@@ -102,22 +98,16 @@ def ember(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ember]:
         None,
         job_settings(home, EMBER_AUTH_RATE_LIMIT_PER_S="2", EMBER_AUTH_RATE_LIMIT_BURST="100"),
     )
-    database = Database.from_config(config)
-    Migrator(database).upgrade()
-    repo = SqlTokenRepository(database)
-    tokens = {
-        "writer": repo.create("writer", "writer", ["jobs:read", "jobs:write"])[1],
-        "other": repo.create("other", "other", ["jobs:read", "jobs:write"])[1],
-        "memory": repo.create("memory", "memory", ["memory:read"])[1],
-        "flood": repo.create("flood", "flood", ["jobs:read"])[1],
-    }
-    runtime = Runtime(config)
-    runtime.start()
-    try:
-        yield Ember(runtime.deploy(), config, SqlJobRepository(database), tokens)
-    finally:
-        runtime.stop()
-        database.dispose()
+    with migrated(config) as database:
+        repo = SqlTokenRepository(database)
+        tokens = {
+            "writer": repo.create("writer", "writer", ["jobs:read", "jobs:write"])[1],
+            "other": repo.create("other", "other", ["jobs:read", "jobs:write"])[1],
+            "memory": repo.create("memory", "memory", ["memory:read"])[1],
+            "flood": repo.create("flood", "flood", ["jobs:read"])[1],
+        }
+        with running_ember(config, database) as running:
+            yield Ember(running.url, config, SqlJobRepository(database), tokens)
 
 
 def sse(ember: Ember, job_id: str, last_id: int | None = None, limit: int | None = None):
@@ -372,3 +362,72 @@ def test_metrics_come_from_the_actors(ember: Ember) -> None:
     count = ("ember_job_duration_seconds_count", (("kind", "steps"), ("outcome", "succeeded")))
     assert samples[count] >= 1
     assert samples[("ember_job_lease_renewals_total", ())] >= 2
+
+
+class TestRayJobBus(JobBusContract):
+    """The JobBus contract over the EventHub and JobDispatcher actors of the module's ember
+    (its ``steps`` workers run the jobs)."""
+
+    short_job = ("steps", {"steps": 3, "step_s": 0.05})
+    long_job = ("steps", {"steps": 6000, "step_s": 0.05})
+    ring_size = 256
+    """``EMBER_JOBS_EVENT_RING_SIZE`` of :func:`job_settings`."""
+
+    @pytest.fixture
+    def jobs(self, ember: Ember) -> SqlJobRepository:
+        return ember.jobs
+
+    @pytest.fixture
+    def bus(self, ember: Ember) -> RayJobBus:
+        return RayJobBus()
+
+
+@dataclass
+class PoolSystem:
+    pool: RayWorkerPool
+    jobs: SqlJobRepository
+
+
+POOL_RENEW_INTERVAL_S = 2.0
+
+
+@pytest.fixture(scope="module")
+def pool_system(ember: Ember, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PoolSystem]:
+    """A RayWorkerPool of one ``steps`` JobWorker actor on the module's cluster, driven by the
+    tests instead of a dispatcher: its workers lease from a database of its own, and publish to
+    an EventHub actor of its own, so the ember's dispatcher never claims its jobs."""
+    home = tmp_path_factory.mktemp("pool-home")
+    settings = job_settings(home)
+    settings["EMBER_JOBS_RENEW_INTERVAL_S"] = str(POOL_RENEW_INTERVAL_S)
+    settings["EMBER_JOBS_LEASE_TTL_S"] = "30"
+    config = load_config(None, settings)
+    with migrated(config) as database:
+        remote: Any = ray.remote(EventHubActor)
+        hub = remote.options(num_cpus=0).remote(config)
+        factory = functools.partial(start_worker, config, hub, "steps")
+        jobs = SqlJobRepository(database)
+        pool = RayWorkerPool("steps", 1, 2, factory, jobs)
+        try:
+            yield PoolSystem(pool, jobs)
+        finally:
+            for worker in pool.workers.values():
+                ray.kill(worker, no_restart=True)
+            ray.kill(hub, no_restart=True)
+
+
+class TestRayWorkerPool(WorkerPoolContract):
+    """The WorkerPool contract over a real JobWorker actor (see :func:`pool_system`)."""
+
+    workers = 1
+    slots = 2
+    renew_interval_s = POOL_RENEW_INTERVAL_S
+    short_job = ("steps", {"steps": 3, "step_s": 0.05})
+    long_job = ("steps", {"steps": 6000, "step_s": 0.05})
+
+    @pytest.fixture
+    def pool(self, pool_system: PoolSystem) -> RayWorkerPool:
+        return pool_system.pool
+
+    @pytest.fixture
+    def jobs(self, pool_system: PoolSystem) -> SqlJobRepository:
+        return pool_system.jobs

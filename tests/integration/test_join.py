@@ -8,38 +8,20 @@ import httpx
 import pytest
 import ray
 from ray import serve
-from ray.cluster_utils import Cluster
 
-from ember.cluster import Runtime
-from ember.config import load_config
-from ember.storage import Database, Migrator
-from tests.support.postgres import free_port
+from tests.support.cluster import ember_config, ray_cluster, running_ember
 
 pytestmark = pytest.mark.slow
 
 
 def test_join_existing_cluster_then_leave_it_running(tmp_path: Path) -> None:
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
-    try:
-        config = load_config(
-            None,
-            {
-                "EMBER_HOME": str(tmp_path),
-                "EMBER_SERVER_PORT": str(free_port()),
-                "EMBER_RAY_ADDRESS": cluster.address,
-            },
-        )
-        database = Database.from_config(config)
-        Migrator(database).upgrade()
-        database.dispose()
-
-        runtime = Runtime(config)
-        info = runtime.start()
-        assert not info.started_here
-        assert info.dashboard_url is None or info.dashboard_url.startswith("http://")
-        url = runtime.deploy()
-        assert httpx.get(f"{url}/ready").status_code == 200
-        runtime.stop()
+    with ray_cluster(2) as cluster:
+        config = ember_config(tmp_path, EMBER_RAY_ADDRESS=cluster.address)
+        with running_ember(config) as ember:
+            info = ember.info
+            assert not info.started_here
+            assert info.dashboard_url is None or info.dashboard_url.startswith("http://")
+            assert httpx.get(f"{ember.url}/ready").status_code == 200
 
         ray.init(address=cluster.address)
         try:
@@ -47,5 +29,3 @@ def test_join_existing_cluster_then_leave_it_running(tmp_path: Path) -> None:
             assert "ember" not in serve.status().applications
         finally:
             ray.shutdown()
-    finally:
-        cluster.shutdown()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,13 +20,17 @@ import openai
 import pytest
 from typer.testing import CliRunner
 
+from ember.actors.model_access import RayModelAccess
+from ember.actors.model_registry import RayLauncher
 from ember.cli import app as cli_app
-from ember.cluster import Runtime
-from ember.config import EmberConfig, load_config
+from ember.config import EmberConfig
+from ember.config.models import ModelsConfig
 from ember.models import ModelRecord, SqlModelCatalog
-from ember.storage import Database, Migrator, SqlUsageLog
+from ember.models.bundle import BUNDLED_MODEL
+from ember.storage import Database, SqlUsageLog
+from ember.testing.model_access import HostLauncherContract, ModelAccessContract
 from tests.fakes.openai_fake import FakeOpenAIServer
-from tests.support.postgres import free_port
+from tests.support.cluster import ember_config, migrated, running_ember
 
 pytestmark = pytest.mark.slow
 
@@ -51,31 +55,23 @@ def ember(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ember]:
         "cloud": {"kind": "openai", "base_url": cloud.base_url, "api_key": "sk-fake"},
     }
     aliases = {"default": ["local/gemma3-270m"], "smart": ["local/vanished", "cloud/gpt-fake"]}
-    config = load_config(
-        None,
-        {
-            "EMBER_HOME": str(home),
-            "EMBER_SERVER_PORT": str(free_port()),
-            "EMBER_RAY_NUM_CPUS": "2",
-            "EMBER_RAY_DASHBOARD": "false",
-            "EMBER_PROVIDERS_INSTANCES": json.dumps(instances),
-            "EMBER_ROUTER_ALIASES": json.dumps(aliases),
-            "EMBER_ROUTER_RETRY_ATTEMPTS": "1",
-            "EMBER_AUTH_RATE_LIMIT_PER_S": "0",
-        },
+    config = ember_config(
+        home,
+        EMBER_RAY_NUM_CPUS="2",
+        EMBER_RAY_DASHBOARD="false",
+        EMBER_PROVIDERS_INSTANCES=json.dumps(instances),
+        EMBER_ROUTER_ALIASES=json.dumps(aliases),
+        EMBER_ROUTER_RETRY_ATTEMPTS="1",
+        EMBER_AUTH_RATE_LIMIT_PER_S="0",
     )
-    database = Database.from_config(config)
-    Migrator(database).upgrade()
-    SqlModelCatalog(database).put(
-        ModelRecord("vanished", str(home / "gone.gguf"), "sha256:" + "0" * 64, 1000)
-    )
-    database.dispose()
-    runtime = Runtime(config)
-    runtime.start()
     try:
-        yield Ember(runtime.deploy(), config, cloud)
+        with migrated(config) as database:
+            SqlModelCatalog(database).put(
+                ModelRecord("vanished", str(home / "gone.gguf"), "sha256:" + "0" * 64, 1000)
+            )
+            with running_ember(config, database) as running:
+                yield Ember(running.url, config, cloud)
     finally:
-        runtime.stop()
         cloud.stop()
 
 
@@ -206,7 +202,11 @@ def _events(url: str, job_id: str, kind: str) -> list[dict[str, object]]:
 def test_chat_job_streams_tokens_from_a_worker_actor(ember: Ember) -> None:
     body = {
         "kind": "chat",
-        "input": {"messages": [{"role": "user", "content": QUESTION}], "max_tokens": 16},
+        "input": {
+            "messages": [{"role": "user", "content": QUESTION}],
+            "max_tokens": 16,
+            "temperature": 0,
+        },
     }
     created = httpx.post(f"{ember.url}/jobs", json=body, timeout=30)
     assert created.status_code == 201, created.text
@@ -232,7 +232,12 @@ def test_ask_job_answers_from_a_collection_with_citations(ember: Ember) -> None:
     assert ingested.status_code == 200, ingested.text
     body = {
         "kind": "ask",
-        "input": {"collection": "geo", "question": "What is the capital of Peru?", "top_k": 2},
+        "input": {
+            "collection": "geo",
+            "question": "What is the capital of Peru?",
+            "top_k": 2,
+            "temperature": 0,
+        },
     }
     submitted = httpx.post(f"{ember.url}/jobs", json=body, timeout=30)
     assert submitted.status_code == 201, submitted.text
@@ -246,3 +251,43 @@ def test_ask_job_answers_from_a_collection_with_citations(ember: Ember) -> None:
     for citation in result["citations"]:
         assert citation["source"] in sources and citation["version"] == 1
         assert 0 <= citation["char_start"] < citation["char_end"]
+
+
+class TestRayModelAccess(ModelAccessContract):
+    """The ModelAccess contract over the module's ModelRegistry actor (the bundled model is its
+    warm one; ``vanished`` is not warm). The actor sweeps every ``models.sweep_interval_s``
+    (5 s), so an expired model goes within 15 s. Each test leaves the model loaded."""
+
+    unloads_expired_within_s = 15.0
+
+    @pytest.fixture
+    async def access(self, ember: Ember) -> AsyncIterator[RayModelAccess]:
+        access = RayModelAccess()
+        try:
+            yield access
+        finally:
+            access.forget(self.model)
+            await access.open(self.model, None)
+
+
+@pytest.fixture
+def bundled(ember: Ember) -> ModelRecord:
+    """The bundled model as the module's ember registered it (its file in the ember's home)."""
+    database = Database.from_config(ember.config)
+    try:
+        return SqlModelCatalog(database).get(BUNDLED_MODEL)
+    finally:
+        database.dispose()
+
+
+class TestRayLauncher(HostLauncherContract):
+    """The HostLauncher contract with ModelHost actors on the module's cluster, each asking
+    for a sliver of a CPU (the cluster's two are mostly taken)."""
+
+    @pytest.fixture
+    def launcher(self, ember: Ember) -> RayLauncher:
+        return RayLauncher(ModelsConfig(host_num_cpus=0.05, load_timeout_s=60))
+
+    @pytest.fixture
+    def model_record(self, bundled: ModelRecord) -> ModelRecord:
+        return bundled

@@ -22,26 +22,24 @@ from ray.cluster_utils import Cluster
 from ember.actors.builder import start_job_system, start_model_registry
 from ember.actors.model_access import RayModelAccess
 from ember.actors.model_registry import ModelRegistryActor, RayLauncher
+from ember.chat import GenerationOptions
 from ember.config import load_config
 from ember.config.models import ModelsConfig
 from ember.errors import ProviderUnavailable
 from ember.models import LoadedModel, ModelRecord, ModelRegistry, SqlModelCatalog
 from ember.models.replicas import ReplicaSet
 from ember.providers.llamacpp import LlamaCppProvider
-from ember.providers.types import GenerationOptions
 from tests.support.autoscaler import standing_request
+from tests.support.cluster import ray_cluster
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def cluster() -> Iterator[Cluster]:
-    made = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
-    try:
+    """A head of two CPUs; each test adds its nodes and joins it."""
+    with ray_cluster(2) as made:
         yield made
-    finally:
-        ray.shutdown()
-        made.shutdown()
 
 
 async def test_a_host_lands_on_the_gpu_node_and_holds_a_gpu(
@@ -161,7 +159,7 @@ async def test_a_models_hosts_follow_its_calls_across_both_nodes(
     await until(lambda: _count(stopped(), True, 1), "the drained host was stopped")
 
     async def routed_over(count: int) -> bool:
-        await provider.generate(gemma.name, "Say", GenerationOptions(max_tokens=2))
+        await provider.generate(gemma.name, "Say", GenerationOptions(max_tokens=2, temperature=0))
         return len((await route()).hosts) == count
 
     await until(lambda: routed_over(1), "callers route over the one host left")

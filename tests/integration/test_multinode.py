@@ -20,10 +20,9 @@ import ray
 from ray._private import state
 from ray.cluster_utils import Cluster
 
-from ember.cluster import Runtime
 from ember.config import load_config
-from ember.storage import Database, Migrator
-from tests.integration.test_jobs import importable_tests, job_settings
+from tests.integration.test_jobs import job_settings
+from tests.support.cluster import importable_tests, ray_cluster, running_ember
 from tests.support.postgres import PostgresServer
 
 pytestmark = pytest.mark.slow
@@ -40,13 +39,8 @@ TOPICS = {
 def cluster() -> Iterator[Cluster]:
     """A head with one CPU and a worker node with three: ember's actors cannot all fit on
     the head, so Ray places them on both."""
-    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    nodes.add_node(num_cpus=3)
-    nodes.wait_for_nodes()
-    try:
+    with ray_cluster(1, {"num_cpus": 3}) as nodes:
         yield nodes
-    finally:
-        nodes.shutdown()
 
 
 def _corpus(folder: Path, copies: int = 10) -> Path:
@@ -97,13 +91,9 @@ def test_jobs_ingest_and_search_across_two_nodes_on_postgres_and_milvus(
             EMBER_EMBEDDINGS_WORKERS_MAX="2",
         ),
     )
-    database = Database.from_config(config)
-    Migrator(database).upgrade()
-    runtime = Runtime(config)
-    info = runtime.start()
-    assert not info.started_here
-    try:
-        url = runtime.deploy()
+    with running_ember(config) as ember:
+        assert not ember.info.started_here
+        url = ember.url
         steps = _submit(url, "steps", {"steps": 3, "step_s": 0.05})
         ingest = _submit(
             url, "ingest", {"collection": "science", "path": str(corpus), "create": True}
@@ -131,7 +121,4 @@ def test_jobs_ingest_and_search_across_two_nodes_on_postgres_and_milvus(
         shards = [a for a in alive if a["ActorClassName"].endswith("VectorShardActor")]
         assert len(shards) == 2
         assert sorted(p.name for p in (home / "milvus").iterdir())[0].endswith("-s0.db")
-    finally:
-        runtime.stop()
-        database.dispose()
-        assert not ray.is_initialized()
+    assert not ray.is_initialized()

@@ -12,10 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ember.cluster import Runtime
-from ember.config import EmberConfig, load_config
-from ember.storage import Database, Migrator
-from tests.support.postgres import free_port
+from ember.config import EmberConfig
+from ember.storage import Database
+from tests.support.cluster import ember_config, running_ember
 
 pytestmark = pytest.mark.slow
 
@@ -23,25 +22,10 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, EmberConfig]]:
     home = tmp_path_factory.mktemp("home")
-    config = load_config(
-        None,
-        {
-            "EMBER_HOME": str(home),
-            "EMBER_SERVER_PORT": str(free_port()),
-            "EMBER_RAY_NUM_CPUS": "2",
-            "EMBER_RAY_DASHBOARD": "false",
-        },
-    )
-    database = Database.from_config(config)
-    Migrator(database).upgrade()
-    database.dispose()
-    runtime = Runtime(config)
-    info = runtime.start()
-    assert info.started_here
-    try:
-        yield runtime.deploy(), config
-    finally:
-        runtime.stop()
+    config = ember_config(home, EMBER_RAY_NUM_CPUS="2", EMBER_RAY_DASHBOARD="false")
+    with running_ember(config) as ember:
+        assert ember.info.started_here
+        yield ember.url, config
 
 
 def test_health_and_ready(served: tuple[str, EmberConfig]) -> None:

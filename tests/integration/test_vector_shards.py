@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -17,26 +18,30 @@ import numpy.typing as npt
 import pytest
 import ray
 
-from ember.actors.builder import NAMESPACE
+from ember.actors.names import NAMESPACE, shard_actor_name
 from ember.actors.vector_shard import (
     RayShardedIndex,
     VectorShardActor,
     retire_shards,
-    shard_actor_name,
     shard_actors,
     shard_record,
     sharded_index_factory,
 )
 from ember.config import EmberConfig, load_config
 from ember.errors import DimensionMismatch, VectorIndexError
+from ember.filters import parse_filter
 from ember.memory.extract import SourceDocument
-from ember.memory.filters import parse_filter
 from ember.memory.service import MemoryService
+from ember.services import memory_plane
 from ember.storage import Database, Migrator, NewChunk, NewVersion
 from ember.storage.chunks import chunk_metadata
 from ember.storage.indexes import IndexRecord, SqlIndexRegistry
+from ember.testing.vector_index import DIM as CONTRACT_DIM
+from ember.testing.vector_index import Reopen, VectorIndexContract
 from ember.vectors.faiss import FaissIndex
+from ember.vectors.protocol import VectorIndex
 from ember.vectors.sharded import shard_of
+from tests.support.cluster import local_ray
 
 pytestmark = pytest.mark.slow
 
@@ -144,11 +149,8 @@ class Ember:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[None]:
-    ray.init(address="local", num_cpus=2, include_dashboard=False)
-    try:
+    with local_ray():
         yield
-    finally:
-        ray.shutdown()
 
 
 def start(home: Path, backend: str, shards: int) -> Ember:
@@ -164,7 +166,7 @@ def start(home: Path, backend: str, shards: int) -> Ember:
     )
     database = Database.from_config(config)
     Migrator(database).upgrade()
-    memory = MemoryService.build(
+    memory = memory_plane(
         config,
         database,
         embedder=(HashEmbedder(), WordTokenizer()),
@@ -363,7 +365,7 @@ def test_the_plain_shard_rebuilds_and_reloads_without_ray(tmp_path: Path) -> Non
     config = load_config(None, {"EMBER_HOME": str(tmp_path)})
     database = Database.from_config(config)
     Migrator(database).upgrade()
-    memory = MemoryService.build(config, database, embedder=(HashEmbedder(), WordTokenizer()))
+    memory = memory_plane(config, database, embedder=(HashEmbedder(), WordTokenizer()))
     collection = memory.collections.create("notes").id
     memory.ingest("notes", documents(12, seed=3))
     memory.close()
@@ -386,3 +388,64 @@ def test_the_plain_shard_rebuilds_and_reloads_without_ray(tmp_path: Path) -> Non
     assert {shard_of(i, 2) for i in ids} == {0, 1}
     again.close()
     database.dispose()
+
+
+CONTRACT_SHARDS = 2
+
+
+@pytest.fixture(scope="class")
+def contract_shards(
+    cluster: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[EmberConfig, IndexRecord]]:
+    """Shard actors of an index of the contract's dimension over a collection without
+    embeddings (so no shard rebuilds anything), started once for the class (their handles
+    held meanwhile: Ray ends an actor nobody holds, named or not)."""
+    home = tmp_path_factory.mktemp("contract-shards")
+    config = load_config(None, {"EMBER_HOME": str(home)})
+    database = Database.from_config(config)
+    Migrator(database).upgrade()
+    record = IndexRecord(
+        f"contract-{uuid.uuid4().hex[:8]}", "none", "none", CONTRACT_DIM, "faiss", "live", {}
+    )
+    held = shard_actors(config, record, CONTRACT_SHARDS)
+    try:
+        yield config, record
+        del held
+    finally:
+        retire_shards(record.id, CONTRACT_SHARDS)
+        database.dispose()
+
+
+def emptied(index: RayShardedIndex) -> RayShardedIndex:
+    """``index`` with every entry deleted (the shard actors outlive each test)."""
+    held = index.count()
+    if held:
+        hits = index.search(np.ones(CONTRACT_DIM, dtype=np.float32), held)
+        index.delete([hit.id for hit in hits])
+    assert index.count() == 0
+    return index
+
+
+class TestRayShardedIndex(VectorIndexContract):
+    """The VectorIndex contract over two FAISS shard actors, shared by the class's tests and
+    emptied before each. ``reopen`` closes the index (which releases its handles only) and
+    opens another over the same running actors, as a second process would: a restarted
+    actor rebuilds its shard from the embeddings table, and these entries are not in it."""
+
+    @pytest.fixture
+    def index(self, contract_shards: tuple[EmberConfig, IndexRecord]) -> Iterator[RayShardedIndex]:
+        config, record = contract_shards
+        handles = shard_actors(config, record, CONTRACT_SHARDS)
+        index = emptied(RayShardedIndex(handles, CONTRACT_DIM))
+        yield index
+        index.close()
+
+    @pytest.fixture
+    def reopen(self, contract_shards: tuple[EmberConfig, IndexRecord]) -> Reopen:
+        config, record = contract_shards
+
+        def again(index: VectorIndex) -> VectorIndex:
+            index.close()
+            return RayShardedIndex(shard_actors(config, record, CONTRACT_SHARDS), CONTRACT_DIM)
+
+        return again

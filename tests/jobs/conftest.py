@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ember.errors import ProviderUnavailable
 from ember.jobs.bus import LocalJobBus
 from ember.jobs.context import JobContext
-from ember.jobs.dispatcher import Dispatcher
+from ember.jobs.dispatcher import LeaseDispatcher
 from ember.jobs.events import SqlEventStore
 from ember.jobs.hub import EventHub
 from ember.jobs.kinds import JobKind, KindRegistry
@@ -116,7 +116,7 @@ async def running_system(
         return JobRunner(jobs, kinds, hub.publish, owner, lease_ttl_s=2.0, renew_interval_s=0.1)
 
     pools = {name: LocalWorkerPool(runner, size=2) for name in kinds.names()}
-    dispatcher = Dispatcher(jobs, pools, hub.publish, lease_ttl_s=2.0)
+    dispatcher = LeaseDispatcher(jobs, pools, hub.publish, lease_ttl_s=2.0)
     bus = LocalJobBus(hub, dispatcher, poll_s=0.05)
     audit = SqlAuditLog(database)
     service = JobService(jobs, events, kinds, bus, audit, max_active_per_principal=5)

@@ -18,6 +18,16 @@ from typing import Any
 
 import pytest
 
+from ember.chat import (
+    Capability,
+    ChatMessage,
+    Completion,
+    Delta,
+    GenerationOptions,
+    Health,
+    ModelInfo,
+    Usage,
+)
 from ember.config import ProvidersConfig, RouterConfig
 from ember.errors import ProviderBadRequest, ProviderUnavailable, ValidationFailed
 from ember.jobs.kinds import KindRegistry
@@ -31,16 +41,7 @@ from ember.providers.budget import Budgets
 from ember.providers.hf_tokenizer import HuggingFaceTokenizer
 from ember.providers.router import Router
 from ember.providers.sentence_transformers import SentenceTransformerEmbedder
-from ember.providers.types import (
-    Capability,
-    ChatMessage,
-    Completion,
-    Delta,
-    GenerationOptions,
-    Health,
-    ModelInfo,
-    Usage,
-)
+from ember.providers.usage import estimate_tokens
 from ember.storage import Database, SqlUsageLog
 from tests.fakes.openai_fake import FakeOpenAIServer
 from tests.jobs.conftest import Seen, System, running_system
@@ -71,12 +72,15 @@ class ScriptedProvider:
 
     ``fail_after=n`` raises ``provider_unavailable`` after ``n`` deltas; ``hold_after=n`` waits
     for :attr:`release` after ``n`` deltas. ``closed`` counts streams whose generator ended.
+    Without ``report_usage`` the last delta has no usage, with ``zero_usage`` a usage of 0
+    tokens (as Ollama's adapter gives when Ollama leaves its counts out).
     """
 
     answer: str = "Paris is the capital of France."
     fail_after: int | None = None
     hold_after: int | None = None
     report_usage: bool = True
+    zero_usage: bool = False
     calls: list[Call] = field(default_factory=list)
     closed: int = 0
     release: asyncio.Event = field(default_factory=asyncio.Event)
@@ -97,6 +101,8 @@ class ScriptedProvider:
                     await self.release.wait()
                 last = i == len(pieces) - 1
                 usage = Usage(11, len(pieces)) if last and self.report_usage else None
+                if last and self.zero_usage:
+                    usage = Usage(0, 0)
                 yield Delta(piece, "stop" if last else None, usage)
         finally:
             self.closed += 1
@@ -298,6 +304,25 @@ async def test_a_burst_of_deltas_is_coalesced_into_fewer_events(world: World) ->
     assert "".join(tokens(events)) == final.result["text"] == world.provider.answer
     usage = final.result["usage"]
     assert usage["estimated"] is True and usage["completion_tokens"] > 0
+
+
+@pytest.mark.parametrize("reported", ["none", "zero"])
+async def test_usage_the_provider_did_not_count_is_estimated_as_recorded(
+    world: World, reported: str
+) -> None:
+    world.provider.report_usage = reported != "none"
+    world.provider.zero_usage = reported == "zero"
+    final, _ = await world.run("generate", {"prompt": "Say hi"})
+    assert final.result is not None
+    usage = final.result["usage"]
+    (row,) = world.usage.list()
+    assert usage["estimated"] is True
+    assert (usage["prompt_tokens"], usage["completion_tokens"]) == (
+        row.prompt_tokens,
+        row.completion_tokens,
+    )
+    assert usage["completion_tokens"] == estimate_tokens([world.provider.answer]) > 0
+    assert usage["total_tokens"] == row.prompt_tokens + row.completion_tokens
 
 
 async def test_a_stream_that_breaks_fails_the_job_and_keeps_the_partial_text(

@@ -3,8 +3,6 @@ refused, idempotency, leases, reaping, pagination."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import pytest
 
 from ember.errors import (
@@ -18,29 +16,13 @@ from ember.jobs.records import NewJob
 from ember.jobs.repository import SqlJobRepository
 from ember.jobs.states import EDGES, TERMINAL, JobState
 from ember.storage import Database
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
+from tests.support.clock import FakeClock
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def jobs(database: Database, clock: Clock) -> SqlJobRepository:
-    return SqlJobRepository(database, clock)
+def jobs(database: Database, clock: FakeClock) -> SqlJobRepository:
+    """The repository on the fake clock's wall time, 2026-12-01 12:00 UTC to start."""
+    return SqlJobRepository(database, clock.wall)
 
 
 def new(key: str | None = None, principal: str = "alice", **input: object) -> NewJob:
@@ -63,7 +45,7 @@ def test_create_get_and_idempotency(jobs: SqlJobRepository) -> None:
         jobs.get("0" * 32)
 
 
-def test_claim_renew_finish(jobs: SqlJobRepository, clock: Clock) -> None:
+def test_claim_renew_finish(jobs: SqlJobRepository, clock: FakeClock) -> None:
     a, _ = jobs.create(new())
     clock.advance(1)
     b, _ = jobs.create(new())
@@ -82,7 +64,7 @@ def test_claim_renew_finish(jobs: SqlJobRepository, clock: Clock) -> None:
         jobs.finish(a.id, "w1", JobState.CANCELLED)
     done = jobs.finish(a.id, "w1", JobState.SUCCEEDED, result={"ok": True})
     assert done.state is JobState.SUCCEEDED and done.result == {"ok": True}
-    assert done.lease_owner is None and done.finished_at == clock.now
+    assert done.lease_owner is None and done.finished_at == clock.wall()
     assert jobs.renew(a.id, "w1", 10) is None
     with pytest.raises(InvalidTransition):
         jobs.finish(a.id, "w1", JobState.FAILED, error_code="x")
@@ -103,7 +85,7 @@ def test_cancel_queued_running_and_finished(jobs: SqlJobRepository) -> None:
         jobs.request_cancel(running.id, principal="mallory")
 
 
-def test_reaping_requeues_then_fails_and_cancels(jobs: SqlJobRepository, clock: Clock) -> None:
+def test_reaping_requeues_then_fails_and_cancels(jobs: SqlJobRepository, clock: FakeClock) -> None:
     jobs.create(new())
     jobs.claim("ingest", "w1", ttl_s=5)
     clock.advance(4)
@@ -125,7 +107,9 @@ def test_reaping_requeues_then_fails_and_cancels(jobs: SqlJobRepository, clock: 
     assert before is JobState.CANCELLING and gone.state is JobState.CANCELLED
 
 
-def test_a_stale_worker_cannot_finish_a_reaped_job(jobs: SqlJobRepository, clock: Clock) -> None:
+def test_a_stale_worker_cannot_finish_a_reaped_job(
+    jobs: SqlJobRepository, clock: FakeClock
+) -> None:
     job, _ = jobs.create(new())
     jobs.claim("ingest", "w1", ttl_s=5)
     clock.advance(6)
@@ -169,7 +153,7 @@ def test_final_states_have_no_way_out(jobs: SqlJobRepository) -> None:
             )
 
 
-def test_page_filters_and_cursor(jobs: SqlJobRepository, clock: Clock) -> None:
+def test_page_filters_and_cursor(jobs: SqlJobRepository, clock: FakeClock) -> None:
     made = []
     for i in range(5):
         clock.advance(1)

@@ -11,6 +11,7 @@ from ember.config import load_config
 from ember.memory.service import MemoryService
 from ember.providers.hf_tokenizer import HuggingFaceTokenizer
 from ember.providers.sentence_transformers import SentenceTransformerEmbedder
+from ember.services import memory_plane
 from ember.storage import Database, Migrator
 
 
@@ -39,7 +40,7 @@ def small_chunk_memory(
             "EMBER_MEMORY_CHUNK_OVERLAP": "8",
         },
     )
-    return MemoryService.build(config, database, embedder=(embedder, tokenizer))
+    return memory_plane(config, database, embedder=(embedder, tokenizer))
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ember.config import load_config
-from ember.memory.service import MemoryService
 from ember.serve_app import build_context, create_app
+from ember.services import memory_plane
 from ember.storage import Database, Migrator
 from tests.memory.test_extract import pdf_with_text
 
@@ -24,7 +24,7 @@ def client(tmp_path: Path, embedder, tokenizer) -> Iterator[TestClient]:
     config = load_config(None, {"EMBER_HOME": str(tmp_path)})
     database = Database.from_config(config)
     Migrator(database).upgrade()
-    memory = MemoryService.build(config, database, embedder=(embedder, tokenizer))
+    memory = memory_plane(config, database, embedder=(embedder, tokenizer))
     app = create_app(build_context(config, memory=memory))
     with TestClient(app, client=("127.0.0.1", 50000)) as test_client:
         assert test_client.post("/collections", json={"name": "kb"}).status_code == 201

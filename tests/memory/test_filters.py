@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from ember.errors import InvalidFilter
-from ember.memory.filters import And, Condition, Or, matches, parse_filter
+from ember.filters import And, Condition, Or, matches, parse_filter
 
 
 def test_parse_builds_the_tree() -> None:

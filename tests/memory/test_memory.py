@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from ember.errors import CollectionNotFound, EmberError
+from ember.filters import parse_filter
 from ember.memory.extract import SourceDocument
-from ember.memory.filters import parse_filter
 from ember.memory.service import MemoryService
+from ember.services import memory_plane
 from tests.memory.test_extract import pdf_with_text
 
 pytestmark = pytest.mark.slow
@@ -285,7 +286,7 @@ def test_a_second_process_sees_what_the_first_ingested(
         },
     )
     database = Database(database_url)
-    other = MemoryService.build(config, database, embedder=(embedder, tokenizer))
+    other = memory_plane(config, database, embedder=(embedder, tokenizer))
     try:
         assert sources(other.search("notes", "a purring pet", 1, mode="dense")) == ["cats.txt"]
         load(memory, ["tides.txt"])

@@ -15,6 +15,7 @@ from ember.config import load_config
 from ember.errors import BadRequest, CollectionExists, DimensionMismatch
 from ember.memory.extract import SourceDocument
 from ember.memory.service import MemoryService
+from ember.services import memory_plane
 from ember.storage import Database, Migrator
 from tests.memory.test_memory import DOCS, load
 
@@ -46,7 +47,7 @@ def test_roundtrip_into_a_fresh_ember(
     config = load_config(None, {"EMBER_HOME": str(home)})
     database = Database(f"sqlite:///{home / 'fresh.db'}")
     Migrator(database).upgrade()
-    fresh = MemoryService.build(config, database, embedder=(embedder, tokenizer))
+    fresh = memory_plane(config, database, embedder=(embedder, tokenizer))
     try:
         assert fresh.import_(path) == ("notes", len(DOCS))
         assert results(fresh, "notes") == results(memory, "notes")

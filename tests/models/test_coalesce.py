@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from ember.chat import Delta, Usage
 from ember.errors import ProviderUnavailable
 from ember.models.coalesce import coalesce, merge
-from ember.providers.types import Delta, Usage
 
 
 async def paced(pieces: list[str], gap_s: float, fail: bool = False) -> AsyncIterator[Delta]:

@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from ember.chat import ChatMessage, GenerationOptions
 from ember.config.models import ModelsConfig
 from ember.errors import ProviderBadRequest
 from ember.models import LocalModels, ModelRecord, SqlModelCatalog
 from ember.models.templates import TEMPLATES
 from ember.models.tokenizer import GgufTokenizer
 from ember.providers.llamacpp import LlamaCppProvider
-from ember.providers.types import ChatMessage, GenerationOptions
 from ember.testing.provider import ProviderContract
 
 GREEDY = GenerationOptions(max_tokens=24, temperature=0.0, seed=7)

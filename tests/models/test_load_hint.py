@@ -10,6 +10,7 @@ from ember.config.models import RouterConfig
 from ember.models import LoadedModel, LocalModels, ModelRecord, ResidencyHint, SqlModelCatalog
 from ember.providers.llamacpp import LlamaCppProvider
 from ember.providers.router import Candidate, Router
+from tests.support.clock import FakeClock
 from tests.support.models import register_copy
 
 
@@ -37,13 +38,13 @@ async def test_the_loaded_model_of_a_tier_goes_first(local_models: LocalModels) 
 
 
 async def test_a_stale_snapshot_refreshes_in_the_background(local_models: LocalModels) -> None:
-    now = [0.0]
-    hint = ResidencyHint(local_models.loaded, {"local"}, max_age_s=1.0, clock=lambda: now[0])
+    clock = FakeClock(0.0)
+    hint = ResidencyHint(local_models.loaded, {"local"}, max_age_s=1.0, clock=clock)
     await hint.refresh()
     await local_models.registry.acquire("gemma3-270m")
     assert hint("local", "gemma3-270m") == (False, 0), "fresh enough: the old snapshot"
     assert hint._refreshing is None
-    now[0] = 2.0
+    clock.now = 2.0
     assert hint("local", "gemma3-270m") == (False, 0), "stale: answered at once, refreshed after"
     assert hint._refreshing is not None
     await hint._refreshing

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from ember.cluster.scaling import ScalingPolicy
+from ember.chat import Completion, GenerationOptions
 from ember.config.models import ModelsConfig
 from ember.errors import ModelCapacityExceeded, ProviderUnavailable
 from ember.models import (
@@ -22,19 +22,17 @@ from ember.models import (
     SqlModelCatalog,
 )
 from ember.models.registry import HostDemand
-from ember.providers.types import Completion, GenerationOptions
+from ember.placement.scaling import ScalingPolicy
+from tests.support.clock import FakeClock
 from tests.support.models import register_copy
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+START_S = 1_000_000.0
+"""Where the registries' fake clocks start, in monotonic seconds."""
 
 
-def build(catalog: SqlModelCatalog, gemma: ModelRecord, fits: float, clock: Clock) -> LocalModels:
+def build(
+    catalog: SqlModelCatalog, gemma: ModelRecord, fits: float, clock: FakeClock
+) -> LocalModels:
     settings = ModelsConfig(memory_bytes=int(gemma.size_bytes * fits), keep_alive_s=60)
     models = LocalModels.build(catalog, settings)
     models.registry._clock = clock
@@ -56,7 +54,7 @@ async def names(models: LocalModels) -> list[str]:
 async def test_least_recently_used_is_evicted_for_room(
     catalog: SqlModelCatalog, gemma: ModelRecord
 ) -> None:
-    clock = Clock()
+    clock = FakeClock(START_S)
     models = build(catalog, gemma, 2.5, clock)
     try:
         await models.registry.acquire("gemma-a")
@@ -75,7 +73,7 @@ async def test_least_recently_used_is_evicted_for_room(
 
 @pytest.mark.usefixtures("three")
 async def test_a_busy_model_is_never_evicted(catalog: SqlModelCatalog, gemma: ModelRecord) -> None:
-    clock = Clock()
+    clock = FakeClock(START_S)
     models = build(catalog, gemma, 1.5, clock)
     try:
         host = await models.registry.acquire("gemma-a")
@@ -98,7 +96,7 @@ async def test_a_busy_model_is_never_evicted(catalog: SqlModelCatalog, gemma: Mo
 async def test_keep_alive_sets_when_an_idle_model_unloads(
     catalog: SqlModelCatalog, gemma: ModelRecord
 ) -> None:
-    clock = Clock()
+    clock = FakeClock(START_S)
     models = build(catalog, gemma, 4, clock)
     try:
         await models.registry.acquire("gemma-a", keep_alive_s=0)
@@ -135,13 +133,13 @@ async def test_warm_models_load_at_start_and_ready_says_so(local_models: LocalMo
 async def test_a_model_too_big_for_any_node_is_refused(
     catalog: SqlModelCatalog, gemma: ModelRecord
 ) -> None:
-    models = build(catalog, gemma, 0.5, Clock())
+    models = build(catalog, gemma, 0.5, FakeClock(START_S))
     with pytest.raises(ModelCapacityExceeded, match="needs"):
         await models.registry.acquire("gemma3-270m")
     assert await models.loaded() == []
 
 
-Scaled = Callable[[float], tuple[ModelRegistry[ModelHost], Clock]]
+Scaled = Callable[[float], tuple[ModelRegistry[ModelHost], FakeClock]]
 
 
 @pytest.fixture
@@ -150,8 +148,8 @@ async def scaled(catalog: SqlModelCatalog, gemma: ModelRecord) -> AsyncIterator[
     on a node with room for ``fits`` copies of the model; closed after the test."""
     made: list[ModelRegistry[ModelHost]] = []
 
-    def make(fits: float) -> tuple[ModelRegistry[ModelHost], Clock]:
-        clock = Clock()
+    def make(fits: float) -> tuple[ModelRegistry[ModelHost], FakeClock]:
+        clock = FakeClock(START_S)
         settings = ModelsConfig(
             memory_bytes=int(gemma.size_bytes * fits),
             replicas_max=2,
@@ -206,13 +204,13 @@ async def test_a_busy_model_grows_a_host_routes_to_it_and_drains_it_when_calm(
     clock.now += 11
     assert await registry.rescale() == {gemma.name: 1}
     assert await registry.replicas(gemma.name) == [first], "the newer host left routing"
-    answer = await second.complete("Say", GenerationOptions(max_tokens=2))
+    answer = await second.complete("Say", GenerationOptions(max_tokens=2, temperature=0))
     assert answer.text, "a draining host still answers a caller that routed to it late"
     clock.now += 2
     await registry.rescale()
     with pytest.raises(ProviderUnavailable):
-        await second.complete("Say", GenerationOptions(max_tokens=2))
-    assert (await first.complete("Say", GenerationOptions(max_tokens=2))).text
+        await second.complete("Say", GenerationOptions(max_tokens=2, temperature=0))
+    assert (await first.complete("Say", GenerationOptions(max_tokens=2, temperature=0))).text
 
 
 async def test_a_host_that_finds_no_room_is_wanted_but_not_retried_until_the_cooldown(
@@ -282,5 +280,5 @@ async def test_a_draining_host_takes_calls_again_when_demand_returns(
     calls = await busy_with(first, 2)
     assert await registry.rescale() == {gemma.name: 2}
     assert set(map(id, await registry.replicas(gemma.name))) == {id(first), id(second)}
-    assert (await second.complete("Say", GenerationOptions(max_tokens=2))).text
+    assert (await second.complete("Say", GenerationOptions(max_tokens=2, temperature=0))).text
     await calls

@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from ember.chat import GenerationOptions
 from ember.config.models import ModelsConfig
 from ember.models import ModelHost, ModelRecord
 from ember.models.replicas import ReplicaSet
-from ember.providers.types import GenerationOptions
 
 SHORT = GenerationOptions(max_tokens=4, temperature=0)
 

@@ -3,7 +3,7 @@ first, GPU nodes before CPU ones, then nodes that do not host the model yet."""
 
 from __future__ import annotations
 
-from ember.models.room import NodeCapacity, Slot, place
+from ember.placement.room import NodeCapacity, Slot, place
 
 CPU_A = NodeCapacity("cpu-a", 1000)
 CPU_B = NodeCapacity("cpu-b", 1000)

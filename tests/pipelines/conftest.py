@@ -6,20 +6,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import ray
 
 from ember.config import EmberConfig, load_config
 from ember.memory.service import MemoryService
+from ember.services import memory_plane
 from ember.storage import Database, Migrator
+from tests.support.cluster import local_ray
 
 
 @pytest.fixture(scope="package")
 def ray_cluster() -> Iterator[None]:
-    ray.init(address="local", num_cpus=2, include_dashboard=False, namespace="ember-test-pipelines")
-    try:
+    with local_ray(namespace="ember-test-pipelines"):
         yield
-    finally:
-        ray.shutdown()
 
 
 def pipeline_config(home: Path, database_url: str | None = None, **env: str) -> EmberConfig:
@@ -48,7 +46,7 @@ def plane(database_url: str, tmp_path: Path) -> Iterator[tuple[EmberConfig, Memo
     config = pipeline_config(tmp_path / "home", database_url)
     database = Database.from_config(config)
     Migrator(database).upgrade()
-    service = MemoryService.build(config, database)
+    service = memory_plane(config, database)
     service.collections.create("corpus")
     try:
         yield config, service

@@ -16,6 +16,7 @@ from ember.memory.extract import SourceDocument
 from ember.memory.reindex import ReindexProgress
 from ember.memory.service import MemoryService
 from ember.pipelines import BulkReindex
+from ember.services import memory_plane
 from ember.storage import Database
 from tests.pipelines.conftest import pipeline_config
 from tests.pipelines.test_bulk_ingest import TOPICS
@@ -61,9 +62,9 @@ def test_a_model_change_reembeds_beside_the_live_index_resumes_and_swaps(
 ) -> None:
     config, memory = plane
     chunks = _load(memory)
-    database = memory.store._db
+    database = Database.from_config(config)  # the plane's database, opened a second time
     moved_config = _moved(config, database, _fit_projection(memory, tmp_path / "pca16.npy"))
-    moved = MemoryService.build(moved_config, database)
+    moved = memory_plane(moved_config, database)
     collection = memory.collections.get("corpus")
     old_live, _ = memory.indexes.current(collection.id)
     assert moved.embedder.model_id.startswith(f"{memory.embedder.model_id}+proj16-")
@@ -96,6 +97,7 @@ def test_a_model_change_reembeds_beside_the_live_index_resumes_and_swaps(
         assert hits[0].chunk.title == "Tides"
     finally:
         moved.close()
+        database.dispose()
     assert 0 < stored[0] < chunks
     assert answered == ["Volcanoes"]
     assert report.from_model == memory.embedder.model_id

@@ -5,22 +5,10 @@ from __future__ import annotations
 import pytest
 
 from ember.providers.breaker import BreakerState, CircuitBreaker
+from tests.support.clock import FakeClock
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-def test_opens_after_n_failures_in_a_row(clock: Clock) -> None:
+def test_opens_after_n_failures_in_a_row(clock: FakeClock) -> None:
     breaker = CircuitBreaker(failures=3, open_s=10, clock=clock)
     for _ in range(2):
         assert breaker.allow()
@@ -32,7 +20,7 @@ def test_opens_after_n_failures_in_a_row(clock: Clock) -> None:
     assert breaker.retry_in_s() == 10
 
 
-def test_a_success_resets_the_count(clock: Clock) -> None:
+def test_a_success_resets_the_count(clock: FakeClock) -> None:
     breaker = CircuitBreaker(failures=2, open_s=10, clock=clock)
     breaker.record_failure()
     breaker.record_success()
@@ -40,7 +28,7 @@ def test_a_success_resets_the_count(clock: Clock) -> None:
     assert breaker.state is BreakerState.CLOSED
 
 
-def test_half_open_lets_one_trial_through_and_closes_on_success(clock: Clock) -> None:
+def test_half_open_lets_one_trial_through_and_closes_on_success(clock: FakeClock) -> None:
     breaker = CircuitBreaker(failures=1, open_s=10, clock=clock)
     breaker.record_failure()
     clock.now += 9.9
@@ -54,7 +42,7 @@ def test_half_open_lets_one_trial_through_and_closes_on_success(clock: Clock) ->
     assert breaker.allow() and breaker.allow()
 
 
-def test_a_failed_trial_opens_again_for_the_whole_duration(clock: Clock) -> None:
+def test_a_failed_trial_opens_again_for_the_whole_duration(clock: FakeClock) -> None:
     breaker = CircuitBreaker(failures=1, open_s=10, clock=clock)
     breaker.record_failure()
     clock.now += 10
@@ -67,7 +55,7 @@ def test_a_failed_trial_opens_again_for_the_whole_duration(clock: Clock) -> None
     assert breaker.allow()
 
 
-def test_closing_can_need_several_successes(clock: Clock) -> None:
+def test_closing_can_need_several_successes(clock: FakeClock) -> None:
     breaker = CircuitBreaker(failures=1, open_s=5, successes=2, clock=clock)
     breaker.record_failure()
     clock.now += 5
@@ -79,7 +67,7 @@ def test_closing_can_need_several_successes(clock: Clock) -> None:
     assert breaker.state is BreakerState.CLOSED
 
 
-def test_release_frees_the_trial_slot(clock: Clock) -> None:
+def test_release_frees_the_trial_slot(clock: FakeClock) -> None:
     breaker = CircuitBreaker(failures=1, open_s=5, clock=clock)
     breaker.record_failure()
     clock.now += 5

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import ast
-import builtins
 import email.utils
-import importlib
 import inspect
 import json
 import subprocess
@@ -19,6 +16,7 @@ import httpx
 import ollama
 import pytest
 
+from ember.chat import ChatMessage, Delta, GenerationOptions, ToolCall
 from ember.errors import (
     ProviderAuthFailed,
     ProviderBadRequest,
@@ -29,9 +27,9 @@ from ember.errors import (
     ProviderUnavailable,
 )
 from ember.providers.ollama import OLLAMA_ERRORS, OllamaProvider, provider_error
-from ember.providers.types import ChatMessage, Delta, GenerationOptions
 from ember.testing.provider import MESSAGES, RemoteProviderContract, Upstream
 from tests.fakes.ollama_fake import FakeOllamaServer, count_tokens, embedding_of, reply_tokens
+from tests.providers.vendor_classes import WALKS, httpx_errors, ollama_exports, ollama_raises
 
 MODEL = "fake-llama:latest"
 EMBED_MODEL = "fake-embed:latest"
@@ -177,8 +175,13 @@ async def test_tool_calls_pass_through(provider: OllamaProvider, fake: FakeOllam
     options = GenerationOptions(tools=TOOLS)
     answer = await provider.chat(MODEL, [ChatMessage("user", "Paris")], options)
     assert fake.calls[-1].body["tools"] == TOOLS
-    call = {"name": "lookup", "arguments": json.dumps({"city": "Paris"})}
-    assert answer.tool_calls == [{"id": "call_0", "type": "function", "function": call}]
+    raw = json.dumps({"city": "Paris"})
+    assert answer.tool_calls == [ToolCall("call_0", "lookup", {"city": "Paris"}, raw)]
+    assert answer.tool_calls[0].to_openai() == {
+        "id": "call_0",
+        "type": "function",
+        "function": {"name": "lookup", "arguments": raw},
+    }
     history = [
         ChatMessage("user", "Paris"),
         ChatMessage("assistant", "", tool_calls=answer.tool_calls),
@@ -197,16 +200,50 @@ async def test_streamed_tool_calls(provider: OllamaProvider) -> None:
     options = GenerationOptions(tools=TOOLS)
     deltas = [d async for d in provider.stream_chat(MODEL, [ChatMessage("user", "Oslo")], options)]
     calls = [call for d in deltas for call in d.tool_calls or ()]
-    assert [json.loads(c["function"]["arguments"]) for c in calls] == [{"city": "Oslo"}]
-    assert [c["id"] for c in calls] == ["call_0"]
+    assert [(c.id, c.name, c.arguments) for c in calls] == [("call_0", "lookup", {"city": "Oslo"})]
     assert deltas[-1].finish_reason == "stop"
 
 
-async def test_bad_tool_arguments_are_a_bad_request(provider: OllamaProvider) -> None:
-    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{not json"}}
+async def test_parallel_tool_calls_in_a_stream_stay_apart() -> None:
+    """Ollama streams parallel calls one per part, each at ``index`` 0: they get their own ids."""
+
+    def part(city: str) -> dict[str, Any]:
+        function = {"index": 0, "name": "lookup", "arguments": {"city": city}}
+        message = {"role": "assistant", "content": "", "tool_calls": [{"function": function}]}
+        return {"model": MODEL, "message": message, "done": False}
+
+    done = {**_PART, "message": {"role": "assistant", "content": ""}, "done": True}
+    provider = _mock([part("Paris"), part("Oslo"), {**done, "done_reason": "stop"}])
+    deltas = [
+        d async for d in provider.stream_chat(MODEL, MESSAGES, GenerationOptions(tools=TOOLS))
+    ]
+    calls = [call for d in deltas for call in d.tool_calls or ()]
+    assert [(c.id, c.arguments) for c in calls] == [
+        ("call_0", {"city": "Paris"}),
+        ("call_1", {"city": "Oslo"}),
+    ]
+
+
+@pytest.mark.parametrize("raw", ["{not json", "[1, 2]", '"Paris"', "null"])
+async def test_tool_arguments_that_are_no_object_are_a_bad_request(
+    provider: OllamaProvider, fake: FakeOllamaServer, raw: str
+) -> None:
+    call = ToolCall.parse("c1", "f", raw)
+    assert call.arguments is None and call.raw_arguments == raw
     messages = [ChatMessage("assistant", "", tool_calls=[call])]
-    with pytest.raises(ProviderBadRequest):
+    with pytest.raises(ProviderBadRequest, match="not a JSON object"):
         await provider.chat(MODEL, messages, SAME)
+    assert fake.calls == []
+
+
+async def test_blank_tool_arguments_are_no_arguments(
+    provider: OllamaProvider, fake: FakeOllamaServer
+) -> None:
+    messages = [ChatMessage("assistant", "", tool_calls=[ToolCall.parse("c1", "f", "")])]
+    await provider.chat(MODEL, messages, SAME)
+    assert fake.calls[-1].body["messages"][0]["tool_calls"] == [
+        {"function": {"name": "f", "arguments": {}}}
+    ]
 
 
 async def test_tags_carry_digest_size_and_details(
@@ -377,62 +414,14 @@ async def test_list_and_embed_errors_map_too(
 
 # --- the error mapping is complete ----------------------------------------------------------
 
-NOT_REACHED = {
-    ValueError: "raised for images and web search, which this adapter does not use",
-    KeyError: "raised by subscripting response models, which this adapter does not do",
-}
-
-
-def _raised_by_the_client() -> set[type[BaseException]]:
-    """Every exception class a ``raise`` statement of the ``ollama`` package names (its
-    ``_client`` attribute is a default client, so the modules are imported by name)."""
-    found: set[type[BaseException]] = set()
-    for name in ("ollama._client", "ollama._types", "ollama._utils"):
-        module = importlib.import_module(name)
-        for node in ast.walk(ast.parse(inspect.getsource(module))):
-            if not isinstance(node, ast.Raise) or node.exc is None:
-                continue
-            target = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
-            if isinstance(target, ast.Name):
-                cls = getattr(module, target.id, getattr(builtins, target.id, None))
-                assert isinstance(cls, type), f"cannot resolve raise {target.id} in {module}"
-                found.add(cls)
-    return found
-
-
-def _httpx_errors() -> list[type[Exception]]:
-    """Every error class httpx exports for a request that fails."""
-    classes = (getattr(httpx, name) for name in httpx.__all__)
-    return [c for c in classes if isinstance(c, type) and issubclass(c, httpx.HTTPError)]
-
-
-def _ollama_errors() -> list[type[Exception]]:
-    classes = (getattr(ollama, name) for name in ollama.__all__)
-    return [c for c in classes if isinstance(c, type) and issubclass(c, Exception)]
-
-
-@pytest.mark.parametrize("vendor", sorted(_raised_by_the_client(), key=lambda c: c.__name__))
-def test_every_class_the_client_raises_is_mapped(vendor: type[BaseException]) -> None:
-    assert vendor in OLLAMA_ERRORS or vendor in NOT_REACHED, (
-        f"{vendor.__name__} needs an entry in OLLAMA_ERRORS (or a reason in NOT_REACHED)"
-    )
-
-
-@pytest.mark.parametrize(
-    "vendor", [*_httpx_errors(), *_ollama_errors()], ids=lambda cls: cls.__name__
-)
-def test_every_error_the_client_lets_through_is_mapped(vendor: type[Exception]) -> None:
-    assert vendor in OLLAMA_ERRORS, f"{vendor.__name__} needs an entry in OLLAMA_ERRORS"
-    assert issubclass(OLLAMA_ERRORS[vendor], ProviderError)
-
 
 def test_the_walks_find_what_the_client_raises() -> None:
-    assert {ollama.ResponseError, ConnectionError} <= _raised_by_the_client()
-    assert {httpx.ReadTimeout, httpx.RemoteProtocolError, httpx.ConnectError} <= set(
-        _httpx_errors()
-    )
-    assert len(_httpx_errors()) >= 18
-    assert {ollama.ResponseError, ollama.RequestError} <= set(_ollama_errors())
+    """The completeness test of the table is in test_vendor_errors.py, over these walks."""
+    assert {ollama.ResponseError, ConnectionError} <= ollama_raises()
+    assert {httpx.ReadTimeout, httpx.RemoteProtocolError, httpx.ConnectError} <= set(httpx_errors())
+    assert len(httpx_errors()) >= 18
+    assert {ollama.ResponseError, ollama.RequestError} <= set(ollama_exports())
+    assert set(WALKS["ollama"].vendor_classes()) <= set(OLLAMA_ERRORS)
 
 
 @pytest.mark.parametrize(

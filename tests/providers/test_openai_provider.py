@@ -10,9 +10,9 @@ from typing import Any
 import httpx2
 import numpy as np
 import openai
-import openai._streaming
 import pytest
 
+from ember.chat import Capability, ChatMessage, Delta, GenerationOptions, ToolCall, Usage
 from ember.errors import (
     ProviderAuthFailed,
     ProviderBadRequest,
@@ -24,9 +24,9 @@ from ember.errors import (
 )
 from ember.providers import OpenAIProvider
 from ember.providers.openai_embeddings import OPENAI_ERRORS, provider_error
-from ember.providers.types import Capability, ChatMessage, Delta, GenerationOptions, Usage
 from ember.testing.provider import MESSAGES, RemoteProviderContract
 from tests.fakes.openai_fake import FakeOpenAIServer, bag_of_words, words_of
+from tests.providers.vendor_classes import openai_stream_errors
 
 KEY = "test-key"
 CHAT = "fake-chat"
@@ -48,6 +48,7 @@ TOOL_CALL = {
     "type": "function",
     "function": {"name": "get_weather", "arguments": json.dumps({"text": ASK_TOOL[0].content})},
 }
+CALL = ToolCall.from_openai(TOOL_CALL)
 
 
 @pytest.fixture(scope="module")
@@ -154,12 +155,13 @@ async def test_tool_calls_pass_through(
     provider: OpenAIProvider, upstream: FakeOpenAIServer
 ) -> None:
     asked = await provider.chat(CHAT, ASK_TOOL, GenerationOptions(tools=TOOLS))
-    assert (asked.text, asked.finish_reason, asked.tool_calls) == ("", "tool_calls", [TOOL_CALL])
+    assert (asked.text, asked.finish_reason, asked.tool_calls) == ("", "tool_calls", [CALL])
+    assert CALL.arguments == {"text": ASK_TOOL[0].content}
     assert upstream.calls[-1].body["tools"] == TOOLS
 
     turns = [
         *ASK_TOOL,
-        ChatMessage("assistant", "", tool_calls=[TOOL_CALL]),
+        ChatMessage("assistant", "", tool_calls=asked.tool_calls),
         ChatMessage("tool", "sunny and 21 degrees", tool_call_id="call_fake_0"),
     ]
     answered = await provider.chat(CHAT, turns, GenerationOptions(tools=TOOLS))
@@ -180,8 +182,54 @@ async def test_streamed_tool_calls_are_put_together_on_the_last_delta(
 ) -> None:
     deltas = await collect(provider.stream_chat(CHAT, ASK_TOOL, GenerationOptions(tools=TOOLS)))
     assert all(delta.tool_calls is None for delta in deltas[:-1])
-    assert deltas[-1].tool_calls == [TOOL_CALL]
+    assert deltas[-1].tool_calls == [CALL]
     assert deltas[-1].finish_reason == "tool_calls"
+
+
+@pytest.mark.parametrize("same_index", [False, True], ids=["openai", "ollama-v1"])
+async def test_parallel_streamed_tool_calls_stay_apart(
+    provider: OpenAIProvider, upstream: FakeOpenAIServer, same_index: bool
+) -> None:
+    """OpenAI numbers parallel calls 0, 1, ...; Ollama's /v1 sends each whole at index 0."""
+    texts = [json.dumps({"city": "Paris"}), json.dumps({"city": "Oslo"})]
+    upstream.tool_arguments, upstream.same_index = texts, same_index
+    whole = await provider.chat(CHAT, ASK_TOOL, GenerationOptions(tools=TOOLS))
+    deltas = await collect(provider.stream_chat(CHAT, ASK_TOOL, GenerationOptions(tools=TOOLS)))
+    streamed = deltas[-1].tool_calls
+    assert streamed == whole.tool_calls
+    assert streamed is not None
+    assert [(c.id, c.arguments) for c in streamed] == [
+        ("call_fake_0", {"city": "Paris"}),
+        ("call_fake_1", {"city": "Oslo"}),
+    ]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+async def test_arguments_that_are_not_json_are_kept_as_written(
+    provider: OpenAIProvider, upstream: FakeOpenAIServer, stream: bool
+) -> None:
+    broken = '{"city": "Par'
+    upstream.tool_arguments = [broken]
+    options = GenerationOptions(tools=TOOLS)
+    if stream:
+        calls = (await collect(provider.stream_chat(CHAT, ASK_TOOL, options)))[-1].tool_calls
+    else:
+        calls = (await provider.chat(CHAT, ASK_TOOL, options)).tool_calls
+    assert calls == [ToolCall("call_fake_0", "get_weather", None, broken)]
+    turns = [
+        *ASK_TOOL,
+        ChatMessage("assistant", "", tool_calls=calls),
+        ChatMessage("tool", "no such city", tool_call_id="call_fake_0"),
+    ]
+    await provider.chat(CHAT, turns, options)
+    sent = upstream.calls[-1].body["messages"][1]["tool_calls"]
+    assert sent == [
+        {
+            "id": "call_fake_0",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": broken},
+        }
+    ]
 
 
 async def test_usage_is_read_from_the_final_stream_chunk(
@@ -372,20 +420,12 @@ def test_client_and_url_together_are_refused(upstream: FakeOpenAIServer) -> None
         OpenAIProvider(base_url=upstream.base_url, timeout_s=0)
 
 
-def _stream_errors() -> set[type[openai.OpenAIError]]:
-    """The ``openai`` exception classes its stream module raises while a stream is read."""
-    return {
-        value
-        for value in vars(openai._streaming).values()
-        if isinstance(value, type) and issubclass(value, openai.OpenAIError)
-    }
-
-
 def test_the_walk_finds_the_classes_streams_raise() -> None:
-    assert {openai.APIError, openai.APITimeoutError, openai.APIConnectionError} <= _stream_errors()
+    wanted = {openai.APIError, openai.APITimeoutError, openai.APIConnectionError}
+    assert wanted <= openai_stream_errors()
 
 
-@pytest.mark.parametrize("vendor", sorted(_stream_errors(), key=lambda cls: cls.__name__))
+@pytest.mark.parametrize("vendor", sorted(openai_stream_errors(), key=lambda cls: cls.__name__))
 def test_every_error_a_stream_raises_is_mapped(vendor: type[openai.OpenAIError]) -> None:
     assert vendor in OPENAI_ERRORS, f"openai.{vendor.__name__} needs an entry in OPENAI_ERRORS"
     request = httpx2.Request("POST", "http://127.0.0.1:9/v1/chat/completions")

@@ -9,9 +9,9 @@ import pytest
 
 from ember.config import load_config
 from ember.errors import EmberError
-from ember.memory.service import build_embedder
 from ember.providers.projected import ProjectedEmbedder, load_projection
 from ember.providers.sentence_transformers import SentenceTransformerEmbedder
+from ember.services import build_embedder
 from ember.testing.embedder import EmbedderContract
 
 

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from ember.chat import ChatMessage, GenerationOptions
 from ember.config import ProvidersConfig, RouterConfig
 from ember.config.models import ProviderSpec
 from ember.errors import ConfigError
 from ember.providers.openai import OpenAIProvider
 from ember.providers.registry import ENTRY_POINT_GROUP, ProviderDeps, ProviderRegistry
 from ember.providers.router import Router, RouteRequest
-from ember.providers.types import ChatMessage, GenerationOptions
 
 PLUGIN = Path(__file__).resolve().parent.parent / "plugins" / "echo_provider"
 

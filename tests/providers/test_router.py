@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from ember.chat import ChatMessage, Delta, GenerationOptions, Usage
 from ember.config import Budget, Price, ProvidersConfig, RouterConfig
 from ember.errors import (
     BudgetExceeded,
@@ -28,10 +29,11 @@ from ember.providers import OllamaProvider, OpenAIProvider
 from ember.providers.breaker import BreakerState
 from ember.providers.budget import Budgets
 from ember.providers.router import Candidate, Router, RouteRequest
-from ember.providers.types import ChatMessage, Delta, GenerationOptions
+from ember.providers.usage import estimate_tokens
 from ember.storage import Database, Migrator, SqlUsageLog
 from tests.fakes.ollama_fake import FakeOllamaServer
 from tests.fakes.openai_fake import FakeOpenAIServer
+from tests.support.clock import FakeClock
 
 ASK = [ChatMessage("user", "What is the capital of France?")]
 OPTIONS = GenerationOptions(max_tokens=16, temperature=0.0, seed=7)
@@ -50,14 +52,6 @@ CONFIG = RouterConfig(
     breaker_failures=2,
     breaker_open_s=30.0,
 )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +95,7 @@ class World:
 
     def __init__(self, ollama: FakeOllamaServer, cloud: FakeOpenAIServer) -> None:
         self.ollama, self.cloud = ollama, cloud
-        self.clock = Clock()
+        self.clock = FakeClock(0.0)
         self.sleeps: list[float] = []
         self.providers = {
             "ollama": OllamaProvider(ollama.host, name="ollama", timeout_s=5),
@@ -471,6 +465,35 @@ async def test_spending_outside_the_rolling_day_does_not_count(
     limits = {"provider_budgets": {"openai": Budget(cost_per_day_usd=1.0)}}
     router = world.router(budgets=budgets(usage, **limits))
     assert (await router.chat("cloud", ASK, OPTIONS, RouteRequest("alice"))).provider == "openai"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+async def test_usage_a_provider_did_not_count_is_the_same_estimate_in_the_row_and_the_answer(
+    world: World, usage: SqlUsageLog, stream: bool
+) -> None:
+    world.ollama.report_counts = False
+    router = world.router(budgets=budgets(usage))
+    if stream:
+        routed = router.stream_chat("chat", ASK, OPTIONS)
+        assert [d.usage for d in [d async for d in routed] if d.usage] == [Usage(0, 0)]
+        answered, estimated = routed.usage, routed.usage_estimated
+    else:
+        answer = await router.chat("chat", ASK, OPTIONS)
+        answered, estimated = answer.usage, True
+    (row,) = usage.list()
+    text = "Fake reply: What is the capital of France?"
+    expected = Usage(estimate_tokens([ASK[0].content]), estimate_tokens([text]))
+    assert answered == Usage(row.prompt_tokens, row.completion_tokens) == expected
+    assert estimated
+
+
+async def test_usage_a_provider_counted_is_kept(world: World, usage: SqlUsageLog) -> None:
+    router = world.router(budgets=budgets(usage))
+    routed = router.stream_chat("chat", ASK, OPTIONS)
+    deltas = [d async for d in routed]
+    assert routed.usage == deltas[-1].usage and not routed.usage_estimated
+    (row,) = usage.list()
+    assert routed.usage == Usage(row.prompt_tokens, row.completion_tokens)
 
 
 # --- streams ----------------------------------------------------------------------------------

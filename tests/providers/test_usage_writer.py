@@ -7,9 +7,9 @@ import asyncio
 
 import pytest
 
+from ember.chat import Usage
 from ember.config import Budget, Price, ProvidersConfig
 from ember.providers.budget import Budgets
-from ember.providers.types import Usage
 from ember.providers.usage_writer import UsageWriter
 from ember.storage import Database, SqlUsageLog
 from ember.storage.records import UsageEntry

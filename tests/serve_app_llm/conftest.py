@@ -1,6 +1,7 @@
 """The OpenAI and Ollama routes over real HTTP: the ember app served by uvicorn on 127.0.0.1,
-a real Router over OpenAIProvider adapters of two fake OpenAI servers, a fixed ModelDirectory,
-and the real authenticator over a migrated SQLite database.
+a real Router over OpenAIProvider adapters of two fake OpenAI servers (recording usage rows,
+no budgets), a fixed ModelDirectory, and the real authenticator over a migrated SQLite
+database.
 
 The router records each call's RouteRequest and options, so tests see what reached it.
 """
@@ -17,17 +18,18 @@ import pytest
 from fastapi import FastAPI
 
 from ember.auth import Authenticator, RateLimiter, SqlTokenRepository
-from ember.config.models import RouterConfig
+from ember.chat import ChatMessage, Completion, GenerationOptions, ModelInfo
+from ember.config.models import ProvidersConfig, RouterConfig
 from ember.errors import ProviderModelNotFound
 from ember.models.records import LoadedModel
+from ember.providers.budget import Budgets
 from ember.providers.openai import OpenAIProvider
 from ember.providers.router import Embeddings, RoutedStream, Router, RouteRequest
-from ember.providers.types import ChatMessage, Completion, GenerationOptions, ModelInfo
+from ember.serve_app.compat.ollama.routes import ollama_router
+from ember.serve_app.compat.openai.routes import openai_router
 from ember.serve_app.middleware import RequestContextMiddleware
-from ember.serve_app.ollama_api import ollama_router
-from ember.serve_app.openai_api import openai_router
 from ember.serve_app.problems import install_problem_handlers
-from ember.storage import Database, Migrator
+from ember.storage import Database, Migrator, SqlUsageLog
 from tests.fakes.openai_fake import FakeOpenAIServer
 from tests.fakes.server import ThreadedFakeServer
 
@@ -157,6 +159,8 @@ class Stack:
     key: str
     """A token of the principal ``app`` with ``models:use`` (so the dev bypass is off)."""
     key_id: str
+    usage: SqlUsageLog
+    """The usage rows the router wrote."""
 
     @property
     def url(self) -> str:
@@ -241,13 +245,15 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
             retry_attempts=1,
             breaker_failures=100,
         )
-        router = RecordingRouter(providers, config, sleep=_no_sleep)
+        usage = SqlUsageLog(database)
+        budgets = Budgets(ProvidersConfig(), usage)
+        router = RecordingRouter(providers, config, budgets=budgets, sleep=_no_sleep)
         directory = FixedDirectory(directory_models(), loaded_models())
         server = AppServer(build_app(router, directory, auth))
         record, key = tokens.create("app", "app", ["models:use"])
         server.start()
         try:
-            yield Stack(server, router, upstream, spare, tokens, directory, key, record.id)
+            yield Stack(server, router, upstream, spare, tokens, directory, key, record.id, usage)
         finally:
             server.stop()
             database.dispose()

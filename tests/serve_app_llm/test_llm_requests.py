@@ -13,14 +13,14 @@ import httpx
 import pytest
 
 from ember.auth import Authenticator, Principal, RateLimiter, Scope
+from ember.chat import Capability, ChatMessage, Delta, GenerationOptions, Usage
 from ember.errors import BadRequest, EmberError, Unauthorized, ValidationFailed, all_error_classes
 from ember.providers.router import Router
-from ember.providers.types import Capability, ChatMessage, Delta, GenerationOptions, Usage
-from ember.serve_app._openai_replies import openai_error
 from ember.serve_app.auth import route_access
-from ember.serve_app.llm_requests import keep_alive_seconds, stop_sequences
-from ember.serve_app.ollama_api import ollama_error_response
-from ember.serve_app.openai_api import openai_error_response
+from ember.serve_app.compat.ollama.routes import ollama_error_response
+from ember.serve_app.compat.openai.replies import openai_error
+from ember.serve_app.compat.openai.routes import openai_error_response
+from ember.serve_app.compat.shared import keep_alive_seconds, stop_sequences
 from tests.serve_app_llm.conftest import AppServer, FixedDirectory, build_app, directory_models
 
 

@@ -372,3 +372,68 @@ def test_auth_through_the_client(stack: Stack) -> None:
     local = anonymous.chat(model="chat", messages=[{"role": "user", "content": "x"}], stream=False)
     assert local.message.content == "Echo: x"
     assert stack.router.seen[-1].route.principal == "local"
+
+
+# --- tool calls the wire must carry as they are ---------------------------------------------
+
+LOOKUP = [{"type": "function", "function": {"name": "lookup", "parameters": {}}}]
+ASK_LOOKUP = [{"role": "user", "content": "please lookup ember"}]
+
+
+def test_parallel_tool_calls_sent_at_index_0_stay_apart(stack: Stack) -> None:
+    stack.upstream.tool_arguments = ['{"text": "a"}', '{"text": "b"}']
+    stack.upstream.same_index = True
+    streamed = client(stack).chat(model="chat", messages=ASK_LOOKUP, tools=LOOKUP, stream=True)
+    found = [c for p in streamed if p.message.tool_calls for c in p.message.tool_calls]
+    assert [c.function.arguments for c in found] == [{"text": "a"}, {"text": "b"}]
+    whole = client(stack).chat(model="chat", messages=ASK_LOOKUP, tools=LOOKUP, stream=False)
+    assert whole.message.tool_calls is not None
+    assert [c.function.arguments for c in whole.message.tool_calls] == [
+        {"text": "a"},
+        {"text": "b"},
+    ]
+
+
+def test_tool_arguments_that_are_not_json_are_a_provider_error_quoting_them(stack: Stack) -> None:
+    """Ollama's shape carries arguments as an object only: the answer is a 502 (a last error
+    line, once streaming) naming the call and quoting what the model wrote, never a 500."""
+    broken = '{"text": "ember'
+    stack.upstream.tool_arguments = [broken]
+    body = {"model": "chat", "messages": ASK_LOOKUP, "tools": LOOKUP}
+    whole = post(stack, "/api/chat", {**body, "stream": False})
+    assert whole.status_code == 502
+    assert whole.json()["code"] == "provider_error"
+    assert "'lookup'" in whole.json()["error"] and repr(broken) in whole.json()["error"]
+    streamed = post(stack, "/api/chat", body)
+    assert streamed.status_code == 200
+    last = lines(streamed)[-1]
+    assert last["code"] == "provider_error" and repr(broken) in last["error"]
+
+
+def test_tool_call_arguments_sent_as_text_go_on_as_written(stack: Stack) -> None:
+    history = [
+        *ASK_LOOKUP,
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{"function": {"name": "lookup", "arguments": '{"text": "ember"}'}}],
+        },
+        {"role": "tool", "tool_name": "lookup", "content": "a small cluster"},
+    ]
+    response = post(stack, "/api/chat", {"model": "chat", "messages": history, "stream": False})
+    assert response.status_code == 200
+    sent = stack.upstream.calls[-1].body["messages"][1]["tool_calls"]
+    assert sent == [
+        {
+            "id": "call_1_0",
+            "type": "function",
+            "function": {"name": "lookup", "arguments": '{"text": "ember"}'},
+        }
+    ]
+
+
+def test_a_tool_call_whose_function_is_no_object_is_a_400(stack: Stack) -> None:
+    history = [*ASK_LOOKUP, {"role": "assistant", "content": "", "tool_calls": [{"function": 1}]}]
+    response = post(stack, "/api/chat", {"model": "chat", "messages": history, "stream": False})
+    assert response.status_code == 400
+    assert response.json()["code"] == "bad_request"

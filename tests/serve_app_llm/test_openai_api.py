@@ -374,3 +374,78 @@ def test_a_token_without_models_use_is_forbidden(stack: Stack) -> None:
     )
     assert answer.choices[0].message.content == "Echo: x"
     assert stack.router.seen[-1].route.principal == "other-app"
+
+
+# --- tool calls the wire must carry as they are ---------------------------------------------
+
+LOOKUP = [{"type": "function", "function": {"name": "lookup", "parameters": {}}}]
+ASK_LOOKUP = [{"role": "user", "content": "please lookup ember"}]
+
+
+def _streamed_calls(stack: Stack, body: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
+    """The tool-call deltas of a streamed answer, and its finish reason."""
+    response = post(stack, "/v1/chat/completions", {**body, "stream": True})
+    assert response.status_code == 200
+    events = sse_events(response)
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    calls = [c for chunk in chunks for c in chunk["choices"][0]["delta"].get("tool_calls", [])]
+    return calls, chunks[-1]["choices"][0]["finish_reason"]
+
+
+def test_tool_arguments_that_are_not_json_reach_the_client_as_written(stack: Stack) -> None:
+    broken = '{"text": "ember'
+    stack.upstream.tool_arguments = [broken]
+    body = {"model": "chat", "messages": ASK_LOOKUP, "tools": LOOKUP}
+    whole = post(stack, "/v1/chat/completions", body)
+    assert whole.status_code == 200
+    (call,) = whole.json()["choices"][0]["message"]["tool_calls"]
+    assert call == {
+        "id": "call_fake_0",
+        "type": "function",
+        "function": {"name": "lookup", "arguments": broken},
+    }
+    streamed, finish = _streamed_calls(stack, body)
+    assert [c["function"]["arguments"] for c in streamed] == [broken]
+    assert finish == "tool_calls"
+
+    history = [
+        *ASK_LOOKUP,
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": call["id"], "content": "no idea"},
+    ]
+    after = post(stack, "/v1/chat/completions", {**body, "messages": history})
+    assert after.status_code == 200
+    assert stack.upstream.calls[-1].body["messages"][1]["tool_calls"] == [call]
+
+
+def test_parallel_tool_calls_sent_at_index_0_stay_apart(stack: Stack) -> None:
+    stack.upstream.tool_arguments = ['{"text": "a"}', '{"text": "b"}']
+    stack.upstream.same_index = True
+    body = {"model": "chat", "messages": ASK_LOOKUP, "tools": LOOKUP}
+    streamed, finish = _streamed_calls(stack, body)
+    assert [(c["index"], c["id"], c["function"]["arguments"]) for c in streamed] == [
+        (0, "call_fake_0", '{"text": "a"}'),
+        (1, "call_fake_1", '{"text": "b"}'),
+    ]
+    assert finish == "tool_calls"
+    answer = client(stack).chat.completions.create(
+        model="chat", messages=ASK_LOOKUP, tools=LOOKUP, stream=True
+    )
+    ids = [
+        c.id for chunk in answer if chunk.choices for c in chunk.choices[0].delta.tool_calls or []
+    ]
+    assert ids == ["call_fake_0", "call_fake_1"]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [{"id": "c1", "function": "lookup"}, {"id": "c1", "function": {"arguments": "{}"}}],
+    ids=["function-not-an-object", "no-name"],
+)
+def test_a_tool_call_ember_cannot_read_is_a_400(stack: Stack, call: Any) -> None:
+    history = [*ASK_LOOKUP, {"role": "assistant", "content": None, "tool_calls": [call]}]
+    response = post(stack, "/v1/chat/completions", {"model": "chat", "messages": history})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["param"] == "messages.1.tool_calls.0" and error["code"] == "bad_request"

@@ -126,3 +126,58 @@ def test_bad_config_stops_startup_with_exit_2_and_no_traceback(
     assert done.stderr.startswith("error[config_invalid]: ")
     assert str(path) in done.stderr
     assert "server.port" in done.stderr and "extra: unknown key" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        (
+            {"EMBER_EMBEDDINGS_PROVIDER": "openai", "EMBER_EMBEDDINGS_MODEL": "text-embedding"},
+            "EMBER_EMBEDDINGS_MODEL, EMBER_EMBEDDINGS_PROVIDER: embeddings: Value error, model and "
+            "dim are required when provider is openai",
+        ),
+        (
+            {"EMBER_MEMORY_VECTOR_BACKEND": "weaviate"},
+            "defaults with EMBER_MEMORY_VECTOR_BACKEND: memory: Value error, weaviate_url is "
+            "required when vector_backend is weaviate",
+        ),
+        (
+            {"EMBER_JOBS_RENEW_INTERVAL_S": "10"},
+            "jobs: Value error, renew_interval_s (10) must be below lease_ttl_s (10)",
+        ),
+    ],
+)
+def test_cross_field_rules_fail_at_load(environ: dict[str, str], expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, environ)
+    assert caught.value.code == "config_invalid"
+    assert expected in caught.value.detail
+
+
+def test_every_pool_has_the_one_shape() -> None:
+    config = load_config(
+        None,
+        {
+            "EMBER_JOBS_WORKERS_MIN": "0",
+            "EMBER_JOBS_SLOTS_PER_WORKER": "3",
+            "EMBER_EMBEDDINGS_WORKER_NUM_GPUS": "0.5",
+            "EMBER_MODELS_REPLICAS_MAX": "3",
+            "EMBER_SERVE_AUTOSCALING": "true",
+            "EMBER_SERVE_MAX_REPLICAS": "5",
+        },
+    )
+    assert (config.jobs.scaling.min_size, config.jobs.scaling.target_per_worker) == (0, 3)
+    assert config.embeddings.scaling.num_gpus == 0.5
+    assert (config.models.scaling.max_size, config.models.scaling.num_gpus) == (3, 1.0)
+    assert (config.serve.scaling.min_size, config.serve.scaling.max_size) == (1, 5)
+    fixed = load_config(None, {"EMBER_SERVE_NUM_REPLICAS": "2"}).serve.scaling
+    assert (fixed.min_size, fixed.max_size, fixed.fixed) == (2, 2, True)
+
+
+def test_a_pool_cannot_be_smaller_at_most_than_at_least() -> None:
+    from pydantic import ValidationError
+
+    from ember.config import PoolConfig
+
+    with pytest.raises(ValidationError, match="max_size"):
+        PoolConfig(min_size=3, max_size=2, num_cpus=1, target_per_worker=1, cooldown_s=0)

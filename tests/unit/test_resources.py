@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import pytest
 
-from ember.cluster.resources import ResourceRequests
+from ember.placement.requests import ResourceRequests
 
 WORKER = {"CPU": 0.5}
 

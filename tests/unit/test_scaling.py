@@ -7,25 +7,8 @@ import sys
 
 import pytest
 
-from ember.cluster.scaling import ScalingPolicy
-
-
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+from ember.placement.scaling import ScalingPolicy
+from tests.support.clock import FakeClock
 
 
 def policy(clock: FakeClock, **overrides: float) -> ScalingPolicy:
@@ -182,6 +165,8 @@ def test_negative_inputs_are_refused(clock: FakeClock) -> None:
 
 
 def test_importing_the_policy_does_not_import_ray() -> None:
-    code = "import sys, ember.cluster.scaling, ember.cluster.resources; print('ray' in sys.modules)"
+    code = (
+        "import sys, ember.placement.scaling, ember.placement.requests; print('ray' in sys.modules)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"

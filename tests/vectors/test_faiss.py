@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ember.errors import DimensionMismatch, VectorIndexError
-from ember.memory.filters import parse_filter
+from ember.filters import parse_filter
 from ember.testing.vector_index import DIM, Reopen, VectorIndexContract, unit
 from ember.vectors.faiss import FaissIndex, Kind
 from ember.vectors.protocol import VectorIndex

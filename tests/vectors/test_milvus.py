@@ -11,7 +11,7 @@ import pytest
 from pymilvus import MilvusClient
 
 from ember.errors import DimensionMismatch, InvalidFilter, VectorIndexError
-from ember.memory.filters import parse_filter
+from ember.filters import parse_filter
 from ember.testing.vector_index import DIM, Reopen, VectorIndexContract, unit
 from ember.vectors.milvus import MilvusIndex, milvus_expression
 from ember.vectors.protocol import VectorIndex

@@ -17,7 +17,7 @@ import pytest
 import weaviate
 
 from ember.errors import DimensionMismatch, VectorIndexError
-from ember.memory.filters import parse_filter
+from ember.filters import parse_filter
 from ember.testing.vector_index import DIM, Reopen, VectorIndexContract, unit
 from ember.vectors.protocol import VectorIndex
 from ember.vectors.weaviate import WeaviateIndex, property_name

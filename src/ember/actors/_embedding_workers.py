@@ -13,10 +13,10 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskErro
 from ray.util.placement_group import PlacementGroup
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from ember.actors.embedding_worker import EmbeddingWorker
-from ember.cluster.placement import release
+from ember.actors.placement_groups import release
 from ember.config import EmberConfig
 from ember.errors import EmberError, ProviderError, ProviderUnavailable
+from ember.pipelines.embedding_worker import EmbeddingWorker
 
 __all__ = ["WorkerHandle", "discard", "spawn", "translate"]
 

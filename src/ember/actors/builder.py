@@ -16,26 +16,22 @@ import ray
 from ember.actors.dispatcher import JobDispatcherActor
 from ember.actors.event_hub import EventHubActor
 from ember.actors.job_worker import JobWorkerActor
-from ember.actors.model_access import MODEL_REGISTRY, ModelHostDemand
+from ember.actors.model_access import ModelHostDemand
 from ember.actors.model_registry import ModelRegistryActor
-from ember.actors.names import NAMESPACE
+from ember.actors.names import (
+    DISPATCHER,
+    HUB,
+    MODEL_REGISTRY,
+    NAMESPACE,
+    worker_actor_name,
+)
 from ember.config import EmberConfig
-from ember.jobs.bus import Telemetry
-from ember.jobs.hub import DurationHistogram
-from ember.jobs.records import EventRecord
 
 __all__ = [
-    "DISPATCHER",
-    "HUB",
-    "NAMESPACE",
     "JobSystem",
-    "RayJobBus",
     "start_job_system",
     "start_model_registry",
 ]
-
-HUB = "ember-event-hub"
-DISPATCHER = "ember-dispatcher"
 
 
 def start_worker(config: EmberConfig, hub: Any, kind: str, owner: str) -> Any:
@@ -43,9 +39,9 @@ def start_worker(config: EmberConfig, hub: Any, kind: str, owner: str) -> Any:
     del kind
     remote: Any = ray.remote(JobWorkerActor)
     return remote.options(
-        name=f"ember-worker-{owner}",
+        name=worker_actor_name(owner),
         namespace=NAMESPACE,
-        num_cpus=config.jobs.worker_num_cpus,
+        num_cpus=config.jobs.scaling.num_cpus,
         max_concurrency=1000,
         max_restarts=0,
     ).remote(config, owner, hub)
@@ -92,40 +88,3 @@ def start_model_registry(config: EmberConfig, *, detached: bool = False) -> Any:
     registry = _singleton(ModelRegistryActor, MODEL_REGISTRY, detached).remote(config)
     ray.get(registry.start.remote())
     return registry
-
-
-class RayJobBus:
-    """:class:`~ember.jobs.bus.JobBus` over the named actors (looked up on first use)."""
-
-    def __init__(self) -> None:
-        self._system: JobSystem | None = None
-
-    def _actors(self) -> JobSystem:
-        if self._system is None:
-            self._system = JobSystem(
-                ray.get_actor(HUB, namespace=NAMESPACE),
-                ray.get_actor(DISPATCHER, namespace=NAMESPACE),
-            )
-        return self._system
-
-    async def publish(self, job_id: str, type_: str, data: dict[str, Any]) -> int:
-        seq: int = await self._actors().hub.publish.remote(job_id, type_, data)
-        return seq
-
-    async def wait(self, job_id: str, after: int, timeout_s: float) -> list[EventRecord] | None:
-        events: list[EventRecord] | None = await self._actors().hub.wait.remote(
-            job_id, after, timeout_s
-        )
-        return events
-
-    async def submitted(self, job_id: str) -> None:
-        self._actors().dispatcher.notify.remote()
-
-    async def cancel(self, job_id: str) -> None:
-        await self._actors().dispatcher.cancel.remote(job_id)
-
-    async def telemetry(self) -> Telemetry:
-        actors = self._actors()
-        durations: dict[tuple[str, str], DurationHistogram] = await actors.hub.durations.remote()
-        stats: dict[str, Any] = await actors.dispatcher.stats.remote()
-        return Telemetry(durations, int(stats["renewals"]))

@@ -1,9 +1,10 @@
-"""The JobDispatcher actor: one per cluster, a shell over :class:`ember.jobs.dispatcher.Dispatcher`
-that owns the worker pools and runs the dispatch loop.
+"""The JobDispatcher actor: one per cluster, a shell over
+:class:`ember.jobs.dispatcher.LeaseDispatcher` that owns the worker pools and runs the dispatch
+loop.
 
 Before a tick (at most once per ``jobs.poll_interval_s``) it sizes every pool: the kind's
 demand is its queued jobs plus the jobs its pool runs, and a
-:class:`~ember.cluster.scaling.ScalingPolicy` per kind (``jobs.workers_min`` to
+:class:`~ember.placement.scaling.ScalingPolicy` per kind (``jobs.workers_min`` to
 ``jobs.workers_max``, ``jobs.jobs_per_worker_target`` jobs a worker, ``jobs.scale_cooldown_s``)
 turns that into a size. Workers wanted but not yet started that do not fit in the cluster's
 free resources become a request to Ray's autoscaler (:class:`~ember.cluster.ResourceRequests`),
@@ -20,16 +21,17 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ember.actors.job_bus import RayJobBus
+from ember.actors.placement_groups import ray_resource_requests
 from ember.actors.worker_pool import RayWorkerPool
-from ember.cluster.resources import Bundle, ResourceRequests, ray_resource_requests
-from ember.cluster.scaling import ScalingPolicy
 from ember.config import EmberConfig
-from ember.jobs.dispatcher import Dispatcher
+from ember.jobs.dispatcher import LeaseDispatcher
 from ember.jobs.repository import SqlJobRepository
 from ember.jobs.states import JobState
-from ember.jobs.wiring import build_kinds
 from ember.observability import configure_logging
-from ember.storage.database import Database
+from ember.placement.requests import Bundle, ResourceRequests
+from ember.placement.scaling import ScalingPolicy
+from ember.services import Services
 
 __all__ = ["JobDispatcherActor"]
 
@@ -51,21 +53,13 @@ class JobDispatcherActor:
     ) -> None:
         configure_logging("ember-dispatcher", config.logging.level, config.logging.format)
         self._config = config
-        self._database = Database.from_config(config)
-        self._jobs = SqlJobRepository(self._database)
+        services = Services.build(config)
+        self._jobs = SqlJobRepository(services.database)
         self._hub = hub
         self._wake = asyncio.Event()
-        kinds = build_kinds(config, self._database).names()
+        kinds = services.kinds.names()
         settings = config.jobs
-        per_worker = settings.jobs_per_worker_target
-        if per_worker is None:
-            per_worker = settings.slots_per_worker
-        self.policies = {
-            kind: ScalingPolicy(
-                settings.workers_min, settings.workers_max, per_worker, settings.scale_cooldown_s
-            )
-            for kind in kinds
-        }
+        self.policies = {kind: ScalingPolicy.of(settings.scaling) for kind in kinds}
         self.targets = dict.fromkeys(kinds, settings.workers_min)
         self._requests: ResourceRequests = ray_resource_requests()
         self._demand = demand
@@ -82,12 +76,8 @@ class JobDispatcherActor:
             for kind in kinds
         }
 
-        async def publish(job_id: str, type_: str, data: dict[str, Any]) -> int:
-            seq: int = await self._hub.publish.remote(job_id, type_, data)
-            return seq
-
-        self._dispatcher = Dispatcher(
-            self._jobs, self.pools, publish, lease_ttl_s=settings.lease_ttl_s
+        self._dispatcher = LeaseDispatcher(
+            self._jobs, self.pools, RayJobBus(hub).publish, lease_ttl_s=settings.lease_ttl_s
         )
         self._loop: asyncio.Task[None] | None = None
 
@@ -129,7 +119,7 @@ class JobDispatcherActor:
     async def _scale(self) -> None:
         """Size every pool for its kind's demand now, and ask for room for what does not fit."""
         counts = await asyncio.to_thread(self._jobs.counts)
-        bundle: Bundle = {"CPU": self._config.jobs.worker_num_cpus}
+        bundle: Bundle = {"CPU": self._config.jobs.scaling.num_cpus}
         desired: list[Bundle] = []
         waiting: list[Bundle] = []
         for kind, pool in self.pools.items():

@@ -1,14 +1,14 @@
 """EmbeddingPool: EmbeddingWorker actors behind the Embedder protocol, sized by their load.
 
 Each worker asks for ``embeddings.worker_num_cpus`` and, on a cluster with GPUs,
-``embeddings.worker_num_gpus`` (:func:`ember.cluster.placement.worker_resources`); a worker
+``embeddings.worker_num_gpus`` (:func:`ember.actors.placement_groups.worker_resources`); a worker
 that holds no GPU runs on CPU unless ``embeddings.device`` says otherwise (Ray leaves
 ``CUDA_VISIBLE_DEVICES`` unset for it, so torch would see every GPU of its node). The first
 ``workers_min`` share one placement group placed by ``placement_strategy``, so they land
 together or not at all; each extra worker gets a one-bundle group of its own.
 
 A call goes to the loaded worker with the fewest calls in flight. The calls in flight are the
-pool's queue depth; a :class:`~ember.cluster.scaling.ScalingPolicy` turns it into a size
+pool's queue depth; a :class:`~ember.placement.scaling.ScalingPolicy` turns it into a size
 between ``workers_min`` and ``workers_max`` (up at once, down after ``scale_cooldown_s``), and
 :meth:`EmbeddingPool.rescale` applies it, on every call and on a background tick. An extra
 worker joins once it has loaded its model; one not placed and loaded within
@@ -31,10 +31,12 @@ from ray.exceptions import RayError
 from ray.util.placement_group import PlacementGroup
 
 from ember.actors._embedding_workers import WorkerHandle, discard, spawn, translate
-from ember.cluster.placement import release, request, reserve, worker_resources
-from ember.cluster.scaling import ScalingPolicy
+from ember.actors.placement_groups import release, request, reserve
+from ember.actors.refs import wait_for
 from ember.config import EmberConfig
 from ember.errors import ProviderUnavailable
+from ember.placement.bundles import worker_resources
+from ember.placement.scaling import ScalingPolicy
 
 __all__ = ["EmbeddingPool"]
 
@@ -54,7 +56,6 @@ class EmbeddingPool:
         self,
         config: EmberConfig,
         *,
-        target_per_worker: float = 2.0,
         policy: ScalingPolicy | None = None,
         tick_s: float | None = 1.0,
     ) -> None:
@@ -67,17 +68,14 @@ class EmbeddingPool:
         settings = config.embeddings
         self._timeout_s = settings.placement_timeout_s
         cluster: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
-        self._resources = worker_resources(
-            cluster, settings.worker_num_cpus, settings.worker_num_gpus
-        )
+        pool = settings.scaling
+        self._resources = worker_resources(cluster, pool.num_cpus, pool.num_gpus)
         if "GPU" not in self._resources and settings.device is None:
             cpu = settings.model_copy(update={"device": "cpu"})
             config = config.model_copy(update={"embeddings": cpu})
         self._config = config
-        low, high = settings.workers_min, settings.workers_max
-        self._policy = policy or ScalingPolicy(
-            low, high, target_per_worker, settings.scale_cooldown_s
-        )
+        low = pool.min_size
+        self._policy = policy or ScalingPolicy.of(pool)
         self._lock = threading.Lock()
         self._scaling = threading.Lock()
         self._stop = threading.Event()
@@ -95,9 +93,9 @@ class EmbeddingPool:
                     config, self._resources, self._group, index, own_group=False, deadline=deadline
                 )
                 self._workers.append(worker)
-            infos = ray.get(
+            infos = wait_for(
                 [worker.starting for worker in self._workers],
-                timeout=max(0.0, deadline - time.monotonic()),
+                timeout_s=max(0.0, deadline - time.monotonic()),
             )
         except RayError as exc:
             self.close()
@@ -235,7 +233,7 @@ class EmbeddingPool:
             self._in_flight += 1
         self._rescale_quietly()
         try:
-            return ray.get(getattr(worker.actor, method).remote(payload))
+            return wait_for([getattr(worker.actor, method).remote(payload)])[0]
         except RayError as exc:
             raise translate(exc) from exc
         finally:
@@ -251,7 +249,7 @@ class EmbeddingPool:
         for worker in starting:
             if ray.wait([worker.starting], timeout=0)[0]:
                 try:
-                    info = ray.get(worker.starting)
+                    info = wait_for([worker.starting])[0]
                 except RayError as exc:
                     log.warning("an extra embedding worker failed to start: %s", exc)
                     dropped.append(worker)

@@ -8,9 +8,9 @@ from typing import Any
 
 from ember.config import EmberConfig
 from ember.jobs.events import SqlEventStore
-from ember.jobs.hub import DurationHistogram, EventHub, HubStats
-from ember.jobs.records import EventRecord
-from ember.storage.database import Database
+from ember.jobs.hub import EventHub
+from ember.jobs.records import DurationHistogram, EventRecord, HubStats
+from ember.services import Services
 
 __all__ = ["EventHubActor"]
 
@@ -19,7 +19,7 @@ class EventHubActor:
     """Numbers, batches and fans out job events; flushes on a timer it starts itself."""
 
     def __init__(self, config: EmberConfig) -> None:
-        self._database = Database.from_config(config)
+        self._database = Services.build(config).database
         jobs = config.jobs
         self._hub = EventHub(
             SqlEventStore(self._database),

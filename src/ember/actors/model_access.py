@@ -12,14 +12,13 @@ from typing import Any
 import ray
 
 from ember.actors.model_host import RayHostHandle
-from ember.actors.names import NAMESPACE
+from ember.actors.names import MODEL_REGISTRY, NAMESPACE
 from ember.models.protocol import HostHandle
 from ember.models.records import LoadedModel, ModelRecord
 from ember.models.replicas import ReplicaSet
 
-__all__ = ["MODEL_REGISTRY", "ModelHostDemand", "RayModelAccess"]
+__all__ = ["ModelHostDemand", "RayModelAccess"]
 
-MODEL_REGISTRY = "ember-model-registry"
 
 log = logging.getLogger(__name__)
 

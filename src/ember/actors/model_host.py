@@ -10,12 +10,12 @@ from typing import Any
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
+from ember.chat import ChatMessage, Completion, Delta, GenerationOptions
 from ember.config.models import ModelsConfig
 from ember.errors import EmberError, ProviderUnavailable
 from ember.models.coalesce import coalesce
 from ember.models.host import ModelHost
 from ember.models.records import ModelRecord
-from ember.providers.types import ChatMessage, Completion, Delta, GenerationOptions
 
 __all__ = ["ModelHostActor", "RayHostHandle"]
 

@@ -12,16 +12,15 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ember.actors.model_host import ModelHostActor, RayHostHandle
-from ember.cluster.placement import worker_resources
-from ember.cluster.scaling import ScalingPolicy
 from ember.config import EmberConfig
 from ember.config.models import ModelsConfig
 from ember.errors import ProviderUnavailable
 from ember.models.bundle import ensure_bundled
-from ember.models.catalog import SqlModelCatalog
 from ember.models.records import LoadedModel, ModelRecord
 from ember.models.registry import ModelRegistry, NodeCapacity
-from ember.storage.database import Database
+from ember.placement.bundles import worker_resources
+from ember.placement.scaling import ScalingPolicy
+from ember.services import Services
 
 __all__ = ["ModelRegistryActor", "RayLauncher"]
 
@@ -83,10 +82,11 @@ class RayLauncher:
 
     async def start(self, record: ModelRecord, node: NodeCapacity) -> RayHostHandle:
         settings = self._settings
+        pool = settings.scaling
         remote: Any = ray.remote(ModelHostActor)
         actor = remote.options(
-            num_cpus=settings.host_num_cpus,
-            num_gpus=settings.host_num_gpus if node.gpu else 0,
+            num_cpus=pool.num_cpus,
+            num_gpus=pool.num_gpus if node.gpu else 0,
             scheduling_strategy=NodeAffinitySchedulingStrategy(node.node_id, soft=False),
             max_concurrency=64,
             max_restarts=0,
@@ -98,7 +98,7 @@ class RayLauncher:
             ray.kill(actor, no_restart=True)
             raise ProviderUnavailable(
                 f"{record.name}: no host started within {settings.load_timeout_s} s; the "
-                f"cluster may lack {settings.host_num_cpus} free CPU for it (models.host_num_cpus)"
+                f"cluster may lack {pool.num_cpus:g} free CPU for it (models.host_num_cpus)"
             ) from None
         except BaseException:
             ray.kill(actor, no_restart=True)
@@ -109,14 +109,10 @@ class RayLauncher:
 def _scaler(settings: ModelsConfig) -> Callable[[str], ScalingPolicy] | None:
     """One policy per model between ``replicas_min`` and ``replicas_max``; ``None`` (one host
     per model) when they are both 1."""
-    if settings.replicas_max == 1:
+    pool = settings.scaling
+    if pool.max_size == 1:
         return None
-    return lambda name: ScalingPolicy(
-        settings.replicas_min,
-        settings.replicas_max,
-        settings.calls_per_replica_target,
-        settings.scale_cooldown_s,
-    )
+    return lambda name: ScalingPolicy.of(pool)
 
 
 class ModelRegistryActor:
@@ -125,7 +121,7 @@ class ModelRegistryActor:
 
     def __init__(self, config: EmberConfig) -> None:
         self._config = config
-        self._catalog = SqlModelCatalog(Database.from_config(config))
+        self._catalog = Services.build(config).catalog
         settings = config.models
         self._registry = ModelRegistry(
             self._catalog, RayLauncher(settings), settings, scaler=_scaler(settings)
@@ -179,11 +175,11 @@ class ModelRegistryActor:
         per host held or wanted, and the bundles of those wanted but not started (a host's
         ``models.host_num_cpus``, plus ``models.host_num_gpus`` for a GPU host)."""
         demand = self._registry.host_demand()
-        settings = self._config.models
+        pool = self._config.models.scaling
 
         def bundle(gpu: bool) -> dict[str, float]:
             node = {"GPU": 1.0 if gpu else 0.0}
-            return worker_resources(node, settings.host_num_cpus, settings.host_num_gpus)
+            return worker_resources(node, pool.num_cpus, pool.num_gpus)
 
         unplaced = [bundle(gpu) for gpu in demand.unplaced]
         return [bundle(gpu) for gpu in demand.placed] + unplaced, unplaced

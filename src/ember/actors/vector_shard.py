@@ -13,7 +13,7 @@ a dead shard (``max_restarts=-1``) and retries the calls in flight (``max_task_r
 every method is idempotent), and the new actor refills itself first.
 
 :class:`RayShardedIndex` is a :class:`~ember.vectors.protocol.VectorIndex` over the actors:
-it issues a call to every shard involved before waiting for any (one ``ray.get``).
+it issues a call to every shard involved before waiting for any (one wait for all of them).
 """
 
 from __future__ import annotations
@@ -31,14 +31,15 @@ from typing import Any
 import ray
 from ray.exceptions import RayActorError
 
-from ember.actors.names import NAMESPACE
+from ember.actors.names import NAMESPACE, shard_actor_name
+from ember.actors.refs import wait_for
 from ember.config import EmberConfig
 from ember.errors import VectorIndexError
-from ember.memory.filters import Filter
+from ember.filters import Filter
 from ember.memory.indexes import IndexFactory
-from ember.memory.service import build_index_factory
 from ember.observability import configure_logging
-from ember.storage import Database, SqlChunkStore
+from ember.services import Services, build_index_factory
+from ember.storage import SqlEmbeddingStore
 from ember.storage.indexes import IndexRecord
 from ember.vectors.protocol import Vector, VectorHit
 from ember.vectors.sharded import Call, ScatterGatherIndex, shard_of
@@ -48,7 +49,6 @@ __all__ = [
     "RayShardedIndex",
     "VectorShardActor",
     "retire_shards",
-    "shard_actor_name",
     "shard_actors",
     "shard_record",
     "sharded_index_factory",
@@ -58,11 +58,6 @@ SHARD_NUM_CPUS = 0.05
 """CPUs Ray reserves per shard actor: searches are short and the shards share the machine."""
 
 log = logging.getLogger(__name__)
-
-
-def shard_actor_name(record_id: str, shard: int) -> str:
-    """The name of the actor owning shard ``shard`` of index ``record_id``."""
-    return f"ember-shard-{record_id}-{shard}"
 
 
 def shard_record(record: IndexRecord, shard: int, shards: int) -> IndexRecord:
@@ -77,7 +72,7 @@ def shard_record(record: IndexRecord, shard: int, shards: int) -> IndexRecord:
 
 
 def _local_store(config: EmberConfig, record: IndexRecord) -> Path | None:
-    """Where :func:`ember.memory.service.build_index_factory` keeps ``record``'s index on
+    """Where :func:`ember.services.build_index_factory` keeps ``record``'s index on
     this machine, or ``None`` when it lives on a server."""
     if record.backend == "milvus":
         if config.memory.milvus_uri is not None:
@@ -104,7 +99,7 @@ class VectorShardActor:
     """Owns shard ``shard`` of ``shards`` of the index ``record``; plain Python, made an actor
     by :func:`shard_actors`.
 
-    Opens the shard's index through :func:`~ember.memory.service.build_index_factory` and
+    Opens the shard's index through :func:`~ember.services.build_index_factory` and
     the database from ``config``, then rebuilds the index from the table when its count
     differs from the table's or when a marker says it took writes it never flushed (a crash
     between a write and the next flush; a count alone misses a write that retired as many
@@ -126,8 +121,8 @@ class VectorShardActor:
         self._marker = config.home_dir / "shards" / f"{self._record.id}.dirty"
         self._writing = threading.Lock()
         self._open = build_index_factory(config)
-        self._database = Database.from_config(config)
-        self._store = SqlChunkStore(self._database)
+        self._database = Services.build(config).database
+        self._embeddings = SqlEmbeddingStore(self._database)
         self._index = self._open(self._record)
         self._reconstructed = _reconstructed()
         self._rebuilt = self._sync()
@@ -135,7 +130,7 @@ class VectorShardActor:
     def _sync(self) -> bool:
         """Rebuild the index when it may differ from the table; whether it did."""
         collection, model = self._record.collection_id, self._record.model_id
-        expected = self._store.embedding_count(collection, model, shard=self._filter)
+        expected = self._embeddings.embedding_count(collection, model, shard=self._filter)
         found = self._index.count()
         unflushed = self._marker.exists()
         if found == expected and not unflushed:
@@ -145,9 +140,11 @@ class VectorShardActor:
             extra={"index": self._record.id, "found": found, "expected": expected},
         )
         self._clear()
-        for ids, vectors, metadata in self._store.embeddings(collection, model, shard=self._filter):
+        for ids, vectors, metadata in self._embeddings.embeddings(
+            collection, model, shard=self._filter
+        ):
             self._index.upsert(ids, vectors, metadata)
-        retired = self._store.retired_embedded(collection, model)
+        retired = self._embeddings.retired_embedded(collection, model)
         self._index.delete([i for i in retired if shard_of(i, self._shards) == self._shard])
         self._index.flush()
         self._marker.unlink(missing_ok=True)
@@ -242,7 +239,7 @@ class RayShardedIndex(ScatterGatherIndex):
         if not refs:
             return []
         try:
-            return list(ray.get(refs))
+            return wait_for(refs)
         except RayActorError as exc:
             raise VectorIndexError(f"a vector shard is gone: {exc}") from exc
 

@@ -22,9 +22,10 @@ from sqlalchemy.orm import Session
 from ember.auth.principal import RESERVED_PRINCIPALS, Principal
 from ember.auth.scopes import known_scopes, parse_scopes
 from ember.errors import TokenNotFound, Unauthorized, ValidationFailed
+from ember.storage.clock import utcnow
 from ember.storage.database import Database
 from ember.storage.records import TokenRecord
-from ember.storage.tables import ApiToken, utcnow
+from ember.storage.tables import ApiToken
 
 __all__ = ["TOKEN_PREFIX", "SqlTokenRepository", "hash_token", "new_token"]
 

@@ -15,22 +15,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ember.config import EmberConfig, load_config
+from ember.cli.common import ConfigOption, console, load, open_database, reported
+from ember.config import EmberConfig
 from ember.errors import ValidationFailed
 from ember.memory.ingest import IngestProgress, IngestReport
 from ember.memory.service import MemoryService
 from ember.memory.sources import count_documents, list_files, read_documents
-from ember.storage import Database, Migrator
+from ember.services import memory_plane
+from ember.storage import Database
 
 if TYPE_CHECKING:
     from ember.cluster.runtime import Runtime
 
 __all__ = ["default_collection", "ingest"]
-
-console = Console()
 
 
 def default_collection(path: Path) -> str:
@@ -112,35 +111,33 @@ def ingest(
             "default: on when RAY_ADDRESS is set.",
         ),
     ] = None,
-    config_path: Annotated[
-        Path | None, typer.Option("--config", "-c", help="YAML config file.", dir_okay=False)
-    ] = None,
+    config_path: ConfigOption = None,
 ) -> None:
     """Ingest files into a collection: text, Markdown, HTML, PDF, and BEIR .jsonl corpora."""
-    from ember.cli.main import reported
-
     with reported():
-        config = load_config(config_path, os.environ)
+        config = load(config_path)
         name = collection or default_collection(path)
         if not path.exists():
             raise ValidationFailed(f"{path}: no such file or directory")
         use_ray = bool(os.environ.get("RAY_ADDRESS")) if bulk is None else bulk
         runtime = _connect(config) if use_ray else None
-        database = Database.from_config(config)
         try:
-            Migrator(database).upgrade()
-            memory = _plane(config, database, use_ray)
-            try:
-                if create and name not in {c.name for c in memory.collections.list(limit=10000)}:
-                    memory.collections.create(name)
-                report = _run(config, memory, path, name, use_ray)
-            finally:
-                memory.close()
+            with open_database(config, migrate=True) as database:
+                memory = _plane(config, database, use_ray)
+                try:
+                    if create and name not in _collection_names(memory):
+                        memory.collections.create(name)
+                    report = _run(config, memory, path, name, use_ray)
+                finally:
+                    memory.close()
         finally:
-            database.dispose()
             if runtime is not None:
                 runtime.leave()
         _report(report, name)
+
+
+def _collection_names(memory: MemoryService) -> set[str]:
+    return {record.name for record in memory.collections.list(limit=10000)}
 
 
 def _connect(config: EmberConfig) -> Runtime:
@@ -156,7 +153,7 @@ def _connect(config: EmberConfig) -> Runtime:
 
 def _plane(config: EmberConfig, database: Database, on_ray: bool) -> MemoryService:
     if not on_ray:
-        return MemoryService.build(config, database)
+        return memory_plane(config, database)
     from ember.actors.memory_plane import cluster_memory
 
     return cluster_memory(config, database)

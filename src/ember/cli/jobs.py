@@ -13,207 +13,36 @@ the last event it printed, so no event is printed twice or skipped.
 from __future__ import annotations
 
 import json
-import os
 import sys
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-import httpx
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
-from ember.cli.jobs_client import Event, JobsClient, follow, json_body
-from ember.config import EmberConfig, load_config
-from ember.errors import EmberError, JobCancelled, error_for_code
+from ember.cli.common import (
+    ConfigOption,
+    TokenOption,
+    UrlOption,
+    api_client,
+    console,
+    notes,
+)
+from ember.cli.job_events import Printer
+from ember.cli.jobs_client import JobsClient, follow, json_body
+from ember.errors import JobCancelled, error_for_code
 from ember.jobs.states import JobState
 
-__all__ = [
-    "ConfigOption",
-    "Printer",
-    "TokenOption",
-    "UrlOption",
-    "api_client",
-    "describe",
-    "jobs_app",
-    "register",
-]
+__all__ = ["jobs_app", "register"]
 
-
-console = Console()
-notes = Console(stderr=True)
 jobs_app = typer.Typer(
     help="Submit, list, inspect, follow and cancel jobs on a running ember.", no_args_is_help=True
 )
 
-UrlOption = Annotated[
-    str | None,
-    typer.Option(
-        "--url",
-        help="ember's HTTP API (default: http://{server.host}:{server.port} of the config).",
-    ),
-]
-TokenOption = Annotated[
-    str | None,
-    typer.Option(
-        "--token",
-        envvar="EMBER_TOKEN",
-        show_envvar=True,
-        help="API token, sent as `Authorization: Bearer` (none: no header, which a loopback "
-        "ember without tokens accepts).",
-    ),
-]
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="YAML config file.", dir_okay=False)
-]
 JobId = Annotated[str, typer.Argument(metavar="ID", help="A job id (`submit` prints it).")]
-
-
-def _fields(data: dict[str, Any], skip: Iterable[str]) -> str:
-    rest = [f"{key}={value}" for key, value in data.items() if key not in set(skip)]
-    return f" {' '.join(rest)}" if rest else ""
-
-
-def _short(data: Any, limit: int = 200) -> str:
-    text = json.dumps(data, ensure_ascii=False)
-    return text if len(text) <= limit else f"{text[:limit]}… (`ember jobs show ID --result`)"
-
-
-def describe(event: Event) -> str:
-    """One line for people: ``state: running (attempt 1)``, ``log: ...``, ``progress: 3/10``."""
-    data = event.data
-    if event.type == "state":
-        extras = [f"attempt {data['attempt']}"] if "attempt" in data else []
-        extras += [str(data[key]) for key in ("reason", "code") if data.get(key)]
-        return f"state: {data.get('state')}" + (f" ({', '.join(extras)})" if extras else "")
-    if event.type == "log":
-        return f"log: {data.get('message', '')}{_fields(data, {'message'})}"
-    if event.type == "progress":
-        total = data.get("total")
-        count = f"{data.get('done')}/{total}" if total is not None else str(data.get("done"))
-        return f"progress: {count}{_fields(data, {'done', 'total'})}"
-    if event.type == "error":
-        return f"error: {data.get('code')}: {data.get('detail')}"
-    return f"{event.type}: {_short(data)}"
-
-
-class Printer:
-    """Writes a job's events as they arrive: one JSON object per line (``as_json``), or a line
-    per event with ``token`` texts run together and, on a terminal, ``progress`` as a bar.
-    An ``error`` event is left to the ``error[code]`` line the command ends with."""
-
-    def __init__(self, out: Console, as_json: bool = False) -> None:
-        self._out = out
-        self._json = as_json
-        self._in_tokens = False
-        self._bar: Progress | None = None
-        self._task: TaskID | None = None
-
-    def __call__(self, event: Event) -> None:
-        if self._json:
-            line = json.dumps({"seq": event.seq, "type": event.type, "data": event.data})
-            self._out.out(line, highlight=False)
-            return
-        if event.type == "token":
-            self._stop_bar()
-            self._out.out(str(event.data.get("text", "")), end="", highlight=False)
-            self._in_tokens = True
-            return
-        self._end_tokens()
-        if event.type == "progress" and self._out.is_terminal:
-            self._progress(event.data)
-        elif event.type != "error":
-            if event.final:
-                self._stop_bar()
-            self._out.print(describe(event), markup=False, highlight=False, soft_wrap=True)
-
-    def close(self) -> None:
-        """End an open line of tokens and a progress bar."""
-        self._end_tokens()
-        self._stop_bar()
-
-    def _end_tokens(self) -> None:
-        if self._in_tokens:
-            self._out.out("")
-            self._in_tokens = False
-
-    def _stop_bar(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-            self._bar, self._task = None, None
-
-    def _progress(self, data: dict[str, Any]) -> None:
-        total = data.get("total")
-        done = data.get("done") or 0
-        phase = str(data.get("phase") or "progress")
-        detail = _fields(data, {"done", "total", "phase"}).strip()
-        if self._bar is None or self._task is None:
-            self._bar = Progress(
-                TextColumn("{task.description}", markup=False, style="bold"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[detail]}", markup=False),
-                TimeElapsedColumn(),
-                console=self._out,
-            )
-            self._bar.start()
-            self._task = self._bar.add_task(phase, total=total, completed=done, detail=detail)
-        self._bar.update(self._task, description=phase, completed=done, total=total, detail=detail)
-
-
-def _default_url(config: EmberConfig) -> str:
-    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(
-        config.server.host, config.server.host
-    )
-    return f"http://{f'[{host}]' if ':' in host else host}:{config.server.port}"
-
-
-def _report(error: EmberError) -> None:
-    from ember.cli.main import errors
-
-    message = escape(f"error[{error.code}]: {error.detail}")
-    errors.print(f"[bold red]{message}[/]", highlight=False, soft_wrap=True)
-
-
-@contextmanager
-def api_client(
-    url: str | None, token: str | None, config_path: Path | None
-) -> Iterator[JobsClient]:
-    """A client of the chosen ember. Errors print as in ``reported()``; the configuration's
-    own errors exit 2, everything the server (or a job) reports exits 1."""
-    from ember.cli.main import reported
-
-    with reported():
-        base = url or _default_url(load_config(config_path, os.environ))
-    try:
-        parsed = httpx.URL(base)
-    except httpx.InvalidURL as exc:
-        raise typer.BadParameter(f"{base!r}: {exc}", param_hint="'--url'") from exc
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise typer.BadParameter(
-            f"{base!r} is not an http:// or https:// URL", param_hint="'--url'"
-        )
-    client = JobsClient(base, token)
-    try:
-        yield client
-    except EmberError as exc:
-        _report(exc)
-        raise typer.Exit(1) from None
-    finally:
-        client.close()
 
 
 def _payload(text: str | None, path: Path | None) -> dict[str, Any]:

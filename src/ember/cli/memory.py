@@ -8,39 +8,42 @@ These commands work on the local store directly (the database and the vector ind
 from __future__ import annotations
 
 import json
-import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ember.cli.common import ConfigOption, console, load, open_database, reported
 from ember.cli.ingest import ingest
-from ember.config import EmberConfig, load_config
 from ember.errors import ValidationFailed
-from ember.memory.filters import parse_filter
+from ember.filters import parse_filter
 from ember.memory.reindex import ReindexProgress
 from ember.memory.service import MemoryService
-from ember.storage import Database, Migrator
+from ember.services import memory_plane
 
 __all__ = ["collections_app", "register"]
 
-console = Console()
 collections_app = typer.Typer(help="Create, list and delete collections.", no_args_is_help=True)
 
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="YAML config file.", dir_okay=False)
-]
 CollectionOption = Annotated[str, typer.Option("--collection", "-C", help="Collection name.")]
 
 
-def _memory(path: Path | None) -> tuple[EmberConfig, Database, MemoryService]:
-    config = load_config(path, os.environ)
-    database = Database.from_config(config)
-    Migrator(database).upgrade()
-    return config, database, MemoryService.build(config, database)
+@contextmanager
+def _memory(path: Path | None) -> Iterator[MemoryService]:
+    """The memory plane on the configured (migrated) database; closed, and the database
+    disposed of, on the way out."""
+    config = load(path)
+    with open_database(config, migrate=True) as database:
+        memory = memory_plane(config, database)
+        try:
+            yield memory
+        finally:
+            memory.close()
 
 
 def search(
@@ -56,8 +59,6 @@ def search(
     config_path: ConfigOption = None,
 ) -> None:
     """Search a collection."""
-    from ember.cli.main import reported
-
     with reported():
         if mode not in ("hybrid", "dense", "keyword"):
             raise ValidationFailed(f"--mode must be hybrid, dense or keyword, not {mode!r}")
@@ -65,12 +66,8 @@ def search(
             raw: Any = json.loads(filter_json) if filter_json else None
         except json.JSONDecodeError as exc:
             raise ValidationFailed(f"--filter is not JSON: {exc}") from exc
-        _, database, memory = _memory(config_path)
-        try:
+        with _memory(config_path) as memory:
             hits = memory.search(collection, query, k, where=parse_filter(raw), mode=mode)  # type: ignore[arg-type]
-        finally:
-            memory.close()
-            database.dispose()
         table = Table("#", "score", "source", "text")
         if explain:
             table.add_column("dense")
@@ -87,15 +84,12 @@ def search(
 @collections_app.command("list")
 def list_collections(config_path: ConfigOption = None) -> None:
     """List collections."""
-    from ember.cli.main import reported
-
-    with reported():
-        _, database, memory = _memory(config_path)
-        table = Table("name", "embedding model", "created")
-        for record in memory.collections.list(limit=10000):
-            table.add_row(record.name, record.embedding_model or "-", record.created_at.isoformat())
-        database.dispose()
-        console.print(table)
+    with reported(), _memory(config_path) as memory:
+        records = memory.collections.list(limit=10000)
+    table = Table("name", "embedding model", "created")
+    for record in records:
+        table.add_row(record.name, record.embedding_model or "-", record.created_at.isoformat())
+    console.print(table)
 
 
 @collections_app.command("create")
@@ -105,17 +99,13 @@ def create_collection(
     config_path: ConfigOption = None,
 ) -> None:
     """Create a collection."""
-    from ember.cli.main import reported
     from ember.serve_app.collections import NAME_PATTERN
 
     with reported():
-        import re
-
         if not re.fullmatch(NAME_PATTERN, name):
             raise ValidationFailed(f"{name!r} is not a valid name (lowercase, digits, _ and -)")
-        _, database, memory = _memory(config_path)
-        memory.collections.create(name, description=description)
-        database.dispose()
+        with _memory(config_path) as memory:
+            memory.collections.create(name, description=description)
         console.print(f"created {name}")
 
 
@@ -126,14 +116,11 @@ def delete_collection(
     config_path: ConfigOption = None,
 ) -> None:
     """Delete a collection and everything in it."""
-    from ember.cli.main import reported
-
     with reported():
         if not yes and not typer.confirm(f"Delete collection {name} and all its documents?"):
             raise typer.Exit(1)
-        _, database, memory = _memory(config_path)
-        memory.collections.delete(name)
-        database.dispose()
+        with _memory(config_path) as memory:
+            memory.collections.delete(name)
         console.print(f"deleted {name}")
 
 
@@ -144,16 +131,9 @@ def export_collection(
     config_path: ConfigOption = None,
 ) -> None:
     """Export a collection (chunks, metadata and vectors) to a portable file."""
-    from ember.cli.main import reported
-
-    with reported():
-        _, database, memory = _memory(config_path)
-        try:
-            count = memory.export(name, path)
-        finally:
-            memory.close()
-            database.dispose()
-        console.print(f"exported {count} documents of {name} to {path}")
+    with reported(), _memory(config_path) as memory:
+        count = memory.export(name, path)
+    console.print(f"exported {count} documents of {name} to {path}")
 
 
 @collections_app.command("import")
@@ -163,16 +143,9 @@ def import_collection(
     config_path: ConfigOption = None,
 ) -> None:
     """Import an exported collection into a new collection (no re-embedding)."""
-    from ember.cli.main import reported
-
-    with reported():
-        _, database, memory = _memory(config_path)
-        try:
-            created, count = memory.import_(path, name)
-        finally:
-            memory.close()
-            database.dispose()
-        console.print(f"imported {count} documents into {created}")
+    with reported(), _memory(config_path) as memory:
+        created, count = memory.import_(path, name)
+    console.print(f"imported {count} documents into {created}")
 
 
 @collections_app.command("reindex")
@@ -185,35 +158,31 @@ def reindex_collection(
     Only chunks without an embedding under that model are embedded, so it also rebuilds a
     damaged index from the database, and an interrupted run continues where it stopped.
     """
-    from ember.cli.main import reported
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with (
+        reported(),
+        _memory(config_path) as memory,
+        Progress(*columns, console=console) as bar,
+    ):
+        record = memory.collections.get(name)
+        total = memory.store.live_chunk_count(record.id)
+        task = bar.add_task("reindexing", total=total)
 
-    with reported():
-        _, database, memory = _memory(config_path)
-        try:
-            columns = (
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-            )
-            with Progress(*columns, console=console) as bar:
-                record = memory.collections.get(name)
-                total = memory.store.live_chunk_count(record.id)
-                task = bar.add_task("reindexing", total=total)
+        def advance(state: ReindexProgress) -> None:
+            bar.update(task, description=state.phase, completed=state.done)
 
-                def advance(state: ReindexProgress) -> None:
-                    bar.update(task, description=state.phase, completed=state.done)
-
-                report = memory.reindex(name, advance)
-        finally:
-            memory.close()
-            database.dispose()
-        console.print(
-            f"{name}: {report.from_model or '(no index)'} -> {report.to_model}, "
-            f"{report.embedded} chunks embedded, {report.vectors} vectors in index "
-            f"{report.index_id} ({report.seconds:.1f} s)",
-            highlight=False,
-        )
+        report = memory.reindex(name, advance)
+    console.print(
+        f"{name}: {report.from_model or '(no index)'} -> {report.to_model}, "
+        f"{report.embedded} chunks embedded, {report.vectors} vectors in index "
+        f"{report.index_id} ({report.seconds:.1f} s)",
+        highlight=False,
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -9,45 +9,35 @@ also unloads the model when ember is running.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from ember.cli.jobs import ConfigOption, TokenOption, UrlOption, api_client
-from ember.config import load_config
+from ember.cli.common import (
+    ConfigOption,
+    TokenOption,
+    UrlOption,
+    api_client,
+    console,
+    load,
+    notes,
+    open_database,
+    reported,
+)
 from ember.errors import ModelDigestMismatch, NotReady, ValidationFailed
 from ember.models.catalog import SqlModelCatalog
 from ember.models.digest import file_digest, normalize_digest
 from ember.models.records import ModelRecord
 from ember.models.templates import GGUF, TEMPLATES
-from ember.storage import Database, Migrator
 
 __all__ = ["models_app", "register"]
 
-T = TypeVar("T")
-console = Console()
-notes = Console(stderr=True)
 models_app = typer.Typer(
     help="Register, load, inspect and remove local GGUF models.", no_args_is_help=True
 )
 Name = Annotated[str, typer.Argument(help="The model's name (what requests ask for).")]
-
-
-def _with_catalog(path: Path | None, work: Callable[[SqlModelCatalog], T]) -> T:
-    from ember.cli.main import reported
-
-    with reported():
-        database = Database.from_config(load_config(path, os.environ))
-        try:
-            Migrator(database).upgrade()
-            return work(SqlModelCatalog(database))
-        finally:
-            database.dispose()
 
 
 def _size(size: int) -> str:
@@ -57,7 +47,8 @@ def _size(size: int) -> str:
 @models_app.command("list")
 def list_models(config_path: ConfigOption = None) -> None:
     """The registered models, with their pinned digests."""
-    records = _with_catalog(config_path, lambda catalog: catalog.all())
+    with reported(), open_database(load(config_path), migrate=True) as database:
+        records = SqlModelCatalog(database).all()
     table = Table("name", "digest", "size", "template", "warm", "path")
     for r in records:
         table.add_row(
@@ -89,8 +80,6 @@ def pin(
     config_path: ConfigOption = None,
 ) -> None:
     """Register a GGUF file under NAME, pinned to the sha256 of its bytes."""
-    from ember.cli.main import reported
-
     with reported():
         if template != GGUF and template not in TEMPLATES:
             known = ", ".join([*TEMPLATES, GGUF])
@@ -115,7 +104,8 @@ def pin(
         context_length=context_length,
         warm=warm,
     )
-    stored = _with_catalog(config_path, lambda catalog: catalog.put(record))
+    with reported(), open_database(load(config_path), migrate=True) as database:
+        stored = SqlModelCatalog(database).put(record)
     console.print(f"pinned {stored.name} to {stored.digest}", soft_wrap=True)
 
 
@@ -161,7 +151,8 @@ def remove(
     config_path: ConfigOption = None,
 ) -> None:
     """Forget NAME (the file stays) and unload it if ember is running."""
-    _with_catalog(config_path, lambda catalog: catalog.get(name))
+    with reported(), open_database(load(config_path), migrate=True) as database:
+        SqlModelCatalog(database).get(name)
     try:
         with api_client(url, token, config_path) as client:
             client.call(
@@ -169,7 +160,8 @@ def remove(
             )
     except (typer.Exit, NotReady):
         notes.print("ember is not running or did not unload it; it is removed from the registry")
-    _with_catalog(config_path, lambda catalog: catalog.remove(name))
+    with reported(), open_database(load(config_path), migrate=True) as database:
+        SqlModelCatalog(database).remove(name)
     console.print(f"removed {name}")
 
 

@@ -7,41 +7,21 @@ captures it); everything else goes to stderr.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ember.auth import Scope, SqlTokenRepository
-from ember.config import load_config
-from ember.storage import Database, Migrator, SqlAuditLog, TokenRecord, audited
-from ember.storage.tables import utcnow
+from ember.cli.common import ConfigOption, console, load, notes, open_database, reported
+from ember.storage import SqlAuditLog, TokenRecord, audited
+from ember.storage.clock import utcnow
 
 __all__ = ["CLI_ACTOR", "register", "tokens_app"]
 
 CLI_ACTOR = "cli"
-T = TypeVar("T")
-console = Console()
-notes = Console(stderr=True)
 tokens_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
-
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="YAML config file.", dir_okay=False)
-]
-
-
-def _with_tokens(path: Path | None, work: Callable[[SqlTokenRepository, SqlAuditLog], T]) -> T:
-    database = Database.from_config(load_config(path, os.environ))
-    try:
-        Migrator(database).upgrade()
-        return work(SqlTokenRepository(database), SqlAuditLog(database))
-    finally:
-        database.dispose()
 
 
 def _when(moment: datetime | None, empty: str = "-") -> str:
@@ -64,8 +44,6 @@ def create_token(
     config_path: ConfigOption = None,
 ) -> None:
     """Create a token and print its secret, once."""
-    from ember.cli.main import reported
-
     who = principal or name
     expires_at = utcnow() + timedelta(days=expires_days) if expires_days else None
 
@@ -76,8 +54,8 @@ def create_token(
             draft.resource = f"token:{record.id}"
         return record, plaintext
 
-    with reported():
-        record, plaintext = _with_tokens(config_path, work)
+    with reported(), open_database(load(config_path), migrate=True) as database:
+        record, plaintext = work(SqlTokenRepository(database), SqlAuditLog(database))
     notes.print(
         f"created token {record.id} ({record.name!r}) for principal {record.principal!r}, "
         f"scopes {', '.join(record.scopes)}, expires {_when(record.expires_at, 'never')}",
@@ -94,10 +72,8 @@ def create_token(
 @tokens_app.command("list")
 def list_tokens(config_path: ConfigOption = None) -> None:
     """List every token (never its secret or hash)."""
-    from ember.cli.main import reported
-
-    with reported():
-        records = _with_tokens(config_path, lambda tokens, _: tokens.list())
+    with reported(), open_database(load(config_path), migrate=True) as database:
+        records = SqlTokenRepository(database).list()
     now = utcnow()
     table = Table("id", "name", "principal", "scopes", "created", "expires", "revoked", "last used")
     for record in records:
@@ -123,7 +99,6 @@ def revoke_token(
     config_path: ConfigOption = None,
 ) -> None:
     """Revoke a token; it stops working at once. Revoking it again changes nothing."""
-    from ember.cli.main import reported
 
     def work(tokens: SqlTokenRepository, audit: SqlAuditLog) -> tuple[TokenRecord, bool]:
         with audited(audit, CLI_ACTOR, "token.revoke", f"token:{token_id}") as draft:
@@ -133,8 +108,8 @@ def revoke_token(
             draft.detail.update(name=record.name, already_revoked=already)
         return record, already
 
-    with reported():
-        record, already = _with_tokens(config_path, work)
+    with reported(), open_database(load(config_path), migrate=True) as database:
+        record, already = work(SqlTokenRepository(database), SqlAuditLog(database))
     if already:
         console.print(f"token {record.id} was already revoked at {_when(record.revoked_at)}")
     else:

@@ -1,7 +1,7 @@
-"""Cluster lifecycle: start or join Ray, deploy Serve, probe a running cluster; pool sizing.
+"""Cluster lifecycle, the top of the Ray side: start or join Ray, boot ember's actors and its
+Serve app, probe a running cluster.
 
-The Ray-free parts (:class:`ScalingPolicy`, :class:`ResourceRequests`) load at once; the rest
-loads on first use, so ``import ember.cluster.scaling`` does not import Ray.
+Everything loads on first use, so ``import ember.cluster`` does not import Ray.
 """
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ember._lazy import lazy_exports
-from ember.cluster.resources import ResourceRequests, ray_resource_requests
-from ember.cluster.scaling import ScalingPolicy
 
 if TYPE_CHECKING:
     from ember.cluster.probe import ClusterStatus, probe_cluster
@@ -19,13 +17,10 @@ if TYPE_CHECKING:
 __all__ = [
     "ClusterInfo",
     "ClusterStatus",
-    "ResourceRequests",
     "Runtime",
-    "ScalingPolicy",
     "check_port_free",
     "check_reachable",
     "probe_cluster",
-    "ray_resource_requests",
 ]
 
 _LAZY = {
@@ -39,3 +34,7 @@ _LAZY = {
 
 
 __getattr__ = lazy_exports(__name__, _LAZY)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

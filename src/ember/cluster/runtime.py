@@ -17,11 +17,9 @@ from typing import Any
 import ray
 from ray import serve
 
-from ember.actors.builder import JobSystem, start_job_system, start_model_registry
 from ember.config import EmberConfig
 from ember.errors import ClusterUnavailable, DeployFailed, PortInUse
-from ember.providers.factory import hosted_providers
-from ember.serve_app.deployment import APP_NAME, build_application
+from ember.serve_app.deployment import APP_NAME, Booted, boot
 
 __all__ = ["ClusterInfo", "Runtime", "check_port_free", "check_reachable"]
 
@@ -75,8 +73,7 @@ class Runtime:
     def __init__(self, config: EmberConfig) -> None:
         self._config = config
         self._info: ClusterInfo | None = None
-        self._jobs: JobSystem | None = None
-        self._models: Any = None
+        self._booted: Booted | None = None
 
     def start(self) -> ClusterInfo:
         """Join ``ray.address`` (or ``$RAY_ADDRESS``), else start a local cluster.
@@ -113,18 +110,16 @@ class Runtime:
         )
 
     def deploy(self) -> str:
-        """Start the job system (or find the running one), deploy (or update) the Serve app
-        and return its base URL once it is healthy.
+        """Run ember's boot sequence (:func:`~ember.serve_app.deployment.boot`), deploy (or
+        update) the Serve app and return its base URL once it is healthy.
 
         :raises DeployFailed: a replica failed to start.
         """
         server = self._config.server
-        self._jobs = start_job_system(self._config)
-        if hosted_providers(self._config):
-            self._models = start_model_registry(self._config)
+        self._booted = boot(self._config)
         serve.start(http_options={"host": server.host, "port": server.port})
         try:
-            serve.run(build_application(self._config), name=APP_NAME, route_prefix="/")
+            serve.run(self._booted.application, name=APP_NAME, route_prefix="/")
         except RuntimeError as exc:
             raise DeployFailed(f"the Serve app did not start: {exc}") from exc
         return f"http://{server.host}:{server.port}"
@@ -132,15 +127,13 @@ class Runtime:
     def leave(self) -> None:
         """Disconnect this process; a local cluster started here stops with it, a joined
         cluster and everything on it keep running."""
-        self._jobs = None
-        self._models = None
+        self._booted = None
         if ray.is_initialized():
             ray.shutdown()
 
     def stop(self) -> None:
         """Remove ember's app; shut the cluster down if this process started it."""
-        self._jobs = None
-        self._models = None
+        self._booted = None
         if not ray.is_initialized():
             return
         if self._info is not None and self._info.started_here:

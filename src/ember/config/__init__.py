@@ -17,6 +17,7 @@ from ember.config.models import (
     ServeConfig,
     ServerConfig,
 )
+from ember.config.pools import PoolConfig
 
 __all__ = [
     "CONFIG_ENV",
@@ -28,6 +29,7 @@ __all__ = [
     "JobsConfig",
     "LoggingConfig",
     "MemoryConfig",
+    "PoolConfig",
     "Price",
     "ProvidersConfig",
     "RayConfig",

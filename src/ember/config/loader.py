@@ -94,9 +94,13 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
         lines = []
         for error in exc.errors():
             loc = tuple(str(part) for part in error["loc"])
-            source = from_env.get(loc) or (str(path) if path is not None else "defaults")
+            below = sorted(name for where, name in from_env.items() if where[: len(loc)] == loc)
             if loc in from_env:
-                source = f"environment variable {source}"
+                source = f"environment variable {from_env[loc]}"
+            elif below:
+                source = f"{path or 'defaults'} with {', '.join(below)}"
+            else:
+                source = str(path) if path is not None else "defaults"
             field = ".".join(loc) or "(top level)"
             message = error["msg"]
             if error["type"] == "extra_forbidden":

@@ -12,7 +12,9 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from ember.config.pools import PoolConfig
 
 __all__ = [
     "AuthConfig",
@@ -32,6 +34,10 @@ __all__ = [
     "ServeConfig",
     "ServerConfig",
 ]
+
+
+EMBEDDING_CALLS_PER_WORKER = 2.0
+"""Embedding calls in flight per embedding worker the pool sizes for."""
 
 
 class _Section(BaseModel):
@@ -127,6 +133,23 @@ class ServeConfig(_Section):
     )
 
     _max_at_least_min = field_validator("max_replicas")(_not_below("min_replicas"))
+
+    @property
+    def scaling(self) -> PoolConfig:
+        """The ingress replicas as a pool: ``num_replicas`` of them, or ``min_replicas`` to
+        ``max_replicas`` for Serve's autoscaler (whose own delays apply: no cooldown here)."""
+        low, high = (
+            (self.min_replicas, self.max_replicas)
+            if self.autoscaling
+            else (self.num_replicas, self.num_replicas)
+        )
+        return PoolConfig(
+            min_size=low,
+            max_size=high,
+            num_cpus=self.num_cpus,
+            target_per_worker=self.target_ongoing_requests,
+            cooldown_s=0.0,
+        )
 
 
 class DatabaseConfig(_Section):
@@ -224,6 +247,24 @@ class EmbeddingsConfig(_Section):
 
     _max_at_least_min = field_validator("workers_max")(_not_below("workers_min"))
 
+    @model_validator(mode="after")
+    def _remote_model_named(self) -> EmbeddingsConfig:
+        if self.provider == "openai" and (self.model is None or self.dim is None):
+            raise ValueError("model and dim are required when provider is openai")
+        return self
+
+    @property
+    def scaling(self) -> PoolConfig:
+        """The embedding workers as a pool (two calls in flight per worker before it grows)."""
+        return PoolConfig(
+            min_size=self.workers_min,
+            max_size=self.workers_max,
+            num_cpus=self.worker_num_cpus,
+            num_gpus=self.worker_num_gpus,
+            target_per_worker=EMBEDDING_CALLS_PER_WORKER,
+            cooldown_s=self.scale_cooldown_s,
+        )
+
 
 class MemoryConfig(_Section):
     """Ingest, vector indexes and retrieval."""
@@ -282,6 +323,12 @@ class MemoryConfig(_Section):
             return [part for part in value.split(os.pathsep) if part]
         return value
 
+    @model_validator(mode="after")
+    def _weaviate_named(self) -> MemoryConfig:
+        if self.vector_backend == "weaviate" and self.weaviate_url is None:
+            raise ValueError("weaviate_url is required when vector_backend is weaviate")
+        return self
+
 
 class JobsConfig(_Section):
     """Durable jobs: leases, retries, quotas, workers and event streams."""
@@ -335,6 +382,26 @@ class JobsConfig(_Section):
     )
 
     _max_at_least_min = field_validator("workers_max")(_not_below("workers_min"))
+
+    @model_validator(mode="after")
+    def _renewed_in_time(self) -> JobsConfig:
+        if self.renew_interval_s >= self.lease_ttl_s:
+            raise ValueError(
+                f"renew_interval_s ({self.renew_interval_s:g}) must be below lease_ttl_s "
+                f"({self.lease_ttl_s:g}), or every lease expires before it is renewed"
+            )
+        return self
+
+    @property
+    def scaling(self) -> PoolConfig:
+        """Each job kind's worker actors as a pool."""
+        return PoolConfig(
+            min_size=self.workers_min,
+            max_size=self.workers_max,
+            num_cpus=self.worker_num_cpus,
+            target_per_worker=self.jobs_per_worker_target or self.slots_per_worker,
+            cooldown_s=self.scale_cooldown_s,
+        )
 
 
 class RouterConfig(_Section):
@@ -508,6 +575,18 @@ class ModelsConfig(_Section):
     )
 
     _max_at_least_min = field_validator("replicas_max")(_not_below("replicas_min"))
+
+    @property
+    def scaling(self) -> PoolConfig:
+        """Each loaded model's hosts as a pool."""
+        return PoolConfig(
+            min_size=self.replicas_min,
+            max_size=self.replicas_max,
+            num_cpus=self.host_num_cpus,
+            num_gpus=self.host_num_gpus,
+            target_per_worker=self.calls_per_replica_target,
+            cooldown_s=self.scale_cooldown_s,
+        )
 
 
 class ProvidersConfig(_Section):

@@ -1,60 +1,25 @@
-"""How the API reaches the running job system: publish events, wait for them, nudge the
-dispatcher, forward a cancel. In a cluster these are calls to the EventHub and JobDispatcher
-actors (``ember.actors``); :class:`LocalJobBus` does the same in one process."""
+"""The :class:`~ember.jobs.protocol.JobBus` of one process: the hub and the dispatcher as
+plain objects on this event loop (``RayJobBus`` in ``ember.actors`` reaches their actors)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Any
 
-from ember.jobs.dispatcher import Dispatcher
-from ember.jobs.hub import DurationHistogram, EventHub
-from ember.jobs.records import EventRecord
+from ember.errors import NotReady
+from ember.jobs.dispatcher import LeaseDispatcher
+from ember.jobs.hub import EventHub
+from ember.jobs.records import EventRecord, Telemetry
 
-__all__ = ["JobBus", "LocalJobBus", "Telemetry"]
-
-
-@dataclass(frozen=True)
-class Telemetry:
-    """What the running job system reports for the metrics endpoint."""
-
-    durations: dict[tuple[str, str], DurationHistogram]
-    """Attempt durations by (kind, outcome)."""
-    renewals: int
-    """Lease renewals made by all workers since the job system started."""
-
-
-class JobBus(Protocol):
-    """The live side of the job system, as the API sees it."""
-
-    async def publish(self, job_id: str, type_: str, data: dict[str, Any]) -> int:
-        """Publish an event of the job; returns its sequence number."""
-        ...
-
-    async def wait(self, job_id: str, after: int, timeout_s: float) -> list[EventRecord] | None:
-        """See :meth:`ember.jobs.hub.EventHub.wait`."""
-        ...
-
-    async def submitted(self, job_id: str) -> None:
-        """A job was queued: let the dispatcher look now rather than at its next poll."""
-        ...
-
-    async def cancel(self, job_id: str) -> None:
-        """A running job is now ``cancelling``: tell its worker at once (best effort; the
-        worker also learns it at its next lease renewal)."""
-        ...
-
-    async def telemetry(self) -> Telemetry:
-        """Durations and lease renewals, for ``/metrics``."""
-        ...
+__all__ = ["LocalJobBus", "NoJobSystem"]
 
 
 class LocalJobBus:
     """A hub and a dispatcher in this process, the dispatcher ticking every ``poll_s``."""
 
-    def __init__(self, hub: EventHub, dispatcher: Dispatcher, poll_s: float = 0.2) -> None:
+    def __init__(self, hub: EventHub, dispatcher: LeaseDispatcher, poll_s: float = 0.2) -> None:
         self.hub = hub
         self.dispatcher = dispatcher
         self._poll_s = poll_s
@@ -63,6 +28,11 @@ class LocalJobBus:
 
     async def publish(self, job_id: str, type_: str, data: dict[str, Any]) -> int:
         return await self.hub.publish(job_id, type_, data)
+
+    async def publish_many(
+        self, job_id: str, events: Sequence[tuple[str, dict[str, Any]]]
+    ) -> list[int]:
+        return await self.hub.publish_many(job_id, events)
 
     async def wait(self, job_id: str, after: int, timeout_s: float) -> list[EventRecord] | None:
         return await self.hub.wait(job_id, after, timeout_s)
@@ -97,3 +67,32 @@ class LocalJobBus:
                 async with asyncio.timeout(self._poll_s):
                     await self._wake.wait()
             self._wake.clear()
+
+
+class NoJobSystem:
+    """The :class:`~ember.jobs.protocol.JobBus` of a process that reaches no job system (an
+    API built without one, as in tests of other routes): reading stored jobs works, anything
+    live raises :class:`~ember.errors.NotReady`."""
+
+    def _absent(self) -> NotReady:
+        return NotReady("no job system runs for this process (start ember with `ember up`)")
+
+    async def publish(self, job_id: str, type_: str, data: dict[str, Any]) -> int:
+        raise self._absent()
+
+    async def publish_many(
+        self, job_id: str, events: Sequence[tuple[str, dict[str, Any]]]
+    ) -> list[int]:
+        raise self._absent()
+
+    async def wait(self, job_id: str, after: int, timeout_s: float) -> list[EventRecord] | None:
+        raise self._absent()
+
+    async def submitted(self, job_id: str) -> None:
+        raise self._absent()
+
+    async def cancel(self, job_id: str) -> None:
+        raise self._absent()
+
+    async def telemetry(self) -> Telemetry:
+        raise self._absent()

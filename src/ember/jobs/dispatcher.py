@@ -1,7 +1,7 @@
 """The dispatcher: leases queued jobs to free workers, and reaps leases nobody renews.
 
-One :meth:`Dispatcher.tick` does, in order: reap expired leases (a job whose worker died is
-re-queued with ``attempts + 1`` until ``max_attempts``, then failed with ``worker_lost``; a
+One :meth:`LeaseDispatcher.tick` does, in order: reap expired leases (a job whose worker died
+is re-queued with ``attempts + 1`` until ``max_attempts``, then failed with ``worker_lost``; a
 cancelling job whose worker died is cancelled), then, for every kind, claims as many of the
 oldest queued jobs as its pool has free slots and starts each on the worker that holds its
 lease. Because the truth is the ``jobs`` table, a dispatcher that restarts (or a whole cluster)
@@ -13,41 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Any
 
-from ember.jobs.protocol import JobRepository
+from ember.jobs.protocol import JobRepository, Publish, WorkerPool
 from ember.jobs.records import JobRecord
 from ember.jobs.states import JobState
 
-__all__ = ["Dispatcher", "WorkerPool"]
+__all__ = ["LeaseDispatcher"]
 
 log = logging.getLogger(__name__)
 
-Publish = Callable[[str, str, dict[str, Any]], Awaitable[int]]
 
-
-class WorkerPool(Protocol):
-    """The workers of one job kind, as the dispatcher sees them."""
-
-    def free_slots(self) -> list[str]:
-        """One worker id per free slot (a worker with two free slots appears twice)."""
-        ...
-
-    async def start(self, worker_id: str, job: JobRecord) -> None:
-        """Hand ``job`` (leased to ``worker_id``) to that worker; return once it has it."""
-        ...
-
-    async def cancel(self, worker_id: str, job_id: str) -> None:
-        """Ask the worker to cancel the job's work now (best effort)."""
-        ...
-
-    async def renewals(self) -> int:
-        """Lease renewals the pool's workers made, replaced workers included."""
-        ...
-
-
-class Dispatcher:
+class LeaseDispatcher:
     """Feeds each kind's pool from the ``jobs`` table."""
 
     def __init__(

@@ -8,8 +8,9 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from ember.jobs.records import EventRecord
+from ember.storage.clock import utcnow
 from ember.storage.database import Database
-from ember.storage.tables import JobEvent, utcnow
+from ember.storage.tables import JobEvent
 
 __all__ = ["SqlEventStore"]
 

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ember.jobs.protocol import EventStore
-from ember.jobs.records import EventRecord
-from ember.storage.tables import utcnow
+from ember.jobs.records import DurationHistogram, EventRecord, HubStats
+from ember.storage.clock import utcnow
 
-__all__ = ["DURATION_BUCKETS", "DurationHistogram", "EventHub", "HubStats"]
+__all__ = ["EventHub"]
 
 log = logging.getLogger(__name__)
 
@@ -43,36 +43,7 @@ class _Stream:
         self.changed = asyncio.Event()
 
 
-DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0)
-"""Upper bounds (seconds) of the job-duration histogram."""
-
 _FINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
-
-
-@dataclass
-class DurationHistogram:
-    """Cumulative counts of job attempt durations, Prometheus-style (``le`` buckets)."""
-
-    buckets: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
-    total: float = 0.0
-    count: int = 0
-
-    def observe(self, seconds: float) -> None:
-        for i, bound in enumerate(DURATION_BUCKETS):
-            if seconds <= bound:
-                self.buckets[i] += 1
-        self.buckets[-1] += 1
-        self.total += seconds
-        self.count += 1
-
-
-@dataclass(frozen=True)
-class HubStats:
-    """What the hub holds in memory right now."""
-
-    jobs: int
-    buffered: int
-    pending: int
 
 
 class EventHub:

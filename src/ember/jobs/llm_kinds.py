@@ -28,29 +28,28 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ember.chat import ChatMessage, GenerationOptions
 from ember.errors import EmberError, StreamInterrupted, ValidationFailed
+from ember.filters import parse_filter
 from ember.jobs.context import JobContext
 from ember.jobs.kinds import JobKind
-from ember.memory.filters import parse_filter
 from ember.memory.packer import ContextPack, ContextPacker
 from ember.memory.service import MemoryService
-from ember.providers.budget import estimate_tokens
 from ember.providers.protocol import Tokenizer
 from ember.providers.router import RoutedStream, Router, RouteRequest
-from ember.providers.types import ChatMessage, GenerationOptions, Usage
 
 __all__ = [
     "TEMPLATE_TOKENS",
     "AskInput",
     "ChatInput",
+    "ChatMessageIn",
     "GenerateInput",
-    "MessageIn",
     "ask_messages",
     "llm_kinds",
 ]
@@ -88,7 +87,7 @@ class _Routed(BaseModel):
         )
 
 
-class MessageIn(BaseModel):
+class ChatMessageIn(BaseModel):
     """One chat turn of a ``chat`` job."""
 
     model_config = ConfigDict(extra="forbid")
@@ -100,7 +99,7 @@ class MessageIn(BaseModel):
 class ChatInput(_Routed):
     """Input of a ``chat`` job."""
 
-    messages: list[MessageIn] = Field(min_length=1, max_length=1000)
+    messages: list[ChatMessageIn] = Field(min_length=1, max_length=1000)
 
 
 class GenerateInput(_Routed):
@@ -177,19 +176,16 @@ class _Tokens:
                 return
 
 
-async def _consume(
-    context: JobContext, stream: RoutedStream, prompt: Sequence[str], alias: str
-) -> dict[str, Any]:
-    """Stream ``stream`` into token events; the ``chat`` result."""
+async def _consume(context: JobContext, stream: RoutedStream, alias: str) -> dict[str, Any]:
+    """Stream ``stream`` into token events; the ``chat`` result, whose usage is the one the
+    router recorded (the provider's, else the estimate, then ``estimated``)."""
     tokens = _Tokens(context)
     finish: str | None = None
-    usage: Usage | None = None
     ended: tuple[str, dict[str, Any]] | None = None
     try:
         async for delta in stream:
             tokens.add(delta.text)
             finish = delta.finish_reason or finish
-            usage = delta.usage or usage
     except StreamInterrupted as exc:
         cause = exc.extra.get("cause_code")
         ended = ("the stream broke off; the text so far is kept", {"cause_code": cause})
@@ -202,17 +198,20 @@ async def _consume(
         await tokens.close()
         if ended is not None:
             await context.log(ended[0], partial_text=tokens.text, **ended[1])
-    text = tokens.text
-    estimated = usage is None
-    if usage is None:
-        usage = Usage(estimate_tokens(prompt), estimate_tokens([text]))
+    usage = stream.usage
+    assert usage is not None, "a routed stream that ended has its usage"
     return {
-        "text": text,
+        "text": tokens.text,
         "model": stream.model,
         "provider": stream.provider,
         "alias": alias,
         "finish_reason": finish,
-        "usage": {**asdict(usage), "total_tokens": usage.total_tokens, "estimated": estimated},
+        "usage": {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens,
+            "estimated": stream.usage_estimated,
+        },
     }
 
 
@@ -251,13 +250,13 @@ def llm_kinds(
         stream = router().stream_chat(
             payload.model, messages, payload.options(), _route(context, payload)
         )
-        return await _consume(context, stream, [m.content for m in messages], payload.model)
+        return await _consume(context, stream, payload.model)
 
     async def generate(context: JobContext, payload: GenerateInput) -> dict[str, Any]:
         stream = router().stream_generate(
             payload.model, payload.prompt, payload.options(), _route(context, payload)
         )
-        return await _consume(context, stream, [payload.prompt], payload.model)
+        return await _consume(context, stream, payload.model)
 
     def retrieve(payload: AskInput) -> tuple[ContextPack, int]:
         service = memory()
@@ -298,7 +297,7 @@ def llm_kinds(
         stream = router().stream_chat(
             payload.model, messages, payload.options(), _route(context, payload)
         )
-        result = await _consume(context, stream, [m.content for m in messages], payload.model)
+        result = await _consume(context, stream, payload.model)
         answer = result.pop("text")
         return {
             "answer": answer,

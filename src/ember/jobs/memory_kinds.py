@@ -17,21 +17,22 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ember.errors import EmberError, PathNotAllowed
 from ember.jobs.context import JobContext
 from ember.jobs.kinds import JobKind
+from ember.jobs.protocol import BulkRunner
 from ember.memory.documents import DocumentIn, source_documents
 from ember.memory.extract import SourceDocument
-from ember.memory.ingest import IngestProgress, IngestReport
-from ember.memory.reindex import ReindexProgress, ReindexReport
+from ember.memory.ingest import IngestProgress
+from ember.memory.reindex import ReindexProgress
 from ember.memory.service import MemoryService
 from ember.memory.sources import count_documents, list_files, read_documents
 
-__all__ = ["BulkRunner", "IngestInput", "ReindexInput", "allowed_path", "memory_kinds"]
+__all__ = ["IngestInput", "ReindexInput", "allowed_path", "memory_kinds"]
 
 T = TypeVar("T")
 
@@ -61,29 +62,6 @@ class IngestInput(BaseModel):
         if (self.documents is None) == (self.path is None):
             raise ValueError("give exactly one of documents and path")
         return self
-
-
-class BulkRunner(Protocol):
-    """Runs the Ray Data pipelines over a memory plane (see :mod:`ember.pipelines`)."""
-
-    def ingest(
-        self,
-        memory: MemoryService,
-        collection: str,
-        root: Path,
-        progress: Callable[[IngestProgress], None],
-    ) -> IngestReport:
-        """Bulk-ingest every document under ``root``; see ``BulkIngest.run``."""
-        ...
-
-    def reindex(
-        self,
-        memory: MemoryService,
-        collection: str,
-        progress: Callable[[ReindexProgress], None],
-    ) -> ReindexReport:
-        """Bulk-reindex ``collection``; see ``BulkReindex.run``."""
-        ...
 
 
 def allowed_path(path: str, roots: Sequence[str]) -> Path:

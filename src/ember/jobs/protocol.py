@@ -1,15 +1,35 @@
-"""The job layer's ports: where jobs and their events are kept."""
+"""The job layer's ports: where jobs and their events are kept, how events are published, the
+workers of a kind as the dispatcher sees them, the live job system as the API sees it, and
+the bulk pipelines a job may hand its work to.
+
+Where a port has a local and a Ray implementation (:class:`JobBus`, :class:`WorkerPool`),
+both pass the contract suite of the same name in :mod:`ember.testing`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ember.jobs.records import EventRecord, JobRecord, NewJob
+from ember.jobs.records import EventRecord, JobRecord, NewJob, Telemetry
 from ember.jobs.states import JobState
 
-__all__ = ["EventStore", "JobRepository"]
+if TYPE_CHECKING:
+    from ember.memory.ingest import IngestProgress, IngestReport
+    from ember.memory.reindex import ReindexProgress, ReindexReport
+    from ember.memory.service import MemoryService
+
+__all__ = [
+    "BulkRunner",
+    "EventStore",
+    "JobBus",
+    "JobRepository",
+    "Publish",
+    "PublishMany",
+    "WorkerPool",
+]
 
 
 class JobRepository(Protocol):
@@ -123,4 +143,107 @@ class EventStore(Protocol):
 
     def last_seq(self, job_id: str) -> int:
         """The highest stored sequence number of the job (0 when none)."""
+        ...
+
+
+Publish = Callable[[str, str, dict[str, Any]], Awaitable[int]]
+"""Publishes an event (job id, type, data) and returns its sequence number."""
+
+PublishMany = Callable[[str, Sequence[tuple[str, dict[str, Any]]]], Awaitable[list[int]]]
+"""Publishes several events of one job in one call and returns their sequence numbers."""
+
+
+class WorkerPool(Protocol):
+    """The workers of one job kind, as the dispatcher sees them."""
+
+    def free_slots(self) -> list[str]:
+        """One worker id per free slot (a worker with two free slots appears twice). Only
+        workers that can take a job now are listed: a Ray worker still starting is not."""
+        ...
+
+    async def start(self, worker_id: str, job: JobRecord) -> None:
+        """Hand ``job`` (leased to ``worker_id``) to that worker and return at once: the job
+        runs in the background. Its slot leaves :meth:`free_slots` before this returns and
+        comes back when the job has ended, whatever the outcome."""
+        ...
+
+    async def cancel(self, worker_id: str, job_id: str) -> None:
+        """Ask the worker to cancel the job's work now (best effort: a job the worker does not
+        run yet, a job or a worker it does not know, is ignored). The worker records the job
+        ``cancelled`` only when its row is ``cancelling``
+        (:meth:`JobRepository.request_cancel`)."""
+        ...
+
+    async def renewals(self) -> int:
+        """Lease renewals the pool's workers made, replaced workers included (it never goes
+        down)."""
+        ...
+
+
+class JobBus(Protocol):
+    """The live side of the job system, as the API sees it."""
+
+    async def publish(self, job_id: str, type_: str, data: dict[str, Any]) -> int:
+        """Publish an event of the job; returns its sequence number. A job's events are
+        numbered from 1 without gaps, whoever publishes them (concurrent publishers get
+        distinct numbers); each job is numbered on its own.
+
+        :raises EventsLost: the event hub is gone (the event was not published).
+        """
+        ...
+
+    async def publish_many(
+        self, job_id: str, events: Sequence[tuple[str, dict[str, Any]]]
+    ) -> list[int]:
+        """Publish several events of one job in order; returns their sequence numbers, which
+        are consecutive (``[]`` for no events).
+
+        :raises EventsLost: the event hub is gone (none was published).
+        """
+        ...
+
+    async def wait(self, job_id: str, after: int, timeout_s: float) -> list[EventRecord] | None:
+        """See :meth:`ember.jobs.hub.EventHub.wait`."""
+        ...
+
+    async def submitted(self, job_id: str) -> None:
+        """A job was queued: let the dispatcher look now rather than at its next poll. Best
+        effort: ``RayJobBus`` returns without waiting for the dispatcher; an unknown job id
+        is ignored."""
+        ...
+
+    async def cancel(self, job_id: str) -> None:
+        """A running job is now ``cancelling``: tell its worker at once (best effort; the
+        worker also learns it at its next lease renewal). A job that is not ``cancelling``
+        is left alone.
+
+        :raises JobNotFound: no such job.
+        """
+        ...
+
+    async def telemetry(self) -> Telemetry:
+        """Durations and lease renewals, for ``/metrics``."""
+        ...
+
+
+class BulkRunner(Protocol):
+    """Runs the Ray Data pipelines over a memory plane (see :mod:`ember.pipelines`)."""
+
+    def ingest(
+        self,
+        memory: MemoryService,
+        collection: str,
+        root: Path,
+        progress: Callable[[IngestProgress], None],
+    ) -> IngestReport:
+        """Bulk-ingest every document under ``root``; see ``BulkIngest.run``."""
+        ...
+
+    def reindex(
+        self,
+        memory: MemoryService,
+        collection: str,
+        progress: Callable[[ReindexProgress], None],
+    ) -> ReindexReport:
+        """Bulk-reindex ``collection``; see ``BulkReindex.run``."""
         ...

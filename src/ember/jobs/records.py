@@ -8,7 +8,15 @@ from typing import Any
 
 from ember.jobs.states import TERMINAL, JobState
 
-__all__ = ["EventRecord", "JobRecord", "NewJob"]
+__all__ = [
+    "DURATION_BUCKETS",
+    "DurationHistogram",
+    "EventRecord",
+    "HubStats",
+    "JobRecord",
+    "NewJob",
+    "Telemetry",
+]
 
 
 @dataclass(frozen=True)
@@ -61,3 +69,43 @@ class EventRecord:
     type: str
     data: dict[str, Any] = field(default_factory=dict)
     created_at: datetime | None = None
+
+
+DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0)
+"""Upper bounds (seconds) of the job-duration histogram."""
+
+
+@dataclass
+class DurationHistogram:
+    """Cumulative counts of job attempt durations, Prometheus-style (``le`` buckets)."""
+
+    buckets: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
+    total: float = 0.0
+    count: int = 0
+
+    def observe(self, seconds: float) -> None:
+        for i, bound in enumerate(DURATION_BUCKETS):
+            if seconds <= bound:
+                self.buckets[i] += 1
+        self.buckets[-1] += 1
+        self.total += seconds
+        self.count += 1
+
+
+@dataclass(frozen=True)
+class HubStats:
+    """What the hub holds in memory right now."""
+
+    jobs: int
+    buffered: int
+    pending: int
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    """What the running job system reports for the metrics endpoint."""
+
+    durations: dict[tuple[str, str], DurationHistogram]
+    """Attempt durations by (kind, outcome)."""
+    renewals: int
+    """Lease renewals made by all workers since the job system started."""

@@ -28,8 +28,9 @@ from ember.errors import (
 )
 from ember.jobs.records import JobRecord, NewJob
 from ember.jobs.states import TERMINAL, JobState, allowed
+from ember.storage.clock import utcnow
 from ember.storage.database import Database
-from ember.storage.tables import Job, utcnow
+from ember.storage.tables import Job
 
 __all__ = ["Reaped", "SqlJobRepository", "input_hash"]
 

@@ -19,23 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ember.errors import EmberError, JobTimedOut
 from ember.jobs.context import JobContext
 from ember.jobs.kinds import JobKind, KindRegistry
-from ember.jobs.protocol import JobRepository
+from ember.jobs.protocol import JobRepository, Publish, PublishMany
 from ember.jobs.records import JobRecord
 from ember.jobs.states import JobState
 
-__all__ = ["EventsLost", "JobRunner", "Publish", "PublishMany"]
-
-Publish = Callable[[str, str, dict[str, Any]], Awaitable[int]]
-"""Publishes an event (job id, type, data) and returns its sequence number."""
-
-PublishMany = Callable[[str, Sequence[tuple[str, dict[str, Any]]]], Awaitable[list[int]]]
-"""Publishes several events of one job in one call and returns their sequence numbers."""
+__all__ = ["EventsLost", "JobRunner"]
 
 log = logging.getLogger(__name__)
 

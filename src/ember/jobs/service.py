@@ -13,9 +13,8 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from ember.errors import QuotaExceeded
-from ember.jobs.bus import JobBus
 from ember.jobs.kinds import KindRegistry
-from ember.jobs.protocol import EventStore, JobRepository
+from ember.jobs.protocol import EventStore, JobBus, JobRepository
 from ember.jobs.records import EventRecord, JobRecord, NewJob
 from ember.jobs.states import JobState
 from ember.jobs.stream import follow

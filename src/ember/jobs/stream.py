@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from ember.jobs.bus import JobBus
-from ember.jobs.protocol import EventStore, JobRepository
+from ember.jobs.protocol import EventStore, JobBus, JobRepository
 from ember.jobs.records import EventRecord
 from ember.jobs.states import TERMINAL
 

@@ -1,5 +1,5 @@
 """The memory and context plane: ingest, retrieval, filters and context packing."""
 
-from ember.memory.filters import And, Condition, Filter, Or, matches, parse_filter
+from ember.filters import And, Condition, Filter, Or, matches, parse_filter
 
 __all__ = ["And", "Condition", "Filter", "Or", "matches", "parse_filter"]

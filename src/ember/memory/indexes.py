@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from ember.storage.indexes import IndexRecord, SqlIndexRegistry
-from ember.storage.protocol import ChunkStore
+from ember.storage.protocol import EmbeddingStore
 from ember.vectors.protocol import VectorIndex
 
 __all__ = ["IndexFactory", "IndexManager"]
@@ -41,7 +41,7 @@ class IndexManager:
     def __init__(
         self,
         registry: SqlIndexRegistry,
-        store: ChunkStore,
+        store: EmbeddingStore,
         factory: IndexFactory,
         backend: str,
         params: dict[str, object] | None = None,

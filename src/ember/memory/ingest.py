@@ -30,7 +30,7 @@ from ember.memory.preparer import (
 )
 from ember.providers.protocol import Embedder
 from ember.storage.chunks import chunk_metadata
-from ember.storage.protocol import ChunkStore, CollectionRepository
+from ember.storage.protocol import CollectionRepository, VersionStore
 from ember.storage.records import NewVersion
 from ember.vectors.protocol import Vector
 
@@ -90,7 +90,7 @@ class Ingestor:
     def __init__(
         self,
         collections: CollectionRepository,
-        store: ChunkStore,
+        store: VersionStore,
         indexes: IndexManager,
         embedder: Embedder,
         chunker: Chunker,

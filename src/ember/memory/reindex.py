@@ -24,7 +24,7 @@ from ember.errors import DimensionMismatch
 from ember.memory.indexes import IndexManager
 from ember.memory.preparer import embedding_text
 from ember.providers.protocol import Embedder
-from ember.storage.protocol import ChunkStore, CollectionRepository
+from ember.storage.protocol import CollectionRepository, EmbeddingStore
 from ember.vectors.protocol import VectorIndex
 
 __all__ = ["ReindexProgress", "ReindexReport", "Reindexer"]
@@ -58,7 +58,7 @@ class Reindexer:
     def __init__(
         self,
         collections: CollectionRepository,
-        store: ChunkStore,
+        store: EmbeddingStore,
         indexes: IndexManager,
         batch_size: int = 256,
     ) -> None:

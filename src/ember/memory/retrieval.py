@@ -21,7 +21,7 @@ from typing import Literal
 import numpy as np
 
 from ember.errors import ReindexRequired
-from ember.memory.filters import Filter
+from ember.filters import Filter
 from ember.memory.indexes import IndexManager
 from ember.providers.protocol import Embedder
 from ember.storage.protocol import ChunkStore, CollectionRepository

@@ -1,8 +1,8 @@
-"""The memory plane assembled from configuration: one object the API and the CLI share.
+"""The memory plane: ingest, search, packing, reindex, export and import over one database,
+assembled from its parts (the composition root, :mod:`ember.services`, picks the adapters).
 
 Heavy parts load lazily: the embedding model on first embed, vector indexes on first use of a
-collection. Vector indexes live under ``$EMBER_HOME/indexes`` (FAISS) or
-``$EMBER_HOME/milvus`` (Milvus Lite), one per index record.
+collection.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 
 from ember.config import EmberConfig
 from ember.errors import EmberError
+from ember.filters import Filter
 from ember.memory.chunker import Chunker
 from ember.memory.extract import SourceDocument
-from ember.memory.filters import Filter
 from ember.memory.indexes import IndexFactory, IndexManager
 from ember.memory.ingest import Ingestor, IngestProgress, IngestReport
 from ember.memory.packer import ContextPack, ContextPacker
@@ -25,88 +25,8 @@ from ember.memory.transfer import export_collection, import_collection
 from ember.providers.protocol import Embedder, Tokenizer
 from ember.storage import Database, SqlChunkStore, SqlCollectionRepository
 from ember.storage.indexes import IndexRecord, SqlIndexRegistry
-from ember.vectors.protocol import VectorIndex
 
-__all__ = ["MemoryService", "build_embedder", "build_index_factory", "build_tokenizer"]
-
-
-def build_embedder(config: EmberConfig) -> tuple[Embedder, Tokenizer]:
-    """The configured embedder and the tokenizer chunks are counted with."""
-    settings = config.embeddings
-    from ember.providers.hf_tokenizer import HuggingFaceTokenizer
-
-    if settings.provider == "openai":
-        from ember.providers.openai_embeddings import OpenAIEmbedder
-
-        if settings.model is None or settings.dim is None:
-            raise EmberError("embeddings.model and embeddings.dim are required for openai")
-        embedder: Embedder = OpenAIEmbedder(
-            model=settings.model,
-            dim=settings.dim,
-            base_url=settings.base_url,
-            api_key=settings.api_key,
-            batch_size=settings.batch_size,
-        )
-        return _projected(config, embedder), HuggingFaceTokenizer.bundled()
-    from ember.providers.sentence_transformers import SentenceTransformerEmbedder
-
-    local = SentenceTransformerEmbedder(
-        model_path=settings.model, batch_size=settings.batch_size, device=settings.device
-    )
-    return _projected(config, local), local.tokenizer()
-
-
-def build_tokenizer(config: EmberConfig) -> Tokenizer:
-    """The tokenizer chunks are counted with, without importing torch where it can: the
-    bundled model's is read from its ``tokenizer.json``; any other comes from
-    :func:`build_embedder`."""
-    settings = config.embeddings
-    if settings.provider == "openai" or settings.model is None:
-        from ember.providers.hf_tokenizer import HuggingFaceTokenizer
-
-        return HuggingFaceTokenizer.bundled()
-    return build_embedder(config)[1]
-
-
-def _projected(config: EmberConfig, embedder: Embedder) -> Embedder:
-    """``embedder``, or its vectors through ``embeddings.projection`` when that is set."""
-    if config.embeddings.projection is None:
-        return embedder
-    from ember.providers.projected import ProjectedEmbedder, load_projection
-
-    return ProjectedEmbedder(embedder, load_projection(config.embeddings.projection))
-
-
-def build_index_factory(config: EmberConfig) -> IndexFactory:
-    """Opens the configured kind of vector index for a registry record."""
-    home = config.home_dir
-    memory = config.memory
-
-    def open_index(record: IndexRecord) -> VectorIndex:
-        if record.backend == "milvus":
-            from ember.vectors.milvus import MilvusIndex
-
-            uri = memory.milvus_uri or str(home / "milvus" / f"{record.id}.db")
-            if memory.milvus_uri is None:
-                Path(uri).parent.mkdir(parents=True, exist_ok=True)
-            return MilvusIndex(dim=record.dim, uri=uri, collection=f"ember_{record.id}")
-        if record.backend == "weaviate":
-            from ember.vectors.weaviate import WeaviateIndex
-
-            if memory.weaviate_url is None:
-                raise EmberError("memory.weaviate_url is required for the weaviate backend")
-            return WeaviateIndex.from_url(
-                memory.weaviate_url, dim=record.dim, collection=f"Ember_{record.id}"
-            )
-        from ember.vectors.faiss import FaissIndex, set_threads
-
-        set_threads(memory.faiss_threads)
-        kind = str(record.params.get("kind", "flat"))
-        path = home / "indexes" / record.id
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return FaissIndex(dim=record.dim, kind=kind, path=path)  # type: ignore[arg-type]
-
-    return open_index
+__all__ = ["MemoryService"]
 
 
 def _query_embedders(model: Embedder) -> dict[str, Embedder]:
@@ -137,14 +57,16 @@ class MemoryService:
         cls,
         config: EmberConfig,
         database: Database,
-        embedder: tuple[Embedder, Tokenizer] | None = None,
-        index_factory: IndexFactory | None = None,
+        embedder: tuple[Embedder, Tokenizer],
+        index_factory: IndexFactory,
         retire_index: Callable[[IndexRecord], None] | None = None,
     ) -> MemoryService:
-        """Wire the memory plane; ``embedder`` and ``index_factory`` default to the
-        configured ones (tests inject their own; on Ray, shard actors). ``retire_index``
-        frees what served an index once it is retired (see :class:`IndexManager`)."""
-        model, tokenizer = embedder or build_embedder(config)
+        """Wire the memory plane over ``embedder`` (the model and the tokenizer chunks are
+        counted with) and ``index_factory`` (opens a vector index for a registry record);
+        ``retire_index`` frees what served an index once it is retired (see
+        :class:`IndexManager`). :func:`ember.services.memory_plane` picks the configured
+        adapters."""
+        model, tokenizer = embedder
         memory = config.memory
         collections = SqlCollectionRepository(database)
         store = SqlChunkStore(database)
@@ -152,7 +74,7 @@ class MemoryService:
         indexes = IndexManager(
             SqlIndexRegistry(database),
             store,
-            index_factory or build_index_factory(config),
+            index_factory,
             memory.vector_backend,
             params if memory.vector_backend == "faiss" else {},
             retire_index,

@@ -21,7 +21,7 @@ import numpy as np
 
 from ember.errors import BadRequest, Conflict, DimensionMismatch
 from ember.memory.indexes import IndexManager
-from ember.storage.protocol import ChunkStore, CollectionRepository
+from ember.storage.protocol import CollectionRepository, VersionStore
 from ember.storage.records import NewChunk, NewVersion
 
 __all__ = ["FORMAT", "export_collection", "import_collection"]
@@ -32,7 +32,7 @@ VERSION = 1
 
 def export_collection(
     collections: CollectionRepository,
-    store: ChunkStore,
+    store: VersionStore,
     indexes: IndexManager,
     name: str,
     path: Path,
@@ -89,7 +89,7 @@ def _header(line: str, path: Path) -> dict[str, Any]:
 
 
 def _write_line(
-    store: ChunkStore, collection_id: str, line: str, model_id: str, dim: int, where: str
+    store: VersionStore, collection_id: str, line: str, model_id: str, dim: int, where: str
 ) -> None:
     try:
         row = json.loads(line)
@@ -107,7 +107,7 @@ def _write_line(
 
 def import_collection(
     collections: CollectionRepository,
-    store: ChunkStore,
+    store: VersionStore,
     indexes: IndexManager,
     path: Path,
     name: str | None = None,

@@ -15,7 +15,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 
-from ember.providers.types import Delta
+from ember.chat import Delta
 
 __all__ = ["coalesce", "merge"]
 

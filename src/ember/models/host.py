@@ -15,9 +15,9 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 from typing import Any
 
+from ember.chat import ChatMessage, Completion, Delta, GenerationOptions, Usage
 from ember.config.models import ModelsConfig
 from ember.errors import (
     ModelDigestMismatch,
@@ -27,7 +27,6 @@ from ember.errors import (
 )
 from ember.models.digest import file_digest
 from ember.models.records import ModelRecord
-from ember.providers.types import ChatMessage, Completion, Delta, GenerationOptions, Usage
 
 __all__ = ["DEFAULT_MAX_TOKENS", "ModelHost"]
 
@@ -137,7 +136,7 @@ class ModelHost:
         kwargs = self._sampling(options)
         if options.tools:
             kwargs["tools"] = options.tools
-        wire = [{k: v for k, v in asdict(m).items() if v is not None} for m in messages]
+        wire = [m.to_openai() for m in messages]
 
         def chunks() -> Iterator[Any]:
             return iter(engine.create_chat_completion(messages=wire, stream=True, **kwargs))

@@ -1,6 +1,6 @@
 """ModelRegistry: which local models are loaded, on how many hosts, on which nodes, until when.
 
-Models load on demand (:meth:`ModelRegistry.acquire`) where :func:`ember.models.room.place`
+Models load on demand (:meth:`ModelRegistry.acquire`) where :func:`ember.placement.room.place`
 finds room: a GPU node with room and a free GPU first, then the node that needs the fewest
 evictions, then the one with the most free room. When no node has room for the next one,
 hosts of idle models are closed least-recently-used first (a model with calls in flight never
@@ -25,35 +25,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, TypeVar
 
 from ember.config.models import ModelsConfig
 from ember.errors import ModelCapacityExceeded, ProviderUnavailable
-from ember.models.protocol import HostHandle, ModelCatalog
+from ember.models.protocol import HostHandle, HostLauncher, ModelCatalog, Scaler
 from ember.models.records import LoadedModel, ModelRecord
-from ember.models.room import NodeCapacity, Slot, place
+from ember.placement.room import NodeCapacity, Slot, place
 
-__all__ = ["HostDemand", "HostLauncher", "ModelRegistry", "NodeCapacity", "Scaler"]
+__all__ = ["HostDemand", "ModelRegistry", "NodeCapacity"]
 
 log = logging.getLogger(__name__)
 
 H = TypeVar("H", bound=HostHandle)
-H_co = TypeVar("H_co", bound=HostHandle, covariant=True)
-
-
-class HostLauncher(Protocol[H_co]):
-    """Starts and stops hosts; the registry decides which and where."""
-
-    async def nodes(self) -> list[NodeCapacity]:
-        """The nodes that may host models now, with their room."""
-        ...
-
-    async def start(self, record: ModelRecord, node: NodeCapacity) -> H_co:
-        """A host on ``node`` with ``record`` loaded (digest verified).
-
-        :raises ModelDigestMismatch: the file is not what was pinned.
-        """
-        ...
 
 
 @dataclass(frozen=True)
@@ -64,14 +48,6 @@ class HostDemand:
 
     placed: tuple[bool, ...]
     unplaced: tuple[bool, ...]
-
-
-class Scaler(Protocol):
-    """How many hosts one model should have (:class:`ember.cluster.scaling.ScalingPolicy`)."""
-
-    def desired(self, current: int, demand: int) -> int:
-        """The host count for ``current`` hosts with ``demand`` calls running or waiting."""
-        ...
 
 
 @dataclass(eq=False)

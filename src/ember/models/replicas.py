@@ -13,8 +13,8 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from typing import Generic, TypeVar
 
+from ember.chat import ChatMessage, Completion, Delta, GenerationOptions
 from ember.models.protocol import HostHandle
-from ember.providers.types import ChatMessage, Completion, Delta, GenerationOptions
 
 __all__ = ["ReplicaSet"]
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ember.chat import ChatMessage
 from ember.errors import ProviderBadRequest
-from ember.providers.types import ChatMessage
 
 __all__ = ["GGUF", "TEMPLATES", "PromptTemplate", "RenderedPrompt", "template"]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import ray
 import ray.data
 
-from ember.actors.embedding_worker import EmbeddingWorker
-from ember.cluster.placement import worker_resources
 from ember.config import EmberConfig
+from ember.pipelines.embedding_worker import EmbeddingWorker
+from ember.placement.bundles import worker_resources
 
 
 def quiet(no_progress_timeout_s: float | None) -> None:
@@ -24,20 +24,18 @@ def embedded(dataset: ray.data.Dataset, config: EmberConfig, batch_size: int) ->
     """``dataset`` (rows with ``texts``) through an :class:`EmbeddingWorker` pool that scales
     between ``embeddings.workers_min`` and ``workers_max``, each worker with
     ``embeddings.worker_num_cpus`` and, when the cluster has GPUs, ``worker_num_gpus``."""
-    settings = config.embeddings
+    pool = config.embeddings.scaling
     resources = worker_resources(
         ray.cluster_resources(),  # type: ignore[no-untyped-call]
-        settings.worker_num_cpus,
-        settings.worker_num_gpus,
+        pool.num_cpus,
+        pool.num_gpus,
     )
     return dataset.map_batches(
         EmbeddingWorker,
         fn_constructor_kwargs={"config": config},
         batch_size=batch_size,
         batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(
-            min_size=settings.workers_min, max_size=settings.workers_max
-        ),
+        compute=ray.data.ActorPoolStrategy(min_size=pool.min_size, max_size=pool.max_size),
         num_cpus=resources["CPU"],
         num_gpus=resources.get("GPU", 0.0),
     )

@@ -41,9 +41,10 @@ from ember.memory.preparer import (
     version_from_dict,
     version_to_dict,
 )
-from ember.memory.service import MemoryService, build_tokenizer
+from ember.memory.service import MemoryService
 from ember.memory.sources import SourcePart, list_files, read_part, split_parts
 from ember.pipelines._stages import embedded, quiet
+from ember.services import build_tokenizer
 from ember.storage.records import NewVersion
 from ember.vectors.protocol import Vector
 

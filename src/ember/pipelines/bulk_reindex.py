@@ -98,11 +98,11 @@ class BulkReindex:
 
     def _dataset(self, collection_id: str, model_id: str, total: int) -> ray.data.Dataset:
         quiet(self._timeout)
-        sql, params = self._memory.store.unembedded_sql(collection_id, model_id)
+        query = self._memory.store.unembedded_query(collection_id, model_id)
         chunks = ray.data.read_sql(
-            sql,
+            query.sql,
             self._database.dbapi_connector(),
-            sql_params=params,
+            sql_params=query.params,
             shard_keys=["id"],
             shard_hash_fn="ABS",
             override_num_blocks=max(1, math.ceil(total / _ROWS_PER_BLOCK)),

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ember.providers.budget import Budgets, Estimate
     from ember.providers.candidates import Candidate, LoadHint, RouteRequest
     from ember.providers.hf_tokenizer import HuggingFaceTokenizer
+    from ember.providers.model_listing import ModelListing
     from ember.providers.ollama import OllamaProvider
     from ember.providers.openai import OpenAIProvider
     from ember.providers.openai_embeddings import OpenAIEmbedder
@@ -34,6 +35,7 @@ __all__ = [
     "Estimate",
     "HuggingFaceTokenizer",
     "LoadHint",
+    "ModelListing",
     "OllamaProvider",
     "OpenAIEmbedder",
     "OpenAIProvider",
@@ -57,6 +59,7 @@ _LAZY = {
     "RoutedStream": "ember.providers.routed_stream",
     "Router": "ember.providers.router",
     "HuggingFaceTokenizer": "ember.providers.hf_tokenizer",
+    "ModelListing": "ember.providers.model_listing",
     "OllamaProvider": "ember.providers.ollama",
     "OpenAIEmbedder": "ember.providers.openai_embeddings",
     "OpenAIProvider": "ember.providers.openai",

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from ember.chat import Usage
 from ember.config.models import RouterConfig
 from ember.errors import (
     BudgetExceeded,
@@ -29,10 +30,9 @@ from ember.providers.breaker import CircuitBreaker
 from ember.providers.budget import Budgets
 from ember.providers.candidates import Candidate, Candidates, RouteRequest
 from ember.providers.protocol import Provider
-from ember.providers.types import Usage
 from ember.providers.usage_writer import UsageWriter
 
-__all__ = ["RETRYABLE", "Call", "Dispatcher"]
+__all__ = ["RETRYABLE", "Call", "CandidateFailover"]
 
 log = logging.getLogger("ember.providers.router")
 
@@ -65,7 +65,7 @@ class Call:
         self.failures.append({**failure, "outcome": outcome, "detail": detail})
 
 
-class Dispatcher:
+class CandidateFailover:
     """Sends a call to the ``candidates`` of its name, in order, over ``providers``, with one
     breaker per provider.
 

@@ -1,13 +1,12 @@
-"""Every exception an ``ollama.AsyncClient`` call can raise, mapped into ember's error tree."""
+"""Every exception an ``ollama.AsyncClient`` call can raise, mapped into ember's error tree.
+
+The table is Ollama's; the rule that applies it is :func:`ember.providers.vendor_errors.translate`.
+"""
 
 from __future__ import annotations
 
-import email.utils
 import json
-import math
-import time
 from collections.abc import Mapping
-from typing import Any
 
 import httpx
 import ollama
@@ -22,10 +21,11 @@ from ember.errors import (
     ProviderTimeout,
     ProviderUnavailable,
 )
+from ember.providers.vendor_errors import VendorErrors, translate
 
-__all__ = ["OLLAMA_ERRORS", "VENDOR_ERRORS", "provider_error"]
+__all__ = ["OLLAMA", "OLLAMA_ERRORS", "VENDOR_ERRORS", "provider_error"]
 
-OLLAMA_ERRORS: Mapping[type[Exception], type[ProviderError]] = {
+OLLAMA_ERRORS: Mapping[type[BaseException], type[ProviderError]] = {
     ollama.ResponseError: ProviderError,
     ollama.RequestError: ProviderBadRequest,
     ConnectionError: ProviderUnavailable,
@@ -63,63 +63,49 @@ error (timeouts, a connection closed mid-stream) and an unreadable answer
 (``JSONDecodeError``, pydantic's ``ValidationError``) through unchanged.
 """
 
-VENDOR_ERRORS = tuple(OLLAMA_ERRORS)
-"""The keys of :data:`OLLAMA_ERRORS`, for ``except`` clauses."""
+
+def _status(exc: BaseException) -> int | None:
+    return exc.status_code if isinstance(exc, ollama.ResponseError) else None
 
 
-def provider_error(exc: Exception, where: str) -> ProviderError:
-    """ember's error for an exception of :data:`OLLAMA_ERRORS`; ``where`` names the call.
-
-    ``extra`` carries the HTTP ``status`` when there was one, and ``retry_after_s`` when the
-    server sent ``Retry-After``.
-    """
-    matches = [vendor for vendor in OLLAMA_ERRORS if isinstance(exc, vendor)]
-    if not matches:
-        return ProviderError(f"{where}: {type(exc).__name__}: {exc}")
-    target = OLLAMA_ERRORS[max(matches, key=lambda cls: len(cls.__mro__))]
-    extra: dict[str, Any] = {}
-    if isinstance(exc, ollama.ResponseError):
-        target = _by_status(exc.status_code)
-        if exc.status_code > 0:
-            extra["status"] = exc.status_code
-        retry_after = _retry_after_s(exc)
-        if retry_after is not None:
-            extra["retry_after_s"] = retry_after
-    return target(f"{where}: {exc}", extra=extra)
-
-
-def _by_status(status: int) -> type[ProviderError]:
-    if status in (401, 403):
-        return ProviderAuthFailed
-    if status == 404:
-        return ProviderModelNotFound
-    if status == 429:
-        return ProviderRateLimited
-    if status >= 500 or status < 0:
-        return ProviderUnavailable
-    if status >= 400:
-        return ProviderBadRequest
-    return ProviderError
-
-
-def _retry_after_s(exc: ollama.ResponseError) -> float | None:
-    """``Retry-After`` of the response an error was raised for.
+def _response_headers(exc: BaseException) -> Mapping[str, str] | None:
+    """The headers of the response a ``ResponseError`` was raised for.
 
     ``ResponseError`` keeps only the body and status, but the client raises it inside
     ``except httpx.HTTPStatusError``, so Python keeps that error, and its response, as
     ``__context__`` (``from None`` only hides it from tracebacks).
     """
+    if not isinstance(exc, ollama.ResponseError):
+        return None
     context = exc.__context__
-    if not isinstance(context, httpx.HTTPStatusError):
-        return None
-    value = context.response.headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError):
-            return None
-    return max(0.0, seconds) if math.isfinite(seconds) else None
+    return context.response.headers if isinstance(context, httpx.HTTPStatusError) else None
+
+
+OLLAMA = VendorErrors(
+    OLLAMA_ERRORS,
+    refined=frozenset({ollama.ResponseError}),
+    statuses={
+        401: ProviderAuthFailed,
+        403: ProviderAuthFailed,
+        404: ProviderModelNotFound,
+        429: ProviderRateLimited,
+        -1: ProviderUnavailable,
+        range(500, 1000): ProviderUnavailable,
+        range(400, 500): ProviderBadRequest,
+    },
+    status=_status,
+    headers=_response_headers,
+)
+"""The table :func:`~ember.providers.vendor_errors.translate` applies to Ollama's errors."""
+
+VENDOR_ERRORS = OLLAMA.catches
+"""The keys of :data:`OLLAMA_ERRORS`, for ``except`` clauses."""
+
+
+def provider_error(exc: BaseException, where: str) -> ProviderError:
+    """ember's error for an exception of :data:`OLLAMA_ERRORS`; ``where`` names the call.
+
+    ``extra`` carries the HTTP ``status`` when there was one, and ``retry_after_s`` when the
+    server sent ``Retry-After`` (see :func:`~ember.providers.vendor_errors.retry_after_s`).
+    """
+    return translate(exc, where, OLLAMA)

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import httpx
 import ollama
 
+from ember.chat import ChatMessage, Delta, GenerationOptions, ToolCall, Usage
 from ember.errors import ProviderBadRequest
-from ember.providers.types import ChatMessage, Delta, GenerationOptions, Usage
 
 __all__ = [
     "apply_call_timeout",
@@ -69,7 +68,7 @@ def usage(reply: ollama.ChatResponse | ollama.GenerateResponse) -> Usage:
 def delta(
     part: ollama.ChatResponse | ollama.GenerateResponse,
     text: str,
-    tool_calls: list[dict[str, Any]] | None,
+    tool_calls: list[ToolCall] | None,
 ) -> Delta | None:
     """A part as a delta: the last one (``done``) always, others only when they carry
     something (thinking-only parts carry nothing of the answer)."""
@@ -80,7 +79,8 @@ def delta(
 
 
 def messages(given: Sequence[ChatMessage]) -> list[dict[str, Any]]:
-    """ember's messages in Ollama's shape; OpenAI-shaped tool calls become Ollama's.
+    """ember's messages in Ollama's shape: a tool call's arguments go as an object, a ``tool``
+    message names its tool (its ``name``, else the name of the call its ``tool_call_id`` is).
 
     :raises ProviderBadRequest: a tool call's arguments are not a JSON object.
     """
@@ -91,12 +91,12 @@ def messages(given: Sequence[ChatMessage]) -> list[dict[str, Any]]:
         if message.tool_calls:
             calls = []
             for call in message.tool_calls:
-                function = call.get("function") or {}
-                name = function.get("name")
-                if isinstance(call.get("id"), str) and isinstance(name, str):
-                    call_names[call["id"]] = name
-                arguments = _arguments(function.get("arguments"))
-                calls.append({"function": {"name": name, "arguments": arguments}})
+                call_names[call.id] = call.name
+                if call.arguments is None:
+                    raise ProviderBadRequest(
+                        f"the arguments of the tool call {call.name!r} are not a JSON object"
+                    )
+                calls.append({"function": {"name": call.name, "arguments": call.arguments}})
             item["tool_calls"] = calls
         if message.role == "tool":
             tool_name = message.name or call_names.get(message.tool_call_id or "")
@@ -106,31 +106,11 @@ def messages(given: Sequence[ChatMessage]) -> list[dict[str, Any]]:
     return out
 
 
-def _arguments(value: object) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if isinstance(value, str):
-        try:
-            value = json.loads(value) if value.strip() else {}
-        except json.JSONDecodeError as exc:
-            raise ProviderBadRequest(f"tool call arguments are not JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise ProviderBadRequest("tool call arguments must be a JSON object")
-    return value
-
-
-def tool_calls(message: ollama.Message, first: int) -> list[dict[str, Any]] | None:
-    """Ollama's tool calls in the OpenAI shape, numbered from ``first``."""
+def tool_calls(message: ollama.Message, first: int) -> list[ToolCall] | None:
+    """Ollama's tool calls as ember's, with ids ``call_<n>`` numbered from ``first``."""
     if not message.tool_calls:
         return None
     return [
-        {
-            "id": f"call_{first + index}",
-            "type": "function",
-            "function": {
-                "name": call.function.name,
-                "arguments": json.dumps(dict(call.function.arguments)),
-            },
-        }
+        ToolCall.of(f"call_{first + index}", call.function.name, call.function.arguments)
         for index, call in enumerate(message.tool_calls)
     ]

@@ -10,32 +10,23 @@ budgets and are recorded like any other.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from ember.chat import Usage
 from ember.config.models import Budget, Price, ProvidersConfig
 from ember.errors import BudgetExceeded
-from ember.providers.types import Usage
+from ember.storage.clock import utcnow
 from ember.storage.protocol import UsageLog
 from ember.storage.records import UsageEntry, UsageTotals
-from ember.storage.tables import utcnow
 
-__all__ = ["CHARS_PER_TOKEN", "DAY", "Budgets", "Estimate", "estimate_tokens"]
-
-CHARS_PER_TOKEN = 4
-"""The estimate of prompt tokens: one token per four characters, rounded up."""
+__all__ = ["DAY", "Budgets", "Estimate"]
 
 DAY = timedelta(days=1)
 """The rolling window budgets are counted over."""
 
 _FREE = Price()
-
-
-def estimate_tokens(texts: Iterable[str]) -> int:
-    """Tokens ``texts`` probably take: their characters over :data:`CHARS_PER_TOKEN`."""
-    return math.ceil(sum(len(text) for text in texts) / CHARS_PER_TOKEN)
 
 
 @dataclass(frozen=True)

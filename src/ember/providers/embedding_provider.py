@@ -7,9 +7,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 
-from ember.errors import ProviderBadRequest, ProviderModelNotFound
-from ember.providers.protocol import Embedder
-from ember.providers.types import (
+from ember.chat import (
     Capability,
     ChatMessage,
     Completion,
@@ -18,6 +16,8 @@ from ember.providers.types import (
     Health,
     ModelInfo,
 )
+from ember.errors import ProviderBadRequest, ProviderModelNotFound
+from ember.providers.protocol import Embedder
 
 __all__ = ["EmbeddingProvider"]
 

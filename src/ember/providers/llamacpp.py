@@ -14,18 +14,8 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
-from typing import Protocol
 
-from ember.errors import (
-    ModelNotRegistered,
-    ProviderBadRequest,
-    ProviderModelNotFound,
-    ProviderUnavailable,
-)
-from ember.models.protocol import HostHandle
-from ember.models.records import ModelRecord
-from ember.models.templates import PromptTemplate, template
-from ember.providers.types import (
+from ember.chat import (
     Capability,
     ChatMessage,
     Completion,
@@ -34,29 +24,19 @@ from ember.providers.types import (
     Health,
     ModelInfo,
 )
+from ember.errors import (
+    ModelNotRegistered,
+    ProviderBadRequest,
+    ProviderModelNotFound,
+    ProviderUnavailable,
+)
+from ember.models.protocol import HostHandle, ModelAccess
+from ember.models.records import ModelRecord
+from ember.models.templates import PromptTemplate, template
 
-__all__ = ["LlamaCppProvider", "ModelAccess"]
+__all__ = ["LlamaCppProvider"]
 
 CAPABILITIES = frozenset({Capability.CHAT, Capability.GENERATE, Capability.STREAM})
-
-
-class ModelAccess(Protocol):
-    """How the provider reaches hosted models."""
-
-    async def open(self, model: str, keep_alive_s: float | None) -> tuple[ModelRecord, HostHandle]:
-        """The record of ``model`` and a host with it loaded.
-
-        :raises ModelNotRegistered: no such model (the provider answers ProviderModelNotFound).
-        """
-        ...
-
-    def forget(self, model: str) -> None:
-        """Drop a cached host that failed; the next :meth:`open` asks the registry again."""
-        ...
-
-    async def records(self) -> list[ModelRecord]:
-        """Every registered model."""
-        ...
 
 
 class LlamaCppProvider:

@@ -24,10 +24,7 @@ from typing import Any, TypeVar
 import httpx
 import ollama
 
-from ember.errors import ProviderBadRequest, ProviderError, ProviderUnavailable
-from ember.providers import _ollama_wire as wire
-from ember.providers._ollama_errors import OLLAMA_ERRORS, VENDOR_ERRORS, provider_error
-from ember.providers.types import (
+from ember.chat import (
     Capability,
     ChatMessage,
     Completion,
@@ -36,6 +33,9 @@ from ember.providers.types import (
     Health,
     ModelInfo,
 )
+from ember.errors import ProviderBadRequest, ProviderError, ProviderUnavailable
+from ember.providers import _ollama_wire as wire
+from ember.providers._ollama_errors import OLLAMA_ERRORS, VENDOR_ERRORS, provider_error
 
 __all__ = ["OLLAMA_ERRORS", "OllamaProvider", "provider_error"]
 
@@ -54,12 +54,13 @@ class OllamaProvider:
     transport (a proxy, a mock); hooks and timeouts stay.
 
     Options map to Ollama's ``options``: ``max_tokens`` to ``num_predict``, and ``temperature``,
-    ``top_p``, ``stop`` and ``seed`` as they are; ``tools`` and assistant ``tool_calls`` pass
-    through in the OpenAI shape (arguments as a JSON string outside, an object to Ollama; a
-    ``tool`` message's name comes from its ``name`` or its ``tool_call_id``'s call). Answer tool
-    calls get ids ``call_<n>``, counted per answer. ``finish_reason`` is Ollama's
-    ``done_reason`` (``stop``, ``length``, ...); usage is ``prompt_eval_count`` and
-    ``eval_count``.
+    ``top_p``, ``stop`` and ``seed`` as they are; ``tools`` pass through in the OpenAI shape.
+    An assistant turn's tool calls (:class:`~ember.chat.ToolCall`) go with their arguments as
+    an object (arguments that are no JSON object are a ``ProviderBadRequest``); a ``tool``
+    message's name comes from its ``name`` or its ``tool_call_id``'s call. Answer tool calls
+    get ids ``call_<n>``, counted per answer, so a stream's parallel calls (one per part) stay
+    apart. ``finish_reason`` is Ollama's ``done_reason`` (``stop``, ``length``, ...); usage is
+    ``prompt_eval_count`` and ``eval_count``.
     """
 
     def __init__(

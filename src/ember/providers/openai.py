@@ -19,9 +19,7 @@ import openai
 from openai.types import Completion as OpenAICompletion
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from ember.errors import ProviderBadRequest, ProviderError
-from ember.providers.openai_embeddings import openai_client, provider_error
-from ember.providers.types import (
+from ember.chat import (
     Capability,
     ChatMessage,
     Completion,
@@ -29,8 +27,11 @@ from ember.providers.types import (
     GenerationOptions,
     Health,
     ModelInfo,
+    ToolCall,
     Usage,
 )
+from ember.errors import ProviderBadRequest, ProviderError
+from ember.providers.openai_embeddings import openai_client, provider_error
 
 __all__ = ["DEFAULT_CAPABILITIES", "OpenAIProvider"]
 
@@ -63,9 +64,10 @@ class OpenAIProvider:
     and retries, and is closed by :meth:`aclose`.
 
     Tool definitions (``GenerationOptions.tools``) and the messages' ``tool_calls`` and
-    ``tool_call_id`` go out in the OpenAI shape; the tool calls of an answer come back in that
-    shape: on the :class:`Completion`, or assembled from their fragments on a stream's last
-    :class:`Delta`, which also has the finish reason and the final usage chunk's usage.
+    ``tool_call_id`` go out in the OpenAI shape; the tool calls of an answer come back as
+    :class:`~ember.chat.ToolCall`: on the :class:`Completion`, or assembled from their fragments
+    on a stream's last :class:`Delta`, which also has the finish reason and the final usage
+    chunk's usage. Arguments that are not a JSON object are kept as the model wrote them.
     """
 
     def __init__(
@@ -122,16 +124,16 @@ class OpenAIProvider:
         if not response.choices:
             raise ProviderError(f"{where}: the answer has no choices")
         choice = response.choices[0]
-        tool_calls = [
-            call.model_dump(exclude_none=True) for call in choice.message.tool_calls or []
-        ]
+        tool_calls = _tool_calls(
+            where, [call.model_dump(exclude_none=True) for call in choice.message.tool_calls or []]
+        )
         return Completion(
             text=choice.message.content or "",
             model=response.model,
             provider=self._name,
             finish_reason=choice.finish_reason,
             usage=_usage(response.usage),
-            tool_calls=tool_calls or None,
+            tool_calls=tool_calls,
         )
 
     async def stream_chat(
@@ -254,7 +256,7 @@ class OpenAIProvider:
         if options.tools:
             self._require(Capability.TOOLS)
             params["tools"] = options.tools
-        return {"model": model, "messages": [_message(m) for m in messages], **params}
+        return {"model": model, "messages": [m.to_openai() for m in messages], **params}
 
     def _completion_params(
         self, model: str, prompt: str, options: GenerationOptions
@@ -305,7 +307,7 @@ class OpenAIProvider:
                     raise ProviderError(f"{where}: unreadable chunk: {exc}") from exc
                 piece = read(chunk)
                 usage = piece.usage or usage
-                calls.add(piece.tool_calls)
+                calls.add(where, piece.tool_calls)
                 finish_reason = piece.finish_reason or finish_reason
                 if finish_reason is not None:
                     tail.append(piece.text)
@@ -318,40 +320,52 @@ class OpenAIProvider:
 
 
 class _ToolCallParts:
-    """Tool calls of a stream, put together from their fragments by ``index``."""
+    """Tool calls of a stream, put together from their fragments.
+
+    A fragment continues the call last started at its ``index``, unless it brings an ``id``
+    other than that call's: then it starts a new call. OpenAI sends a call's ``id`` (and name)
+    on its first fragment only, and its arguments in pieces under one ``index``; Ollama's
+    ``/v1`` sends each call whole in one fragment, every one of them at ``index`` 0. Calls
+    come out by ``index``, those at one index in the order they started.
+    """
 
     def __init__(self) -> None:
-        self._calls: dict[int, dict[str, Any]] = {}
+        self._started: list[tuple[int, dict[str, str]]] = []
+        self._open: dict[int, dict[str, str]] = {}
 
     def __bool__(self) -> bool:
-        return bool(self._calls)
+        return bool(self._started)
 
-    def add(self, fragments: list[dict[str, Any]]) -> None:
+    def add(self, where: str, fragments: list[dict[str, Any]]) -> None:
         for fragment in fragments:
-            call = self._calls.setdefault(
-                int(fragment.get("index", 0)),
-                {"id": "", "type": "function", "function": {"name": "", "arguments": ""}},
-            )
-            call["id"] = fragment.get("id") or call["id"]
-            call["type"] = fragment.get("type") or call["type"]
+            index = fragment.get("index", 0)
+            if not isinstance(index, int):
+                raise ProviderError(f"{where}: a tool call fragment without an index")
+            call = self._open.get(index)
+            new_id = fragment.get("id") or ""
+            if call is None or (new_id and call["id"] and new_id != call["id"]):
+                call = {"id": "", "name": "", "arguments": ""}
+                self._open[index] = call
+                self._started.append((index, call))
+            call["id"] = new_id or call["id"]
             function = fragment.get("function") or {}
-            call["function"]["name"] = function.get("name") or call["function"]["name"]
-            call["function"]["arguments"] += function.get("arguments") or ""
+            call["name"] = function.get("name") or call["name"]
+            call["arguments"] += function.get("arguments") or ""
 
-    def assembled(self) -> list[dict[str, Any]]:
-        return [self._calls[index] for index in sorted(self._calls)]
+    def assembled(self) -> list[ToolCall]:
+        ordered = sorted(self._started, key=lambda started: started[0])
+        return [ToolCall.parse(c["id"], c["name"], c["arguments"]) for _, c in ordered]
 
 
-def _message(message: ChatMessage) -> dict[str, Any]:
-    out: dict[str, Any] = {"role": message.role, "content": message.content}
-    if message.name is not None:
-        out["name"] = message.name
-    if message.tool_calls:
-        out["tool_calls"] = message.tool_calls
-        out["content"] = message.content or None
-    if message.tool_call_id is not None:
-        out["tool_call_id"] = message.tool_call_id
-    return out
+def _tool_calls(where: str, calls: list[dict[str, Any]]) -> list[ToolCall] | None:
+    """An answer's tool calls (OpenAI's shape) as ember's; ``None`` when there are none.
+
+    :raises ProviderError: a call is not a function call ember can read.
+    """
+    try:
+        return [ToolCall.from_openai(call) for call in calls] or None
+    except ValueError as exc:
+        raise ProviderError(f"{where}: unreadable tool call: {exc}") from exc
 
 
 def _usage(usage: Any) -> Usage:

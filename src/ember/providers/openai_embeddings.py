@@ -7,10 +7,7 @@ using the error class every ``openai`` exception is translated into (:data:`OPEN
 
 from __future__ import annotations
 
-import email.utils
-import math
 import os
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -28,10 +25,11 @@ from ember.errors import (
     ProviderTimeout,
     ProviderUnavailable,
 )
+from ember.providers.vendor_errors import VendorErrors, translate
 
-__all__ = ["OPENAI_ERRORS", "OpenAIEmbedder", "openai_client", "provider_error"]
+__all__ = ["OPENAI", "OPENAI_ERRORS", "OpenAIEmbedder", "openai_client", "provider_error"]
 
-OPENAI_ERRORS: Mapping[type[openai.OpenAIError], type[ProviderError]] = {
+OPENAI_ERRORS: Mapping[type[BaseException], type[ProviderError]] = {
     openai.OpenAIError: ProviderError,
     openai.APIError: ProviderError,
     openai.APIResponseValidationError: ProviderError,
@@ -55,8 +53,27 @@ OPENAI_ERRORS: Mapping[type[openai.OpenAIError], type[ProviderError]] = {
 """Every exception class ``openai`` exports, mapped to ember's class for it.
 
 The most specific entry an exception is an instance of wins. A bare ``APIStatusError`` (a
-status the client has no class for) is refined by its status: 408 is a timeout, 5xx unavailable.
+status the client has no class for) is refined by its status: 408 is a timeout, 5xx unavailable,
+any other keeps ``ProviderError``.
 """
+
+
+def _status(exc: BaseException) -> int | None:
+    return exc.status_code if isinstance(exc, openai.APIStatusError) else None
+
+
+def _headers(exc: BaseException) -> Mapping[str, str] | None:
+    return exc.response.headers if isinstance(exc, openai.APIStatusError) else None
+
+
+OPENAI = VendorErrors(
+    OPENAI_ERRORS,
+    refined=frozenset({openai.APIStatusError}),
+    statuses={408: ProviderTimeout, range(500, 1000): ProviderUnavailable},
+    status=_status,
+    headers=_headers,
+)
+"""The table :func:`~ember.providers.vendor_errors.translate` applies to ``openai``'s errors."""
 
 _NO_KEY = "no-key"
 C = TypeVar("C", openai.OpenAI, openai.AsyncOpenAI)
@@ -66,20 +83,10 @@ def provider_error(exc: openai.OpenAIError, where: str) -> ProviderError:
     """ember's error for an ``openai`` exception; ``where`` names the call for the detail.
 
     ``extra`` carries the HTTP ``status`` when there was a response, and ``retry_after_s`` when
-    the server sent ``Retry-After`` (or ``retry-after-ms``).
+    the server sent ``Retry-After`` or ``retry-after-ms`` (see
+    :func:`~ember.providers.vendor_errors.retry_after_s`).
     """
-    matches = [vendor for vendor in OPENAI_ERRORS if isinstance(exc, vendor)]
-    vendor = max(matches, key=lambda cls: len(cls.__mro__))
-    target = OPENAI_ERRORS[vendor]
-    extra: dict[str, Any] = {}
-    if isinstance(exc, openai.APIStatusError):
-        extra["status"] = exc.status_code
-        if vendor is openai.APIStatusError:
-            target = _by_status(exc.status_code)
-        retry_after = _retry_after(exc.response.headers)
-        if retry_after is not None:
-            extra["retry_after_s"] = retry_after
-    return target(f"{where}: {exc}", extra=extra)
+    return translate(exc, where, OPENAI)
 
 
 def openai_client(
@@ -112,38 +119,6 @@ def openai_client(
             raise ProviderAuthFailed(f"{where}: {exc}") from exc
     configured: C = client.with_options(timeout=timeout_s, max_retries=max_retries)
     return configured
-
-
-def _by_status(status: int) -> type[ProviderError]:
-    if status == 408:
-        return ProviderTimeout
-    if status >= 500:
-        return ProviderUnavailable
-    return ProviderError
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    millis = _number(headers.get("retry-after-ms"))
-    if millis is not None:
-        return max(0.0, millis / 1000)
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    seconds = _number(value)
-    if seconds is None:
-        try:
-            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError):
-            return None
-    return max(0.0, seconds)
-
-
-def _number(value: str | None) -> float | None:
-    try:
-        number = float(value) if value is not None else None
-    except ValueError:
-        return None
-    return number if number is not None and math.isfinite(number) else None
 
 
 class OpenAIEmbedder:

@@ -8,7 +8,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from ember.providers.types import (
+from ember.chat import (
     Capability,
     ChatMessage,
     Completion,

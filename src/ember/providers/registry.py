@@ -25,7 +25,7 @@ from ember.errors import ConfigError
 from ember.providers.protocol import Embedder, Provider
 
 if TYPE_CHECKING:
-    from ember.providers.llamacpp import ModelAccess
+    from ember.models.protocol import ModelAccess
 
 __all__ = ["ENTRY_POINT_GROUP", "ProviderDeps", "ProviderFactory", "ProviderRegistry"]
 

@@ -6,11 +6,11 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
 import anyio
 
+from ember.chat import Delta, GenerationOptions, Usage
 from ember.errors import ProviderError, StreamInterrupted
-from ember.providers._dispatch import RETRYABLE, Call, Dispatcher
-from ember.providers.budget import estimate_tokens
+from ember.providers._dispatch import RETRYABLE, Call, CandidateFailover
 from ember.providers.protocol import Provider
-from ember.providers.types import Delta, GenerationOptions, Usage
+from ember.providers.usage import reported, usage_or_estimate
 
 __all__ = ["RoutedStream"]
 
@@ -20,20 +20,25 @@ class RoutedStream:
 
     Failures before the first delta fall back as in :meth:`Router.chat`; a failure after it
     raises :class:`~ember.errors.StreamInterrupted` once the deltas so far were yielded. Usage
-    is recorded when the stream ends, fails or is closed early (the final delta's usage, else
-    an estimate from the text yielded). Nothing is sent before the first ``anext``.
+    is recorded when the stream ends, fails or is closed early: the last usage a delta
+    reported, else an estimate from the prompt and the text yielded
+    (:func:`~ember.providers.usage.usage_or_estimate`). That usage is then :attr:`usage`
+    (``None`` until then), and :attr:`usage_estimated` says whether it is the estimate, so
+    what callers report is what was recorded. Nothing is sent before the first ``anext``.
     """
 
     def __init__(
         self,
-        dispatcher: Dispatcher,
+        failover: CandidateFailover,
         call: Call,
         options: GenerationOptions,
         open_stream: Callable[[Provider, str], AsyncIterator[Delta]],
     ) -> None:
         self.provider: str | None = None
         self.model: str | None = None
-        self._dispatcher = dispatcher
+        self.usage: Usage | None = None
+        self.usage_estimated = False
+        self._failover = failover
         self._call = call
         self._options = options
         self._open = open_stream
@@ -59,26 +64,26 @@ class RoutedStream:
         return stream, first
 
     async def _run(self) -> AsyncGenerator[Delta, None]:
-        dispatcher, call = self._dispatcher, self._call
-        (stream, first), candidate = await dispatcher.route(
+        failover, call = self._failover, self._call
+        (stream, first), candidate = await failover.route(
             call, self._options.max_tokens, self._first
         )
         self.provider, self.model = candidate.provider, candidate.model
         texts: list[str] = []
-        usage: Usage | None = None
+        given: Usage | None = None
         outcome = "cancelled"
         delta: Delta | None = first
         try:
             while delta is not None:
                 texts.append(delta.text)
-                usage = delta.usage or usage
+                given = delta.usage or given
                 yield delta
                 try:
                     delta = await anext(stream, None)
                 except ProviderError as exc:
                     outcome = StreamInterrupted.code
                     if isinstance(exc, RETRYABLE):
-                        dispatcher.breaker(candidate.provider).record_failure()
+                        failover.breaker(candidate.provider).record_failure()
                     raise StreamInterrupted(
                         f"{candidate} failed after the stream started: {exc.detail}",
                         extra={"partial_text": "".join(texts), "cause_code": exc.code}
@@ -88,9 +93,9 @@ class RoutedStream:
         finally:
             with anyio.CancelScope(shield=True):
                 await _close(stream)
-                if usage is None:
-                    usage = Usage(call.prompt_tokens, estimate_tokens(texts))
-                await dispatcher.finish(call, candidate, usage, outcome)
+                self.usage = usage_or_estimate(given, call.prompt_tokens, texts)
+                self.usage_estimated = not reported(given)
+                await failover.finish(call, candidate, self.usage, outcome)
 
 
 async def _close(stream: AsyncIterator[Delta]) -> None:

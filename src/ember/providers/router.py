@@ -20,7 +20,9 @@ A stream falls back like a call until its first delta; a failure after it raises
 :class:`~ember.errors.StreamInterrupted` with the text already yielded. Every answered call, and
 every interrupted stream, appends a usage row. One log line per call: ``provider``, ``model``,
 ``tokens``, ``latencyMs``, ``outcome`` (``ok`` or the error code), on the
-``ember.providers.router`` logger. Nothing here imports Ray.
+``ember.providers.router`` logger. The usage in a row and the usage the caller gets are the
+same: the provider's, else the estimate (:func:`~ember.providers.usage.usage_or_estimate`).
+Nothing here imports Ray.
 
 The attempt machinery is :mod:`ember.providers._dispatch`, the stream
 :mod:`ember.providers.routed_stream`; this module re-exports their public names.
@@ -33,17 +35,18 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
+from ember.chat import ChatMessage, Completion, GenerationOptions, Usage
 from ember.config.models import RouterConfig
-from ember.providers._dispatch import RETRYABLE, Call, Dispatcher
+from ember.providers._dispatch import RETRYABLE, Call, CandidateFailover
 from ember.providers.breaker import CircuitBreaker
-from ember.providers.budget import Budgets, estimate_tokens
+from ember.providers.budget import Budgets
 from ember.providers.candidates import Candidate, Candidates, LoadHint, RouteRequest, Tiers
 from ember.providers.protocol import Provider
 from ember.providers.routed_stream import RoutedStream
-from ember.providers.types import ChatMessage, Completion, GenerationOptions, Usage
+from ember.providers.usage import estimate_tokens, usage_or_estimate
 from ember.providers.usage_writer import UsageWriter
 
 __all__ = [
@@ -100,7 +103,7 @@ class Router:
             load_hint,
             default_embedding_provider=config.default_embedding_provider,
         )
-        self._dispatcher = Dispatcher(
+        self._failover = CandidateFailover(
             self._providers,
             self._candidates,
             config,
@@ -136,7 +139,7 @@ class Router:
 
         :raises KeyError: no provider has this name.
         """
-        return self._dispatcher.breaker(provider)
+        return self._failover.breaker(provider)
 
     def candidates(self, alias: str, route: RouteRequest | None = None) -> list[Candidate]:
         """The candidates for ``alias`` in the order they will be tried, overrides applied.
@@ -154,7 +157,8 @@ class Router:
         options: GenerationOptions | None = None,
         route: RouteRequest | None = None,
     ) -> Completion:
-        """The whole answer of the first candidate that gives one.
+        """The whole answer of the first candidate that gives one; its ``usage`` is the one
+        recorded: the provider's, else the estimate (:mod:`ember.providers.usage`).
 
         :raises ProviderModelNotFound: ``alias`` names no candidate (see :meth:`candidates`).
         :raises NoProviderAvailable: every candidate failed, was refused or skipped.
@@ -187,9 +191,9 @@ class Router:
         """
         items = list(texts)
         call = Call("embed", alias, route or RouteRequest(), estimate_tokens(items))
-        vectors, candidate = await self._dispatcher.route(call, 0, lambda p, m: p.embed(m, items))
-        usage = Usage(prompt_tokens=call.prompt_tokens)
-        await self._dispatcher.finish(call, candidate, usage, "ok")
+        vectors, candidate = await self._failover.route(call, 0, lambda p, m: p.embed(m, items))
+        usage = usage_or_estimate(None, call.prompt_tokens, ())
+        await self._failover.finish(call, candidate, usage, "ok")
         return Embeddings(vectors, candidate.provider, candidate.model, usage)
 
     def stream_chat(
@@ -203,7 +207,7 @@ class Router:
         opts = options or GenerationOptions()
         call = Call("stream_chat", alias, route or RouteRequest(), _message_tokens(messages))
         return RoutedStream(
-            self._dispatcher, call, opts, lambda p, m: p.stream_chat(m, messages, opts)
+            self._failover, call, opts, lambda p, m: p.stream_chat(m, messages, opts)
         )
 
     def stream_generate(
@@ -217,7 +221,7 @@ class Router:
         opts = options or GenerationOptions()
         call = Call("stream_generate", alias, route or RouteRequest(), estimate_tokens([prompt]))
         return RoutedStream(
-            self._dispatcher, call, opts, lambda p, m: p.stream_generate(m, prompt, opts)
+            self._failover, call, opts, lambda p, m: p.stream_generate(m, prompt, opts)
         )
 
     async def _complete(
@@ -226,12 +230,10 @@ class Router:
         max_tokens: int | None,
         send: Callable[[Provider, str], Awaitable[Completion]],
     ) -> Completion:
-        answer, candidate = await self._dispatcher.route(call, max_tokens, send)
-        usage = answer.usage
-        if usage.total_tokens == 0:
-            usage = Usage(call.prompt_tokens, estimate_tokens([answer.text]))
-        await self._dispatcher.finish(call, candidate, usage, "ok")
-        return answer
+        answer, candidate = await self._failover.route(call, max_tokens, send)
+        usage = usage_or_estimate(answer.usage, call.prompt_tokens, [answer.text])
+        await self._failover.finish(call, candidate, usage, "ok")
+        return answer if usage is answer.usage else replace(answer, usage=usage)
 
 
 def _message_tokens(messages: Iterable[ChatMessage]) -> int:

@@ -10,13 +10,13 @@ from fastapi import FastAPI
 from ember import __version__
 from ember.serve_app.auth import document_security
 from ember.serve_app.collections import collections_router
+from ember.serve_app.compat.ollama import ollama_router
+from ember.serve_app.compat.openai import openai_router
 from ember.serve_app.context import AppContext
 from ember.serve_app.jobs import jobs_router
 from ember.serve_app.memory import memory_router
 from ember.serve_app.metrics import metrics_router
 from ember.serve_app.middleware import RequestContextMiddleware
-from ember.serve_app.ollama_api import ollama_router
-from ember.serve_app.openai_api import openai_router
 from ember.serve_app.problems import install_problem_handlers
 from ember.serve_app.system import system_router
 

@@ -13,6 +13,9 @@ autoscaler (``serve.autoscaling``).
 from __future__ import annotations
 
 import gc
+import os
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -20,13 +23,26 @@ from ray import serve
 from ray.serve import Application
 from starlette.concurrency import run_in_threadpool
 
-from ember.config import EmberConfig, ServeConfig
+from ember.actors.builder import JobSystem, start_job_system, start_model_registry
+from ember.actors.cluster_services import cluster_services
+from ember.actors.names import DISPATCHER, HUB, NAMESPACE
+from ember.config import EmberConfig, ServeConfig, load_config
 from ember.observability import configure_logging
 from ember.serve_app.api import create_app
 from ember.serve_app.context import build_context
 from ember.serve_app.readiness import CheckResult
+from ember.services import hosted_providers
+from ember.storage import Database, Migrator
 
-__all__ = ["APP_NAME", "INGRESS_NAME", "app", "build_application", "replica_options"]
+__all__ = [
+    "APP_NAME",
+    "INGRESS_NAME",
+    "Booted",
+    "app",
+    "boot",
+    "build_application",
+    "replica_options",
+]
 
 APP_NAME = "ember"
 INGRESS_NAME = "api"
@@ -45,8 +61,6 @@ async def _ray_ready() -> CheckResult:
 async def _jobs_ready() -> CheckResult:
     import ray
 
-    from ember.actors.builder import DISPATCHER, HUB, NAMESPACE
-
     try:
         hub: Any = ray.get_actor(HUB, namespace=NAMESPACE)
         dispatcher: Any = ray.get_actor(DISPATCHER, namespace=NAMESPACE)
@@ -61,13 +75,14 @@ async def _jobs_ready() -> CheckResult:
 def replica_options(serve_config: ServeConfig) -> dict[str, Any]:
     """How many ingress replicas: Serve's ``autoscaling_config`` when ``serve.autoscaling``
     is on (Serve refuses it together with a fixed count), else ``num_replicas``."""
+    pool = serve_config.scaling
     if not serve_config.autoscaling:
-        return {"num_replicas": serve_config.num_replicas}
+        return {"num_replicas": pool.min_size}
     return {
         "autoscaling_config": {
-            "min_replicas": serve_config.min_replicas,
-            "max_replicas": serve_config.max_replicas,
-            "target_ongoing_requests": serve_config.target_ongoing_requests,
+            "min_replicas": pool.min_size,
+            "max_replicas": pool.max_size,
+            "target_ongoing_requests": pool.target_per_worker,
         }
     }
 
@@ -77,7 +92,7 @@ def build_application(config: EmberConfig) -> Application:
 
     def app_builder() -> FastAPI:
         configure_logging("ember-api", config.logging.level, config.logging.format)
-        context = build_context(config)
+        context = build_context(config, services=cluster_services(config))
         context.readiness.add("ray", _ray_ready)
         context.readiness.add("jobs", _jobs_ready)
         app = create_app(context, echo_request_id=False)
@@ -90,11 +105,40 @@ def build_application(config: EmberConfig) -> Application:
         name=INGRESS_NAME,
         **replica_options(config.serve),
         max_ongoing_requests=config.serve.max_ongoing_requests,
-        ray_actor_options={"num_cpus": config.serve.num_cpus},
+        ray_actor_options={"num_cpus": config.serve.scaling.num_cpus},
         logging_config={"enable_access_log": False, "log_level": config.logging.level},
     )
     application: Application = ingress.bind()
     return application
+
+
+@dataclass(frozen=True)
+class Booted:
+    """What :func:`boot` started: the job system, the model registry (``None`` without a
+    ``llamacpp`` provider), and the Serve application to run."""
+
+    jobs: JobSystem
+    models: Any
+    application: Application
+
+
+def boot(config: EmberConfig, *, detached: bool = False) -> Booted:
+    """ember's one boot sequence on a connected cluster, for ``ember up`` and for Serve config
+    files alike: migrate the database, start the job system (EventHub, JobDispatcher) and,
+    when a ``llamacpp`` provider is configured, the model registry (or find the running
+    ones), then build the Serve application.
+
+    ``detached`` actors outlive the process that starts them (a Serve config's application
+    builder runs in a task that ends right after); otherwise they die with it.
+    """
+    database = Database.from_config(config)
+    try:
+        Migrator(database).upgrade()
+    finally:
+        database.dispose()
+    jobs = start_job_system(config, detached=detached)
+    models = start_model_registry(config, detached=detached) if hosted_providers(config) else None
+    return Booted(jobs, models, build_application(config))
 
 
 def app(args: dict[str, str]) -> Application:
@@ -102,26 +146,8 @@ def app(args: dict[str, str]) -> Application:
     (``import_path: ember.serve_app.deployment:app``).
 
     ``args["config"]`` names the YAML file (optional); ``EMBER_*`` variables apply on top, as
-    for ``ember up``. Migrates the database, then starts the job system (and the model
-    registry when a ``llamacpp`` provider is configured) as detached actors, since Serve runs
-    this builder in a task that ends right after.
+    for ``ember up``. Runs :func:`boot` with detached actors.
     """
-    import os
-    from pathlib import Path
-
-    from ember.actors.builder import start_job_system, start_model_registry
-    from ember.config import load_config
-    from ember.providers.factory import hosted_providers
-    from ember.storage import Database, Migrator
-
     path = args.get("config")
     config = load_config(Path(path) if path else None, os.environ)
-    database = Database.from_config(config)
-    try:
-        Migrator(database).upgrade()
-    finally:
-        database.dispose()
-    start_job_system(config, detached=True)
-    if hosted_providers(config):
-        start_model_registry(config, detached=True)
-    return build_application(config)
+    return boot(config, detached=True).application

@@ -12,8 +12,8 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from ember.auth import Scope
+from ember.filters import parse_filter
 from ember.memory.documents import DocumentIn, source_documents
-from ember.memory.filters import parse_filter
 from ember.memory.ingest import DocumentOutcome
 from ember.memory.retrieval import SearchHit
 from ember.memory.service import MemoryService

@@ -20,8 +20,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from ember.jobs.bus import Telemetry
-from ember.jobs.hub import DURATION_BUCKETS
+from ember.jobs.records import DURATION_BUCKETS, Telemetry
 from ember.jobs.service import JobService
 from ember.jobs.states import JobState
 

@@ -31,6 +31,7 @@ from tenacity import (
 
 from ember.config import DatabaseConfig, EmberConfig
 from ember.errors import DatabaseUnavailable
+from ember.storage.records import DbapiQuery
 
 __all__ = ["Database", "is_transient"]
 
@@ -107,14 +108,14 @@ class Database:
             psycopg.connect, conninfo, connect_timeout=max(1, round(self.config.connect_timeout_s))
         )
 
-    def compile(self, query: ClauseElement) -> tuple[str, Any]:
+    def compile(self, query: ClauseElement) -> DbapiQuery:
         """``query`` as SQL text and parameters in this database's DB-API style."""
         compiled = query.compile(dialect=self.engine.dialect)
         assert isinstance(compiled, SQLCompiler)
         if compiled.positional:
             order = compiled.positiontup or []
-            return str(compiled), tuple(compiled.params[name] for name in order)
-        return str(compiled), dict(compiled.params)
+            return DbapiQuery(str(compiled), tuple(compiled.params[name] for name in order))
+        return DbapiQuery(str(compiled), dict(compiled.params))
 
     def _create_engine(self) -> Engine:
         if self.dialect == "sqlite":

@@ -1,6 +1,6 @@
-"""Translate :mod:`ember.memory.filters` trees into SQL over a JSON metadata column.
+"""Translate :mod:`ember.filters` trees into SQL over a JSON metadata column.
 
-The semantics match :func:`ember.memory.filters.matches` exactly: values compare only with
+The semantics match :func:`ember.filters.matches` exactly: values compare only with
 values of the same kind, and a missing, null or non-scalar field satisfies only ``$ne`` and
 ``$nin``. SQLite uses ``json_type``/``json_extract``; Postgres uses ``jsonb_typeof`` and
 ``->``/``->>`` on JSONB.
@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, cast, false, func, literal, not_, or_, true
 from sqlalchemy.dialects.postgresql import JSONB
 
-from ember.memory.filters import And, Condition, Filter, Or, Scalar
+from ember.filters import And, Condition, Filter, Or, Scalar
 
 __all__ = ["filter_clause"]
 

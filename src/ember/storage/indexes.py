@@ -16,8 +16,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ember.errors import Conflict
+from ember.storage.clock import utcnow
 from ember.storage.database import Database
-from ember.storage.tables import VectorIndexRecord, utcnow
+from ember.storage.tables import VectorIndexRecord
 
 __all__ = ["IndexRecord", "SqlIndexRegistry"]
 

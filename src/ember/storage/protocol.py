@@ -9,11 +9,12 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from ember.memory.filters import Filter
+from ember.filters import Filter
 from ember.storage.records import (
     AuditRecord,
     ChunkRecord,
     CollectionRecord,
+    DbapiQuery,
     LiveVersion,
     NewVersion,
     UsageEntry,
@@ -21,7 +22,16 @@ from ember.storage.records import (
     WrittenVersion,
 )
 
-__all__ = ["AuditLog", "ChunkStore", "CollectionRepository", "UsageLog"]
+__all__ = [
+    "AuditLog",
+    "ChunkReader",
+    "ChunkStore",
+    "CollectionRepository",
+    "EmbeddingStore",
+    "KeywordSearch",
+    "UsageLog",
+    "VersionStore",
+]
 
 
 class CollectionRepository(Protocol):
@@ -71,8 +81,9 @@ class AuditLog(Protocol):
         ...
 
 
-class ChunkStore(Protocol):
-    """Documents, their versions, chunks and embeddings, and keyword search over chunks."""
+class VersionStore(Protocol):
+    """Documents and their versions: what is live per source, and each new version
+    written with its chunks and their embeddings in one transaction."""
 
     def live_version(self, collection_id: str, source: str) -> LiveVersion | None:
         """The current version of ``source`` in the collection, or ``None``."""
@@ -104,6 +115,17 @@ class ChunkStore(Protocol):
         """
         ...
 
+    def live_documents(
+        self, collection_id: str, model_id: str
+    ) -> Iterator[tuple[NewVersion, npt.NDArray[np.float32]]]:
+        """Each document's current version with its chunks and their vectors under
+        ``model_id``, ordered by source (what an export writes)."""
+        ...
+
+
+class ChunkReader(Protocol):
+    """Chunks read back by id."""
+
     def chunks(self, ids: Sequence[int], *, live_only: bool = False) -> dict[int, ChunkRecord]:
         """The chunks with these ids, keyed by id; unknown ids are absent, and so are retired
         ones when ``live_only`` (a vector index that missed a delete never resurfaces them)."""
@@ -113,6 +135,15 @@ class ChunkStore(Protocol):
         """The document id of each live chunk among ``ids``; retired and unknown ones are
         absent."""
         ...
+
+    def live_chunk_count(self, collection_id: str) -> int:
+        """How many live chunks the collection has."""
+        ...
+
+
+class EmbeddingStore(Protocol):
+    """Chunk vectors per embedding model: what vector indexes are built from and what a
+    reindex fills in."""
 
     def embeddings(
         self,
@@ -155,14 +186,10 @@ class ChunkStore(Protocol):
         read after the previous one was yielded."""
         ...
 
-    def unembedded_sql(self, collection_id: str, model_id: str) -> tuple[str, Any]:
-        """The query :meth:`unembedded` runs, as DB-API SQL text and parameters selecting
-        ``id``, ``title`` and ``text`` of live chunks without a ``model_id`` embedding, for a
-        reader in another process (Ray Data's ``read_sql``)."""
-        ...
-
-    def live_chunk_count(self, collection_id: str) -> int:
-        """How many live chunks the collection has."""
+    def unembedded_query(self, collection_id: str, model_id: str) -> DbapiQuery:
+        """The query :meth:`unembedded` runs, selecting ``id``, ``title`` and ``text`` of live
+        chunks without a ``model_id`` embedding, for a reader in another process (Ray Data's
+        ``read_sql``) over the same database's DB-API connection."""
         ...
 
     def add_embeddings(
@@ -180,12 +207,9 @@ class ChunkStore(Protocol):
         index built from older rows may still hold)."""
         ...
 
-    def live_documents(
-        self, collection_id: str, model_id: str
-    ) -> Iterator[tuple[NewVersion, npt.NDArray[np.float32]]]:
-        """Each document's current version with its chunks and their vectors under
-        ``model_id``, ordered by source (what an export writes)."""
-        ...
+
+class KeywordSearch(Protocol):
+    """The database's own keyword search over live chunks."""
 
     def keyword_search(
         self, collection_id: str, query: str, k: int, where: Filter | None = None
@@ -193,6 +217,11 @@ class ChunkStore(Protocol):
         """Up to ``k`` live chunks matching any word of ``query``, best first, as
         ``(chunk id, score)`` (higher is better), ``where`` applied inside the query."""
         ...
+
+
+class ChunkStore(VersionStore, ChunkReader, EmbeddingStore, KeywordSearch, Protocol):
+    """All four over one database, for a caller that needs several
+    (:class:`~ember.storage.chunk_store.SqlChunkStore` delegates to the four adapters)."""
 
 
 class UsageLog(Protocol):

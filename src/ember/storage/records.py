@@ -10,6 +10,7 @@ __all__ = [
     "AuditRecord",
     "ChunkRecord",
     "CollectionRecord",
+    "DbapiQuery",
     "LiveVersion",
     "NewChunk",
     "NewVersion",
@@ -47,6 +48,17 @@ class AuditRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class DbapiQuery:
+    """A query for a reader in another process (Ray Data's ``read_sql``): SQL text and its
+    parameters in the DB-API style of the database it was compiled for. Storage builds it;
+    callers hand both fields to the reader unchanged, with that database's
+    :meth:`~ember.storage.database.Database.dbapi_connector`."""
+
+    sql: str
+    params: Any
+
+
+@dataclass(frozen=True, slots=True)
 class NewChunk:
     """A chunk about to be written: its text, span in the document, tokens and vector row."""
 
@@ -58,7 +70,7 @@ class NewChunk:
 
 @dataclass(frozen=True, slots=True)
 class NewVersion:
-    """A document version about to be written (see ``ChunkStore.write_version``)."""
+    """A document version about to be written (see ``VersionStore.write_version``)."""
 
     source: str
     title: str | None

@@ -33,6 +33,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from ember.storage.clock import utcnow
+
 __all__ = [
     "SEARCH_OBJECT_PREFIX",
     "Agent",
@@ -50,7 +52,6 @@ __all__ = [
     "UsageRecord",
     "VectorIndexRecord",
     "new_id",
-    "utcnow",
 ]
 
 NAMING = {
@@ -70,11 +71,6 @@ Json = JSON().with_variant(postgresql.JSONB(), "postgresql")
 def new_id() -> str:
     """A fresh 32-character hex id."""
     return uuid.uuid4().hex
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
 
 
 class UtcDateTime(TypeDecorator[datetime]):

@@ -9,9 +9,10 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
+from ember.storage.clock import utcnow
 from ember.storage.database import Database
 from ember.storage.records import UsageEntry, UsageTotals
-from ember.storage.tables import UsageRecord, utcnow
+from ember.storage.tables import UsageRecord
 
 __all__ = ["SqlUsageLog"]
 

@@ -20,6 +20,7 @@ from typing import Protocol
 
 import pytest
 
+from ember.chat import Capability, ChatMessage, Completion, GenerationOptions
 from ember.errors import (
     ProviderAuthFailed,
     ProviderModelNotFound,
@@ -28,7 +29,6 @@ from ember.errors import (
     ProviderUnavailable,
 )
 from ember.providers.protocol import Provider
-from ember.providers.types import Capability, ChatMessage, Completion, GenerationOptions
 
 __all__ = ["MESSAGES", "ProviderContract", "RemoteProviderContract", "Upstream"]
 

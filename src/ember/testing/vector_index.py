@@ -11,7 +11,7 @@ An adapter's test module subclasses :class:`VectorIndexContract` and provides tw
 
 Every test uses hand-made vectors of dimension :data:`DIM` whose exact ranking is known, and
 checks filters against hand-written answers (cross-checked with
-:func:`ember.memory.filters.matches`, the reference semantics).
+:func:`ember.filters.matches`, the reference semantics).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from ember.errors import DimensionMismatch
-from ember.memory.filters import matches, parse_filter
+from ember.filters import matches, parse_filter
 from ember.vectors.protocol import Vector, VectorHit, VectorIndex
 
 __all__ = ["DIM", "FILTER_CASES", "ROWS", "Reopen", "VectorIndexContract", "unit"]

@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ember.errors import DimensionMismatch
-from ember.memory.filters import Scalar
+from ember.filters import Scalar
 from ember.vectors.protocol import Vector
 
 __all__ = ["MAX_ID", "checked_batch", "checked_query", "scalar_metadata"]

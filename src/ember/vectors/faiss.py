@@ -6,7 +6,7 @@ so a delete (or the old row of an upsert) becomes a tombstone that searches excl
 an ``IDSelector``; once tombstones pass ``rebuild_fraction`` of the rows, the graph is rebuilt
 from the live vectors, which the flat storage inside ``IndexHNSWFlat`` still holds.
 
-Filters: metadata stays in memory and :func:`ember.memory.filters.matches` picks the allowed
+Filters: metadata stays in memory and :func:`ember.filters.matches` picks the allowed
 ids, which reach FAISS as an ``IDSelector`` in the search parameters, so filtering happens
 inside the search. A filtered HNSW search over at most ``exact_below`` allowed entries is
 exact (a dot product over just those vectors: faster than a graph walk at that size, and a
@@ -42,7 +42,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ember.errors import DimensionMismatch, VectorIndexError
-from ember.memory.filters import Filter, Scalar, matches
+from ember.filters import Filter, Scalar, matches
 from ember.vectors._validation import checked_batch, checked_query, scalar_metadata
 from ember.vectors.protocol import Vector, VectorHit
 

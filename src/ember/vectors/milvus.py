@@ -11,7 +11,7 @@ indexed for metric IP, and ``metadata`` JSON. The JSON keeps scalar values apart
 while ember's filters never match values of different kinds. :func:`milvus_expression`
 translates a filter into a Milvus boolean expression on those paths: ``$in``/``$nin`` become
 ``==``/``!=`` chains (Milvus Lite has no ``in`` on JSON paths) and ``$ne``/``$nin`` also
-accept entries without the field (``not exists``), as :func:`~ember.memory.filters.matches`
+accept entries without the field (``not exists``), as :func:`~ember.filters.matches`
 does. Non-finite numbers cannot be written in an expression and raise ``InvalidFilter``.
 
 Writes are visible to searches at once (consistency level Strong); :meth:`MilvusIndex.flush`
@@ -31,7 +31,7 @@ from typing import Any
 from pymilvus import DataType, MilvusClient, MilvusException  # type: ignore[import-untyped]
 
 from ember.errors import DimensionMismatch, InvalidFilter, VectorIndexError
-from ember.memory.filters import And, Condition, Filter, Or, Scalar
+from ember.filters import And, Condition, Filter, Or, Scalar
 from ember.vectors._validation import checked_batch, checked_query, scalar_metadata
 from ember.vectors.protocol import Vector, VectorHit
 

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from ember.memory.filters import Filter
+from ember.filters import Filter
 
 __all__ = ["Vector", "VectorHit", "VectorIndex"]
 

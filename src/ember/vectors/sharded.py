@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ember.errors import VectorIndexError
-from ember.memory.filters import Filter
+from ember.filters import Filter
 from ember.vectors._validation import checked_batch, checked_query
 from ember.vectors.protocol import Vector, VectorHit, VectorIndex
 

@@ -10,7 +10,7 @@ the property ``ember_id`` as decimal text (gRPC batches carry numbers as doubles
 integers exactly only up to 2**53, and ids go up to 2**63 - 1).
 
 Metadata: one property per key and kind, so filters never compare values of different kinds
-(as :func:`~ember.memory.filters.matches` does): strings go to ``s_<key>`` (TEXT, ``field``
+(as :func:`~ember.filters.matches` does): strings go to ``s_<key>`` (TEXT, ``field``
 tokenization, so equality is on the whole string), numbers to ``n_<key>`` (NUMBER; integers
 are exact up to 2**53) and booleans to ``b_<key>`` (BOOL). Keys keep ``[A-Za-z0-9]`` and
 escape the rest: ``_`` becomes ``__``, ``.`` becomes ``_d`` and ``-`` becomes ``_h``
@@ -51,7 +51,7 @@ from weaviate.collections.classes.filters import _Filters
 from weaviate.exceptions import WeaviateBaseError
 
 from ember.errors import DimensionMismatch, VectorIndexError
-from ember.memory.filters import And, Condition, Filter, Or, Scalar
+from ember.filters import And, Condition, Filter, Or, Scalar
 from ember.vectors._validation import checked_batch, checked_query, scalar_metadata
 from ember.vectors.protocol import Vector, VectorHit
 

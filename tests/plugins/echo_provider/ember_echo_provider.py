@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from ember.providers.types import (
+from ember.chat import (
     Capability,
     ChatMessage,
     Completion,

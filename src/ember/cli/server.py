@@ -1,0 +1,143 @@
+"""``ember up|status|version``: run this node's ember, check on it, and say which one it is.
+
+``up`` migrates the database, starts (or joins) the Ray cluster and deploys the Serve app,
+then serves until Ctrl-C or SIGTERM. ``status`` checks the database, the cluster, the Serve
+app and the API's ``/ready`` and exits 1 unless every part is ok.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Annotated
+
+import httpx
+import typer
+from rich.table import Table
+
+from ember import __version__
+from ember.auth import SqlTokenRepository
+from ember.cli.common import ConfigOption, console, load, open_database, reported
+from ember.config import EmberConfig
+from ember.errors import EmberError
+from ember.observability import configure_logging
+from ember.storage import Database, Migrator
+
+__all__ = ["register", "status", "up", "version"]
+
+
+def _auth_mode(config: EmberConfig, tokens_exist: bool) -> str:
+    if tokens_exist:
+        return "bearer tokens required (`ember tokens list`)"
+    if config.auth.loopback_without_tokens:
+        return "no API tokens: loopback clients only, as `local` (`ember tokens create`)"
+    return "no API tokens: every request is refused (`ember tokens create`)"
+
+
+def version() -> None:
+    """Print ember's version."""
+    console.print(f"ember {__version__}", highlight=False)
+
+
+def up(
+    config_path: ConfigOption = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="HTTP port (overrides config).")
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="HTTP interface (overrides config).")] = None,
+) -> None:
+    """Start (or join) a Ray cluster and serve the API until Ctrl-C."""
+    from ember.cluster import Runtime, check_port_free
+
+    with reported():
+        config = load(config_path, port=port, host=host)
+        configure_logging("ember", config.logging.level, config.logging.format)
+        server = config.server
+        check_port_free(server.host, server.port)
+        with open_database(config) as database:
+            revision = Migrator(database).upgrade()
+        console.print(f"database  {config.database_url.split('@')[-1]}  (revision {revision})")
+        with open_database(config) as database:
+            tokens = SqlTokenRepository(database).has_active_tokens()
+        runtime = Runtime(config)
+        stop = threading.Event()
+        with console.status("starting Ray…"):
+            info = runtime.start()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        try:
+            with console.status("deploying the Serve app…"):
+                url = runtime.deploy()
+            table = Table(show_header=False, box=None)
+            table.add_row("API", url)
+            table.add_row("OpenAPI", f"{url}/openapi.json")
+            table.add_row("Docs", f"{url}/docs")
+            table.add_row("Ready", f"{url}/ready")
+            table.add_row("Auth", _auth_mode(config, tokens))
+            table.add_row("Ray", f"{info.address} ({'started' if info.started_here else 'joined'})")
+            if info.dashboard_url:
+                table.add_row("Dashboard", info.dashboard_url)
+            console.print(table)
+            console.print("[green]ember is up.[/] Press Ctrl-C to stop.")
+            stop.wait()
+        finally:
+            console.print("stopping…")
+            runtime.stop()
+            console.print("stopped.")
+
+
+def _check_database(database: Database) -> tuple[str, str]:
+    migrator = Migrator(database)
+    database.ping()
+    current, head = migrator.current(), migrator.head()
+    state = "ok" if current == head else "needs upgrade"
+    return state, f"{database.safe_url} revision {current or 'none'} (head {head})"
+
+
+def status(config_path: ConfigOption = None) -> None:
+    """Show the cluster, the database and the Serve app."""
+    from ember.cluster import probe_cluster
+
+    with reported():
+        config = load(config_path)
+        table = Table("part", "state", "detail")
+        healthy = True
+
+        try:
+            with open_database(config) as database:
+                state, detail = _check_database(database)
+        except EmberError as exc:
+            state, detail = "down", str(exc)
+        healthy &= state == "ok"
+        table.add_row("database", state, detail)
+
+        cluster = probe_cluster(config)
+        if cluster.reachable:
+            apps = ", ".join(f"{k}={v}" for k, v in cluster.applications.items()) or "none"
+            table.add_row(
+                "ray", "ok", f"{cluster.address}: {cluster.nodes} node(s), {cluster.cpus:g} CPU"
+            )
+            table.add_row("serve", "ok" if apps != "none" else "none", apps)
+        else:
+            healthy = False
+            table.add_row("ray", "down", cluster.error or "unreachable")
+
+        url = f"http://{config.server.host}:{config.server.port}/ready"
+        try:
+            response = httpx.get(url, timeout=5.0)
+            api_state = "ok" if response.status_code == 200 else f"HTTP {response.status_code}"
+            api_detail = url
+        except httpx.HTTPError as exc:
+            api_state, api_detail = "down", f"{url}: {exc}"
+        healthy &= api_state == "ok"
+        table.add_row("api", api_state, api_detail)
+        console.print(table)
+        if not healthy:
+            raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``ember version``, ``ember up`` and ``ember status`` to ``app``."""
+    app.command()(version)
+    app.command()(up)
+    app.command()(status)

@@ -1,0 +1,181 @@
+"""``/api``: ember speaks the Ollama API, so Ollama's clients and the tools built on them work.
+
+``POST /api/chat`` and ``POST /api/generate`` stream newline-delimited JSON by default (as
+Ollama does; ``"stream": false`` gives one object); the last object has ``done: true``,
+``done_reason``, ``total_duration``, ``eval_count``, ``prompt_eval_count`` and the other
+durations ember measured. ``POST /api/embed`` (``input``: one text or several) and the legacy
+``POST /api/embeddings`` (``prompt``); ``GET /api/tags``, ``POST /api/show``, ``GET /api/ps``
+(with ember's ``ember`` object per model: node, GPU, queue) and ``GET /api/version``. Every
+route needs ``models:use``; overrides as in :mod:`ember.serve_app.compat.shared`.
+
+``options`` map onto GenerationOptions: ``temperature``, ``top_p``, ``num_predict`` (its
+``max_tokens``; -1 and -2 mean no limit), ``stop``, ``seed``; the others are ignored, as Ollama
+ignores options its runner lacks. ``keep_alive`` (seconds, or a duration like ``"5m"``; ``0``
+unloads after the call, negative keeps) goes to the host of a chat or generate call. A chat
+without messages or a generate without a prompt loads a hosted model (``done_reason:
+"load"``), or unloads it with ``keep_alive: 0`` (``"unload"``), as Ollama does; for a model of
+a remote provider it only checks that the model is known. ``format``, ``think``,
+``images``, and generate's ``system``, ``template``, ``suffix`` and ``context`` are a 400.
+
+Errors are Ollama's ``{"error": "message"}`` with the HTTP status, plus ember's ``code``. A
+stream that fails after its first line ends with one ``{"error": ..., "code":
+"stream_interrupted"}`` line.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from ember import __version__
+from ember.errors import BadRequest, EmberError
+from ember.models.protocol import ModelDirectory
+from ember.providers.router import Router
+from ember.serve_app.compat.ollama.replies import (
+    Lines,
+    piece,
+    running_entry,
+    show_body,
+    tag_entry,
+    whole_body,
+)
+from ember.serve_app.compat.ollama.requests import (
+    ChatIn,
+    EmbeddingsIn,
+    EmbedIn,
+    GenerateIn,
+    ShowIn,
+    chat_messages,
+    generation_options,
+)
+from ember.serve_app.compat.shared import (
+    USE,
+    Caller,
+    dialect_route,
+    dialect_status,
+    keep_alive_seconds,
+    open_stream,
+    route_request,
+    served_by,
+    streaming_response,
+    unsupported,
+)
+
+__all__ = ["ollama_error_response", "ollama_router"]
+
+NDJSON = "application/x-ndjson"
+
+
+def ollama_error_response(error: EmberError) -> JSONResponse:
+    """``error`` as Ollama's ``{"error": message}`` (and ember's ``code``) with its status."""
+    body = {"error": error.detail, "code": error.code}
+    return JSONResponse(body, dialect_status(error), headers=error.headers)
+
+
+def ollama_router(router: Router, directory: ModelDirectory) -> APIRouter:
+    """The Ollama-compatible routes over ``router`` (calls) and ``directory`` (models)."""
+    api = APIRouter(
+        prefix="/api", tags=["ollama"], route_class=dialect_route(ollama_error_response)
+    )
+
+    async def loaded(model: str, chat: bool, keep_alive_s: float | None) -> Response:
+        await directory.show(model)
+        unloaded = await directory.load(model, keep_alive_s)
+        reason = "unload" if unloaded else "load"
+        return JSONResponse({**piece(model, chat, ""), "done": True, "done_reason": reason})
+
+    @api.post("/chat")
+    async def chat(body: ChatIn, request: Request, caller: Caller) -> Response:
+        """A chat answer: NDJSON lines, or one object with ``"stream": false``."""
+        started = time.perf_counter_ns()
+        options = generation_options(body, body.tools)
+        messages = chat_messages(body)
+        route = route_request(request, caller, body.ember)
+        if not messages:
+            return await loaded(body.model, True, options.keep_alive_s)
+        if body.stream:
+            stream = router.stream_chat(body.model, messages, options, route)
+            first = await open_stream(stream)
+            lines = Lines(body.model, True, started)
+            return streaming_response(stream, first, lines, NDJSON)
+        answer = await router.chat(body.model, messages, options, route)
+        content = whole_body(body.model, True, answer, started)
+        return JSONResponse(content, headers=served_by(answer.provider, answer.model))
+
+    @api.post("/generate")
+    async def generate(body: GenerateIn, request: Request, caller: Caller) -> Response:
+        """A plain completion of ``prompt``: NDJSON lines, or one object."""
+        started = time.perf_counter_ns()
+        if body.images:
+            raise unsupported("images", "ember's models read text only")
+        for name in ("system", "template", "suffix", "context"):
+            if getattr(body, name):
+                raise unsupported(name, "ember completes the prompt as given; use /api/chat")
+        options = generation_options(body)
+        route = route_request(request, caller, body.ember)
+        if not body.prompt:
+            return await loaded(body.model, False, options.keep_alive_s)
+        if body.stream:
+            stream = router.stream_generate(body.model, body.prompt, options, route)
+            first = await open_stream(stream)
+            lines = Lines(body.model, False, started)
+            return streaming_response(stream, first, lines, NDJSON)
+        answer = await router.generate(body.model, body.prompt, options, route)
+        content = whole_body(body.model, False, answer, started)
+        return JSONResponse(content, headers=served_by(answer.provider, answer.model))
+
+    @api.post("/embed")
+    async def embed(body: EmbedIn, request: Request, caller: Caller) -> Response:
+        """One vector per input text."""
+        started = time.perf_counter_ns()
+        if body.dimensions is not None:
+            raise unsupported("dimensions", "vectors keep the model's dimension")
+        keep_alive_seconds(body.keep_alive)
+        texts = [body.input] if isinstance(body.input, str) else body.input
+        found = await router.embed(body.model, texts, route_request(request, caller, body.ember))
+        content = {
+            "model": body.model,
+            "embeddings": found.vectors,
+            "total_duration": time.perf_counter_ns() - started,
+            "prompt_eval_count": found.usage.prompt_tokens,
+        }
+        return JSONResponse(content, headers=served_by(found.provider, found.model))
+
+    @api.post("/embeddings")
+    async def embeddings(body: EmbeddingsIn, request: Request, caller: Caller) -> Response:
+        """The legacy form: one ``prompt``, one ``embedding`` (empty for an empty prompt)."""
+        keep_alive_seconds(body.keep_alive)
+        if not body.prompt:
+            return JSONResponse({"embedding": []})
+        route = route_request(request, caller, body.ember)
+        found = await router.embed(body.model, [body.prompt], route)
+        headers = served_by(found.provider, found.model)
+        return JSONResponse({"embedding": found.vectors[0]}, headers=headers)
+
+    @api.get("/tags", dependencies=[USE])
+    async def tags() -> dict[str, Any]:
+        """Every model a request may name."""
+        return {"models": [tag_entry(m) for m in await directory.list_models()]}
+
+    @api.post("/show", dependencies=[USE])
+    async def show(body: ShowIn) -> dict[str, Any]:
+        """One model (``model``, or the older ``name``), or 404."""
+        name = body.model or body.name
+        if name is None:
+            raise BadRequest("name the model to show: `model`", extra={"param": "model"})
+        return show_body(await directory.show(name))
+
+    @api.get("/ps", dependencies=[USE])
+    async def ps() -> dict[str, Any]:
+        """The models loaded now, most recently used first."""
+        return {"models": [running_entry(m) for m in await directory.loaded()]}
+
+    @api.get("/version", dependencies=[USE])
+    async def version() -> dict[str, str]:
+        """ember's version."""
+        return {"version": __version__}
+
+    return api

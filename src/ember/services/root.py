@@ -1,0 +1,259 @@
+"""The composition root: every service of a running ember, built from its configuration.
+
+Every entry point builds what it needs here, and only here: the API replica
+(:func:`ember.serve_app.context.build_context`), the job workers, the job dispatcher, the CLI
+and the benchmarks. Nothing here imports Ray. Where a service has a cluster implementation,
+the Ray side passes it in (``ember.actors.cluster_services``), as Ray's own
+``build_llm_deployment`` injects the engine into a plain ``LLMServer``:
+
+============  ================================  =========================================
+part          default (one process)             on a Ray cluster
+============  ================================  =========================================
+``models``    :class:`LocalModels` (in process)  ``RayModelAccess`` (ModelRegistry actor)
+``memory``    :func:`memory_plane`               shard actors, an embedding pool
+``bus``       none (give one to submit jobs)     ``RayJobBus`` (EventHub, JobDispatcher)
+``bulk``      none (path ingests run in place)   ``ClusterPipelines`` (Ray Data)
+============  ================================  =========================================
+
+Heavy parts are built on first use, once, thread-safely: the memory plane (and its embedding
+model), the hosted models, the router and its providers. Building a :class:`Services` itself
+only opens the database engine.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+from ember.auth import Authenticator, SqlTokenRepository
+from ember.config import EmberConfig
+from ember.jobs.bus import NoJobSystem
+from ember.jobs.events import SqlEventStore
+from ember.jobs.kinds import KindRegistry
+from ember.jobs.llm_kinds import llm_kinds
+from ember.jobs.memory_kinds import memory_kinds
+from ember.jobs.plugins import plugin_kinds
+from ember.jobs.protocol import BulkRunner, JobBus
+from ember.jobs.repository import SqlJobRepository
+from ember.jobs.service import JobService
+from ember.memory.service import MemoryService
+from ember.models.catalog import SqlModelCatalog
+from ember.models.load_hint import ResidencyHint
+from ember.models.local import LocalModels
+from ember.models.protocol import ModelAccess
+from ember.providers.registry import ProviderRegistry
+from ember.providers.router import Router
+from ember.services.adapters import memory_plane
+from ember.services.llm import ModelFacts, build_router, hosted_providers
+from ember.storage import Database, SqlAuditLog, SqlCollectionRepository
+
+__all__ = ["MemoryBuilder", "ModelsFactory", "Services"]
+
+T = TypeVar("T")
+
+MemoryBuilder = Callable[[EmberConfig, Database], MemoryService]
+"""Builds the memory plane over a database (:func:`memory_plane` by default)."""
+
+ModelsFactory = Callable[[], ModelAccess]
+"""Reaches the hosted models; called once, on first use."""
+
+
+class Services:
+    """The services of one process, built from ``config`` on first use (see the module).
+
+    Use :meth:`build`; the constructor takes the parts as they are. :meth:`close` releases the
+    memory plane (if it was built) and the database engine.
+    """
+
+    def __init__(
+        self,
+        config: EmberConfig,
+        database: Database,
+        *,
+        models: ModelsFactory | None = None,
+        memory: MemoryBuilder | MemoryService | None = None,
+        bus: JobBus | None = None,
+        bulk: BulkRunner | None = None,
+        providers: ProviderRegistry | None = None,
+    ) -> None:
+        self.config = config
+        self.database = database
+        self.bus = bus
+        self.bulk = bulk
+        self.hosted = frozenset(hosted_providers(config))
+        self.tokens = SqlTokenRepository(database)
+        self.audit = SqlAuditLog(database)
+        self.collections = SqlCollectionRepository(database)
+        self.catalog = SqlModelCatalog(database)
+        self._models = models
+        self._memory = memory
+        self._providers = providers
+        self._lock = threading.RLock()
+        self._built: dict[str, object] = {}
+        if isinstance(memory, MemoryService):
+            self._built["memory"] = memory
+
+    @classmethod
+    def build(
+        cls,
+        config: EmberConfig,
+        *,
+        database: Database | None = None,
+        models: ModelsFactory | None = None,
+        memory: MemoryBuilder | MemoryService | None = None,
+        bus: JobBus | None = None,
+        bulk: BulkRunner | None = None,
+        providers: ProviderRegistry | None = None,
+    ) -> Services:
+        """The services for ``config`` over ``database`` (default: the configured one).
+
+        ``models`` reaches the hosted models (default: hosted in this process), ``memory``
+        builds the memory plane or is the one to use, ``bus`` is the live job system the API
+        submits to, ``bulk`` runs path ingests and reindexes on the cluster's pipelines, and
+        ``providers`` finds provider adapters (default: the built-in kinds and the installed
+        plug-ins).
+        """
+        return cls(
+            config,
+            database or Database.from_config(config),
+            models=models,
+            memory=memory,
+            bus=bus,
+            bulk=bulk,
+            providers=providers,
+        )
+
+    def _once(self, name: str, make: Callable[[], T], kind: type[T]) -> T:
+        with self._lock:
+            if name not in self._built:
+                self._built[name] = make()
+            found = self._built[name]
+        assert isinstance(found, kind)
+        return found
+
+    @property
+    def memory(self) -> MemoryService:
+        """The memory plane (its embedding model loads on the first embed)."""
+
+        def make() -> MemoryService:
+            builder = self._memory
+            if builder is None or isinstance(builder, MemoryService):
+                return memory_plane(self.config, self.database)
+            return builder(self.config, self.database)
+
+        return self._once("memory", make, MemoryService)
+
+    @property
+    def models(self) -> ModelAccess | None:
+        """The hosted models, or ``None`` when no ``llamacpp`` provider is configured."""
+        if not self.hosted:
+            return None
+        with self._lock:
+            if "models" not in self._built:
+                self._built["models"] = (
+                    self._models()
+                    if self._models is not None
+                    else LocalModels.build(self.catalog, self.config.models)
+                )
+            found = self._built["models"]
+        return found  # type: ignore[return-value]
+
+    @property
+    def router(self) -> Router:
+        """The router over every configured provider, equal candidates ordered by which
+        hosted models are resident."""
+
+        def make() -> Router:
+            access = self.models
+            hint = None if access is None else ResidencyHint(access.loaded, self.hosted)
+            return build_router(
+                self.config,
+                self.database,
+                models=access,
+                embedder=lambda: self.memory.embedder,
+                registry=self._providers,
+                load_hint=hint,
+            )
+
+        return self._once("router", make, Router)
+
+    @property
+    def facts(self) -> ModelFacts:
+        """Each model alias's tokenizer and context length, for packing prompts."""
+        return self._once(
+            "facts",
+            lambda: ModelFacts(
+                self.config,
+                self.database,
+                lambda: self.router,
+                lambda: self.memory.packer.tokenizer,
+            ),
+            ModelFacts,
+        )
+
+    @property
+    def kinds(self) -> KindRegistry:
+        """Every job kind this ember runs: the built-in ones and the plug-ins' (building
+        it loads nothing heavy; each kind builds what it needs on its first job).
+
+        :raises ConfigError: a plug-in cannot be loaded.
+        """
+
+        def make() -> KindRegistry:
+            def memory() -> MemoryService:
+                return self.memory
+
+            def router() -> Router:
+                return self.router
+
+            facts = self.facts
+            registry = KindRegistry(
+                [
+                    *memory_kinds(
+                        memory, bulk=self.bulk, ingest_roots=self.config.memory.ingest_roots
+                    ),
+                    *llm_kinds(router, memory, facts.tokenizer, facts.context_length),
+                ]
+            )
+            for kind in plugin_kinds(self.config):
+                registry.register(kind)
+            return registry
+
+        return self._once("kinds", make, KindRegistry)
+
+    @property
+    def jobs(self) -> JobService:
+        """The job system as the API uses it, over :attr:`bus` (without one, stored jobs can
+        be read and anything live raises :class:`~ember.errors.NotReady`)."""
+        bus = self.bus or NoJobSystem()
+        settings = self.config.jobs
+
+        def make() -> JobService:
+            return JobService(
+                SqlJobRepository(self.database),
+                SqlEventStore(self.database),
+                self.kinds,
+                bus,
+                self.audit,
+                max_active_per_principal=settings.max_active_per_principal,
+                max_attempts=settings.max_attempts,
+                heartbeat_s=settings.heartbeat_s,
+            )
+
+        return self._once("jobs", make, JobService)
+
+    @property
+    def auth(self) -> Authenticator:
+        """Bearer tokens and the loopback rule, as ``auth`` configures them."""
+        return self._once(
+            "auth", lambda: Authenticator.from_config(self.config.auth, self.tokens), Authenticator
+        )
+
+    def close(self) -> None:
+        """Close the memory plane if it was built, then the database engine."""
+        with self._lock:
+            memory = self._built.get("memory")
+        if isinstance(memory, MemoryService):
+            memory.close()
+        self.database.dispose()

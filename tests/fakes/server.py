@@ -41,6 +41,8 @@ class ThreadedFakeServer:
     """Base of the fakes: subclasses provide :meth:`_asgi` and call :meth:`_init_server`."""
 
     port: int
+    lifespan: str = "off"
+    """uvicorn's ``lifespan`` setting: ``"on"`` runs the app's start-up and shut-down."""
     _stopping: threading.Event
     _server: uvicorn.Server | None
     _thread: threading.Thread | None
@@ -66,7 +68,7 @@ class ThreadedFakeServer:
         self.port = sock.getsockname()[1]
         self._stopping.clear()
         config = uvicorn.Config(
-            self._asgi(), log_level="warning", lifespan="off", timeout_graceful_shutdown=1
+            self._asgi(), log_level="warning", lifespan=self.lifespan, timeout_graceful_shutdown=1
         )
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

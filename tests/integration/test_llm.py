@@ -75,14 +75,30 @@ def ember(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ember]:
         cloud.stop()
 
 
+@pytest.fixture
+def openai_client(ember: Ember) -> Iterator[openai.OpenAI]:
+    """The official OpenAI client of the ember under test, closed after the test."""
+    with openai.OpenAI(base_url=f"{ember.url}/v1", api_key="anything", timeout=60) as client:
+        yield client
+
+
+@pytest.fixture
+def ollama_client(ember: Ember) -> Iterator[ollama.Client]:
+    """The official Ollama client of the ember under test, closed after the test."""
+    with ollama.Client(host=ember.url, timeout=60) as client:
+        yield client
+
+
 def test_ready_waits_for_the_warm_model(ember: Ember) -> None:
     ready = httpx.get(f"{ember.url}/ready", timeout=30)
     assert ready.status_code == 200, ready.text
     assert ready.json()["checks"]["models"] == {"ok": True, "detail": "1 warm model(s) loaded"}
 
 
-def test_openai_client_chats_with_the_bundled_model(ember: Ember) -> None:
-    client = openai.OpenAI(base_url=f"{ember.url}/v1", api_key="anything", timeout=60)
+def test_openai_client_chats_with_the_bundled_model(
+    ember: Ember, openai_client: openai.OpenAI
+) -> None:
+    client = openai_client
     answer = client.chat.completions.create(
         model="gemma3-270m",
         messages=[{"role": "user", "content": QUESTION}],
@@ -104,8 +120,10 @@ def test_openai_client_chats_with_the_bundled_model(ember: Ember) -> None:
     assert {"default", "smart", "gemma3-270m", "local/gemma3-270m", "cloud/gpt-fake"} <= names
 
 
-def test_ollama_client_chats_generates_and_embeds(ember: Ember) -> None:
-    client = ollama.Client(host=ember.url, timeout=60)
+def test_ollama_client_chats_generates_and_embeds(
+    ember: Ember, ollama_client: ollama.Client
+) -> None:
+    client = ollama_client
     reply = client.chat(
         model="gemma3-270m",
         messages=[{"role": "user", "content": QUESTION}],
@@ -128,9 +146,9 @@ def test_ollama_client_chats_generates_and_embeds(ember: Ember) -> None:
 
 
 def test_local_first_falls_back_to_the_cloud_when_the_local_model_cannot_load(
-    ember: Ember,
+    ember: Ember, openai_client: openai.OpenAI
 ) -> None:
-    client = openai.OpenAI(base_url=f"{ember.url}/v1", api_key="anything", timeout=60)
+    client = openai_client
     response = client.chat.completions.with_raw_response.create(
         model="smart", messages=[{"role": "user", "content": "hello there"}], max_tokens=8
     )
@@ -149,7 +167,10 @@ def test_local_first_falls_back_to_the_cloud_when_the_local_model_cannot_load(
     assert {"local", "cloud"} <= providers, "usage rows are written within a flush interval"
 
 
-def test_models_cli_shows_and_unloads_what_the_cluster_holds(ember: Ember) -> None:
+def test_models_cli_shows_and_unloads_what_the_cluster_holds(
+    ember: Ember, ollama_client: ollama.Client
+) -> None:
+    client = ollama_client
     runner = CliRunner()
     env = {"EMBER_HOME": str(ember.config.home_dir)}
     shown = runner.invoke(cli_app, ["models", "ps", "--url", ember.url], env=env)
@@ -157,18 +178,21 @@ def test_models_cli_shows_and_unloads_what_the_cluster_holds(ember: Ember) -> No
     assert "gemma3-270m" in shown.stdout and "CPU" in shown.stdout
     warmed = runner.invoke(cli_app, ["models", "warm", "gemma3-270m", "--url", ember.url], env=env)
     assert warmed.exit_code == 0, warmed.output
-    client = ollama.Client(host=ember.url, timeout=60)
     client.generate(model="gemma3-270m", keep_alive=0)
     assert all(m.model != "gemma3-270m" for m in client.ps().models)
     again = client.generate(
-        model="gemma3-270m", prompt="Question: 2+2?\nAnswer:", options={"num_predict": 4}
+        model="gemma3-270m",
+        prompt="Question: 2+2?\nAnswer:",
+        options={"num_predict": 4, "temperature": 0},
     )
     assert again.done
     assert any(m.model == "gemma3-270m" for m in client.ps().models)
 
 
-def test_a_missing_model_file_is_reported_not_hidden(ember: Ember, tmp_path: Path) -> None:
-    client = openai.OpenAI(base_url=f"{ember.url}/v1", api_key="anything", timeout=60)
+def test_a_missing_model_file_is_reported_not_hidden(
+    ember: Ember, tmp_path: Path, openai_client: openai.OpenAI
+) -> None:
+    client = openai_client
     with pytest.raises(openai.APIStatusError) as caught:
         client.chat.completions.create(
             model="local/vanished", messages=[{"role": "user", "content": "hi"}]
@@ -203,7 +227,7 @@ def test_chat_job_streams_tokens_from_a_worker_actor(ember: Ember) -> None:
     body = {
         "kind": "chat",
         "input": {
-            "messages": [{"role": "user", "content": QUESTION}],
+            "messages": [{"role": "user", "content": "Tell me about Paris."}],
             "max_tokens": 16,
             "temperature": 0,
         },

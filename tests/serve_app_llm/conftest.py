@@ -9,7 +9,8 @@ The router records each call's RouteRequest and options, so tests see what reach
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -132,7 +133,10 @@ class FixedDirectory:
 
 
 class AppServer(ThreadedFakeServer):
-    """The ember app under test, served by uvicorn in a background thread on 127.0.0.1."""
+    """The ember app under test, served by uvicorn in a background thread on 127.0.0.1; its
+    shut-down closes the router's providers, as ember's own app does."""
+
+    lifespan = "on"
 
     def __init__(self, app: FastAPI) -> None:
         self.app = app
@@ -161,6 +165,13 @@ class Stack:
     key_id: str
     usage: SqlUsageLog
     """The usage rows the router wrote."""
+    clients: list[Any] = dataclasses.field(default_factory=list)
+    """Clients a test made with :meth:`keep`, closed when the test ends."""
+
+    def keep(self, client: Any) -> Any:
+        """``client``, closed (``close()``) when the test ends."""
+        self.clients.append(client)
+        return client
 
     @property
     def url(self) -> str:
@@ -216,7 +227,13 @@ def loaded_models() -> list[LoadedModel]:
 
 def build_app(router: Router, directory: FixedDirectory, auth: Authenticator) -> FastAPI:
     """What create_app does, with only the two dialect routers."""
-    app = FastAPI()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await router.aclose()
+
+    app = FastAPI(lifespan=lifespan)
     install_problem_handlers(app)
     app.include_router(openai_router(router, directory))
     app.include_router(ollama_router(router, directory))
@@ -253,7 +270,10 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         record, key = tokens.create("app", "app", ["models:use"])
         server.start()
         try:
-            yield Stack(server, router, upstream, spare, tokens, directory, key, record.id, usage)
+            stack = Stack(server, router, upstream, spare, tokens, directory, key, record.id, usage)
+            yield stack
         finally:
+            for client in stack.clients:
+                client.close()
             server.stop()
             database.dispose()

@@ -16,7 +16,7 @@ from tests.serve_app_llm.conftest import DIM, Stack
 def client(stack: Stack, token: str | None = None, **headers: str) -> ollama.Client:
     """An official client of the app, with ``token`` (by default the stack's key)."""
     auth = {"Authorization": f"Bearer {token or stack.key}"}
-    return ollama.Client(host=stack.url, headers={**auth, **headers}, timeout=20)
+    return stack.keep(ollama.Client(host=stack.url, headers={**auth, **headers}, timeout=20))
 
 
 def post(stack: Stack, path: str, body: Any, **headers: str) -> httpx.Response:
@@ -356,7 +356,7 @@ def test_overrides_and_request_id_reach_the_router(stack: Stack) -> None:
 
 
 def test_auth_through_the_client(stack: Stack) -> None:
-    anonymous = ollama.Client(host=stack.url, timeout=20)
+    anonymous = stack.keep(ollama.Client(host=stack.url, timeout=20))
     with pytest.raises(ollama.ResponseError) as caught:
         anonymous.list()
     assert caught.value.status_code == 401

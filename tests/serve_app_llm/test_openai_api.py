@@ -15,12 +15,14 @@ from tests.serve_app_llm.conftest import DIM, Stack
 
 def client(stack: Stack, token: str | None = None, **kwargs: Any) -> openai.OpenAI:
     """An official client of the app, with ``token`` (by default the stack's key)."""
-    return openai.OpenAI(
-        base_url=f"{stack.url}/v1",
-        api_key=token or stack.key,
-        max_retries=0,
-        timeout=20,
-        **kwargs,
+    return stack.keep(
+        openai.OpenAI(
+            base_url=f"{stack.url}/v1",
+            api_key=token or stack.key,
+            max_retries=0,
+            timeout=20,
+            **kwargs,
+        )
     )
 
 

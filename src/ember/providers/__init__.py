@@ -1,4 +1,5 @@
-"""Providers: the embedder, tokenizer and provider contracts, their adapters, and the router.
+"""Providers: the embedder, tokenizer and provider contracts, their adapters, the router, and
+the pooled embedder over the embedding-workers seam.
 
 The adapters and the router are exported lazily: ``import ember.providers`` loads neither
 torch, sentence-transformers, openai, ollama nor the database layer; the first access to one
@@ -10,7 +11,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ember._lazy import lazy_exports
-from ember.providers.protocol import Embedder, Provider, Tokenizer
+from ember.providers.protocol import (
+    Embedder,
+    EmbeddingWorkers,
+    Provider,
+    SizingPolicy,
+    Tokenizer,
+)
 
 if TYPE_CHECKING:
     from ember.providers.breaker import BreakerState, CircuitBreaker
@@ -21,6 +28,7 @@ if TYPE_CHECKING:
     from ember.providers.ollama import OllamaProvider
     from ember.providers.openai import OpenAIProvider
     from ember.providers.openai_embeddings import OpenAIEmbedder
+    from ember.providers.pooled_embedder import PooledEmbedder
     from ember.providers.routed_stream import RoutedStream
     from ember.providers.router import Embeddings, Router
     from ember.providers.sentence_transformers import SentenceTransformerEmbedder
@@ -31,6 +39,7 @@ __all__ = [
     "Candidate",
     "CircuitBreaker",
     "Embedder",
+    "EmbeddingWorkers",
     "Embeddings",
     "Estimate",
     "HuggingFaceTokenizer",
@@ -39,11 +48,13 @@ __all__ = [
     "OllamaProvider",
     "OpenAIEmbedder",
     "OpenAIProvider",
+    "PooledEmbedder",
     "Provider",
     "RouteRequest",
     "RoutedStream",
     "Router",
     "SentenceTransformerEmbedder",
+    "SizingPolicy",
     "Tokenizer",
 ]
 
@@ -63,6 +74,7 @@ _LAZY = {
     "OllamaProvider": "ember.providers.ollama",
     "OpenAIEmbedder": "ember.providers.openai_embeddings",
     "OpenAIProvider": "ember.providers.openai",
+    "PooledEmbedder": "ember.providers.pooled_embedder",
     "SentenceTransformerEmbedder": "ember.providers.sentence_transformers",
 }
 

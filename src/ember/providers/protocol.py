@@ -1,9 +1,10 @@
-"""Provider contracts: embedders, tokenizers, and model providers (chat, generate, embed)."""
+"""Provider contracts: embedders, tokenizers, model providers (chat, generate, embed), and the
+workers of an embedding pool with the policy that sizes it."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -18,7 +19,10 @@ from ember.chat import (
     ModelInfo,
 )
 
-__all__ = ["Embedder", "Provider", "Tokenizer"]
+__all__ = ["Embedder", "EmbeddingWorkers", "Provider", "SizingPolicy", "Tokenizer"]
+
+W = TypeVar("W")
+"""The handle of one worker of an :class:`EmbeddingWorkers`; opaque to the pool."""
 
 
 class Embedder(Protocol):
@@ -130,4 +134,109 @@ class Provider(Protocol):
 
     async def aclose(self) -> None:
         """Release connections; the provider is not used afterwards."""
+        ...
+
+
+class SizingPolicy(Protocol):
+    """How many workers a pool should have for its demand.
+
+    :class:`ember.placement.scaling.ScalingPolicy` is one (up at once, down after a
+    cooldown). It may keep state between calls (a cooldown), so one instance serves one pool.
+    """
+
+    @property
+    def min_size(self) -> int:
+        """The fewest workers the pool keeps; :meth:`desired` never answers below it."""
+        ...
+
+    def desired(self, current: int, demand: int) -> int:
+        """The size the pool should have now, given its ``current`` size and ``demand`` (work
+        queued plus running). Not thread-safe: the pool asks from one thread at a time.
+
+        :raises ValueError: ``current`` or ``demand`` is negative.
+        """
+        ...
+
+
+class EmbeddingWorkers(Protocol[W]):
+    """The workers of an embedding pool: where they run and how they are called.
+
+    Each worker holds one loaded copy of the embedding model; ``W`` is its handle, which the
+    pool only passes back. A worker is *starting* from :meth:`begin` until :meth:`loaded` says
+    it has loaded, and *loaded* after that (the first workers, from :meth:`start`, are loaded
+    when they are returned); a worker passed to :meth:`discard` is gone. The pool decides which
+    worker serves a call and how many there are; this decides where they run (actors in
+    placement groups on Ray, objects in the process in tests).
+
+    Thread-safety: :meth:`embed`, :meth:`embed_query` and :meth:`info` may be called from many
+    threads at once, and while the others run; the pool calls :meth:`start`, :meth:`begin`,
+    :meth:`loaded`, :meth:`discard` and :meth:`close` from one thread at a time.
+    """
+
+    def start(self, count: int) -> list[W]:
+        """Start the pool's first ``count`` workers together; returns them once every one has
+        loaded, in a stable order. Called once, first. They stay until :meth:`close` unless
+        discarded.
+
+        :raises ProviderUnavailable: they could not all be placed and loaded in time, or one
+            died; none of them is left running.
+        :raises ProviderError: (a subclass of it) a worker could not load the model; none of
+            them is left running.
+        """
+        ...
+
+    def begin(self) -> W:
+        """Begin starting one extra worker and return it at once, starting; :meth:`loaded`
+        says when it has loaded. It gets a deadline to load by, which :meth:`loaded` enforces.
+
+        :raises ProviderError: (a subclass of it) the start could not even be asked for;
+            nothing is left running.
+        """
+        ...
+
+    def loaded(self, worker: W) -> bool:
+        """Whether ``worker`` (from :meth:`begin`) has loaded: ``True`` once it has (and on
+        every later call), ``False`` while it is still starting. Never waits.
+
+        :raises ProviderUnavailable: it was not placed and loaded by its deadline, or it died
+            while starting; the caller discards it.
+        :raises ProviderError: (a subclass of it) it could not load the model; the caller
+            discards it.
+        """
+        ...
+
+    def embed(self, worker: W, texts: list[str]) -> npt.NDArray[np.float32]:
+        """``worker``'s vectors of ``texts`` (not empty): shape ``(len(texts), dim)``, rows
+        L2-normalized. Waits for the answer. ``worker`` is loaded.
+
+        :raises ProviderUnavailable: the worker died, or was discarded before or while the
+            call ran.
+        :raises ProviderError: (a subclass of it) the model failed.
+        """
+        ...
+
+    def embed_query(self, worker: W, text: str) -> npt.NDArray[np.float32]:
+        """``worker``'s vector of one search query: shape ``(dim,)``, L2-normalized.
+
+        :raises ProviderUnavailable: the worker died, or was discarded before or while the
+            call ran.
+        :raises ProviderError: (a subclass of it) the model failed.
+        """
+        ...
+
+    def info(self, worker: W) -> dict[str, Any]:
+        """A loaded ``worker``'s description as of its start: at least ``model_id`` (str) and
+        ``dim`` (int), the same for every worker, plus where it runs (on Ray: ``node_id``,
+        ``gpu_ids``, ``device``). A new dict each call; never raises for a loaded worker."""
+        ...
+
+    def discard(self, workers: Sequence[W]) -> None:
+        """Stop each of ``workers`` (starting or loaded) and free what it alone holds; calls in
+        flight on them fail with :class:`~ember.errors.ProviderUnavailable`. Never raises;
+        a worker already gone is skipped."""
+        ...
+
+    def close(self) -> None:
+        """Free what the set itself holds (on Ray: the first workers' placement group), after
+        the pool has discarded its workers. Idempotent; never raises."""
         ...

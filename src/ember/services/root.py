@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from ember.auth import Authenticator, SqlTokenRepository
 from ember.config import EmberConfig
@@ -157,7 +157,7 @@ class Services:
                     else LocalModels.build(self.catalog, self.config.models)
                 )
             found = self._built["models"]
-        return found  # type: ignore[return-value]
+        return cast(ModelAccess, found)
 
     @property
     def router(self) -> Router:

@@ -23,8 +23,10 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from ember.chat import Completion
 from ember.errors import EmberError
 from ember.models.protocol import ModelDirectory
+from ember.providers.routed_stream import RoutedStream
 from ember.providers.router import Router
 from ember.serve_app.compat.openai.replies import (
     Chunks,
@@ -61,6 +63,21 @@ def openai_error_response(error: EmberError) -> JSONResponse:
     return JSONResponse(openai_error(error), dialect_status(error), headers=error.headers)
 
 
+async def _streamed(body: ChatIn | CompletionIn, stream: RoutedStream) -> Response:
+    """``stream`` as Server-Sent Events of chat (or completion) chunks, once its first delta
+    came (an error before it is an ordinary error response)."""
+    first = await open_stream(stream)
+    usage = body.stream_options is not None and body.stream_options.include_usage
+    events = Chunks(body.model, isinstance(body, ChatIn), usage)
+    return streaming_response(stream, first, events, "text/event-stream")
+
+
+def _whole(body: ChatIn | CompletionIn, answer: Completion) -> JSONResponse:
+    """A whole chat (or completion) answer, with who served it in the headers."""
+    headers = served_by(answer.provider, answer.model)
+    return JSONResponse(answer_body(body.model, answer, isinstance(body, ChatIn)), headers=headers)
+
+
 def openai_router(router: Router, directory: ModelDirectory) -> APIRouter:
     """The OpenAI-compatible routes over ``router`` (calls) and ``directory`` (models)."""
     api = APIRouter(prefix="/v1", tags=["openai"], route_class=dialect_route(openai_error_response))
@@ -72,14 +89,8 @@ def openai_router(router: Router, directory: ModelDirectory) -> APIRouter:
         messages = chat_messages(body)
         route = route_request(request, caller, body.ember)
         if body.stream:
-            stream = router.stream_chat(body.model, messages, options, route)
-            first = await open_stream(stream)
-            usage = body.stream_options is not None and body.stream_options.include_usage
-            events = Chunks(body.model, True, usage)
-            return streaming_response(stream, first, events, "text/event-stream")
-        answer = await router.chat(body.model, messages, options, route)
-        headers = served_by(answer.provider, answer.model)
-        return JSONResponse(answer_body(body.model, answer, True), headers=headers)
+            return await _streamed(body, router.stream_chat(body.model, messages, options, route))
+        return _whole(body, await router.chat(body.model, messages, options, route))
 
     @api.post("/completions")
     async def completions(body: CompletionIn, request: Request, caller: Caller) -> Response:
@@ -87,14 +98,8 @@ def openai_router(router: Router, directory: ModelDirectory) -> APIRouter:
         prompt, options = completion_options(body)
         route = route_request(request, caller, body.ember)
         if body.stream:
-            stream = router.stream_generate(body.model, prompt, options, route)
-            first = await open_stream(stream)
-            usage = body.stream_options is not None and body.stream_options.include_usage
-            events = Chunks(body.model, False, usage)
-            return streaming_response(stream, first, events, "text/event-stream")
-        answer = await router.generate(body.model, prompt, options, route)
-        headers = served_by(answer.provider, answer.model)
-        return JSONResponse(answer_body(body.model, answer, False), headers=headers)
+            return await _streamed(body, router.stream_generate(body.model, prompt, options, route))
+        return _whole(body, await router.generate(body.model, prompt, options, route))
 
     @api.post("/embeddings")
     async def embeddings(body: EmbeddingsIn, request: Request, caller: Caller) -> Response:

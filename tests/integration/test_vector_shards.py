@@ -4,17 +4,14 @@ store is cleared and rebuilt; FAISS and Milvus Lite."""
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
-import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import pytest
 import ray
 
@@ -42,6 +39,7 @@ from ember.vectors.faiss import FaissIndex
 from ember.vectors.protocol import VectorIndex
 from ember.vectors.sharded import shard_of
 from tests.support.cluster import local_ray
+from tests.support.embedders import HashEmbedder, WordTokenizer
 
 pytestmark = pytest.mark.slow
 
@@ -50,42 +48,6 @@ WORDS = (
     "river mountain cell energy vaccine sleep coffee paris volcano ash plant light sugar "
     "engine wheel cloud rain snow wind stone iron gold glass paper ink bread salt honey"
 ).split()
-
-
-class HashEmbedder:
-    """A deterministic bag-of-words embedding: each word adds to two hashed positions."""
-
-    model_id = "hash-bow-32"
-    dim = DIM
-
-    def _one(self, text: str) -> npt.NDArray[np.float32]:
-        vector = np.zeros(DIM, dtype=np.float32)
-        for word in re.findall(r"\w+", text.lower()):
-            code = zlib.crc32(word.encode())
-            vector[code % DIM] += 1.0
-            vector[(code // DIM) % DIM] += 0.5
-        norm = float(np.linalg.norm(vector))
-        return vector / norm if norm else vector + 1 / DIM**0.5
-
-    def embed_documents(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        if not texts:
-            return np.zeros((0, DIM), dtype=np.float32)
-        return np.stack([self._one(text) for text in texts])
-
-    def embed_query(self, text: str) -> npt.NDArray[np.float32]:
-        return self._one(text)
-
-
-class WordTokenizer:
-    """One token per run of non-space characters."""
-
-    name = "words"
-
-    def count(self, text: str) -> int:
-        return len(self.offsets(text))
-
-    def offsets(self, text: str) -> list[tuple[int, int]]:
-        return [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
 
 
 def documents(count: int, seed: int) -> list[SourceDocument]:

@@ -12,9 +12,7 @@ raises :class:`AssertionError` in the caller.
 
 from __future__ import annotations
 
-import re
 import threading
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -23,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ember.errors import ProviderError, ProviderUnavailable
+from tests.support import embedders
 
 __all__ = ["DIM", "HashEmbedder", "Load", "LocalWorker", "LocalWorkers"]
 
@@ -40,28 +39,11 @@ HOLD_S = 3 * WAIT_S
 or a pool that sent a call where the test did not expect it, fails instead of hanging)."""
 
 
-class HashEmbedder:
-    """A deterministic bag-of-words embedding: each word adds to two hashed positions."""
+class HashEmbedder(embedders.HashEmbedder):
+    """The shared hashing embedder at this module's :data:`DIM`."""
 
-    model_id = f"hash-bow-{DIM}"
     dim = DIM
-
-    def _one(self, text: str) -> npt.NDArray[np.float32]:
-        vector = np.zeros(DIM, dtype=np.float32)
-        for word in re.findall(r"\w+", text.lower()):
-            code = zlib.crc32(word.encode())
-            vector[code % DIM] += 1.0
-            vector[(code // DIM) % DIM] += 0.5
-        norm = float(np.linalg.norm(vector))
-        return vector / norm if norm else vector + np.float32(1 / DIM**0.5)
-
-    def embed_documents(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        if not texts:
-            return np.zeros((0, DIM), dtype=np.float32)
-        return np.stack([self._one(text) for text in texts])
-
-    def embed_query(self, text: str) -> npt.NDArray[np.float32]:
-        return self._one(text)
+    model_id = f"hash-bow-{DIM}"
 
 
 @dataclass(eq=False)

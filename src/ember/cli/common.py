@@ -23,7 +23,8 @@ from rich.markup import escape
 from ember.cli.jobs_client import JobsClient
 from ember.config import EmberConfig, load_config
 from ember.errors import ConfigError, EmberError
-from ember.storage import Database, Migrator
+from ember.services import MemoryBuilder, Services
+from ember.storage import Migrator
 
 __all__ = [
     "ConfigOption",
@@ -33,7 +34,7 @@ __all__ = [
     "console",
     "load",
     "notes",
-    "open_database",
+    "open_services",
     "print_error",
     "reported",
 ]
@@ -99,16 +100,20 @@ def load(path: Path | None, **server_overrides: Any) -> EmberConfig:
 
 
 @contextmanager
-def open_database(config: EmberConfig, *, migrate: bool = False) -> Iterator[Database]:
-    """The configured database, upgraded to the latest migration first with ``migrate``;
-    disposed of on the way out, whatever happens."""
-    database = Database.from_config(config)
+def open_services(
+    config: EmberConfig, *, migrate: bool = False, memory: MemoryBuilder | None = None
+) -> Iterator[Services]:
+    """ember's services for ``config`` (the composition root), over the configured database
+    upgraded to the latest migration first with ``migrate``; ``memory`` builds the memory
+    plane (default: the one of this process). Closed (memory plane and database) on the way
+    out, whatever happens."""
+    services = Services.build(config, memory=memory)
     try:
         if migrate:
-            Migrator(database).upgrade()
-        yield database
+            Migrator(services.database).upgrade()
+        yield services
     finally:
-        database.dispose()
+        services.close()
 
 
 def _default_url(config: EmberConfig) -> str:

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from ember.cli.common import ConfigOption, console, load, open_database, reported
+from ember.cli.common import ConfigOption, console, load, open_services, reported
 from ember.storage import BackupTool, Migrator
 
 __all__ = ["db_app", "register"]
@@ -22,8 +22,8 @@ db_app = typer.Typer(help="Database schema, backups and restores.", no_args_is_h
 @db_app.command("upgrade")
 def db_upgrade(config_path: ConfigOption = None) -> None:
     """Apply every pending migration (idempotent)."""
-    with reported(), open_database(load(config_path)) as database:
-        revision = Migrator(database).upgrade()
+    with reported(), open_services(load(config_path)) as services:
+        revision = Migrator(services.database).upgrade()
     console.print(f"database at revision {revision}")
 
 
@@ -33,8 +33,8 @@ def db_backup(
     config_path: ConfigOption = None,
 ) -> None:
     """Back up the database to PATH (online for SQLite, pg_dump for Postgres)."""
-    with reported(), open_database(load(config_path)) as database:
-        written = BackupTool(database).backup(path)
+    with reported(), open_services(load(config_path)) as services:
+        written = BackupTool(services.database).backup(path)
     console.print(f"backup written to {written} ({written.stat().st_size} bytes)")
 
 
@@ -51,8 +51,8 @@ def db_restore(
             f"Replace every row of {config.database_url.split('@')[-1]} with {path}?"
         ):
             raise typer.Exit(1)
-        with open_database(config) as database:
-            BackupTool(database).restore(path)
+        with open_services(config) as services:
+            BackupTool(services.database).restore(path)
         console.print(f"restored from {path}")
 
 

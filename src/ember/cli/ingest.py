@@ -17,13 +17,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ember.cli.common import ConfigOption, console, load, open_database, reported
+from ember.cli.common import ConfigOption, console, load, open_services, reported
 from ember.config import EmberConfig
 from ember.errors import ValidationFailed
 from ember.memory.ingest import IngestProgress, IngestReport
 from ember.memory.service import MemoryService
 from ember.memory.sources import count_documents, list_files, read_documents
-from ember.services import memory_plane
 from ember.storage import Database
 
 if TYPE_CHECKING:
@@ -122,14 +121,12 @@ def ingest(
         use_ray = bool(os.environ.get("RAY_ADDRESS")) if bulk is None else bulk
         runtime = _connect(config) if use_ray else None
         try:
-            with open_database(config, migrate=True) as database:
-                memory = _plane(config, database, use_ray)
-                try:
-                    if create and name not in _collection_names(memory):
-                        memory.collections.create(name)
-                    report = _run(config, memory, path, name, use_ray)
-                finally:
-                    memory.close()
+            plane = _cluster_memory if use_ray else None
+            with open_services(config, migrate=True, memory=plane) as services:
+                memory = services.memory
+                if create and name not in _collection_names(memory):
+                    memory.collections.create(name)
+                report = _run(config, memory, path, name, use_ray)
         finally:
             if runtime is not None:
                 runtime.leave()
@@ -151,9 +148,9 @@ def _connect(config: EmberConfig) -> Runtime:
     return runtime
 
 
-def _plane(config: EmberConfig, database: Database, on_ray: bool) -> MemoryService:
-    if not on_ray:
-        return memory_plane(config, database)
+def _cluster_memory(config: EmberConfig, database: Database) -> MemoryService:
+    """The memory plane as a process on the cluster builds it (shard actors, an embedding
+    pool), for a bulk ingest on Ray."""
     from ember.actors.memory_plane import cluster_memory
 
     return cluster_memory(config, database)

@@ -18,13 +18,12 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ember.cli.common import ConfigOption, console, load, open_database, reported
+from ember.cli.common import ConfigOption, console, load, open_services, reported
 from ember.cli.ingest import ingest
 from ember.errors import ValidationFailed
 from ember.filters import parse_filter
 from ember.memory.reindex import ReindexProgress
 from ember.memory.service import MemoryService
-from ember.services import memory_plane
 
 __all__ = ["collections_app", "register"]
 
@@ -38,12 +37,8 @@ def _memory(path: Path | None) -> Iterator[MemoryService]:
     """The memory plane on the configured (migrated) database; closed, and the database
     disposed of, on the way out."""
     config = load(path)
-    with open_database(config, migrate=True) as database:
-        memory = memory_plane(config, database)
-        try:
-            yield memory
-        finally:
-            memory.close()
+    with open_services(config, migrate=True) as services:
+        yield services.memory
 
 
 def search(

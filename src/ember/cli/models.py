@@ -23,11 +23,10 @@ from ember.cli.common import (
     console,
     load,
     notes,
-    open_database,
+    open_services,
     reported,
 )
 from ember.errors import ModelDigestMismatch, NotReady, ValidationFailed
-from ember.models.catalog import SqlModelCatalog
 from ember.models.digest import file_digest, normalize_digest
 from ember.models.records import ModelRecord
 from ember.models.templates import GGUF, TEMPLATES
@@ -47,8 +46,8 @@ def _size(size: int) -> str:
 @models_app.command("list")
 def list_models(config_path: ConfigOption = None) -> None:
     """The registered models, with their pinned digests."""
-    with reported(), open_database(load(config_path), migrate=True) as database:
-        records = SqlModelCatalog(database).all()
+    with reported(), open_services(load(config_path), migrate=True) as services:
+        records = services.catalog.all()
     table = Table("name", "digest", "size", "template", "warm", "path")
     for r in records:
         table.add_row(
@@ -104,8 +103,8 @@ def pin(
         context_length=context_length,
         warm=warm,
     )
-    with reported(), open_database(load(config_path), migrate=True) as database:
-        stored = SqlModelCatalog(database).put(record)
+    with reported(), open_services(load(config_path), migrate=True) as services:
+        stored = services.catalog.put(record)
     console.print(f"pinned {stored.name} to {stored.digest}", soft_wrap=True)
 
 
@@ -151,8 +150,8 @@ def remove(
     config_path: ConfigOption = None,
 ) -> None:
     """Forget NAME (the file stays) and unload it if ember is running."""
-    with reported(), open_database(load(config_path), migrate=True) as database:
-        SqlModelCatalog(database).get(name)
+    with reported(), open_services(load(config_path), migrate=True) as services:
+        services.catalog.get(name)
     try:
         with api_client(url, token, config_path) as client:
             client.call(
@@ -160,8 +159,8 @@ def remove(
             )
     except (typer.Exit, NotReady):
         notes.print("ember is not running or did not unload it; it is removed from the registry")
-    with reported(), open_database(load(config_path), migrate=True) as database:
-        SqlModelCatalog(database).remove(name)
+    with reported(), open_services(load(config_path), migrate=True) as services:
+        services.catalog.remove(name)
     console.print(f"removed {name}")
 
 

@@ -16,8 +16,7 @@ import typer
 from rich.table import Table
 
 from ember import __version__
-from ember.auth import SqlTokenRepository
-from ember.cli.common import ConfigOption, console, load, open_database, reported
+from ember.cli.common import ConfigOption, console, load, open_services, reported
 from ember.config import EmberConfig
 from ember.errors import EmberError
 from ember.observability import configure_logging
@@ -54,11 +53,10 @@ def up(
         configure_logging("ember", config.logging.level, config.logging.format)
         server = config.server
         check_port_free(server.host, server.port)
-        with open_database(config) as database:
-            revision = Migrator(database).upgrade()
+        with open_services(config) as services:
+            revision = Migrator(services.database).upgrade()
+            tokens = services.tokens.has_active_tokens()
         console.print(f"database  {config.database_url.split('@')[-1]}  (revision {revision})")
-        with open_database(config) as database:
-            tokens = SqlTokenRepository(database).has_active_tokens()
         runtime = Runtime(config)
         stop = threading.Event()
         with console.status("starting Ray…"):
@@ -104,8 +102,8 @@ def status(config_path: ConfigOption = None) -> None:
         healthy = True
 
         try:
-            with open_database(config) as database:
-                state, detail = _check_database(database)
+            with open_services(config) as services:
+                state, detail = _check_database(services.database)
         except EmberError as exc:
             state, detail = "down", str(exc)
         healthy &= state == "ok"

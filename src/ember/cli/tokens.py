@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from ember.auth import Scope, SqlTokenRepository
-from ember.cli.common import ConfigOption, console, load, notes, open_database, reported
+from ember.cli.common import ConfigOption, console, load, notes, open_services, reported
 from ember.storage import SqlAuditLog, TokenRecord, audited
 from ember.storage.clock import utcnow
 
@@ -54,8 +54,8 @@ def create_token(
             draft.resource = f"token:{record.id}"
         return record, plaintext
 
-    with reported(), open_database(load(config_path), migrate=True) as database:
-        record, plaintext = work(SqlTokenRepository(database), SqlAuditLog(database))
+    with reported(), open_services(load(config_path), migrate=True) as services:
+        record, plaintext = work(services.tokens, services.audit)
     notes.print(
         f"created token {record.id} ({record.name!r}) for principal {record.principal!r}, "
         f"scopes {', '.join(record.scopes)}, expires {_when(record.expires_at, 'never')}",
@@ -72,8 +72,8 @@ def create_token(
 @tokens_app.command("list")
 def list_tokens(config_path: ConfigOption = None) -> None:
     """List every token (never its secret or hash)."""
-    with reported(), open_database(load(config_path), migrate=True) as database:
-        records = SqlTokenRepository(database).list()
+    with reported(), open_services(load(config_path), migrate=True) as services:
+        records = services.tokens.list()
     now = utcnow()
     table = Table("id", "name", "principal", "scopes", "created", "expires", "revoked", "last used")
     for record in records:
@@ -108,8 +108,8 @@ def revoke_token(
             draft.detail.update(name=record.name, already_revoked=already)
         return record, already
 
-    with reported(), open_database(load(config_path), migrate=True) as database:
-        record, already = work(SqlTokenRepository(database), SqlAuditLog(database))
+    with reported(), open_services(load(config_path), migrate=True) as services:
+        record, already = work(services.tokens, services.audit)
     if already:
         console.print(f"token {record.id} was already revoked at {_when(record.revoked_at)}")
     else:

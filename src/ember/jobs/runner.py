@@ -60,6 +60,7 @@ class JobRunner:
         self._renew_every = renew_interval_s
         self._tasks: dict[str, asyncio.Task[dict[str, Any]]] = {}
         self.renewals = 0
+        self._starting: dict[str, bool] = {}
 
     @property
     def active(self) -> int:
@@ -67,16 +68,28 @@ class JobRunner:
         return len(self._tasks)
 
     def cancel(self, job_id: str) -> bool:
-        """Cancel the job's work if it runs here; returns whether it did."""
+        """Cancel the job's work if it runs (or is starting) here; returns whether it will be
+        cancelled. A cancel that arrives while the job is starting takes effect as soon as
+        its work begins."""
         task = self._tasks.get(job_id)
-        if task is None:
-            return False
-        task.cancel()
-        return True
+        if task is not None:
+            task.cancel()
+            return True
+        if job_id in self._starting:
+            self._starting[job_id] = True
+            return True
+        return False
 
     async def run(self, job: JobRecord) -> JobRecord | None:
         """Run ``job`` (leased to :attr:`owner`) to its end; returns the final row, or
         ``None`` when the lease was lost and someone else owns the outcome."""
+        self._starting[job.id] = False
+        try:
+            return await self._run(job)
+        finally:
+            self._starting.pop(job.id, None)
+
+    async def _run(self, job: JobRecord) -> JobRecord | None:
         try:
             kind = self._kinds.get(job.kind)
             payload = kind.input_model.model_validate(job.input)
@@ -98,6 +111,8 @@ class JobRunner:
         )
         work = asyncio.create_task(self._call(kind, context, payload))
         self._tasks[job.id] = work
+        if self._starting.pop(job.id, False):
+            work.cancel()
         try:
             lost = await self._supervise(job, work)
         finally:

@@ -31,8 +31,8 @@ from ember.observability import configure_logging
 from ember.serve_app.api import create_app
 from ember.serve_app.context import build_context
 from ember.serve_app.readiness import CheckResult
-from ember.services import hosted_providers
-from ember.storage import Database, Migrator
+from ember.services import Services, hosted_providers
+from ember.storage import Migrator
 
 __all__ = [
     "APP_NAME",
@@ -131,11 +131,11 @@ def boot(config: EmberConfig, *, detached: bool = False) -> Booted:
     ``detached`` actors outlive the process that starts them (a Serve config's application
     builder runs in a task that ends right after); otherwise they die with it.
     """
-    database = Database.from_config(config)
+    services = Services.build(config)
     try:
-        Migrator(database).upgrade()
+        Migrator(services.database).upgrade()
     finally:
-        database.dispose()
+        services.close()
     jobs = start_job_system(config, detached=detached)
     models = start_model_registry(config, detached=detached) if hosted_providers(config) else None
     return Booted(jobs, models, build_application(config))

@@ -388,7 +388,7 @@ class PoolSystem:
     jobs: SqlJobRepository
 
 
-POOL_RENEW_INTERVAL_S = 5.0
+POOL_RENEW_INTERVAL_S = 2.0
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from tests.jobs.plugin import kinds
 class TestLocalWorkerPool(WorkerPoolContract):
     workers = 2
     slots = 2
-    renew_interval_s = 5.0
+    renew_interval_s = 1.0
     short_job = ("steps", {"steps": 3, "step_s": 0.05})
     long_job = ("steps", {"steps": 6000, "step_s": 0.05})
     timeout_s = 30.0

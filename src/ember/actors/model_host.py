@@ -108,11 +108,14 @@ class RayHostHandle:
 
     async def _stream(self, method: Any, *args: Any) -> AsyncIterator[Delta]:
         refs = method.options(num_returns="streaming").remote(*args)
+        ended = False
         try:
             async for ref in refs:
                 yield await self._call(ref)
+            ended = True
         except (RayActorError, RayTaskError) as exc:
+            ended = True
             raise _ember_error(exc, self._name) from exc
         finally:
-            if not refs.is_finished():
+            if not ended:  # the caller stopped early: stop the host's generation too
                 ray.cancel(refs)

@@ -99,7 +99,9 @@ async def test_a_models_hosts_follow_its_calls_across_both_nodes(
             "EMBER_MODELS_BUNDLED": "false",
             "EMBER_MODELS_REPLICAS_MAX": "2",
             "EMBER_MODELS_CALLS_PER_REPLICA_TARGET": "1",
-            "EMBER_MODELS_SCALE_COOLDOWN_S": "2",
+            # long enough that the second host is still there for the fresh caller's burst
+            # on a loaded machine (at 2 s it was once drained first)
+            "EMBER_MODELS_SCALE_COOLDOWN_S": "6",
             "EMBER_MODELS_SCALE_INTERVAL_S": "0.2",
             "EMBER_MODELS_ROUTE_REFRESH_S": "0.2",
             "EMBER_MODELS_SWEEP_INTERVAL_S": "0.5",

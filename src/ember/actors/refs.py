@@ -26,14 +26,18 @@ def wait_for(refs: Sequence[Any], timeout_s: float | None = None) -> list[Any]:
         in order), as ``ray.get`` raises it.
     :raises GetTimeoutError: not all resolved within ``timeout_s`` seconds.
     """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
+    if _on_event_loop():
         raise RuntimeError("wait_for blocks its thread: await the refs on an event loop")
     futures = [ref.future() for ref in refs]
     _, pending = concurrent.futures.wait(futures, timeout=timeout_s)
     if pending:
         raise GetTimeoutError(f"{len(pending)} of {len(futures)} refs not ready in {timeout_s} s")
     return [future.result() for future in futures]
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

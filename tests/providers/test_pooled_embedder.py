@@ -71,6 +71,19 @@ def _held_call(
     return call
 
 
+def _two_calls_held_in(pool: Pool, workers: LocalWorkers, worker: LocalWorker) -> list[Call]:
+    """Two queries waiting in ``worker``, which holds them: demand 2 on a one-worker pool."""
+    workers.hold(worker)
+    return [_held_call(pool, workers, worker) for _ in range(2)]
+
+
+def _release(workers: LocalWorkers, worker: LocalWorker, calls: list[Call]) -> None:
+    """Let ``worker`` answer and wait until every one of ``calls`` has its answer."""
+    workers.release(worker)
+    for call in calls:
+        call.finish()
+
+
 def _eventually(predicate: Callable[[], bool]) -> bool:
     """Whether ``predicate`` comes true while the pool's own threads run (a liveness bound
     of ``WAIT_S``, not a timing)."""
@@ -228,9 +241,7 @@ def _grow_to_three(pool: Pool, workers: LocalWorkers) -> tuple[LocalWorker, ...]
     workers.hold(w0)
     calls = [_held_call(pool, workers, w0) for _ in range(3)]
     assert pool.rescale() == 3
-    workers.release(w0)
-    for call in calls:
-        call.finish()
+    _release(workers, w0, calls)
     x1, x2 = workers.extras()
     assert [w["name"] for w in pool.workers()] == ["w0", "x1", "x2"]
     return w0, x1, x2
@@ -287,8 +298,7 @@ def test_a_failed_extra_is_dropped_and_asked_for_again(
     pool = make_pool(1, 2)
     workers.plans = ["fail"]
     w0 = workers.first(0)
-    workers.hold(w0)
-    calls = [_held_call(pool, workers, w0) for _ in range(2)]
+    calls = _two_calls_held_in(pool, workers, w0)
     (x1,) = workers.extras()
     with caplog.at_level(logging.WARNING, logger="ember.providers.pooled_embedder"):
         assert pool.rescale() == 2
@@ -297,9 +307,7 @@ def test_a_failed_extra_is_dropped_and_asked_for_again(
     assert [w.name for w in workers.extras()] == ["x1", "x2"], "demand is still 2: a new one"
     assert pool.rescale() == 2
     assert [w["name"] for w in pool.workers()] == ["w0", "x2"]
-    workers.release(w0)
-    for call in calls:
-        call.finish()
+    _release(workers, w0, calls)
 
 
 def test_a_slow_extra_joins_once_it_has_loaded(
@@ -308,8 +316,7 @@ def test_a_slow_extra_joins_once_it_has_loaded(
     pool = make_pool(1, 2)
     workers.plans = ["slow"]
     w0 = workers.first(0)
-    workers.hold(w0)
-    calls = [_held_call(pool, workers, w0) for _ in range(2)]
+    calls = _two_calls_held_in(pool, workers, w0)
     (x1,) = workers.extras()
     clock.advance(29.0)
     assert pool.rescale() == 2
@@ -318,9 +325,7 @@ def test_a_slow_extra_joins_once_it_has_loaded(
     assert pool.rescale() == 2
     assert [w["name"] for w in pool.workers()] == ["w0", "x1"]
     assert len(workers.extras()) == 1
-    workers.release(w0)
-    for call in calls:
-        call.finish()
+    _release(workers, w0, calls)
 
 
 def test_an_extra_past_its_deadline_is_dropped_and_asked_for_again(
@@ -329,8 +334,7 @@ def test_an_extra_past_its_deadline_is_dropped_and_asked_for_again(
     pool = make_pool(1, 2)
     workers.plans = ["slow"]
     w0 = workers.first(0)
-    workers.hold(w0)
-    calls = [_held_call(pool, workers, w0) for _ in range(2)]
+    calls = _two_calls_held_in(pool, workers, w0)
     (x1,) = workers.extras()
     clock.advance(31.0)
     assert pool.rescale() == 2
@@ -338,9 +342,7 @@ def test_an_extra_past_its_deadline_is_dropped_and_asked_for_again(
     assert [w.name for w in workers.extras()] == ["x1", "x2"]
     assert pool.rescale() == 2
     assert [w["name"] for w in pool.workers()] == ["w0", "x2"]
-    workers.release(w0)
-    for call in calls:
-        call.finish()
+    _release(workers, w0, calls)
 
 
 def test_a_starting_extra_is_removed_when_demand_falls(
@@ -349,12 +351,9 @@ def test_a_starting_extra_is_removed_when_demand_falls(
     pool = make_pool(1, 2, cooldown=0.0)
     workers.plans = ["slow"]
     w0 = workers.first(0)
-    workers.hold(w0)
-    calls = [_held_call(pool, workers, w0) for _ in range(2)]
+    calls = _two_calls_held_in(pool, workers, w0)
     (x1,) = workers.extras()
-    workers.release(w0)
-    for call in calls:
-        call.finish()
+    _release(workers, w0, calls)
     clock.advance(1.0)
     assert pool.rescale() == 1
     assert workers.discarded == [x1] and workers.running() == [w0]
@@ -401,8 +400,7 @@ def test_close_is_idempotent_and_fails_calls_in_flight_and_after(
 ) -> None:
     pool = make_pool(1, 2)
     w0 = workers.first(0)
-    workers.hold(w0)
-    calls = [_held_call(pool, workers, w0) for _ in range(2)]
+    calls = _two_calls_held_in(pool, workers, w0)
     assert len(workers.extras()) == 1
     pool.close()
     for call in calls:
@@ -431,14 +429,11 @@ def test_the_tick_rescales_without_calls_and_stops_on_close(
 ) -> None:
     pool = make_pool(1, 2, cooldown=10.0, tick_s=0.005)
     w0 = workers.first(0)
-    workers.hold(w0)
-    calls = [_held_call(pool, workers, w0) for _ in range(2)]
+    calls = _two_calls_held_in(pool, workers, w0)
     # from here on the test calls nothing that rescales: only the tick does
     assert _eventually(lambda: len(pool.workers()) == 2), "the tick never joined the extra"
     assert [w["name"] for w in pool.workers()] == ["w0", "x1"]
-    workers.release(w0)
-    for call in calls:
-        call.finish()
+    _release(workers, w0, calls)
     clock.advance(11.0)
     assert _eventually(lambda: pool.size == 1), "the tick never shrank the idle pool"
     assert workers.discarded == workers.extras()

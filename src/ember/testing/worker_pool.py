@@ -23,7 +23,9 @@ have ended and their slots are free again, so a pool may be shared by a module's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
+from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 from ember.jobs.protocol import JobRepository, WorkerPool
@@ -105,6 +107,21 @@ class WorkerPoolContract:
             await self.until_state(jobs, job.id, TERMINAL)
         await self.idle(pool)
 
+    @contextlib.asynccontextmanager
+    async def started(
+        self, pool: WorkerPool, jobs: JobRepository, spec: tuple[str, dict[str, Any]]
+    ) -> AsyncIterator[tuple[Counter[str], str, JobRecord]]:
+        """A job of ``spec`` leased to the idle pool's first worker and started there; yields
+        the idle pool's free slots, the worker and the job, and stops the job on the way out."""
+        free = await self.idle(pool)
+        worker_id = sorted(free)[0]
+        job = await self.lease(jobs, worker_id, spec)
+        try:
+            await pool.start(worker_id, job)
+            yield free, worker_id, job
+        finally:
+            await self.stop(pool, jobs, job)
+
     # -- tests --------------------------------------------------------------------------
 
     async def test_an_idle_pool_lists_each_worker_once_per_slot(self, pool: WorkerPool) -> None:
@@ -114,18 +131,12 @@ class WorkerPoolContract:
     async def test_a_started_job_holds_its_slot_until_it_ends(
         self, pool: WorkerPool, jobs: JobRepository
     ) -> None:
-        free = await self.idle(pool)
-        worker_id = sorted(free)[0]
-        job = await self.lease(jobs, worker_id, self.short_job)
-        try:
-            await pool.start(worker_id, job)
+        async with self.started(pool, jobs, self.short_job) as (free, worker_id, job):
             assert Counter(pool.free_slots()) == free - Counter([worker_id])
             final = await self.until_state(jobs, job.id, TERMINAL)
             assert final.state is JobState.SUCCEEDED and final.lease_owner is None
             assert final.attempts == 1 and final.result is not None
             assert await self.idle(pool) == free
-        finally:
-            await self.stop(pool, jobs, job)
 
     async def test_a_worker_whose_slots_are_all_taken_leaves_the_free_slots(
         self, pool: WorkerPool, jobs: JobRepository
@@ -149,11 +160,7 @@ class WorkerPoolContract:
     async def test_cancel_reaches_a_running_job_before_its_next_renewal(
         self, pool: WorkerPool, jobs: JobRepository
     ) -> None:
-        free = await self.idle(pool)
-        worker_id = sorted(free)[0]
-        job = await self.lease(jobs, worker_id, self.long_job)
-        try:
-            await pool.start(worker_id, job)
+        async with self.started(pool, jobs, self.long_job) as (free, worker_id, job):
             renewed = await pool.renewals()
             await asyncio.to_thread(jobs.request_cancel, job.id)
             await pool.cancel(worker_id, job.id)
@@ -161,17 +168,11 @@ class WorkerPoolContract:
             assert current.state is JobState.CANCELLED
             assert await pool.renewals() == renewed, "the cancel waited for a lease renewal"
             assert await self.idle(pool) == free
-        finally:
-            await self.stop(pool, jobs, job)
 
     async def test_cancel_of_a_job_the_worker_does_not_run_changes_nothing(
         self, pool: WorkerPool, jobs: JobRepository
     ) -> None:
-        free = await self.idle(pool)
-        worker_id = sorted(free)[0]
-        job = await self.lease(jobs, worker_id, self.long_job)
-        try:
-            await pool.start(worker_id, job)
+        async with self.started(pool, jobs, self.long_job) as (free, worker_id, job):
             await pool.cancel(worker_id, "no-such-job")
             await pool.cancel("no-such-worker", job.id)
             others = [w for w in free if w != worker_id]
@@ -180,8 +181,6 @@ class WorkerPoolContract:
             await asyncio.sleep(0.5)
             assert (await asyncio.to_thread(jobs.get, job.id)).state is JobState.RUNNING
             assert Counter(pool.free_slots()) == free - Counter([worker_id])
-        finally:
-            await self.stop(pool, jobs, job)
 
     async def test_renewals_count_the_leases_its_workers_renewed(
         self, pool: WorkerPool, jobs: JobRepository

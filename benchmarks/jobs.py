@@ -67,6 +67,7 @@ def _latency(jobs: Any, ids: list[str]) -> list[float]:
 
 
 async def in_process(home: str, count: int, events: int) -> tuple[list[float], float]:
+    from ember.auth import LOCAL_PRINCIPAL
     from ember.config import load_config
     from ember.jobs.bus import LocalJobBus
     from ember.jobs.dispatcher import LeaseDispatcher
@@ -94,14 +95,15 @@ async def in_process(home: str, count: int, events: int) -> tuple[list[float], f
     pools = {kind: LocalWorkerPool(runner, 1, 4) for kind in kinds.names()}
     bus = LocalJobBus(hub, LeaseDispatcher(jobs, pools, hub.publish), poll_s=0.5)
     service = JobService(jobs, store, kinds, bus, SqlAuditLog(database), heartbeat_s=5)
+    bench = LOCAL_PRINCIPAL
     bus.start()
     ids = []
     for n in range(count):
-        job, _ = await service.submit("bench-noop", {"n": n}, "bench")
+        job, _ = await service.submit("bench-noop", {"n": n}, bench)
         while (await asyncio.to_thread(jobs.get, job.id)).state not in TERMINAL:
             await asyncio.sleep(0.001)
         ids.append(job.id)
-    job, _ = await service.submit("bench-tokens", {"events": events}, "bench")
+    job, _ = await service.submit("bench-tokens", {"events": events}, bench)
     seen, first = 0, 0.0
     async for event in service.follow(job.id, 0):
         if event is not None and event.type == "token":

@@ -41,7 +41,7 @@ ALLOWED: dict[str, set[str]] = {
     "models": {"errors", "chat", "config", "placement", "storage"},
     "providers": {"errors", "_lazy", "chat", "config", "models", "storage"},
     "memory": {"errors", "config", "filters", "providers", "storage", "vectors"},
-    "jobs": {"errors", "chat", "config", "filters", "memory", "providers", "storage"},
+    "jobs": {"errors", "auth", "chat", "config", "filters", "memory", "providers", "storage"},
     # contract suites, and the composition root over everything below the Ray line
     "testing": CORE,
     "services": CORE,

@@ -11,6 +11,8 @@ from enum import StrEnum
 from typing import Any, Literal
 
 __all__ = [
+    "MAX_COMPLETION_TOKENS",
+    "MAX_MESSAGES",
     "Capability",
     "ChatMessage",
     "Completion",
@@ -23,6 +25,11 @@ __all__ = [
 ]
 
 Role = Literal["system", "user", "assistant", "tool"]
+
+MAX_COMPLETION_TOKENS = 131_072
+"""The most tokens one request may ask a model to produce (``max_tokens`` and its kin)."""
+MAX_MESSAGES = 1000
+"""The most messages one chat request may send."""
 
 
 class Capability(StrEnum):

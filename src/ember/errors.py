@@ -11,8 +11,10 @@ a 429) that the API sends with the problem document.
     ├── BadRequest                  bad_request          400
     │   ├── ValidationFailed        validation_failed    422
     │   ├── InvalidFilter           invalid_filter       422
+    │   ├── InvalidCursor           invalid_cursor       400
     │   ├── UnknownJobKind          unknown_job_kind     422
     │   ├── DimensionMismatch       dimension_mismatch   422
+    │   ├── HostNotAllowed          host_not_allowed     421
     │   └── DocumentRejected        document_rejected    422
     │       ├── EmptyDocument       empty_document       422
     │       ├── BinaryDocument      binary_document      422
@@ -21,7 +23,8 @@ a 429) that the API sends with the problem document.
     │       └── DocumentUnreadable  document_unreadable  422
     ├── Unauthorized                unauthorized         401
     ├── Forbidden                   forbidden            403
-    │   └── PathNotAllowed          path_not_allowed     403
+    │   ├── PathNotAllowed          path_not_allowed     403
+    │   └── OriginNotAllowed        origin_not_allowed   403
     ├── NotFound                    not_found            404
     │   ├── CollectionNotFound      collection_not_found 404
     │   ├── JobNotFound             job_not_found        404
@@ -38,7 +41,9 @@ a 429) that the API sends with the problem document.
     │   ├── ReindexRequired         reindex_required     409
     │   └── ModelDigestMismatch     model_digest_mismatch 409
     ├── PayloadTooLarge             payload_too_large    413
+    │   └── RequestTooLarge         request_too_large    413
     ├── RateLimited                 rate_limited         429
+    │   └── TooManyStreams          too_many_streams     429
     ├── QuotaExceeded               quota_exceeded       429
     ├── BudgetExceeded              budget_exceeded      429
     ├── JobError                    job_error            500
@@ -47,6 +52,7 @@ a 429) that the API sends with the problem document.
     ├── NotReady                    not_ready            503
     ├── PortInUse                   port_in_use          500
     ├── ClusterUnavailable          cluster_unavailable  503
+    ├── ServiceUnavailable          service_unavailable  503
     ├── DeployFailed                deploy_failed        500
     ├── ModelCapacityExceeded       model_capacity_exceeded 503
     ├── ProviderError               provider_error       502
@@ -93,7 +99,9 @@ __all__ = [
     "EmptyDocument",
     "FieldError",
     "Forbidden",
+    "HostNotAllowed",
     "IdempotencyConflict",
+    "InvalidCursor",
     "InvalidFilter",
     "InvalidTransition",
     "JobCancelled",
@@ -110,6 +118,7 @@ __all__ = [
     "NoProviderAvailable",
     "NotFound",
     "NotReady",
+    "OriginNotAllowed",
     "PathNotAllowed",
     "PayloadTooLarge",
     "PortInUse",
@@ -123,9 +132,12 @@ __all__ = [
     "QuotaExceeded",
     "RateLimited",
     "ReindexRequired",
+    "RequestTooLarge",
+    "ServiceUnavailable",
     "StorageError",
     "StreamInterrupted",
     "TokenNotFound",
+    "TooManyStreams",
     "Unauthorized",
     "UnknownJobKind",
     "UnsupportedMediaType",
@@ -198,6 +210,13 @@ class InvalidFilter(BadRequest):
     title = "Invalid filter"
 
 
+class InvalidCursor(BadRequest):
+    """The page cursor is not one ember gave out (forged, garbled or truncated)."""
+
+    code = "invalid_cursor"
+    title = "Invalid cursor"
+
+
 class UnknownJobKind(BadRequest):
     """No job kind has this name."""
 
@@ -212,6 +231,14 @@ class DimensionMismatch(BadRequest):
     code = "dimension_mismatch"
     status = 422
     title = "Dimension mismatch"
+
+
+class HostNotAllowed(BadRequest):
+    """The request's ``Host`` header names no host this server answers for."""
+
+    code = "host_not_allowed"
+    status = 421
+    title = "Host not allowed"
 
 
 class DocumentRejected(BadRequest):
@@ -281,6 +308,13 @@ class PathNotAllowed(Forbidden):
 
     code = "path_not_allowed"
     title = "Path not allowed"
+
+
+class OriginNotAllowed(Forbidden):
+    """The request comes from a web page whose origin may not call this server."""
+
+    code = "origin_not_allowed"
+    title = "Origin not allowed"
 
 
 class NotFound(EmberError):
@@ -392,6 +426,28 @@ class PayloadTooLarge(EmberError):
     title = "Payload too large"
 
 
+class RequestTooLarge(PayloadTooLarge):
+    """The request body is over the size this route accepts; nothing was done with it.
+
+    ``extra`` holds ``limit_bytes``, the cap that applies.
+    """
+
+    code = "request_too_large"
+    title = "Request too large"
+
+
+def _retry_after(
+    retry_after_s: float, extra: dict[str, Any] | None, headers: Mapping[str, str] | None
+) -> dict[str, Any]:
+    """The ``extra`` and ``headers`` of an error that says when to retry: ``Retry-After`` and
+    the body's ``retry_after_s``, rounded up to whole seconds, at least 1."""
+    seconds = max(1, math.ceil(retry_after_s))
+    return {
+        "extra": {"retry_after_s": seconds, **(extra or {})},
+        "headers": {"Retry-After": str(seconds), **(headers or {})},
+    }
+
+
 class RateLimited(EmberError):
     """Too many requests; retry after the time given.
 
@@ -413,13 +469,14 @@ class RateLimited(EmberError):
         headers: Mapping[str, str] | None = None,
     ) -> None:
         self.retry_after_s = retry_after_s
-        seconds = max(1, math.ceil(retry_after_s))
-        super().__init__(
-            detail,
-            errors=errors,
-            extra={"retry_after_s": seconds, **(extra or {})},
-            headers={"Retry-After": str(seconds), **(headers or {})},
-        )
+        super().__init__(detail, errors=errors, **_retry_after(retry_after_s, extra, headers))
+
+
+class TooManyStreams(RateLimited):
+    """The principal already has as many open event streams as it may; close one first."""
+
+    code = "too_many_streams"
+    title = "Too many streams"
 
 
 class QuotaExceeded(EmberError):
@@ -486,6 +543,32 @@ class ClusterUnavailable(EmberError):
     code = "cluster_unavailable"
     status = 503
     title = "Cluster unavailable"
+
+
+class ServiceUnavailable(EmberError):
+    """A cluster service ember needs is not running right now; retry shortly.
+
+    Raised when one of the cluster's singleton actors (the event hub, the job dispatcher, the
+    model registry) stays unreachable after a bounded retry, as while Ray restarts it.
+    ``Retry-After`` (and the body's ``retry_after_s``) say when to try again: whole seconds,
+    at least 1.
+    """
+
+    code = "service_unavailable"
+    status = 503
+    title = "Service unavailable"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        retry_after_s: float = 5.0,
+        errors: list[FieldError] | None = None,
+        extra: dict[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(detail, errors=errors, **_retry_after(retry_after_s, extra, headers))
 
 
 class DeployFailed(EmberError):

@@ -8,16 +8,24 @@ A filter is JSON::
     {"$or": [{"lang": "en"}, {"lang": "de"}]}      boolean ($and $or), nested freely
 
 Keys of one object are ANDed. Field names are metadata keys (``[A-Za-z_][A-Za-z0-9_.-]*``, at
-most 64 characters); values are strings, integers, floats or booleans, compared only with
-values of the same kind (numbers with numbers). Only scalar metadata values are filterable: a
-field that is missing, null, a list or an object matches no condition except ``$ne`` and
-``$nin``. :func:`parse_filter` turns the
-JSON into a tree of :class:`Condition`, :class:`And` and :class:`Or` that adapters translate
-into their native filter language; :func:`matches` evaluates it in Python.
+most 64 characters); values are strings (without NUL), integers (64-bit, as every database
+stores them), finite floats or booleans, compared only with values of the same kind (numbers
+with numbers). Only scalar metadata values are filterable: a field that is missing, null, a
+list or an object matches no condition except ``$ne`` and ``$nin``.
+
+A filter is bounded, so no request can build a query the database refuses: at most
+:data:`MAX_DEPTH` levels of ``$and``/``$or``, and at most ``max_terms`` terms in all (each
+compared value is one term, each value of ``$in``/``$nin`` too; ``memory.max_filter_terms``
+sets it, :data:`MAX_TERMS` by default, never above :data:`MAX_TERMS_CEILING`).
+
+:func:`parse_filter` turns the JSON into a tree of :class:`Condition`, :class:`And` and
+:class:`Or` that adapters translate into their native filter language; :func:`matches`
+evaluates it in Python.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,6 +35,11 @@ from ember.errors import InvalidFilter
 
 __all__ = [
     "COMPARISONS",
+    "INT64_MAX",
+    "INT64_MIN",
+    "MAX_DEPTH",
+    "MAX_TERMS",
+    "MAX_TERMS_CEILING",
     "And",
     "Condition",
     "Filter",
@@ -40,7 +53,15 @@ Scalar = str | int | float | bool
 Operator = Literal["$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin"]
 COMPARISONS: tuple[Operator, ...] = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin")
 _FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,63}")
-_MAX_DEPTH = 8
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+MAX_DEPTH = 8
+"""Most levels of ``$and``/``$or`` nesting."""
+MAX_TERMS = 256
+"""Most terms in one filter unless ``memory.max_filter_terms`` says otherwise."""
+MAX_TERMS_CEILING = 512
+"""The most terms any configuration may allow: a query this wide stays within what SQLite
+(an expression at most 1000 deep) and Postgres accept."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,50 +91,86 @@ Filter = Condition | And | Or
 
 
 def _scalar(value: Any, where: str) -> Scalar:
-    if isinstance(value, str | bool | int | float) and value == value:  # NaN is not a value
+    if isinstance(value, bool):
         return value
-    raise InvalidFilter(f"{where}: expected a string, number or boolean, got {value!r}")
+    if isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise InvalidFilter(f"{where}: integers must fit in 64 bits (-2^63 to 2^63-1)")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidFilter(f"{where}: numbers must be finite, got {value!r}")
+        return value
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidFilter(f"{where}: strings may not contain NUL characters")
+        return value
+    raise InvalidFilter(f"{where}: expected a string, number or boolean, got {_show(value)}")
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+class _Budget:
+    """The terms a filter may still use."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.left = limit
+
+    def take(self, count: int) -> None:
+        self.left -= count
+        if self.left < 0:
+            raise InvalidFilter(
+                f"the filter has more than {self.limit} terms (each compared value counts, each "
+                "value of $in/$nin too); the limit is memory.max_filter_terms"
+            )
 
 
 def _field(name: Any) -> str:
     if not isinstance(name, str) or not _FIELD.fullmatch(name):
-        raise InvalidFilter(f"invalid field name {name!r}")
+        raise InvalidFilter(f"invalid field name {_show(name)}")
     return name
 
 
-def _parse(node: Any, depth: int) -> Filter:
-    if depth > _MAX_DEPTH:
-        raise InvalidFilter(f"filter nested deeper than {_MAX_DEPTH} levels")
+def _parse(node: Any, depth: int, budget: _Budget) -> Filter:
+    if depth > MAX_DEPTH:
+        raise InvalidFilter(f"the filter nests $and/$or deeper than {MAX_DEPTH} levels")
     if not isinstance(node, Mapping) or not node:
-        raise InvalidFilter(f"a filter must be a non-empty object, got {node!r}")
+        raise InvalidFilter(f"a filter must be a non-empty object, got {_show(node)}")
     items: list[Filter] = []
     for key, value in node.items():
         if key in ("$and", "$or"):
             if not isinstance(value, list) or not value:
                 raise InvalidFilter(f"{key} takes a non-empty list of filters")
-            children = tuple(_parse(child, depth + 1) for child in value)
+            children = tuple(_parse(child, depth + 1, budget) for child in value)
             items.append(And(children) if key == "$and" else Or(children))
         elif isinstance(key, str) and key.startswith("$"):
-            raise InvalidFilter(f"unknown operator {key!r} (use $and or $or at this level)")
+            raise InvalidFilter(f"unknown operator {_show(key)} (use $and or $or at this level)")
         else:
-            items.extend(_conditions(_field(key), value))
+            items.extend(_conditions(_field(key), value, budget))
     return items[0] if len(items) == 1 else And(tuple(items))
 
 
-def _conditions(field: str, value: Any) -> list[Filter]:
+def _conditions(field: str, value: Any, budget: _Budget) -> list[Filter]:
     if not isinstance(value, Mapping):
+        budget.take(1)
         return [Condition(field, "$eq", _scalar(value, field))]
     if not value:
         raise InvalidFilter(f"{field}: empty operator object")
     found: list[Filter] = []
     for op, operand in value.items():
         if op not in COMPARISONS:
-            raise InvalidFilter(f"{field}: unknown operator {op!r}; use one of {COMPARISONS}")
+            raise InvalidFilter(f"{field}: unknown operator {_show(op)}; use one of {COMPARISONS}")
         if op in ("$in", "$nin"):
             if not isinstance(operand, list) or not operand:
                 raise InvalidFilter(f"{field}.{op} takes a non-empty list")
+            budget.take(len(operand))
             found.append(Condition(field, op, tuple(_scalar(v, f"{field}.{op}") for v in operand)))
         else:
+            budget.take(1)
             scalar = _scalar(operand, f"{field}.{op}")
             if op in ("$gt", "$gte", "$lt", "$lte") and isinstance(scalar, bool):
                 raise InvalidFilter(f"{field}.{op}: cannot order booleans")
@@ -121,14 +178,16 @@ def _conditions(field: str, value: Any) -> list[Filter]:
     return found
 
 
-def parse_filter(node: Any) -> Filter | None:
+def parse_filter(node: Any, *, max_terms: int = MAX_TERMS) -> Filter | None:
     """Parse filter JSON; ``None`` or ``{}`` means no filter.
 
-    :raises InvalidFilter: the JSON does not follow the grammar above; the message says where.
+    :param max_terms: the most terms the filter may have (see the module docstring).
+    :raises InvalidFilter: the JSON does not follow the grammar above, or passes a limit; the
+        message says where, or which limit.
     """
     if node is None or (isinstance(node, Mapping) and not node):
         return None
-    return _parse(node, 0)
+    return _parse(node, 0, _Budget(max_terms))
 
 
 def _same_kind(a: Any, b: Any) -> bool:

@@ -84,3 +84,36 @@ def test_answers_from_memory_only_when_no_read_is_needed(tokens: SqlTokenReposit
     assert not auth.answers_from_memory("sk-foreign", loopback=False)
     tokens.create("ci", "ci", ["models:use"])
     assert not auth.answers_from_memory(None, loopback=True), "creating a token clears the cache"
+
+
+def test_the_bypass_is_a_latch_once_a_token_was_created(tokens: SqlTokenRepository) -> None:
+    latched = Authenticator(tokens, RateLimiter(0, 1))
+    reopening = Authenticator(tokens, RateLimiter(0, 1), loopback_after_tokens=True)
+    assert latched.authenticate(None, loopback=True) is LOCAL_PRINCIPAL
+    assert "accepting loopback clients only" in latched.mode()
+    record, _ = tokens.create("ci", "ci", ["admin"])
+    tokens.revoke(record.id)
+    with pytest.raises(Unauthorized, match="API tokens exist or existed"):
+        latched.authenticate(None, loopback=True)
+    assert "the loopback bypass stays off" in latched.mode()
+    assert latched.answers_from_memory(None, loopback=True), "the latch is cached"
+    assert reopening.authenticate(None, loopback=True) is LOCAL_PRINCIPAL
+    assert "accepting loopback clients only" in reopening.mode()
+    closed = Authenticator(tokens, RateLimiter(0, 1), loopback_without_tokens=False)
+    assert "every request is refused" in closed.mode()
+
+
+def test_refusals_are_limited_per_address(tokens: SqlTokenRepository) -> None:
+    config = AuthConfig(anonymous_rate_limit_per_s=0.001, anonymous_rate_limit_burst=2)
+    auth = Authenticator.from_config(config, tokens)
+    _, secret = tokens.create("ci", "ci", ["memory:read"])
+    for _ in range(2):
+        with pytest.raises(Unauthorized):
+            auth.authorize("ember_guess", loopback=False, scope=Scope.MEMORY_READ, address="a")
+    with pytest.raises(RateLimited, match="without valid credentials from a") as over:
+        auth.authorize(None, loopback=False, scope=Scope.MEMORY_READ, address="a")
+    assert over.value.retry_after_s > 1
+    with pytest.raises(Unauthorized):
+        auth.authorize(None, loopback=False, scope=Scope.MEMORY_READ, address="b")
+    principal = auth.authorize(secret, loopback=False, scope=Scope.MEMORY_READ, address="a")
+    assert principal.name == "ci", "valid credentials are never throttled as anonymous"

@@ -15,10 +15,9 @@ from starlette.exceptions import WebSocketException
 from starlette.testclient import WebSocketDenialResponse
 
 from ember.auth import Authenticator, Principal, RateLimiter, Scope
-from ember.config import load_config
-from ember.serve_app import AppContext, build_context, create_app
+from ember.serve_app import AppContext, create_app
 from ember.serve_app.auth import PUBLIC_PATHS, is_loopback, require, route_access
-from ember.storage import Migrator
+from tests.support.app import migrated_context
 from tests.support.clock import FakeClock
 
 LOOPBACK = ("127.0.0.1", 50000)
@@ -27,12 +26,8 @@ REMOTE = ("203.0.113.7", 50000)
 
 @pytest.fixture
 def context(tmp_path: Path) -> Iterator[AppContext]:
-    context = build_context(load_config(None, {"EMBER_HOME": str(tmp_path)}))
-    Migrator(context.database).upgrade()
-    try:
+    with migrated_context(tmp_path) as context:
         yield context
-    finally:
-        context.database.dispose()
 
 
 @pytest.fixture
@@ -129,7 +124,9 @@ def test_admin_grants_every_scope(context: AppContext, app: FastAPI) -> None:
     assert remote.delete("/collections/x", headers=admin).status_code == 204
 
 
-def test_loopback_is_let_in_only_while_no_token_exists(context: AppContext, app: FastAPI) -> None:
+def test_loopback_is_let_in_only_until_a_token_is_created(
+    context: AppContext, app: FastAPI
+) -> None:
     local = client(app, LOOPBACK)
     assert local.post("/collections", json={"name": "x"}).status_code == 201
     assert_problem(client(app).get("/collections"), 401, "unauthorized")
@@ -138,7 +135,18 @@ def test_loopback_is_let_in_only_while_no_token_exists(context: AppContext, app:
     assert "API tokens exist" in body["detail"]
     assert local.get("/collections", headers=bearer(secret)).status_code == 200
     context.tokens.revoke(record.id)
-    assert local.get("/collections").status_code == 200
+    assert_problem(local.get("/collections"), 401, "unauthorized")
+
+
+def test_the_bypass_comes_back_after_the_last_token_only_when_configured(
+    tmp_path: Path,
+) -> None:
+    with migrated_context(tmp_path, EMBER_AUTH_LOOPBACK_AFTER_TOKENS="true") as context:
+        local = client(create_app(context), LOOPBACK)
+        record, _ = context.tokens.create("ci", "ci", ["memory:read"])
+        assert_problem(local.get("/collections"), 401, "unauthorized")
+        context.tokens.revoke(record.id)
+        assert local.get("/collections").status_code == 200
 
 
 def test_ipv6_loopback_and_mapped_addresses() -> None:
@@ -148,15 +156,10 @@ def test_ipv6_loopback_and_mapped_addresses() -> None:
 
 
 def test_the_bypass_can_be_turned_off(tmp_path: Path) -> None:
-    config = load_config(
-        None, {"EMBER_HOME": str(tmp_path), "EMBER_AUTH_LOOPBACK_WITHOUT_TOKENS": "false"}
-    )
-    context = build_context(config)
-    Migrator(context.database).upgrade()
-    app = create_app(context)
-    assert_problem(client(app, LOOPBACK).get("/collections"), 401, "unauthorized")
-    assert client(app, LOOPBACK).get("/health").status_code == 200
-    context.database.dispose()
+    with migrated_context(tmp_path, EMBER_AUTH_LOOPBACK_WITHOUT_TOKENS="false") as context:
+        app = create_app(context)
+        assert_problem(client(app, LOOPBACK).get("/collections"), 401, "unauthorized")
+        assert client(app, LOOPBACK).get("/health").status_code == 200
 
 
 def test_over_the_burst_is_429_with_retry_after(context: AppContext) -> None:

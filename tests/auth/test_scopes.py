@@ -8,7 +8,7 @@ from ember.auth import ALL_SCOPES, LOCAL_PRINCIPAL, Principal, Scope, known_scop
 from ember.errors import ValidationFailed
 
 
-def test_the_six_scopes() -> None:
+def test_the_seven_scopes() -> None:
     assert {scope.value for scope in ALL_SCOPES} == {
         "jobs:read",
         "jobs:write",
@@ -16,6 +16,7 @@ def test_the_six_scopes() -> None:
         "memory:write",
         "models:use",
         "admin",
+        "cluster:admin",
     }
 
 
@@ -33,9 +34,23 @@ def test_known_scopes_ignores_names_it_does_not_know() -> None:
 
 
 @pytest.mark.parametrize("scope", list(Scope))
-def test_admin_allows_every_scope(scope: Scope) -> None:
-    assert Principal("root", frozenset({Scope.ADMIN})).allows(scope)
+def test_admin_allows_every_scope_of_its_workspace_and_cluster_admin_all(scope: Scope) -> None:
+    admin = Principal("root", frozenset({Scope.ADMIN}))
+    assert admin.allows(scope) == (scope is not Scope.CLUSTER_ADMIN)
+    assert Principal("op", frozenset({Scope.CLUSTER_ADMIN})).allows(scope)
     assert LOCAL_PRINCIPAL.allows(scope)
+
+
+def test_a_principal_sees_its_own_workspace_and_a_cluster_admin_every_one() -> None:
+    member = Principal("b", frozenset({Scope.MEMORY_READ}), workspace="team-b")
+    admin = Principal("a", frozenset({Scope.ADMIN}), workspace="team-b")
+    operator = Principal("op", frozenset({Scope.CLUSTER_ADMIN}), workspace="default")
+    assert member.sees("team-b") and not member.sees("default")
+    assert admin.sees("team-b") and not admin.sees("team-a")
+    assert operator.sees("team-a") and operator.sees("team-b")
+    assert (member.visible_workspace, member.visible_owner) == ("team-b", "b")
+    assert (admin.visible_workspace, admin.visible_owner) == ("team-b", None)
+    assert (operator.visible_workspace, operator.visible_owner) == (None, None)
 
 
 def test_a_scope_implies_no_other() -> None:

@@ -170,3 +170,23 @@ def test_create_validates(
 def test_naive_expiry_is_refused(database: Database, clock: FakeClock) -> None:
     with pytest.raises(ValidationFailed, match="timezone-aware"):
         repository(database, clock).create("ci", "ci", ["admin"], datetime(2031, 1, 1))
+
+
+def test_ever_created_counts_revoked_and_expired_tokens(
+    database: Database, clock: FakeClock
+) -> None:
+    tokens = repository(database, clock)
+    other_process = repository(database, clock)
+    assert not tokens.ever_created() and tokens.cached_ever_created() is False
+    assert not other_process.ever_created()
+    record, _ = tokens.create("ci", "ci", ["admin"], expires_at=clock.wall() + timedelta(hours=1))
+    assert tokens.ever_created(), "its own create clears the cache"
+    assert not other_process.ever_created(), "another process answers from its cache"
+    clock.advance(5)
+    assert other_process.ever_created()
+    tokens.revoke(record.id)
+    clock.advance(3600)
+    assert not tokens.has_active_tokens()
+    assert tokens.ever_created() and other_process.ever_created()
+    clock.advance(10**6)
+    assert other_process.cached_ever_created() is True, "a true answer never goes stale"

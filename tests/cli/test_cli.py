@@ -75,6 +75,47 @@ def test_status_shows_what_is_down(tmp_path: Path) -> None:
     assert "down" in rows["api"]
 
 
+@pytest.fixture
+def stale_ray_address(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """What a Ray cluster that died leaves behind: the file ``ray_current_cluster`` naming its
+    address (a closed loopback port), in a Ray temp directory of this test's own
+    (``RAY_TMPDIR``), and no Ray process running (Ray's scan for local clusters is stubbed,
+    so that clusters of other tests on this machine do not count)."""
+    from ray._private import services
+
+    address = f"127.0.0.1:{free_port()}"
+    ray_dir = tmp_path / "raytmp" / "ray"
+    ray_dir.mkdir(parents=True)
+    (ray_dir / "ray_current_cluster").write_text(address)
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "raytmp"))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(services, "find_gcs_addresses", frozenset)
+    return address
+
+
+def test_status_with_a_stale_ray_address_says_ray_is_not_running(
+    tmp_path: Path, stale_ray_address: str
+) -> None:
+    env = {
+        "EMBER_HOME": str(tmp_path / "home"),
+        "EMBER_SERVER_PORT": str(free_port()),
+        "COLUMNS": "300",
+    }
+    result = invoke("status", env=env)
+    assert result.exit_code == 1
+    rows = {line.split()[1]: line for line in result.output.splitlines() if line.startswith("│")}
+    assert "down" in rows["ray"] and "Ray is not running" in rows["ray"]
+    assert stale_ray_address in rows["ray"]
+
+
+def test_up_with_a_stale_ray_address_reports_it(tmp_path: Path, stale_ray_address: str) -> None:
+    env = {"EMBER_HOME": str(tmp_path / "home"), "EMBER_RAY_ADDRESS": "auto"}
+    result = invoke("up", "--port", str(free_port()), env=env)
+    assert result.exit_code == 1
+    assert "error[cluster_unavailable]: Ray is not running" in result.output
+    assert stale_ray_address in result.output
+
+
 @pytest.mark.slow
 def test_db_upgrade_backup_restore_roundtrip(database_url: str, tmp_path: Path) -> None:
     env = {"EMBER_DATABASE_URL": database_url, "EMBER_HOME": str(tmp_path)}

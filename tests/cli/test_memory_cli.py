@@ -75,3 +75,28 @@ def test_ingest_of_a_missing_path(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert "no such file or directory" in result.output
+
+
+def test_one_name_rule_and_workspaces_on_every_path_that_creates(tmp_path: Path) -> None:
+    env = {"EMBER_HOME": str(tmp_path / "home"), "COLUMNS": "200"}
+    doc = tmp_path / "a.txt"
+    doc.write_text("Saturn has rings made of ice and rock.")
+    upper = runner.invoke(app, ["ingest", str(doc), "--collection", "UPPER/Case"], env=env)
+    assert upper.exit_code == 1 and "error[validation_failed]" in upper.output
+    assert "invalid collection name" in upper.output
+    assert runner.invoke(app, ["workspaces", "create", "team-b"], env=env).exit_code == 0
+    into_b = runner.invoke(app, ["ingest", str(doc), "-C", "space", "-w", "team-b"], env=env)
+    assert into_b.exit_code == 0, into_b.output
+    default = runner.invoke(app, ["collections", "list"], env=env)
+    assert "space" not in default.output
+    team_b = runner.invoke(app, ["collections", "list", "--workspace", "team-b"], env=env)
+    assert "space" in team_b.output
+    hidden = runner.invoke(app, ["search", "rings", "-C", "space"], env=env)
+    assert hidden.exit_code == 1 and "error[collection_not_found]" in hidden.output
+    export = tmp_path / "space.ember.gz"
+    exported = runner.invoke(
+        app, ["collections", "export", "space", str(export), "-w", "team-b"], env=env
+    )
+    assert exported.exit_code == 0, exported.output
+    bad_as = runner.invoke(app, ["collections", "import", str(export), "--as", "Bad Name"], env=env)
+    assert bad_as.exit_code == 1 and "error[validation_failed]" in bad_as.output

@@ -71,6 +71,7 @@ def test_create_list_revoke_round_trip_with_audit(env: dict[str, str], database_
         "name": "ci",
         "principal": "ci-bot",
         "scopes": ["jobs:write", "memory:read"],
+        "workspace": "default",
     }
     assert entries[1].detail["already_revoked"] is False
     assert entries[2].detail["already_revoked"] is True
@@ -119,3 +120,28 @@ def test_bad_scopes_and_expiry_are_usage_errors(
 def test_list_without_tokens(env: dict[str, str]) -> None:
     result = invoke(env, "tokens", "list")
     assert result.exit_code == 0 and "last used" in result.stdout
+
+
+def test_workspaces_and_their_tokens(env: dict[str, str], database_url: str) -> None:
+    assert invoke(env, "workspaces", "create", "team-b").exit_code == 0
+    bad = invoke(env, "workspaces", "create", "Team B")
+    assert bad.exit_code == 1 and "error[validation_failed]" in bad.stderr
+    again = invoke(env, "workspaces", "create", "team-b")
+    assert again.exit_code == 1 and "error[conflict]" in again.stderr
+    listed = invoke(env, "workspaces", "list")
+    assert "default" in listed.stdout and "team-b" in listed.stdout
+    made = invoke(env, "tokens", "create", "bea", "-s", "memory:read", "--workspace", "team-b")
+    assert made.exit_code == 0, made.output
+    assert "in workspace 'team-b'" in made.stderr
+    nowhere = invoke(env, "tokens", "create", "x", "-s", "memory:read", "--workspace", "nope")
+    assert nowhere.exit_code == 1 and "error[not_found]" in nowhere.stderr
+    moved = invoke(env, "tokens", "create", "bea2", "-s", "jobs:read", "--principal", "bea")
+    assert moved.exit_code == 1 and "belongs to the workspace 'team-b'" in moved.stderr
+    database = Database(database_url)
+    try:
+        principal = SqlTokenRepository(database).authenticate(made.stdout.strip())
+        assert (principal.name, principal.workspace) == ("bea", "team-b")
+        actions = [e.action for e in SqlAuditLog(database).list(actor="cli")]
+        assert "workspace.create" in actions
+    finally:
+        database.dispose()

@@ -22,7 +22,7 @@ from ember.actors.event_hub import EventHubActor
 from ember.actors.job_bus import RayJobBus
 from ember.actors.names import DISPATCHER, HUB, NAMESPACE
 from ember.actors.worker_pool import RayWorkerPool
-from ember.auth import SqlTokenRepository
+from ember.auth import SqlTokenRepository, SqlWorkspaceRepository
 from ember.config import EmberConfig, load_config
 from ember.jobs.repository import SqlJobRepository
 from ember.jobs.states import TERMINAL, JobState
@@ -100,8 +100,21 @@ def ember(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ember]:
     )
     with migrated(config) as database:
         repo = SqlTokenRepository(database)
+        SqlWorkspaceRepository(database).create("team-b")
+        member = ["jobs:read", "jobs:write", "memory:read", "memory:write", "models:use"]
         tokens = {
-            "writer": repo.create("writer", "writer", ["jobs:read", "jobs:write"])[1],
+            "writer": repo.create("writer", "writer", ["jobs:read", "jobs:write", "memory:write"])[
+                1
+            ],
+            **{
+                f"no-{scope}": repo.create(
+                    f"no-{scope}", f"no-{scope}", [s for s in member if s != scope]
+                )[1]
+                for scope in ("memory:read", "memory:write", "models:use")
+            },
+            "team-b": repo.create("team-b", "bea", member, workspace="team-b")[1],
+            "team-b-admin": repo.create("team-b-admin", "bob", ["admin"], workspace="team-b")[1],
+            "operator": repo.create("operator", "operator", ["cluster:admin"])[1],
             "other": repo.create("other", "other", ["jobs:read", "jobs:write"])[1],
             "memory": repo.create("memory", "memory", ["memory:read"])[1],
             "flood": repo.create("flood", "flood", ["jobs:read"])[1],
@@ -324,6 +337,120 @@ def test_bad_input_401_403_and_429(ember: Ember) -> None:
                 assert response.json()["code"] == "rate_limited"
                 break
     assert statuses[-1] == 429 and set(statuses[:-1]) == {200}
+
+
+KIND_INPUTS = {
+    "ingest": {"collection": "scoped", "create": True, "documents": [{"source": "a", "text": "x"}]},
+    "reindex": {"collection": "scoped"},
+    "chat": {"messages": [{"role": "user", "content": "hi"}]},
+    "generate": {"prompt": "hi"},
+    "ask": {"collection": "scoped", "question": "what?"},
+}
+NEEDS = {
+    "ingest": {"memory:write"},
+    "reindex": {"memory:write"},
+    "chat": {"models:use"},
+    "generate": {"models:use"},
+    "ask": {"memory:read", "models:use"},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(KIND_INPUTS))
+@pytest.mark.parametrize("missing", ["memory:read", "memory:write", "models:use"])
+def test_a_job_needs_the_scopes_of_what_it_does(ember: Ember, kind: str, missing: str) -> None:
+    response = post(
+        f"{ember.url}/jobs",
+        json={"kind": kind, "input": KIND_INPUTS[kind]},
+        headers=ember.headers(f"no-{missing}"),
+    )
+    if missing in NEEDS[kind]:
+        assert response.status_code == 403, response.text
+        assert response.json()["code"] == "forbidden"
+        assert response.json()["required_scope"] == missing
+    else:
+        assert response.status_code == 201, response.text
+        post(f"{ember.url}/jobs/{response.json()['id']}/cancel", headers=ember.headers("operator"))
+
+
+def test_another_workspace_sees_none_of_a_workspaces_jobs(ember: Ember) -> None:
+    job = ember.submit("steps", {"steps": 2, "step_s": 0})
+    ember.until(job["id"])
+    for who in ("team-b", "team-b-admin"):
+        headers = ember.headers(who)
+        for path in (
+            f"/jobs/{job['id']}",
+            f"/jobs/{job['id']}/result",
+            f"/jobs/{job['id']}/events",
+        ):
+            hidden = get(f"{ember.url}{path}", headers=headers)
+            assert hidden.status_code == 404, (who, path, hidden.text)
+            assert hidden.json()["code"] == "job_not_found"
+        cancel = post(f"{ember.url}/jobs/{job['id']}/cancel", headers=headers)
+        assert cancel.status_code == 404 and cancel.json()["code"] == "job_not_found"
+        listed = get(f"{ember.url}/jobs", params={"limit": 500}, headers=headers).json()
+        assert job["id"] not in {j["id"] for j in listed["jobs"]}
+    theirs = post(
+        f"{ember.url}/jobs",
+        json={"kind": "steps", "input": {"steps": 1, "step_s": 0}},
+        headers=ember.headers("team-b"),
+    ).json()
+    admin_sees = get(
+        f"{ember.url}/jobs", params={"limit": 500}, headers=ember.headers("team-b-admin")
+    )
+    assert {j["id"] for j in admin_sees.json()["jobs"]} >= {theirs["id"]}
+    assert job["id"] not in {j["id"] for j in admin_sees.json()["jobs"]}
+    everything = get(f"{ember.url}/jobs", params={"limit": 500}, headers=ember.headers("operator"))
+    assert {job["id"], theirs["id"]} <= {j["id"] for j in everything.json()["jobs"]}
+    assert (
+        get(f"{ember.url}/jobs/{theirs['id']}", headers=ember.headers("operator")).status_code
+        == 200
+    )
+
+
+def test_another_workspace_can_neither_see_nor_touch_a_workspaces_collection(
+    ember: Ember,
+) -> None:
+    a, b = ember.headers("operator"), ember.headers("team-b")
+    made = post(f"{ember.url}/collections", json={"name": "secrets"}, headers=a)
+    assert made.status_code == 201, made.text
+    docs = {"documents": [{"source": "plan.txt", "text": "The launch code is swordfish."}]}
+    assert post(f"{ember.url}/collections/secrets/documents", json=docs, headers=a).is_success
+    listed = get(f"{ember.url}/collections", headers=b).json()
+    assert "secrets" not in {c["name"] for c in listed["items"]}
+    attempts = {
+        "read": get(f"{ember.url}/collections/secrets", headers=b),
+        "search": post(
+            f"{ember.url}/collections/secrets/search", json={"query": "launch code"}, headers=b
+        ),
+        "context": post(
+            f"{ember.url}/collections/secrets/context",
+            json={"query": "launch code", "budget_tokens": 200},
+            headers=b,
+        ),
+        "ingest": post(f"{ember.url}/collections/secrets/documents", json=docs, headers=b),
+        "delete": httpx.delete(f"{ember.url}/collections/secrets", headers=b, timeout=TIMEOUT_S),
+    }
+    for what, response in attempts.items():
+        assert response.status_code == 404, (what, response.text)
+        assert response.json()["code"] == "collection_not_found", what
+    reindex = post(
+        f"{ember.url}/jobs",
+        json={"kind": "reindex", "input": {"collection": "secrets"}},
+        headers=b,
+    ).json()
+    assert ember.until(reindex["id"]).error_code == "collection_not_found"
+    ask = post(
+        f"{ember.url}/jobs",
+        json={"kind": "ask", "input": {"collection": "secrets", "question": "the code?"}},
+        headers=b,
+    ).json()
+    assert ember.until(ask["id"]).error_code == "collection_not_found"
+    own = post(f"{ember.url}/collections", json={"name": "secrets"}, headers=b)
+    assert own.status_code == 201, "the name is free in another workspace"
+    hits = post(
+        f"{ember.url}/collections/secrets/search", json={"query": "launch code"}, headers=a
+    ).json()["hits"]
+    assert [h["source"] for h in hits] == ["plan.txt"], "A's collection is untouched"
 
 
 def test_a_slow_reader_keeps_the_hub_bounded_and_misses_nothing(ember: Ember) -> None:

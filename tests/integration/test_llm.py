@@ -31,6 +31,7 @@ from ember.storage import Database, SqlUsageLog
 from ember.testing.model_access import HostLauncherContract, ModelAccessContract
 from tests.fakes.openai_fake import FakeOpenAIServer
 from tests.support.cluster import ember_config, migrated, running_ember
+from tests.support.models import register_copy
 
 pytestmark = pytest.mark.slow
 
@@ -286,6 +287,12 @@ class TestRayModelAccess(ModelAccessContract):
 
     @pytest.fixture
     async def access(self, ember: Ember) -> AsyncIterator[RayModelAccess]:
+        database = Database.from_config(ember.config)
+        try:
+            catalog = SqlModelCatalog(database)
+            register_copy(catalog, catalog.get(BUNDLED_MODEL), self.cold_model)
+        finally:
+            database.dispose()
         access = RayModelAccess()
         try:
             yield access

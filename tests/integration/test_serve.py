@@ -118,3 +118,14 @@ def test_status_command_sees_the_running_cluster(served: tuple[str, EmberConfig]
     rows = {line.split()[1]: line for line in done.stdout.splitlines() if line.startswith("│")}
     assert "ok" in rows["database"] and "ok" in rows["ray"] and "ok" in rows["api"]
     assert "ember=RUNNING" in rows["serve"]
+
+
+def test_the_front_door_holds_behind_the_serve_proxy(served: tuple[str, EmberConfig]) -> None:
+    url, _ = served
+    rebound = httpx.get(f"{url}/jobs", headers={"Host": "attacker.example"})
+    assert rebound.status_code == 421 and rebound.json()["code"] == "host_not_allowed"
+    page = httpx.post(
+        f"{url}/collections", json={"name": "csrf"}, headers={"Origin": "http://evil.example"}
+    )
+    assert page.status_code == 403 and page.json()["code"] == "origin_not_allowed"
+    assert httpx.get(f"{url}/collections/csrf").status_code == 404

@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
+from ember.auth import Scope, SqlTokenRepository
 from ember.errors import ProviderUnavailable
+from ember.jobs.authority import SubmitterCheck
 from ember.jobs.bus import LocalJobBus
 from ember.jobs.context import JobContext
 from ember.jobs.dispatcher import LeaseDispatcher
@@ -38,6 +40,9 @@ class EchoInput(BaseModel):
 class SleepInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
     seconds: float = 60.0
+
+
+MEMORY_WRITE = frozenset({Scope.MEMORY_WRITE})
 
 
 @dataclass
@@ -71,6 +76,7 @@ def make_kinds(seen: Seen) -> list[JobKind]:
 
     return [
         JobKind("echo", EchoInput, echo, "Echo tokens back."),
+        JobKind("remember", EchoInput, echo, "Needs memory:write.", scopes=MEMORY_WRITE),
         JobKind("sleep", SleepInput, sleep, "Sleep."),
         JobKind("crash", SleepInput, crash, "Crash."),
         JobKind("slow", SleepInput, sleep, "Sleep past the limit.", timeout_s=0.2),
@@ -104,19 +110,33 @@ class System:
 
 @asynccontextmanager
 async def running_system(
-    database: Database, kinds: KindRegistry, seen: Seen
+    database: Database,
+    kinds: KindRegistry,
+    seen: Seen,
+    *,
+    jobs: SqlJobRepository | None = None,
+    lease_ttl_s: float = 2.0,
+    renew_interval_s: float = 0.1,
 ) -> AsyncIterator[System]:
     """The job system over ``kinds`` in this process, running; stopped on exit (its jobs
-    cancelled and its workers drained)."""
-    jobs = SqlJobRepository(database)
+    cancelled and its workers drained). ``jobs`` replaces the repository (a test's wrapper)."""
+    jobs = SqlJobRepository(database) if jobs is None else jobs
     events = SqlEventStore(database)
     hub = EventHub(events, ring_size=64, flush_interval_s=0.02)
 
     def runner(owner: str) -> JobRunner:
-        return JobRunner(jobs, kinds, hub.publish, owner, lease_ttl_s=2.0, renew_interval_s=0.1)
+        return JobRunner(
+            jobs,
+            kinds,
+            hub.publish,
+            owner,
+            lease_ttl_s=lease_ttl_s,
+            renew_interval_s=renew_interval_s,
+            authority=SubmitterCheck(SqlTokenRepository(database)),
+        )
 
     pools = {name: LocalWorkerPool(runner, size=2) for name in kinds.names()}
-    dispatcher = LeaseDispatcher(jobs, pools, hub.publish, lease_ttl_s=2.0)
+    dispatcher = LeaseDispatcher(jobs, pools, hub.publish, lease_ttl_s=lease_ttl_s)
     bus = LocalJobBus(hub, dispatcher, poll_s=0.05)
     audit = SqlAuditLog(database)
     service = JobService(jobs, events, kinds, bus, audit, max_active_per_principal=5)

@@ -46,6 +46,7 @@ from ember.storage import Database, SqlUsageLog
 from tests.fakes.openai_fake import FakeOpenAIServer
 from tests.jobs.conftest import Seen, System, running_system
 from tests.memory.conftest import small_chunk_memory
+from tests.support.principals import caller
 
 CONTEXT_LENGTH = 200
 DOCS = {
@@ -153,7 +154,7 @@ class World:
         return self.memory
 
     async def run(self, kind: str, payload: dict[str, Any]) -> tuple[JobRecord, list[EventRecord]]:
-        job, _ = await self.system.service.submit(kind, payload, "alice", request_id="r-1")
+        job, _ = await self.system.service.submit(kind, payload, caller("alice"), request_id="r-1")
         events = [e async for e in self.system.service.follow(job.id, 0) if e is not None]
         return self.system.jobs.get(job.id), events
 
@@ -279,7 +280,7 @@ async def test_chat_streams_tokens_that_join_to_the_result(world: World) -> None
 
 async def test_tokens_are_published_while_the_model_still_writes(world: World) -> None:
     world.provider.hold_after = 1
-    job, _ = await world.system.service.submit("generate", {"prompt": "Say hi"}, "alice")
+    job, _ = await world.system.service.submit("generate", {"prompt": "Say hi"}, caller("alice"))
     seen: list[str] = []
     async for event in world.system.service.follow(job.id, 0):
         if event is not None and event.type == "token":
@@ -343,12 +344,12 @@ async def test_a_stream_that_breaks_fails_the_job_and_keeps_the_partial_text(
 async def test_cancelling_the_job_stops_the_stream(world: World) -> None:
     world.provider.hold_after = 2
     job, _ = await world.system.service.submit(
-        "chat", {"messages": [{"role": "user", "content": "Hi"}]}, "alice"
+        "chat", {"messages": [{"role": "user", "content": "Hi"}]}, caller("alice")
     )
     async for event in world.system.service.follow(job.id, 0):
         if event is not None and event.type == "token":
             break
-    await world.system.service.cancel(job.id, "alice", "alice")
+    await world.system.service.cancel(job.id, caller("alice"))
     final = await world.system.until_final(job.id)
     assert final.state is JobState.CANCELLED
     assert world.provider.closed == 1
@@ -373,7 +374,7 @@ async def test_bad_input_is_refused_with_stable_codes(world: World) -> None:
     ]
     for kind, payload, path in cases:
         with pytest.raises(ValidationFailed) as raised:
-            await service.submit(kind, payload, "alice")
+            await service.submit(kind, payload, caller("alice"))
         assert raised.value.code == "validation_failed"
         assert path in [e["path"] for e in raised.value.errors], raised.value.errors
     assert world.provider.calls == []

@@ -7,8 +7,12 @@ import httpx
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
+from ember.providers.router import Router
+from ember.providers.usage_writer import UsageWriter
 from ember.serve_app.metrics import metrics_router
+from ember.storage.records import UsageEntry
 from tests.jobs.conftest import System
+from tests.support.principals import caller
 
 
 async def scrape(system: System) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -27,13 +31,13 @@ async def scrape(system: System) -> dict[tuple[str, tuple[tuple[str, str], ...]]
 
 
 async def test_metrics_follow_the_jobs(system: System) -> None:
-    done = [(await system.service.submit("echo", {"text": "a"}, "m"))[0] for _ in range(2)]
-    failed, _ = await system.service.submit("echo", {"text": "b", "fail": True}, "m")
-    slow, _ = await system.service.submit("sleep", {"seconds": 0.5}, "m")
+    done = [(await system.service.submit("echo", {"text": "a"}, caller("m")))[0] for _ in range(2)]
+    failed, _ = await system.service.submit("echo", {"text": "b", "fail": True}, caller("m"))
+    slow, _ = await system.service.submit("sleep", {"seconds": 0.5}, caller("m"))
     for job in [*done, failed, slow]:
         await system.until_final(job.id)
     await system.bus.stop()
-    await system.service.submit("echo", {"text": "waiting"}, "m")
+    await system.service.submit("echo", {"text": "waiting"}, caller("m"))
     metrics = await scrape(system)
     assert metrics[("ember_jobs", (("kind", "echo"), ("state", "succeeded")))] == 2
     assert metrics[("ember_jobs", (("kind", "echo"), ("state", "failed")))] == 1
@@ -48,3 +52,24 @@ async def test_metrics_follow_the_jobs(system: System) -> None:
     )
     assert metrics[bucket] == 0
     assert metrics[("ember_job_lease_renewals_total", ())] >= 3
+
+
+async def test_usage_entries_dropped_by_a_full_buffer_are_counted(system: System) -> None:
+    class Down:
+        def record_many(self, entries: list[UsageEntry]) -> int:
+            raise ConnectionError("database down")
+
+    writer = UsageWriter(Down(), flush_interval_s=60, max_pending=2)  # type: ignore[arg-type]
+    router = Router({}, usage_writer=writer)
+    app = FastAPI()
+    app.include_router(metrics_router(system.service, usage_dropped=lambda: router.usage_dropped))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        before = await client.get("/metrics")
+        for n in range(5):
+            writer.add(UsageEntry("alice", "cloud", "m", n, 1, 0.0, request_id=f"r{n}"))
+        assert await writer.flush() == 0
+        after = await client.get("/metrics")
+    assert "ember_usage_dropped_total 0.0" in before.text
+    assert "ember_usage_dropped_total 3.0" in after.text
+    await writer.aclose()

@@ -21,7 +21,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def client(tmp_path: Path, embedder, tokenizer) -> Iterator[TestClient]:
-    config = load_config(None, {"EMBER_HOME": str(tmp_path)})
+    config = load_config(
+        None, {"EMBER_HOME": str(tmp_path), "EMBER_SERVER_ALLOWED_HOSTS": "testserver"}
+    )
     database = Database.from_config(config)
     Migrator(database).upgrade()
     memory = memory_plane(config, database, embedder=(embedder, tokenizer))

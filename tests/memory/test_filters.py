@@ -5,9 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from ember.config.models import MemoryConfig
 from ember.errors import InvalidFilter
-from ember.filters import And, Condition, Or, matches, parse_filter
+from ember.filters import (
+    INT64_MAX,
+    INT64_MIN,
+    MAX_DEPTH,
+    MAX_TERMS,
+    MAX_TERMS_CEILING,
+    And,
+    Condition,
+    Or,
+    matches,
+    parse_filter,
+)
 
 
 def test_parse_builds_the_tree() -> None:
@@ -33,7 +46,12 @@ def test_parse_builds_the_tree() -> None:
         ({"a": {"$gt": True}}, "cannot order booleans"),
         ({"a": [1]}, "expected a string, number or boolean"),
         ({"a": None}, "expected a string, number or boolean"),
-        ({"a": float("nan")}, "expected a string, number or boolean"),
+        ({"a": float("nan")}, "must be finite"),
+        ({"a": float("inf")}, "must be finite"),
+        ({"a": {"$lt": float("-inf")}}, "a.$lt: numbers must be finite"),
+        ({"a": 2**63}, "a: integers must fit in 64 bits"),
+        ({"a": {"$in": [1, -(2**63) - 1]}}, "a.$in: integers must fit in 64 bits"),
+        ({"a": "x\x00y"}, "NUL"),
         ({"bad name!": 1}, "invalid field name"),
         ({"$and": []}, "non-empty list"),
         ({"a": {}}, "empty operator object"),
@@ -48,10 +66,44 @@ def test_invalid_filters_say_what_is_wrong(raw: Any, message: str) -> None:
 
 def test_too_deep() -> None:
     node: dict[str, Any] = {"a": 1}
-    for _ in range(10):
+    for _ in range(MAX_DEPTH):
         node = {"$and": [node]}
-    with pytest.raises(InvalidFilter, match="deeper"):
-        parse_filter(node)
+    assert parse_filter(node) is not None
+    with pytest.raises(InvalidFilter, match=f"deeper than {MAX_DEPTH} levels"):
+        parse_filter({"$or": [node]})
+
+
+def test_64_bit_integers_and_big_floats_are_values() -> None:
+    assert parse_filter({"a": INT64_MAX}) == Condition("a", "$eq", INT64_MAX)
+    assert parse_filter({"a": {"$gte": INT64_MIN}}) == Condition("a", "$gte", INT64_MIN)
+    assert parse_filter({"a": 1e308}) == Condition("a", "$eq", 1e308)
+
+
+def test_every_compared_value_counts_against_the_width() -> None:
+    assert parse_filter({"a": {"$in": list(range(MAX_TERMS))}}) is not None
+    with pytest.raises(InvalidFilter) as caught:
+        parse_filter({"a": {"$in": list(range(1200))}})
+    assert f"more than {MAX_TERMS} terms" in caught.value.detail
+    assert "memory.max_filter_terms" in caught.value.detail
+    half = [{"a": {"$nin": list(range(MAX_TERMS // 2))}}]
+    with pytest.raises(InvalidFilter, match="terms"):
+        parse_filter({"$or": half, "$and": [*half, {"b": 1}]})
+    with pytest.raises(InvalidFilter, match="more than 3 terms"):
+        parse_filter({"$or": [{"a": 1}, {"b": 2}], "c": {"$gt": 1, "$lt": 5}}, max_terms=3)
+    assert parse_filter({"$or": [{"a": 1}, {"b": 2}], "c": 3}, max_terms=3) is not None
+
+
+def test_a_huge_value_is_not_echoed_whole() -> None:
+    with pytest.raises(InvalidFilter) as caught:
+        parse_filter({"a": ["x" * 10_000]})
+    assert len(caught.value.detail) < 200
+
+
+def test_the_configured_width_stays_within_the_ceiling() -> None:
+    assert MemoryConfig().max_filter_terms == MAX_TERMS
+    assert MemoryConfig(max_filter_terms=MAX_TERMS_CEILING).max_filter_terms == MAX_TERMS_CEILING
+    with pytest.raises(ValidationError):
+        MemoryConfig(max_filter_terms=MAX_TERMS_CEILING + 1)
 
 
 @pytest.mark.parametrize(

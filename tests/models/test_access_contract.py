@@ -10,6 +10,7 @@ import pytest
 from ember.config.models import ModelsConfig
 from ember.models import LocalLauncher, LocalModels, ModelRecord, SqlModelCatalog
 from ember.testing.model_access import HostLauncherContract, ModelAccessContract
+from tests.support.models import register_copy
 
 
 class TestLocalModels(ModelAccessContract):
@@ -23,6 +24,7 @@ class TestLocalModels(ModelAccessContract):
     async def access(
         self, catalog: SqlModelCatalog, gemma: ModelRecord
     ) -> AsyncIterator[LocalModels]:
+        register_copy(catalog, gemma, self.cold_model)
         models = LocalModels.build(catalog, ModelsConfig())
         try:
             yield models

@@ -34,9 +34,8 @@ def build(
     catalog: SqlModelCatalog, gemma: ModelRecord, fits: float, clock: FakeClock
 ) -> LocalModels:
     settings = ModelsConfig(memory_bytes=int(gemma.size_bytes * fits), keep_alive_s=60)
-    models = LocalModels.build(catalog, settings)
-    models.registry._clock = clock
-    return models
+    registry = ModelRegistry(catalog, LocalLauncher(settings), settings, clock=clock)
+    return LocalModels(registry, catalog)
 
 
 @pytest.fixture

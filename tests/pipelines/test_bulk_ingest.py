@@ -88,3 +88,26 @@ def test_a_pooled_embedder_serves_the_plane_on_the_cluster(tmp_path: Path) -> No
         memory.close()
         database.dispose()
     assert memory.embedder.size == 0
+
+
+def test_links_out_of_the_folder_are_refused_on_the_cluster_too(
+    plane: tuple[EmberConfig, MemoryService], tmp_path: Path
+) -> None:
+    config, memory = plane
+    folder, outside = tmp_path / "docs", tmp_path / "outside"
+    folder.mkdir()
+    (outside / "dir").mkdir(parents=True)
+    (folder / "tides.md").write_text(f"# Tides\n\n{TOPICS[3][1]}\n")
+    _corpus(outside / "secret.jsonl", copies=1)
+    (outside / "dir" / "more.md").write_text("# Secret\n\nzebracorn passphrase\n")
+    (folder / "corpus.jsonl").symlink_to(outside / "secret.jsonl")
+    (folder / "away").symlink_to(outside / "dir", target_is_directory=True)
+    report = BulkIngest(config, memory, no_progress_timeout_s=120).run("corpus", folder)
+    assert report.count("created") == 1
+    refused = [o for o in report.outcomes if o.status == "failed"]
+    assert sorted((o.error_code, (o.error or "").split(":")[0]) for o in refused) == [
+        ("path_not_allowed", "away"),
+        ("path_not_allowed", "corpus.jsonl"),
+    ]
+    assert memory.search("corpus", "zebracorn passphrase", k=5, mode="keyword") == []
+    assert memory.search("corpus", "Photosynthesis sunlight", k=5, mode="keyword") == []

@@ -136,7 +136,8 @@ def test_http_errors_map_to_ember_errors(
     assert type(caught.value) is error
     assert caught.value.code == error.code
     assert caught.value.extra["status"] == status
-    assert "the fake says no" in caught.value.detail
+    assert "the fake says no" not in caught.value.detail, "the upstream body stays in the log"
+    assert f"answered HTTP {status}" in caught.value.detail
     assert isinstance(caught.value.__cause__, openai.APIStatusError)
     assert len(fake.calls) == 1
 
@@ -156,8 +157,9 @@ def test_wrong_key_is_auth_failed(fake: FakeOpenAIServer) -> None:
 
 
 def test_unknown_model_is_a_bad_request(fake: FakeOpenAIServer) -> None:
-    with pytest.raises(ProviderBadRequest, match="does not exist"):
+    with pytest.raises(ProviderBadRequest, match="answered HTTP 404") as caught:
         make(fake, model="no-such-model").embed_query("hello")
+    assert "does not exist" not in caught.value.detail
 
 
 def test_empty_string_is_refused_like_openai_does(fake: FakeOpenAIServer) -> None:
@@ -279,7 +281,7 @@ def test_most_specific_class_wins() -> None:
     assert type(provider_error(oauth, "call")) is ProviderAuthFailed
     plain = provider_error(openai.OpenAIError("odd"), "call")
     assert type(plain) is ProviderError
-    assert plain.detail == "call: odd"
+    assert plain.detail == "call: failed (provider error, OpenAIError)"
 
 
 @pytest.mark.parametrize(

@@ -390,7 +390,7 @@ async def test_without_fallback_only_the_first_candidate_is_tried(world: World) 
 
 async def test_usage_rows_have_tokens_and_cost(world: World, usage: SqlUsageLog) -> None:
     router = world.router(budgets=budgets(usage))
-    route = RouteRequest(principal="alice", request_id="req-1", job_id="job-1")
+    route = RouteRequest(principal="alice", workspace="team-a", request_id="req-1", job_id="job-1")
     local = await router.chat("chat", ASK, OPTIONS, route)
     paid = await router.chat("cloud", ASK, OPTIONS, route)
     rows = {row.provider: row for row in usage.list()}
@@ -404,8 +404,10 @@ async def test_usage_rows_have_tokens_and_cost(world: World, usage: SqlUsageLog)
     )
     expected = (paid.usage.prompt_tokens * 1.0 + paid.usage.completion_tokens * 2.0) / 1000
     assert openai.cost_usd == pytest.approx(expected)
-    assert (openai.principal, openai.request_id, openai.job_id, openai.model) == (
+    assert rows["ollama"].workspace == "team-a"
+    assert (openai.principal, openai.workspace, openai.request_id, openai.job_id, openai.model) == (
         "alice",
+        "team-a",
         "req-1",
         "job-1",
         "gpt",

@@ -4,6 +4,7 @@ apply to nobody read nothing."""
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
@@ -106,3 +107,36 @@ def test_an_entry_is_priced_and_stamped(database: Database) -> None:
     config = ProvidersConfig(prices={"cloud": Price(prompt_per_1k_usd=2, completion_per_1k_usd=4)})
     made = Budgets(config, SqlUsageLog(database)).entry("a", "cloud", "m", Usage(1000, 500))
     assert made.cost_usd == pytest.approx(4.0) and made.ts is not None
+
+
+class Stalling(Refusing):
+    """A usage log whose write waits for :attr:`release`, then fails."""
+
+    def __init__(self, inner: SqlUsageLog) -> None:
+        super().__init__(inner)
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def record_many(self, entries: list[UsageEntry]) -> int:
+        self.started.set()
+        self.release.wait(30)
+        return super().record_many(entries)
+
+
+async def test_a_full_buffer_counts_every_entry_it_drops(database: Database) -> None:
+    stalling = Stalling(SqlUsageLog(database))
+    writer = UsageWriter(stalling, flush_interval_s=60, max_pending=3)  # type: ignore[arg-type]
+    for n in range(5):
+        writer.add(entry(n))
+    assert writer.dropped == 2, "the two oldest made room"
+    writing = asyncio.create_task(writer.flush())
+    await asyncio.to_thread(stalling.started.wait, 30)
+    for n in range(5, 8):
+        writer.add(entry(n))
+    assert writer.dropped == 2, "the batch in flight left the buffer room"
+    stalling.release.set()
+    assert await writing == 0
+    assert writer.dropped == 5, "the failed batch put back had no room for three"
+    stalling.healed = True
+    assert await writer.flush() == 3
+    await writer.aclose()

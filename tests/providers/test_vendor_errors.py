@@ -102,7 +102,9 @@ def test_a_refined_class_is_mapped_by_status(status: int, expected: type[Provide
     error = translate(VendorStatus(status), "call", TABLE)
     assert type(error) is expected
     assert error.extra == {"status": status}
-    assert error.detail == f"call: HTTP {status}"
+    assert error.detail == (
+        f"call: the provider answered HTTP {status} ({expected.title.lower()}, VendorStatus)"
+    )
 
 
 def test_a_class_not_refined_keeps_its_error_whatever_the_status() -> None:
@@ -137,7 +139,7 @@ def test_a_status_that_is_no_http_status_is_not_reported() -> None:
 def test_an_exception_outside_the_table_is_a_provider_error_naming_its_type() -> None:
     error = translate(RuntimeError("odd"), "call", TABLE)
     assert type(error) is ProviderError
-    assert error.detail == "call: RuntimeError: odd"
+    assert error.detail == "call: failed (RuntimeError)", "the vendor's words stay in the log"
     assert error.extra == {}
 
 

@@ -94,6 +94,12 @@ class _NoTokens:
     def cached_active(self) -> bool | None:
         return False
 
+    def ever_created(self) -> bool:
+        return False
+
+    def cached_ever_created(self) -> bool | None:
+        return False
+
 
 def _app(router: Router) -> Any:
     auth = Authenticator(_NoTokens(), RateLimiter(0, 1))  # type: ignore[arg-type]

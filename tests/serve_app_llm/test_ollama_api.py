@@ -116,11 +116,26 @@ def test_options_and_keep_alive_map_onto_generation_options(stack: Stack) -> Non
     ("keep_alive", "seconds"), [(0, 0.0), ("0", 0.0), (-1, -1.0), ("-1", -1.0), ("5m", 300.0)]
 )
 def test_keep_alive_forms(stack: Stack, keep_alive: Any, seconds: float) -> None:
-    client(stack).chat(
+    admin = stack.token("models:use", "admin", principal="ops")
+    client(stack, admin).chat(
         model="chat", messages=[{"role": "user", "content": "x"}], keep_alive=keep_alive
     )
     options = stack.router.seen[-1].options
     assert options is not None and options.keep_alive_s == seconds
+
+
+@pytest.mark.parametrize("path", ["/api/chat", "/api/generate"])
+def test_keep_alive_zero_from_a_caller_without_admin_is_the_default(
+    stack: Stack, path: str
+) -> None:
+    body = {"model": "chat", "keep_alive": 0, "stream": False}
+    asked = {"messages": [{"role": "user", "content": "x"}]} if path == "/api/chat" else {}
+    assert post(stack, path, {**body, **(asked or {"prompt": "x"})}).status_code == 200
+    options = stack.router.seen[-1].options
+    assert options is not None and options.keep_alive_s is None
+    unload = post(stack, path, body).json()
+    assert unload["done_reason"] == "load", "nothing was unloaded"
+    assert stack.directory.loads == [("chat", None)]
 
 
 def test_num_predict_minus_one_means_no_limit(stack: Stack) -> None:
@@ -248,7 +263,8 @@ def test_an_empty_chat_or_prompt_loads_or_unloads_the_model(stack: Stack) -> Non
     assert loaded.done and loaded.done_reason == "load"
     generated = client(stack).generate(model="chat", stream=False)
     assert generated.done_reason == "load" and generated.response == ""
-    unloaded = client(stack).generate(model="chat", keep_alive=0, stream=False)
+    admin = stack.token("models:use", "admin", principal="ops")
+    unloaded = client(stack, admin).generate(model="chat", keep_alive=0, stream=False)
     assert unloaded.done_reason == "unload"
     assert stack.directory.loads == [("chat", 600.0), ("chat", None), ("chat", 0.0)]
     assert stack.upstream.calls == [] and stack.router.seen == []
@@ -369,9 +385,10 @@ def test_auth_through_the_client(stack: Stack) -> None:
     assert stack.router.seen == []
     stack.tokens.revoke(stack.key_id)
     stack.tokens.revoke(record.id)
-    local = anonymous.chat(model="chat", messages=[{"role": "user", "content": "x"}], stream=False)
-    assert local.message.content == "Echo: x"
-    assert stack.router.seen[-1].route.principal == "local"
+    with pytest.raises(ollama.ResponseError) as latched:
+        anonymous.chat(model="chat", messages=[{"role": "user", "content": "x"}], stream=False)
+    assert latched.value.status_code == 401, "the dev bypass stays off once tokens existed"
+    assert stack.router.seen == []
 
 
 # --- tool calls the wire must carry as they are ---------------------------------------------

@@ -15,7 +15,8 @@ from ember.storage import Migrator
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    context = build_context(load_config(None, {"EMBER_HOME": str(tmp_path)}))
+    settings = {"EMBER_HOME": str(tmp_path), "EMBER_SERVER_ALLOWED_HOSTS": "testserver"}
+    context = build_context(load_config(None, settings))
     Migrator(context.database).upgrade()
     try:
         with TestClient(create_app(context), client=("127.0.0.1", 50000)) as test_client:

@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from ember.filters import matches, parse_filter
+from ember.filters import (
+    INT64_MAX,
+    INT64_MIN,
+    MAX_DEPTH,
+    MAX_TERMS_CEILING,
+    matches,
+    parse_filter,
+)
 from ember.storage import Database, SqlVersionStore
 from ember.storage.filter_sql import filter_clause
 from ember.storage.tables import Chunk, Document
@@ -53,6 +60,44 @@ def test_sql_filters_agree_with_python(
             collection_id, version(f"r{i}", f"row {i}", **metadata), vectors(1), "m"
         )
     tree = parse_filter(raw)
+    clause = filter_clause(Chunk.meta, database.dialect, tree)
+    got = database.run(
+        lambda s: sorted(
+            source for (source,) in s.execute(select(Document.source).join(Chunk).where(clause))
+        )
+    )
+    expected = sorted(
+        f"r{i}" for i, m in enumerate(ROWS) if matches(tree, {**m, "source": f"r{i}"})
+    )
+    assert got == expected
+
+
+def _widest() -> list[Any]:
+    """Filters as wide and deep as any configuration allows, and 64-bit edge values."""
+    values = list(range(MAX_TERMS_CEILING))
+    nested: dict[str, Any] = {"year": {"$in": values[: MAX_TERMS_CEILING - MAX_DEPTH]}}
+    for level in range(MAX_DEPTH):
+        nested = {"$or": [nested, {"year": -level}]}
+    return [
+        {"year": {"$in": values}},
+        {"year": {"$nin": values}},
+        {"$or": [{"year": v} for v in values]},
+        {"$and": [{"year": {"$ne": v}} for v in values]},
+        nested,
+        {"year": {"$lt": INT64_MAX}},
+        {"year": {"$gt": INT64_MIN, "$ne": 1e308}},
+    ]
+
+
+@pytest.mark.parametrize("raw", _widest(), ids=range(len(_widest())))
+def test_the_widest_allowed_filters_run_on_the_database(
+    versions: SqlVersionStore, collection_id: str, database: Database, raw: Any
+) -> None:
+    for i, metadata in enumerate(ROWS):
+        versions.write_version(
+            collection_id, version(f"r{i}", f"row {i}", **metadata), vectors(1), "m"
+        )
+    tree = parse_filter(raw, max_terms=MAX_TERMS_CEILING)
     clause = filter_clause(Chunk.meta, database.dialect, tree)
     got = database.run(
         lambda s: sorted(

@@ -6,6 +6,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
+from sqlalchemy.exc import IntegrityError
 
 from ember.errors import MigrationRequired
 from ember.storage import Database, Migrator
@@ -27,6 +28,7 @@ DESIGN_TABLES = {
     "api_tokens",
     "audit_log",
     "usage",
+    "workspaces",
 }
 
 
@@ -43,6 +45,47 @@ def test_upgrade_creates_every_table_and_is_idempotent(database_url: str) -> Non
     search = {name for name in tables if name.startswith(SEARCH_OBJECT_PREFIX)}
     assert tables - search == DESIGN_TABLES | {"alembic_version"}
     assert bool(search) == (database.dialect == "sqlite")
+    database.dispose()
+
+
+def test_workspaces_move_existing_rows_to_default_and_lose_nothing(database_url: str) -> None:
+    database = Database(database_url)
+    migrator = Migrator(database)
+    migrator.upgrade("0002")
+    with database.engine.begin() as connection:
+        now = "2026-12-01 00:00:00+00:00"
+        connection.exec_driver_sql(
+            "INSERT INTO collections (id, name, description, metadata, created_at) "
+            f"VALUES ('c1', 'docs', '', '{{}}', '{now}')"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO documents (id, collection_id, source, current_version, metadata, "
+            f"created_at, updated_at) VALUES ('d1', 'c1', 'a.txt', 1, '{{}}', '{now}', '{now}')"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO jobs (id, kind, state, principal, input, attempts, max_attempts, "
+            f"created_at, updated_at) VALUES ('j1', 'echo', 'queued', 'alice', '{{}}', 0, 3, "
+            f"'{now}', '{now}')"
+        )
+    assert migrator.upgrade() == migrator.head()
+    with database.engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT name FROM workspaces").scalars().all() == [
+            "default"
+        ]
+        for table in ("collections", "jobs"):
+            found = connection.exec_driver_sql(f"SELECT workspace FROM {table}").scalars().all()
+            assert found == ["default"], table
+        assert connection.exec_driver_sql("SELECT id FROM documents").scalars().all() == ["d1"]
+    with database.engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO collections (id, workspace, name, description, metadata, created_at) "
+            "VALUES ('c2', 'team-b', 'docs', '', '{}', '2026-12-02 00:00:00+00:00')"
+        )
+    with pytest.raises(IntegrityError), database.engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO collections (id, workspace, name, description, metadata, created_at) "
+            "VALUES ('c3', 'team-b', 'docs', '', '{}', '2026-12-02 00:00:00+00:00')"
+        )
     database.dispose()
 
 

@@ -13,8 +13,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from ember.config import load_config
-from ember.serve_app import CheckResult, build_context, create_app
+from ember.serve_app import CheckResult, create_app
+from tests.support.app import app_context
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "code", "request_id"}
 LOOPBACK = ("127.0.0.1", 50000)
@@ -22,11 +22,7 @@ LOOPBACK = ("127.0.0.1", 50000)
 
 @pytest.fixture
 def app(tmp_path: Path) -> FastAPI:
-    context = build_context(load_config(None, {"EMBER_HOME": str(tmp_path)}))
-    from ember.storage import Migrator
-
-    Migrator(context.database).upgrade()
-    return create_app(context)
+    return create_app(app_context(tmp_path))
 
 
 @pytest.fixture
@@ -115,6 +111,24 @@ def test_unhandled_error_is_a_500_problem_without_trace(app: FastAPI, client: Te
     assert body["request_id"] == "boom-1"
 
 
+def test_a_cluster_service_that_is_gone_is_a_503_to_retry(app: FastAPI, client: TestClient) -> None:
+    from ember.errors import ServiceUnavailable
+    from ember.jobs.runner import EventsLost
+
+    @app.get("/hub-gone")
+    def hub_gone() -> None:
+        raise EventsLost("the event hub is gone")
+
+    @app.get("/registry-gone")
+    def registry_gone() -> None:
+        raise ServiceUnavailable("the model registry is not running right now")
+
+    for path in ("/hub-gone", "/registry-gone"):
+        response = client.get(path)
+        body = assert_problem(response, 503, "service_unavailable")
+        assert response.headers["retry-after"] == "5" and body["retry_after_s"] == 5
+
+
 def test_ready_reports_every_check(app: FastAPI, client: TestClient) -> None:
     ready = client.get("/ready")
     assert ready.status_code == 200
@@ -131,11 +145,14 @@ def test_ready_reports_every_check(app: FastAPI, client: TestClient) -> None:
     assert client.get("/health").status_code == 200
 
 
-def test_ready_fails_on_an_unmigrated_database(tmp_path: Path) -> None:
-    context = build_context(load_config(None, {"EMBER_HOME": str(tmp_path)}))
+def test_ready_fails_on_an_unmigrated_database(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    context = app_context(tmp_path, migrate=False)
     with TestClient(create_app(context)) as client:
         body = assert_problem(client.get("/ready"), 503, "not_ready")
-    assert "ember db upgrade" in body["detail"]
+    assert body["checks"]["database"] == {"ok": False, "detail": "failing"}
+    assert "ember db upgrade" in caplog.text, "the operator reads why in the log"
 
 
 def test_openapi_lists_the_routes(client: TestClient) -> None:

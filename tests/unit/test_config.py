@@ -181,3 +181,19 @@ def test_a_pool_cannot_be_smaller_at_most_than_at_least() -> None:
 
     with pytest.raises(ValidationError, match="max_size"):
         PoolConfig(min_size=3, max_size=2, num_cpus=1, target_per_worker=1, cooldown_s=0)
+
+
+def test_front_door_lists_from_the_environment_are_checked() -> None:
+    config = load_config(
+        None,
+        {
+            "EMBER_SERVER_ALLOWED_HOSTS": "Ember.example, [::1]:8443",
+            "EMBER_SERVER_ALLOWED_ORIGINS": '["https://App.example:8443"]',
+        },
+    )
+    assert config.server.allowed_hosts == ["ember.example", "[::1]:8443"]
+    assert config.server.allowed_origins == ["https://app.example:8443"]
+    with pytest.raises(ConfigError, match=r"EMBER_SERVER_ALLOWED_HOSTS.*'a b' is not a host"):
+        load_config(None, {"EMBER_SERVER_ALLOWED_HOSTS": "a b"})
+    with pytest.raises(ConfigError, match="'http://x/path' is not an origin"):
+        load_config(None, {"EMBER_SERVER_ALLOWED_ORIGINS": "http://x/path"})

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ember.auth import LOCAL_PRINCIPAL
 from ember.config import EmberConfig, load_config
 from ember.errors import NotReady
 from ember.memory.service import MemoryService
@@ -98,7 +99,7 @@ async def test_without_a_job_bus_stored_jobs_read_and_live_calls_are_not_ready(
     config: EmberConfig, database: Database
 ) -> None:
     jobs = Services.build(config, database=database).jobs
-    assert (await jobs.page(None))[0] == []
+    assert (await jobs.page(LOCAL_PRINCIPAL))[0] == []
     with pytest.raises(NotReady):
         await jobs.bus.telemetry()
 

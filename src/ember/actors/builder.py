@@ -3,6 +3,12 @@
 The EventHub and JobDispatcher are named actors in the ``ember`` namespace, so a Serve replica
 (or a second ``ember up`` that joins the cluster) finds the running ones instead of starting
 more. Workers are started by the dispatcher through :func:`start_worker`.
+
+The singletons (EventHub, JobDispatcher, ModelRegistry) are restarted by Ray whenever they die
+(``max_restarts=-1``) and rebuild their state from the database. Calls to the dispatcher and
+the registry are all idempotent, so Ray retries one that was cut short by a death
+(``max_task_retries``); the hub's are not (a publish numbers an event), so its callers decide
+(:mod:`ember.actors.singleton`).
 """
 
 from __future__ import annotations
@@ -55,8 +61,13 @@ class JobSystem:
     dispatcher: Any
 
 
-def _singleton(cls: type, name: str, detached: bool) -> Any:
-    """The options of one of the cluster's named actors: found when it runs, else started."""
+TASK_RETRIES = 3
+"""How often Ray retries an idempotent call to a singleton cut short by its death."""
+
+
+def _singleton(cls: type, name: str, detached: bool, *, idempotent: bool) -> Any:
+    """The options of one of the cluster's named actors: found when it runs, else started;
+    restarted whenever it dies, and its calls retried across a restart when ``idempotent``."""
     remote: Any = ray.remote(cls)
     return remote.options(
         name=name,
@@ -64,6 +75,8 @@ def _singleton(cls: type, name: str, detached: bool) -> Any:
         get_if_exists=True,
         num_cpus=0.05,
         max_concurrency=1000,
+        max_restarts=-1,
+        max_task_retries=TASK_RETRIES if idempotent else 0,
         lifetime="detached" if detached else None,
     )
 
@@ -74,8 +87,8 @@ def start_job_system(config: EmberConfig, *, detached: bool = False) -> JobSyste
     ``detached`` actors outlive the process that starts them (a Serve config's application
     builder runs in a short-lived task); otherwise they die with it, as under ``ember up``.
     """
-    hub = _singleton(EventHubActor, HUB, detached).remote(config)
-    dispatcher = _singleton(JobDispatcherActor, DISPATCHER, detached).remote(
+    hub = _singleton(EventHubActor, HUB, detached, idempotent=False).remote(config)
+    dispatcher = _singleton(JobDispatcherActor, DISPATCHER, detached, idempotent=True).remote(
         config, hub, functools.partial(start_worker, config, hub), ModelHostDemand()
     )
     ray.get(dispatcher.start.remote())
@@ -85,6 +98,8 @@ def start_job_system(config: EmberConfig, *, detached: bool = False) -> JobSyste
 def start_model_registry(config: EmberConfig, *, detached: bool = False) -> Any:
     """Start the ModelRegistry actor (or find the running one); returns once the bundled model
     is registered and the warm models are loaded. ``detached`` as for :func:`start_job_system`."""
-    registry = _singleton(ModelRegistryActor, MODEL_REGISTRY, detached).remote(config)
+    registry = _singleton(ModelRegistryActor, MODEL_REGISTRY, detached, idempotent=True).remote(
+        config
+    )
     ray.get(registry.start.remote())
     return registry

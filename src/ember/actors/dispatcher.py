@@ -10,6 +10,10 @@ turns that into a size. Workers wanted but not yet started that do not fit in th
 free resources become a request to Ray's autoscaler (:class:`~ember.cluster.ResourceRequests`),
 together with the ``demand`` of other pools (the model hosts): a cluster holds one standing
 request, so this actor makes it for all of them.
+
+Ray restarts it when it dies; the restarted one starts its loop by itself and picks up from the
+``jobs`` table (its workers died with it: their jobs are queued again once their leases run
+out).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any
 
 from ember.actors.job_bus import RayJobBus
 from ember.actors.placement_groups import ray_resource_requests
+from ember.actors.singleton import start_after_restart
 from ember.actors.worker_pool import RayWorkerPool
 from ember.config import EmberConfig
 from ember.jobs.dispatcher import LeaseDispatcher
@@ -80,6 +85,7 @@ class JobDispatcherActor:
             self._jobs, self.pools, RayJobBus(hub).publish, lease_ttl_s=settings.lease_ttl_s
         )
         self._loop: asyncio.Task[None] | None = None
+        start_after_restart()
 
     async def start(self) -> bool:
         """Start the dispatch loop (idempotent); returns once it runs."""

@@ -1,8 +1,20 @@
-"""The EventHub actor: one per cluster, a shell over :class:`ember.jobs.hub.EventHub`."""
+"""The EventHub actor: one per cluster, a shell over :class:`ember.jobs.hub.EventHub`.
+
+Ray restarts it when it dies (see :mod:`ember.actors.builder`); each incarnation has an
+``epoch`` of its own. Events the last one buffered but had not stored are gone, so:
+
+- jobs whose first event is older than this incarnation are ``inherited``: their numbering
+  resumes past every number the last one may have handed out (see :mod:`ember.jobs.hub`);
+- :meth:`EventHubActor.publish_checked` refuses a publisher whose earlier events of the job
+  were numbered by another incarnation and are not all stored (a job worker's attempt whose
+  events were lost), so the attempt is abandoned and run again whole rather than leaving a
+  hole in its stream.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,6 +23,7 @@ from ember.jobs.events import SqlEventStore
 from ember.jobs.hub import EventHub
 from ember.jobs.records import DurationHistogram, EventRecord, HubStats
 from ember.services import Services
+from ember.storage.clock import utcnow
 
 __all__ = ["EventHubActor"]
 
@@ -20,11 +33,20 @@ class EventHubActor:
 
     def __init__(self, config: EmberConfig) -> None:
         self._database = Services.build(config).database
+        self.epoch = uuid.uuid4().hex
         jobs = config.jobs
+        store = self._store = SqlEventStore(self._database)
+        began = utcnow()
+
+        def inherited(job_id: str) -> bool:
+            first = store.first_at(job_id)
+            return first is None or first < began
+
         self._hub = EventHub(
-            SqlEventStore(self._database),
+            store,
             ring_size=jobs.event_ring_size,
             flush_interval_s=jobs.event_flush_interval_s,
+            inherited=inherited,
         )
         self._flusher: asyncio.Task[None] | None = None
 
@@ -41,6 +63,26 @@ class EventHubActor:
     ) -> list[int]:
         self._ensure_flusher()
         return await self._hub.publish_many(job_id, events)
+
+    async def publish_checked(
+        self,
+        job_id: str,
+        events: Sequence[tuple[str, dict[str, Any]]],
+        since: tuple[str, int] | None,
+    ) -> tuple[str, list[int] | None]:
+        """This incarnation's epoch, and the numbers of ``events``.
+
+        ``since`` is the epoch that numbered the publisher's last event of the job, and that
+        event's number (``None``: no check, as for an attempt's first event). When another
+        incarnation numbered it and it is not stored, events of the publisher may be lost:
+        nothing is published and the numbers are ``None``.
+        """
+        if since is not None and since[0] != self.epoch:
+            last = since[1]
+            stored = await asyncio.to_thread(self._store.after, job_id, last - 1, 1)
+            if not stored or stored[0].seq != last:
+                return self.epoch, None
+        return self.epoch, await self.publish_many(job_id, events)
 
     async def wait(
         self, job_id: str, after: int, timeout_s: float, limit: int = 1000

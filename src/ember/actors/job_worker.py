@@ -14,6 +14,7 @@ import ray
 
 from ember.actors.cluster_services import cluster_services
 from ember.config import EmberConfig
+from ember.jobs.authority import SubmitterCheck
 from ember.jobs.records import JobRecord
 from ember.jobs.repository import SqlJobRepository
 from ember.jobs.runner import JobRunner
@@ -38,6 +39,7 @@ class JobWorkerActor:
             lease_ttl_s=config.jobs.lease_ttl_s,
             renew_interval_s=config.jobs.renew_interval_s,
             publish_many=bus.publish_many,
+            authority=SubmitterCheck(services.tokens),
         )
 
     async def run(self, job: JobRecord) -> str | None:

@@ -1,5 +1,10 @@
 """How a Serve replica or a job worker reaches hosted models: through the named
-ModelRegistry actor on a miss, straight to one of the model's ModelHost actors on a hit."""
+ModelRegistry actor on a miss, straight to one of the model's ModelHost actors on a hit.
+
+The registry is reached through :class:`~ember.actors.singleton.NamedActor`: while Ray
+restarts it, calls are retried on a handle looked up again, then answered with
+ServiceUnavailable (``open`` with ProviderUnavailable, so that the router can fall back to
+another candidate)."""
 
 from __future__ import annotations
 
@@ -13,6 +18,8 @@ import ray
 
 from ember.actors.model_host import RayHostHandle
 from ember.actors.names import MODEL_REGISTRY, NAMESPACE
+from ember.actors.singleton import NamedActor
+from ember.errors import ProviderUnavailable, ServiceUnavailable
 from ember.models.protocol import HostHandle
 from ember.models.records import LoadedModel, ModelRecord
 from ember.models.replicas import ReplicaSet
@@ -53,24 +60,26 @@ class RayModelAccess:
     """
 
     def __init__(self, registry: Any = None, *, refresh_s: float = 1.0) -> None:
-        self._registry = registry
+        self._registry = NamedActor(MODEL_REGISTRY, "the model registry", registry)
         self._refresh_s = refresh_s
         self._routes: dict[str, _Route] = {}
         self._fetching: dict[str, asyncio.Future[_Route]] = {}
 
     def registry(self) -> Any:
-        if self._registry is None:
-            self._registry = ray.get_actor(MODEL_REGISTRY, namespace=NAMESPACE)
-        return self._registry
+        """The registry's handle (looked up by name when none is held)."""
+        return self._registry.handle()
 
     async def open(self, model: str, keep_alive_s: float | None) -> tuple[ModelRecord, HostHandle]:
         route = self._routes.get(model)
         if route is None:
-            route = await asyncio.shield(self._fetch(model, keep_alive_s))
+            try:
+                route = await asyncio.shield(self._fetch(model, keep_alive_s))
+            except ServiceUnavailable as exc:
+                raise ProviderUnavailable(exc.detail) from exc
         elif time.monotonic() - route.fetched >= self._refresh_s:
             self._fetch(model, keep_alive_s).add_done_callback(_logged_failure)
         else:
-            self.registry().touch.remote(model, keep_alive_s)
+            self._registry.send("touch", model, keep_alive_s)
         return route.record, route.hosts
 
     def forget(self, model: str) -> None:
@@ -86,8 +95,8 @@ class RayModelAccess:
         return pending
 
     async def _refreshed(self, model: str, keep_alive_s: float | None) -> _Route:
-        opened: tuple[ModelRecord, list[RayHostHandle]] = await self.registry().replicas.remote(
-            model, keep_alive_s
+        opened: tuple[ModelRecord, list[RayHostHandle]] = await self._registry.call(
+            "replicas", model, keep_alive_s
         )
         record, hosts = opened
         route = self._routes.get(model)
@@ -100,20 +109,20 @@ class RayModelAccess:
         return route
 
     async def records(self) -> list[ModelRecord]:
-        records: list[ModelRecord] = await self.registry().records.remote()
+        records: list[ModelRecord] = await self._registry.call("records")
         return records
 
     async def unload(self, model: str) -> bool:
         self.forget(model)
-        unloaded: bool = await self.registry().unload.remote(model)
+        unloaded: bool = await self._registry.call("unload", model)
         return unloaded
 
     async def loaded(self) -> list[LoadedModel]:
-        loaded: list[LoadedModel] = await self.registry().ps.remote()
+        loaded: list[LoadedModel] = await self._registry.call("ps")
         return loaded
 
     async def ready(self) -> tuple[bool, str]:
-        ready: tuple[bool, str] = await self.registry().ready.remote()
+        ready: tuple[bool, str] = await self._registry.call("ready")
         return ready
 
 

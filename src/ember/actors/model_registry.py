@@ -1,5 +1,10 @@
 """The ModelRegistry actor, a shell over :class:`ember.models.registry.ModelRegistry`, with
-the launcher that starts ModelHost actors on the chosen node."""
+the launcher that starts ModelHost actors on the chosen node.
+
+Ray restarts the registry when it dies. Its hosts die with it (it owns them); the restarted
+one starts by itself, registers the bundled model and loads the warm models again from the
+``models`` table, and loads the others on their next call (callers holding a dead host get
+ProviderUnavailable, forget it and ask again)."""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ember.actors.model_host import ModelHostActor, RayHostHandle
+from ember.actors.singleton import start_after_restart
 from ember.config import EmberConfig
 from ember.config.models import ModelsConfig
 from ember.errors import ProviderUnavailable
@@ -128,13 +134,18 @@ class ModelRegistryActor:
         )
         self._tasks: list[asyncio.Task[Any]] = []
         self._bundle_error: str | None = None
+        self._started: asyncio.Task[None] | None = None
+        start_after_restart()
 
     async def start(self) -> None:
         """Register the bundled model (first start assembles it) and load the warm models;
         returns once they are loaded (or failed: :meth:`ready` says why). Idle models are then
-        unloaded on a timer."""
-        if self._tasks:
-            return
+        unloaded on a timer. Idempotent: a second call waits for the first one's work."""
+        if self._started is None:
+            self._started = asyncio.get_running_loop().create_task(self._start())
+        await asyncio.shield(self._started)
+
+    async def _start(self) -> None:
         if self._config.models.bundled:
             try:
                 await asyncio.to_thread(

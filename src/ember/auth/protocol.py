@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Protocol
 
-from ember.auth.principal import Principal
+from ember.auth.principal import DEFAULT_WORKSPACE, Principal
 from ember.storage.records import TokenRecord
 
 __all__ = ["TokenRepository"]
@@ -21,11 +21,14 @@ class TokenRepository(Protocol):
         principal: str,
         scopes: Iterable[str],
         expires_at: datetime | None = None,
+        workspace: str = DEFAULT_WORKSPACE,
     ) -> tuple[TokenRecord, str]:
-        """Create a token and return its record and its plaintext secret.
+        """Create a token of ``principal`` in ``workspace`` and return its record and its
+        plaintext secret. A principal belongs to one workspace: all its tokens are there.
 
         The plaintext is not stored and cannot be recovered later.
 
+        :raises NotFound: no such workspace.
         :raises ValidationFailed: an unknown or no scope, an empty or reserved principal
             (``local``, ``cli``), a name or principal over 128 characters, or ``expires_at``
             naive or not in the future.
@@ -56,6 +59,13 @@ class TokenRepository(Protocol):
         """
         ...
 
+    def principal_of(self, token_id: str) -> Principal:
+        """The principal the token ``token_id`` authenticates now (read from its row).
+
+        :raises Unauthorized: no such token, or it is revoked or expired.
+        """
+        ...
+
     def has_active_tokens(self) -> bool:
         """Whether any token is neither revoked nor expired.
 
@@ -66,5 +76,19 @@ class TokenRepository(Protocol):
 
     def cached_active(self) -> bool | None:
         """What :meth:`has_active_tokens` would answer from its cache, without reading the
+        database; ``None`` when the cache is empty or stale."""
+        ...
+
+    def ever_created(self) -> bool:
+        """Whether any token was ever created: revoked and expired ones count.
+
+        Once ``True`` it stays ``True`` for this repository (tokens are revoked, never
+        deleted). A ``False`` may come from a cache a few seconds old; creating through this
+        repository clears it.
+        """
+        ...
+
+    def cached_ever_created(self) -> bool | None:
+        """What :meth:`ever_created` would answer from its cache, without reading the
         database; ``None`` when the cache is empty or stale."""
         ...

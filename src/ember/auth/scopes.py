@@ -1,4 +1,5 @@
-"""The scopes a token can hold. ``admin`` grants every other scope; no other scope implies one."""
+"""The scopes a token can hold. ``cluster:admin`` grants every scope in every workspace;
+``admin`` grants every other scope in its own workspace; no other scope implies one."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ class Scope(StrEnum):
     MEMORY_WRITE = "memory:write"
     MODELS_USE = "models:use"
     ADMIN = "admin"
+    CLUSTER_ADMIN = "cluster:admin"
 
 
 ALL_SCOPES: frozenset[Scope] = frozenset(Scope)

@@ -2,8 +2,9 @@
 
 :class:`SqlTokenRepository` implements :class:`~ember.auth.protocol.TokenRepository` over the
 ``api_tokens`` table. ``authenticate`` is one indexed lookup by hash (``token_hash`` is
-unique) and writes only when ``last_used_at`` is a minute old; ``has_active_tokens`` is
-cached for a few seconds.
+unique) and writes only when ``last_used_at`` is a minute old; ``has_active_tokens`` and
+``ever_created`` are cached for a few seconds (``ever_created`` for good once true: rows are
+never deleted).
 """
 
 from __future__ import annotations
@@ -16,16 +17,16 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from ember.auth.principal import RESERVED_PRINCIPALS, Principal
+from ember.auth.principal import DEFAULT_WORKSPACE, RESERVED_PRINCIPALS, Principal
 from ember.auth.scopes import known_scopes, parse_scopes
-from ember.errors import TokenNotFound, Unauthorized, ValidationFailed
+from ember.errors import NotFound, TokenNotFound, Unauthorized, ValidationFailed
 from ember.storage.clock import utcnow
 from ember.storage.database import Database
 from ember.storage.records import TokenRecord
-from ember.storage.tables import ApiToken
+from ember.storage.tables import ApiToken, Workspace
 
 __all__ = ["TOKEN_PREFIX", "SqlTokenRepository", "hash_token", "new_token"]
 
@@ -50,6 +51,7 @@ def _record(row: ApiToken) -> TokenRecord:
         name=row.name,
         principal=row.principal,
         scopes=tuple(sorted(row.scopes)),
+        workspace=row.workspace,
         created_at=row.created_at,
         expires_at=row.expires_at,
         revoked_at=row.revoked_at,
@@ -66,9 +68,10 @@ class SqlTokenRepository:
     """Tokens in the ``api_tokens`` table.
 
     :param clock: the current aware UTC time (tests pass a fake).
-    :param monotonic: seconds for the ``has_active_tokens`` cache.
+    :param monotonic: seconds for the ``has_active_tokens`` and ``ever_created`` caches.
     :param touch_interval_s: least time between two ``last_used_at`` writes of one token.
-    :param active_cache_s: how long ``has_active_tokens`` trusts its last answer.
+    :param active_cache_s: how long ``has_active_tokens`` (and a ``False`` from
+        ``ever_created``) trusts its last answer.
     """
 
     def __init__(
@@ -86,6 +89,7 @@ class SqlTokenRepository:
         self._touch_interval = timedelta(seconds=touch_interval_s)
         self._active_cache_s = active_cache_s
         self._active: tuple[bool, float] | None = None
+        self._ever: tuple[bool, float] | None = None
         self._generation = 0
         self._lock = threading.Lock()
 
@@ -95,6 +99,7 @@ class SqlTokenRepository:
         principal: str,
         scopes: Iterable[str],
         expires_at: datetime | None = None,
+        workspace: str = DEFAULT_WORKSPACE,
     ) -> tuple[TokenRecord, str]:
         granted = parse_scopes(scopes)
         _check_name("name", name)
@@ -109,9 +114,21 @@ class SqlTokenRepository:
         plaintext = new_token()
 
         def work(session: Session) -> TokenRecord:
+            if session.get(Workspace, workspace) is None:
+                raise NotFound(f"no workspace named {workspace!r}")
+            elsewhere = session.scalars(
+                select(ApiToken.workspace)
+                .where(ApiToken.principal == principal, ApiToken.workspace != workspace)
+                .limit(1)
+            ).first()
+            if elsewhere is not None:
+                raise ValidationFailed(
+                    f"the principal {principal!r} belongs to the workspace {elsewhere!r}"
+                )
             row = ApiToken(
                 name=name,
                 principal=principal,
+                workspace=workspace,
                 token_hash=hash_token(plaintext),
                 scopes=sorted(scope.value for scope in granted),
                 created_at=self._clock(),
@@ -142,6 +159,24 @@ class SqlTokenRepository:
         self._forget_active()
         return record
 
+    def principal_of(self, token_id: str) -> Principal:
+        def work(session: Session) -> Principal:
+            row = session.get(ApiToken, token_id)
+            if row is None:
+                raise Unauthorized("API token unknown")
+            return self._principal(row)
+
+        return self._db.run(work)
+
+    def _principal(self, row: ApiToken) -> Principal:
+        if row.revoked_at is not None:
+            raise Unauthorized("API token revoked")
+        if row.expires_at is not None and row.expires_at <= self._clock():
+            raise Unauthorized("API token expired")
+        return Principal(
+            row.principal, known_scopes(row.scopes), token_id=row.id, workspace=row.workspace
+        )
+
     def authenticate(self, plaintext: str) -> Principal:
         if not plaintext or len(plaintext) > _MAX_TOKEN_CHARS:
             raise Unauthorized("invalid API token")
@@ -152,14 +187,11 @@ class SqlTokenRepository:
             row = session.scalars(query).first()
             if row is None or not hmac.compare_digest(row.token_hash, digest):
                 raise Unauthorized("invalid API token")
+            principal = self._principal(row)
             now = self._clock()
-            if row.revoked_at is not None:
-                raise Unauthorized("API token revoked")
-            if row.expires_at is not None and row.expires_at <= now:
-                raise Unauthorized("API token expired")
             if row.last_used_at is None or now - row.last_used_at >= self._touch_interval:
                 row.last_used_at = now
-            return Principal(row.principal, known_scopes(row.scopes), token_id=row.id)
+            return principal
 
         return self._db.run(work)
 
@@ -188,7 +220,28 @@ class SqlTokenRepository:
                 self._active = (found, self._monotonic() + self._active_cache_s)
         return found
 
+    def cached_ever_created(self) -> bool | None:
+        with self._lock:
+            cached = self._ever
+        if cached is not None and (cached[0] or self._monotonic() < cached[1]):
+            return cached[0]
+        return None
+
+    def ever_created(self) -> bool:
+        cached = self.cached_ever_created()
+        if cached is not None:
+            return cached
+        with self._lock:
+            generation = self._generation
+        query = select(func.count()).select_from(ApiToken)
+        found = bool(self._db.run(lambda session: session.scalar(query)))
+        with self._lock:
+            if found or generation == self._generation:
+                self._ever = (found, self._monotonic() + self._active_cache_s)
+        return found
+
     def _forget_active(self) -> None:
         with self._lock:
             self._active = None
+            self._ever = None
             self._generation += 1

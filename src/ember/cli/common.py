@@ -30,6 +30,7 @@ __all__ = [
     "ConfigOption",
     "TokenOption",
     "UrlOption",
+    "WorkspaceOption",
     "api_client",
     "console",
     "load",
@@ -51,6 +52,15 @@ ConfigOption = Annotated[
         "-c",
         help="YAML config file (default: $EMBER_CONFIG, else built-in defaults).",
         dir_okay=False,
+    ),
+]
+WorkspaceOption = Annotated[
+    str,
+    typer.Option(
+        "--workspace",
+        "-w",
+        help="The workspace whose collections this works on (the database is the operator's: "
+        "every workspace is reachable).",
     ),
 ]
 UrlOption = Annotated[

@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ember.cli.common import ConfigOption, console, load, open_services, reported
+from ember.auth import DEFAULT_WORKSPACE
+from ember.cli.common import (
+    ConfigOption,
+    WorkspaceOption,
+    console,
+    load,
+    open_services,
+    reported,
+)
 from ember.config import EmberConfig
 from ember.errors import ValidationFailed
 from ember.memory.ingest import IngestProgress, IngestReport
@@ -54,7 +62,7 @@ def _run(
     config: EmberConfig, memory: MemoryService, path: Path, collection: str, bulk: bool
 ) -> IngestReport:
     files = list_files(path)
-    bar, task = _bar(count_documents(files))
+    bar, task = _bar(count_documents(files, path))
 
     def advance(state: IngestProgress) -> None:
         detail = (
@@ -110,6 +118,7 @@ def ingest(
             "default: on when RAY_ADDRESS is set.",
         ),
     ] = None,
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     config_path: ConfigOption = None,
 ) -> None:
     """Ingest files into a collection: text, Markdown, HTML, PDF, and BEIR .jsonl corpora."""
@@ -123,18 +132,14 @@ def ingest(
         try:
             plane = _cluster_memory if use_ray else None
             with open_services(config, migrate=True, memory=plane) as services:
-                memory = services.memory
-                if create and name not in _collection_names(memory):
-                    memory.collections.create(name)
+                memory = services.memory.in_workspace(workspace)
+                if create:
+                    memory.collections.ensure(name)
                 report = _run(config, memory, path, name, use_ray)
         finally:
             if runtime is not None:
                 runtime.leave()
         _report(report, name)
-
-
-def _collection_names(memory: MemoryService) -> set[str]:
-    return {record.name for record in memory.collections.list(limit=10000)}
 
 
 def _connect(config: EmberConfig) -> Runtime:

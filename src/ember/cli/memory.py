@@ -8,7 +8,6 @@ These commands work on the local store directly (the database and the vector ind
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,10 +17,17 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ember.cli.common import ConfigOption, console, load, open_services, reported
+from ember.auth import DEFAULT_WORKSPACE
+from ember.cli.common import (
+    ConfigOption,
+    WorkspaceOption,
+    console,
+    load,
+    open_services,
+    reported,
+)
 from ember.cli.ingest import ingest
 from ember.errors import ValidationFailed
-from ember.filters import parse_filter
 from ember.memory.reindex import ReindexProgress
 from ember.memory.service import MemoryService
 
@@ -33,12 +39,12 @@ CollectionOption = Annotated[str, typer.Option("--collection", "-C", help="Colle
 
 
 @contextmanager
-def _memory(path: Path | None) -> Iterator[MemoryService]:
-    """The memory plane on the configured (migrated) database; closed, and the database
-    disposed of, on the way out."""
+def _memory(path: Path | None, workspace: str) -> Iterator[MemoryService]:
+    """The memory plane on the configured (migrated) database, as ``workspace`` sees it;
+    closed, and the database disposed of, on the way out."""
     config = load(path)
     with open_services(config, migrate=True) as services:
-        yield services.memory
+        yield services.memory.in_workspace(workspace)
 
 
 def search(
@@ -51,6 +57,7 @@ def search(
     ] = None,
     mode: Annotated[str, typer.Option(help="hybrid, dense or keyword.")] = "hybrid",
     explain: Annotated[bool, typer.Option(help="Show dense and keyword ranks.")] = False,
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     config_path: ConfigOption = None,
 ) -> None:
     """Search a collection."""
@@ -61,8 +68,8 @@ def search(
             raw: Any = json.loads(filter_json) if filter_json else None
         except json.JSONDecodeError as exc:
             raise ValidationFailed(f"--filter is not JSON: {exc}") from exc
-        with _memory(config_path) as memory:
-            hits = memory.search(collection, query, k, where=parse_filter(raw), mode=mode)  # type: ignore[arg-type]
+        with _memory(config_path, workspace) as memory:
+            hits = memory.search(collection, query, k, where=memory.parse_filter(raw), mode=mode)  # type: ignore[arg-type]
         table = Table("#", "score", "source", "text")
         if explain:
             table.add_column("dense")
@@ -77,9 +84,11 @@ def search(
 
 
 @collections_app.command("list")
-def list_collections(config_path: ConfigOption = None) -> None:
+def list_collections(
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE, config_path: ConfigOption = None
+) -> None:
     """List collections."""
-    with reported(), _memory(config_path) as memory:
+    with reported(), _memory(config_path, workspace) as memory:
         records = memory.collections.list(limit=10000)
     table = Table("name", "embedding model", "created")
     for record in records:
@@ -91,15 +100,12 @@ def list_collections(config_path: ConfigOption = None) -> None:
 def create_collection(
     name: Annotated[str, typer.Argument(help="Lowercase letters, digits, _ and -.")],
     description: Annotated[str, typer.Option(help="What it holds.")] = "",
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     config_path: ConfigOption = None,
 ) -> None:
     """Create a collection."""
-    from ember.serve_app.collections import NAME_PATTERN
-
     with reported():
-        if not re.fullmatch(NAME_PATTERN, name):
-            raise ValidationFailed(f"{name!r} is not a valid name (lowercase, digits, _ and -)")
-        with _memory(config_path) as memory:
+        with _memory(config_path, workspace) as memory:
             memory.collections.create(name, description=description)
         console.print(f"created {name}")
 
@@ -108,13 +114,14 @@ def create_collection(
 def delete_collection(
     name: Annotated[str, typer.Argument(help="The collection to delete.")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     config_path: ConfigOption = None,
 ) -> None:
     """Delete a collection and everything in it."""
     with reported():
         if not yes and not typer.confirm(f"Delete collection {name} and all its documents?"):
             raise typer.Exit(1)
-        with _memory(config_path) as memory:
+        with _memory(config_path, workspace) as memory:
             memory.collections.delete(name)
         console.print(f"deleted {name}")
 
@@ -123,10 +130,11 @@ def delete_collection(
 def export_collection(
     name: Annotated[str, typer.Argument(help="The collection to export.")],
     path: Annotated[Path, typer.Argument(help="File to write (gzip JSON lines).")],
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     config_path: ConfigOption = None,
 ) -> None:
     """Export a collection (chunks, metadata and vectors) to a portable file."""
-    with reported(), _memory(config_path) as memory:
+    with reported(), _memory(config_path, workspace) as memory:
         count = memory.export(name, path)
     console.print(f"exported {count} documents of {name} to {path}")
 
@@ -135,10 +143,11 @@ def export_collection(
 def import_collection(
     path: Annotated[Path, typer.Argument(help="A file written by `collections export`.")],
     name: Annotated[str | None, typer.Option("--as", help="Name of the new collection.")] = None,
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     config_path: ConfigOption = None,
 ) -> None:
     """Import an exported collection into a new collection (no re-embedding)."""
-    with reported(), _memory(config_path) as memory:
+    with reported(), _memory(config_path, workspace) as memory:
         created, count = memory.import_(path, name)
     console.print(f"imported {count} documents into {created}")
 
@@ -146,6 +155,7 @@ def import_collection(
 @collections_app.command("reindex")
 def reindex_collection(
     name: Annotated[str, typer.Argument(help="The collection to reindex.")],
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     config_path: ConfigOption = None,
 ) -> None:
     """Re-embed a collection with the configured embedding model and swap in a new index.
@@ -161,7 +171,7 @@ def reindex_collection(
     )
     with (
         reported(),
-        _memory(config_path) as memory,
+        _memory(config_path, workspace) as memory,
         Progress(*columns, console=console) as bar,
     ):
         record = memory.collections.get(name)

@@ -154,9 +154,11 @@ def remove(
         services.catalog.get(name)
     try:
         with api_client(url, token, config_path) as client:
-            client.call(
+            answer = client.call(
                 "POST", "/api/generate", json={"model": name, "keep_alive": 0, "stream": False}
             )
+        if answer.json().get("done_reason") != "unload":
+            notes.print(f"ember did not unload {name}: that needs a token with the admin scope")
     except (typer.Exit, NotReady):
         notes.print("ember is not running or did not unload it; it is removed from the registry")
     with reported(), open_services(load(config_path), migrate=True) as services:

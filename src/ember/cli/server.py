@@ -55,7 +55,9 @@ def up(
         check_port_free(server.host, server.port)
         with open_services(config) as services:
             revision = Migrator(services.database).upgrade()
-            tokens = services.tokens.has_active_tokens()
+            tokens = services.tokens.has_active_tokens() or (
+                services.tokens.ever_created() and not config.auth.loopback_after_tokens
+            )
         console.print(f"database  {config.database_url.split('@')[-1]}  (revision {revision})")
         runtime = Runtime(config)
         stop = threading.Event()

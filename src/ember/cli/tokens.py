@@ -1,4 +1,5 @@
-"""``ember tokens create|list|revoke``: the API's bearer tokens, on the local database.
+"""``ember tokens create|list|revoke`` and ``ember workspaces create|list``, on the local
+database.
 
 Each create and revoke, done or failed, is written to ``audit_log`` with the actor ``cli``.
 A created token's secret is printed once, alone on stdout (so ``$(ember tokens create ...)``
@@ -13,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ember.auth import Scope, SqlTokenRepository
+from ember.auth import DEFAULT_WORKSPACE, Scope, SqlTokenRepository
 from ember.cli.common import ConfigOption, console, load, notes, open_services, reported
 from ember.storage import SqlAuditLog, TokenRecord, audited
 from ember.storage.clock import utcnow
@@ -22,6 +23,10 @@ __all__ = ["CLI_ACTOR", "register", "tokens_app"]
 
 CLI_ACTOR = "cli"
 tokens_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
+workspaces_app = typer.Typer(
+    help="Create and list workspaces (tenants of tokens, collections and jobs).",
+    no_args_is_help=True,
+)
 
 
 def _when(moment: datetime | None, empty: str = "-") -> str:
@@ -33,7 +38,12 @@ def create_token(
     name: Annotated[str, typer.Argument(help="What the token is for (shown in `list`).")],
     scopes: Annotated[
         list[Scope],
-        typer.Option("--scope", "-s", help="A scope to grant; repeat for more (admin: all)."),
+        typer.Option(
+            "--scope",
+            "-s",
+            help="A scope to grant; repeat for more (admin: all in its workspace; "
+            "cluster:admin: all in every workspace).",
+        ),
     ],
     principal: Annotated[
         str | None, typer.Option(help="Who the token acts as (default: NAME).")
@@ -41,6 +51,9 @@ def create_token(
     expires_days: Annotated[
         int | None, typer.Option(min=1, help="Expire after this many days (default: never).")
     ] = None,
+    workspace: Annotated[
+        str, typer.Option(help="The workspace the token (and its principal) belongs to.")
+    ] = DEFAULT_WORKSPACE,
     config_path: ConfigOption = None,
 ) -> None:
     """Create a token and print its secret, once."""
@@ -49,15 +62,18 @@ def create_token(
 
     def work(tokens: SqlTokenRepository, audit: SqlAuditLog) -> tuple[TokenRecord, str]:
         with audited(audit, CLI_ACTOR, "token.create", "token") as draft:
-            draft.detail.update(name=name, principal=who, scopes=sorted(scopes))
-            record, plaintext = tokens.create(name, who, scopes, expires_at)
+            draft.detail.update(
+                name=name, principal=who, scopes=sorted(scopes), workspace=workspace
+            )
+            record, plaintext = tokens.create(name, who, scopes, expires_at, workspace)
             draft.resource = f"token:{record.id}"
         return record, plaintext
 
     with reported(), open_services(load(config_path), migrate=True) as services:
         record, plaintext = work(services.tokens, services.audit)
     notes.print(
-        f"created token {record.id} ({record.name!r}) for principal {record.principal!r}, "
+        f"created token {record.id} ({record.name!r}) for principal {record.principal!r} "
+        f"in workspace {record.workspace!r}, "
         f"scopes {', '.join(record.scopes)}, expires {_when(record.expires_at, 'never')}",
         highlight=False,
     )
@@ -75,7 +91,17 @@ def list_tokens(config_path: ConfigOption = None) -> None:
     with reported(), open_services(load(config_path), migrate=True) as services:
         records = services.tokens.list()
     now = utcnow()
-    table = Table("id", "name", "principal", "scopes", "created", "expires", "revoked", "last used")
+    table = Table(
+        "id",
+        "name",
+        "principal",
+        "workspace",
+        "scopes",
+        "created",
+        "expires",
+        "revoked",
+        "last used",
+    )
     for record in records:
         expires = _when(record.expires_at, "never")
         if record.expires_at is not None and record.expires_at <= now:
@@ -84,6 +110,7 @@ def list_tokens(config_path: ConfigOption = None) -> None:
             record.id,
             record.name,
             record.principal,
+            record.workspace,
             " ".join(record.scopes),
             _when(record.created_at),
             expires,
@@ -116,6 +143,33 @@ def revoke_token(
         console.print(f"revoked token {record.id} ({record.name!r})", highlight=False)
 
 
+@workspaces_app.command("create")
+def create_workspace(
+    name: Annotated[str, typer.Argument(help="Lowercase letters, digits, `_`, `-`.")],
+    config_path: ConfigOption = None,
+) -> None:
+    """Create a workspace; give it tokens with `ember tokens create --workspace NAME`."""
+    with (
+        reported(),
+        open_services(load(config_path), migrate=True) as services,
+        audited(services.audit, CLI_ACTOR, "workspace.create", f"workspace:{name}"),
+    ):
+        record = services.workspaces.create(name)
+    console.print(f"created workspace {record.name!r}", highlight=False)
+
+
+@workspaces_app.command("list")
+def list_workspaces(config_path: ConfigOption = None) -> None:
+    """List the workspaces."""
+    with reported(), open_services(load(config_path), migrate=True) as services:
+        records = services.workspaces.list()
+    table = Table("name", "created")
+    for record in records:
+        table.add_row(record.name, _when(record.created_at))
+    console.print(table)
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``ember tokens`` to ``app``."""
+    """Add ``ember tokens`` and ``ember workspaces`` to ``app``."""
     app.add_typer(tokens_app, name="tokens")
+    app.add_typer(workspaces_app, name="workspaces")

@@ -30,11 +30,14 @@ class ClusterStatus:
 
 
 def probe_cluster(config: EmberConfig) -> ClusterStatus:
-    """Connect as a short-lived driver and report nodes, CPUs and Serve application states."""
+    """Connect as a short-lived driver and report nodes, CPUs and Serve application states.
+
+    Nothing answering at the address (``auto`` included, resolved first) is reported within
+    seconds, not after Ray's minutes of retries."""
     address = config.ray.address or os.environ.get("RAY_ADDRESS") or "auto"
     try:
-        check_reachable(address)
-        ray.init(address=address, namespace="ember", logging_level=logging.ERROR)
+        reachable = check_reachable(address)
+        ray.init(address=reachable, namespace="ember", logging_level=logging.ERROR)
     except (ClusterUnavailable, ConnectionError, RuntimeError, ValueError) as exc:
         return ClusterStatus(reachable=False, error=str(exc).splitlines()[0][:300])
     try:

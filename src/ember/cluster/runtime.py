@@ -21,7 +21,7 @@ from ember.config import EmberConfig
 from ember.errors import ClusterUnavailable, DeployFailed, PortInUse
 from ember.serve_app.deployment import APP_NAME, Booted, boot
 
-__all__ = ["ClusterInfo", "Runtime", "check_port_free", "check_reachable"]
+__all__ = ["ClusterInfo", "Runtime", "check_port_free", "check_reachable", "resolve_address"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,20 +51,51 @@ def check_port_free(host: str, port: int) -> None:
             raise
 
 
-def check_reachable(address: str, timeout_s: float = 3.0) -> None:
-    """:raises ClusterUnavailable: nothing answers at a ``host:port`` address.
+def resolve_address(address: str) -> str:
+    """``address``, with ``auto`` replaced by the address Ray would connect to for it:
+    ``$RAY_ADDRESS``, else a Ray cluster running on this machine, else the one last started
+    here (the file ``ray_current_cluster`` in Ray's temp directory, ``$RAY_TMPDIR/ray`` or
+    ``/tmp/ray``, which Ray leaves behind when a cluster dies). Ray's own lookup is used.
 
-    ``ray.init`` waits minutes on an address where nothing listens; a plain TCP connect
-    finds out in at most ``timeout_s``. ``auto`` and other symbolic addresses are left to Ray.
+    :raises ClusterUnavailable: ``auto``, and no Ray cluster is found.
     """
-    target = address.removeprefix("ray://")
+    if address != "auto":
+        return address
+    from ray._private import services
+
+    try:
+        found: str | None = services.get_ray_address_from_environment("auto", None)
+    except ConnectionError as exc:
+        raise ClusterUnavailable(f"Ray is not running: {exc}") from exc
+    return found or address
+
+
+def check_reachable(address: str, timeout_s: float = 3.0) -> str:
+    """The address to connect to (``auto`` resolved, see :func:`resolve_address`), once
+    something answers there.
+
+    ``ray.init`` waits minutes on an address where nothing listens (``auto`` included, when
+    it leads to a cluster that is gone); a plain TCP connect finds out in at most
+    ``timeout_s``. Other symbolic addresses are left to Ray.
+
+    :raises ClusterUnavailable: nothing answers at the ``host:port`` address, or ``auto``
+        finds no cluster.
+    """
+    resolved = resolve_address(address)
+    target = resolved.removeprefix("ray://")
     host, _, port = target.rpartition(":")
     if not host or not port.isdigit():
-        return
+        return resolved
     try:
         socket.create_connection((host, int(port)), timeout=timeout_s).close()
     except OSError as exc:
+        if resolved != address:
+            raise ClusterUnavailable(
+                f"Ray is not running: no Ray cluster answers at {resolved} (what `{address}` "
+                f"leads to, as the last cluster started on this machine): {exc}"
+            ) from exc
         raise ClusterUnavailable(f"no Ray cluster answers at {address}: {exc}") from exc
+    return resolved
 
 
 class Runtime:
@@ -96,8 +127,8 @@ class Runtime:
 
     def _init(self, address: str | None) -> Any:
         if address:
-            check_reachable(address)
-            return ray.init(address=address, namespace="ember", logging_level=logging.WARNING)
+            reachable = check_reachable(address)
+            return ray.init(address=reachable, namespace="ember", logging_level=logging.WARNING)
         ray_config = self._config.ray
         return ray.init(
             address="local",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -56,6 +57,19 @@ def _mapping(value: Any) -> Any:
     return value
 
 
+_HOST = re.compile(r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.\-]+)(:[0-9]{1,5})?")
+"""An entry of ``server.allowed_hosts``: a name, an IPv4 or bracketed IPv6 address, a port."""
+
+
+def _names(value: Any) -> Any:
+    """A list field's value: a JSON list or comma-separated names from the environment."""
+    if isinstance(value, str):
+        if value.strip().startswith("["):
+            return json.loads(value)
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
 def _not_below(low: str) -> Any:
     """A field validator: the field may not be below the (earlier) field ``low``."""
 
@@ -73,6 +87,68 @@ class ServerConfig(_Section):
 
     host: str = Field("127.0.0.1", description="Interface the Serve HTTP proxy binds.")
     port: int = Field(8000, ge=1, le=65535, description="Port of the HTTP API and UI.")
+    allowed_hosts: list[str] = Field(
+        [],
+        description="Names (or `name:port`) the `Host` header may carry besides `localhost`, "
+        "`127.0.0.1`, `[::1]` and `host`; others get 421 `host_not_allowed` (a list, or "
+        "comma-separated in the environment). With a wildcard `host` any IP address passes too.",
+    )
+    allowed_origins: list[str] = Field(
+        [],
+        description="Web origins (`https://app.example:8443`) other than ember's own whose "
+        "pages may call the API (CORS); a request with another `Origin` gets 403 "
+        "`origin_not_allowed`. Empty: same-origin only, no CORS headers.",
+    )
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body, in bytes (413 `request_too_large`, before any work).",
+    )
+    max_upload_bytes: int = Field(
+        80 * 1024 * 1024,
+        ge=1024,
+        description="Largest body of `POST /collections/{name}/documents`, in bytes.",
+    )
+    max_job_input_bytes: int = Field(
+        1024 * 1024,
+        ge=2,
+        description="Largest `input` of `POST /jobs`, in bytes of compact JSON (413 "
+        "`request_too_large`); larger ingests go by `path` or the documents route.",
+    )
+    max_streams_per_principal: int = Field(
+        16,
+        ge=1,
+        description="Event streams (job SSE and WebSocket) and streamed model answers one "
+        "principal may have open at once, per ingress replica (429 `too_many_streams`).",
+    )
+    probe_cache_s: float = Field(
+        2.0,
+        ge=0,
+        description="Seconds a `/ready` or `/metrics` answer is reused for later calls; 0 "
+        "computes each one.",
+    )
+
+    @field_validator("allowed_hosts", "allowed_origins", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        return _names(value)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, hosts: list[str]) -> list[str]:
+        for host in hosts:
+            if not _HOST.fullmatch(host.strip()):
+                raise ValueError(f"{host!r} is not a host name, IP address or name:port")
+        return [host.strip().lower() for host in hosts]
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            scheme, sep, rest = origin.partition("://")
+            if scheme not in ("http", "https") or not sep or not rest or "/" in rest:
+                raise ValueError(f"{origin!r} is not an origin like https://app.example:8443")
+        return [origin.lower() for origin in origins]
 
 
 class AuthConfig(_Section):
@@ -80,8 +156,14 @@ class AuthConfig(_Section):
 
     loopback_without_tokens: bool = Field(
         True,
-        description="While no API token exists, accept loopback clients (127.0.0.0/8, ::1) "
-        "without one as the `local` principal; `false` means every request needs a token.",
+        description="While no API token has ever been created, accept loopback clients "
+        "(127.0.0.0/8, ::1) without one as the `local` principal; `false` means every request "
+        "needs a token.",
+    )
+    loopback_after_tokens: bool = Field(
+        False,
+        description="Let the loopback bypass come back once every token is revoked or expired; "
+        "`false` keeps it off for good after the first `ember tokens create`.",
     )
     rate_limit_per_s: float = Field(
         20.0,
@@ -91,6 +173,15 @@ class AuthConfig(_Section):
     )
     rate_limit_burst: int = Field(
         40, ge=1, description="Requests a principal may make at once before the rate applies."
+    )
+    anonymous_rate_limit_per_s: float = Field(
+        2.0,
+        ge=0,
+        description="Refused (401) requests per second one client address may make before "
+        "they are answered 429 `rate_limited` (per ingress replica); 0 turns it off.",
+    )
+    anonymous_rate_limit_burst: int = Field(
+        20, ge=1, description="Refused requests a client address may make at once."
     )
 
 
@@ -202,7 +293,9 @@ class EmbeddingsConfig(_Section):
     device: str | None = Field(None, description="Torch device; unset picks cuda when present.")
     base_url: str | None = Field(None, description="OpenAI-compatible server URL (`openai`).")
     api_key: str | None = Field(
-        None, description="API key for `openai`; prefer the environment variable."
+        None,
+        description="API key for `openai`; unset, `OPENAI_API_KEY` is sent to OpenAI's own API "
+        "only, and another `base_url` gets none (set this, e.g. as `EMBER_EMBEDDINGS_API_KEY`).",
     )
     projection: str | None = Field(
         None,
@@ -272,7 +365,22 @@ class MemoryConfig(_Section):
     chunk_tokens: int = Field(200, ge=8, description="Most tokens in one chunk.")
     chunk_overlap: int = Field(32, ge=0, description="Tokens shared by neighbouring chunks.")
     max_document_bytes: int = Field(
-        50 * 1024 * 1024, ge=1, description="Largest document accepted, in bytes."
+        50 * 1024 * 1024,
+        ge=1,
+        description="Largest document accepted, in bytes; over it, `POST "
+        "/collections/{name}/documents` is refused whole (413 `document_too_large`).",
+    )
+    max_metadata_bytes: int = Field(
+        16 * 1024,
+        ge=2,
+        description="Largest `metadata` of one document sent to the API, in bytes of compact "
+        "JSON (each chunk stores a copy); over it the request is 422 `validation_failed`.",
+    )
+    max_beir_lines: int = Field(
+        100_000,
+        ge=1,
+        description="Most lines of one BEIR corpus document sent to the API; over it the "
+        "request is 422 `validation_failed`.",
     )
     ingest_batch_size: int = Field(64, ge=1, description="Documents embedded together.")
     vector_backend: Literal["faiss", "milvus", "weaviate"] = Field(
@@ -313,6 +421,14 @@ class MemoryConfig(_Section):
     rrf_k: int = Field(60, ge=1, description="The k of reciprocal rank fusion.")
     dense_weight: float = Field(1.0, ge=0, description="Weight of dense candidates in fusion.")
     keyword_weight: float = Field(1.0, ge=0, description="Weight of keyword candidates.")
+    max_filter_terms: int = Field(
+        256,
+        ge=1,
+        le=512,
+        description="Most terms in one metadata filter (each compared value counts, each value "
+        "of `$in`/`$nin` too); a wider filter is `invalid_filter`. At most 512, which SQLite and "
+        "Postgres both run.",
+    )
 
     @field_validator("ingest_roots", mode="before")
     @classmethod
@@ -488,7 +604,11 @@ class ProviderSpec(_Section):
     base_url: str | None = Field(None, description="Server URL (`ollama`, `openai`, plug-ins).")
     api_key: str | None = Field(None, description="API key; prefer `api_key_env`.")
     api_key_env: str | None = Field(
-        None, description="Environment variable that holds the API key."
+        None,
+        description="Environment variable that holds the API key. Unset, an `openai` provider "
+        "sends `OPENAI_API_KEY` only to OpenAI's own API (no `base_url`, or "
+        "`https://api.openai.com/v1`); any other server gets no key unless this (or `api_key`) "
+        "names one.",
     )
     timeout_s: float = Field(120.0, gt=0, description="Seconds one call may take.")
     options: dict[str, Any] = Field(

@@ -10,7 +10,13 @@ It also times each attempt, from its ``running`` event to its final ``state`` ev
 :attr:`EventHub.durations` (by kind and outcome) for the metrics.
 
 Events not yet flushed (at most ``flush_interval_s`` old) are lost if the process dies; the
-job row still holds the outcome, and streams end on the row's final state.
+job row still holds the outcome, and streams end on the row's final state. No job ever has more
+than ``ring_size`` numbered events that are not stored yet (a publisher that would pass that
+waits for a flush first), so a hub that takes over a job another hub may have numbered events
+of (``inherited``: one that Ray restarted, or one of a new cluster over the same database)
+resumes its numbering ``ring_size`` past the last stored event. The numbers in between are
+never used, so no number a reader may have seen live is ever given to another event: a reader
+that resumes after it misses nothing that is stored.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,8 +41,18 @@ log = logging.getLogger(__name__)
 class _Stream:
     next_seq: int
     flushed_seq: int
+    """Every number up to here is stored, or never will be (skipped)."""
     ring: deque[EventRecord]
+    skip: int = 0
+    """Numbers to leave unused before the next event (a job another hub may have numbered)."""
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    numbering: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Held by a publisher that waits for a flush before it numbers its events."""
+
+    @property
+    def unstored(self) -> int:
+        """Numbers handed out that are not stored yet."""
+        return self.next_seq - 1 - self.flushed_seq
 
     def wake(self) -> None:
         self.changed.set()
@@ -56,10 +72,15 @@ class EventHub:
         ring_size: int = 2048,
         flush_interval_s: float = 0.05,
         max_jobs: int = 1024,
+        inherited: Callable[[str], bool] | None = None,
     ) -> None:
+        """``inherited(job_id)`` (called in a worker thread, once per job the hub starts to
+        track) says whether another hub may have numbered events of the job that were never
+        stored; see the module docstring. ``None``: no other hub ever did."""
         if ring_size < 2:
             raise ValueError("ring_size must be at least 2")
         self._store = store
+        self._inherited = inherited
         self._ring_size = ring_size
         self._flush_at = ring_size // 2
         self.flush_interval_s = flush_interval_s
@@ -78,8 +99,39 @@ class EventHub:
         self, job_id: str, events: Sequence[tuple[str, dict[str, Any]]]
     ) -> list[int]:
         """Number and buffer several events of one job, in order (one call for a burst of
-        tokens); returns their sequence numbers."""
-        stream = await self._stream(job_id)
+        tokens); returns their sequence numbers, consecutive. When the job's unstored events
+        would pass ``ring_size``, its events are flushed first (a burst longer than that is
+        numbered in parts, a flush before each, and still consecutively)."""
+        events = list(events)
+        while True:
+            stream = await self._stream(job_id)
+            if not stream.numbering.locked() and stream.unstored + len(events) <= self._ring_size:
+                numbers = self._number(job_id, stream, events)
+                break
+            async with stream.numbering:
+                if self._streams.get(job_id) is not stream:
+                    continue  # evicted while this waited for the lock: track it afresh
+                numbers = []
+                for start in range(0, len(events), self._ring_size):
+                    part = events[start : start + self._ring_size]
+                    while stream.unstored + len(part) > self._ring_size:
+                        await self.flush()
+                    numbers += self._number(job_id, stream, part)
+                break
+        if len(self._pending) >= self._flush_at:
+            await self.flush()
+        return numbers
+
+    def _number(
+        self, job_id: str, stream: _Stream, events: Sequence[tuple[str, dict[str, Any]]]
+    ) -> list[int]:
+        """Number ``events`` and buffer them (no await: nothing else numbers meanwhile)."""
+        if not events:
+            return []
+        if stream.skip:
+            stream.next_seq += stream.skip
+            stream.flushed_seq = stream.next_seq - 1
+            stream.skip = 0
         now = utcnow()
         numbers = []
         for type_, data in events:
@@ -91,8 +143,6 @@ class EventHub:
             self._pending.append(record)
             numbers.append(record.seq)
         stream.wake()
-        if len(self._pending) >= self._flush_at:
-            await self.flush()
         return numbers
 
     async def flush(self) -> int:
@@ -180,19 +230,25 @@ class EventHub:
         if stream is not None:
             self._streams.move_to_end(job_id)
             return stream
-        last = await asyncio.to_thread(self._store.last_seq, job_id)
+        last, inherited = await asyncio.to_thread(self._last, job_id)
         stream = self._streams.get(job_id)
         if stream is None:
-            stream = _Stream(last + 1, last, deque(maxlen=self._ring_size))
+            skip = self._ring_size if inherited else 0
+            stream = _Stream(last + 1, last, deque(maxlen=self._ring_size), skip)
             self._streams[job_id] = stream
             self._evict()
         return stream
+
+    def _last(self, job_id: str) -> tuple[int, bool]:
+        """The job's last stored number, and whether another hub may have numbered more."""
+        last = self._store.last_seq(job_id)
+        return last, self._inherited is not None and self._inherited(job_id)
 
     def _evict(self) -> None:
         for job_id in list(self._streams):
             if len(self._streams) <= self._max_jobs:
                 return
             stream = self._streams[job_id]
-            if stream.flushed_seq == stream.next_seq - 1:
+            if stream.unstored == 0 and not stream.numbering.locked():
                 stream.wake()
                 del self._streams[job_id]

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from ember.auth.scopes import Scope
 from ember.errors import UnknownJobKind, ValidationFailed
 from ember.jobs.context import JobContext
 
@@ -34,6 +35,9 @@ class JobKind:
     description: str = ""
     timeout_s: float | None = None
     """Wall-clock limit of one attempt; ``None`` for none."""
+    scopes: frozenset[Scope] = frozenset()
+    """What the submitter must hold besides ``jobs:write``, checked at submit and again
+    before each attempt (the job runs as its submitter)."""
 
 
 class KindRegistry:

@@ -34,9 +34,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ember.chat import ChatMessage, GenerationOptions
+from ember.auth.scopes import Scope
+from ember.chat import MAX_COMPLETION_TOKENS, MAX_MESSAGES, ChatMessage, GenerationOptions
 from ember.errors import EmberError, StreamInterrupted, ValidationFailed
-from ember.filters import parse_filter
+from ember.filters import MAX_TERMS_CEILING, parse_filter
 from ember.jobs.context import JobContext
 from ember.jobs.kinds import JobKind
 from ember.memory.packer import ContextPack, ContextPacker
@@ -69,7 +70,7 @@ class _Routed(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str = Field("default", min_length=1, max_length=256, description="Model alias.")
-    max_tokens: int | None = Field(None, ge=1, le=131_072)
+    max_tokens: int | None = Field(None, ge=1, le=MAX_COMPLETION_TOKENS)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
     stop: list[str] = Field(default_factory=list, max_length=8)
@@ -99,7 +100,7 @@ class ChatMessageIn(BaseModel):
 class ChatInput(_Routed):
     """Input of a ``chat`` job."""
 
-    messages: list[ChatMessageIn] = Field(min_length=1, max_length=1000)
+    messages: list[ChatMessageIn] = Field(min_length=1, max_length=MAX_MESSAGES)
 
 
 class GenerateInput(_Routed):
@@ -115,13 +116,13 @@ class AskInput(_Routed):
     question: str = Field(min_length=1, max_length=10_000)
     top_k: int = Field(8, ge=1, le=100)
     filter: dict[str, Any] | None = Field(None, description="Metadata filter (docs/memory.md).")
-    max_tokens: int = Field(256, ge=1, le=131_072)
+    max_tokens: int = Field(256, ge=1, le=MAX_COMPLETION_TOKENS)
 
     @field_validator("filter")
     @classmethod
     def _parses(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        try:
-            parse_filter(value)
+        try:  # the grammar, now; memory.max_filter_terms applies when the job runs
+            parse_filter(value, max_terms=MAX_TERMS_CEILING)
         except EmberError as exc:
             raise ValueError(exc.detail) from exc
         return value
@@ -219,6 +220,7 @@ def _route(context: JobContext, payload: _Routed) -> RouteRequest:
     job = context.job
     return RouteRequest(
         principal=job.principal,
+        workspace=job.workspace,
         request_id=job.request_id,
         job_id=job.id,
         provider=payload.provider,
@@ -258,8 +260,8 @@ def llm_kinds(
         )
         return await _consume(context, stream, payload.model)
 
-    def retrieve(payload: AskInput) -> tuple[ContextPack, int]:
-        service = memory()
+    def retrieve(payload: AskInput, workspace: str) -> tuple[ContextPack, int]:
+        service = memory().in_workspace(workspace)
         service.collections.get(payload.collection)
         model_tokenizer = tokenizer(payload.model)
         scaffold = sum(model_tokenizer.count(m.content) for m in ask_messages("", payload.question))
@@ -273,12 +275,15 @@ def llm_kinds(
             field = {"path": "input.max_tokens", "message": detail, "type": "value_error"}
             raise ValidationFailed(detail, errors=[field])
         hits = service.search(
-            payload.collection, payload.question, payload.top_k, where=parse_filter(payload.filter)
+            payload.collection,
+            payload.question,
+            payload.top_k,
+            where=service.parse_filter(payload.filter),
         )
         return ContextPacker(model_tokenizer).pack(hits, budget), len(hits)
 
     async def ask(context: JobContext, payload: AskInput) -> dict[str, Any]:
-        pack, retrieved = await asyncio.to_thread(retrieve, payload)
+        pack, retrieved = await asyncio.to_thread(retrieve, payload, context.job.workspace)
         summary = (
             f"retrieved {retrieved} passages; packed {len(pack.chunks)} in "
             f"{pack.tokens_used} of {pack.budget} tokens"
@@ -311,7 +316,25 @@ def llm_kinds(
         }
 
     return [
-        JobKind("chat", ChatInput, chat, "Chat with a model; the answer streams as tokens."),
-        JobKind("generate", GenerateInput, generate, "Complete a prompt, streamed as tokens."),
-        JobKind("ask", AskInput, ask, "Answer from a collection's passages, citing them [n]."),
+        JobKind(
+            "chat",
+            ChatInput,
+            chat,
+            "Chat with a model; the answer streams as tokens.",
+            scopes=frozenset({Scope.MODELS_USE}),
+        ),
+        JobKind(
+            "generate",
+            GenerateInput,
+            generate,
+            "Complete a prompt, streamed as tokens.",
+            scopes=frozenset({Scope.MODELS_USE}),
+        ),
+        JobKind(
+            "ask",
+            AskInput,
+            ask,
+            "Answer from a collection's passages, citing them [n].",
+            scopes=frozenset({Scope.MEMORY_READ, Scope.MODELS_USE}),
+        ),
     ]

@@ -1,4 +1,6 @@
-"""The ``ingest`` and ``reindex`` job kinds, over the memory plane.
+"""The ``ingest`` and ``reindex`` job kinds, over the memory plane as the job's workspace
+sees it. ``create: true`` creates a missing collection atomically (concurrent jobs into one
+new collection all succeed, and exactly one creates it).
 
 The memory plane is synchronous (the embedding model dominates), so each job runs it in a
 thread, building it there on first use too (importing torch and loading the model must not
@@ -21,6 +23,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ember.auth.scopes import Scope
 from ember.errors import EmberError, PathNotAllowed
 from ember.jobs.context import JobContext
 from ember.jobs.kinds import JobKind
@@ -67,15 +70,16 @@ class IngestInput(BaseModel):
 def allowed_path(path: str, roots: Sequence[str]) -> Path:
     """``path`` resolved, once it is inside one of ``roots`` (symbolic links followed).
 
-    :raises PathNotAllowed: it is not (or ``roots`` is empty).
+    :raises PathNotAllowed: it is not (or ``roots`` is empty); the message names the setting,
+        never the configured directories.
     """
     resolved = Path(path).resolve()
     for root in roots:
         if resolved.is_relative_to(Path(root).resolve()):
             return resolved
-    where = ", ".join(roots) if roots else "none are configured"
+    where = "" if roots else "; none are configured"
     raise PathNotAllowed(
-        f"{path} is outside the directories ingest jobs may read (memory.ingest_roots: {where})"
+        f"{path} is outside the directories ingest jobs may read (memory.ingest_roots{where})"
     )
 
 
@@ -124,11 +128,9 @@ def memory_kinds(
         root = None if payload.path is None else allowed_path(payload.path, ingest_roots)
 
         def work(report: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
-            service = memory()
+            service = memory().in_workspace(context.job.workspace)
             if payload.create:
-                names = {c.name for c in service.collections.list(limit=100_000)}
-                if payload.collection not in names:
-                    service.collections.create(payload.collection)
+                service.collections.ensure(payload.collection)
             if root is not None and bulk is not None:
                 result = bulk.ingest(
                     service, payload.collection, root, lambda state: report(asdict(state))
@@ -140,7 +142,11 @@ def memory_kinds(
                     if root is not None
                     else source_documents(payload.documents or [])
                 )
-                total = count_documents(files) if root is not None else len(payload.documents or [])
+                total = (
+                    count_documents(files, root)
+                    if root is not None
+                    else len(payload.documents or [])
+                )
 
                 def progress(state: IngestProgress) -> None:
                     report({**asdict(state), "total": total})
@@ -165,9 +171,10 @@ def memory_kinds(
             def progress(state: ReindexProgress) -> None:
                 report(asdict(state))
 
+            service = memory().in_workspace(context.job.workspace)
             if bulk is not None:
-                return asdict(bulk.reindex(memory(), payload.collection, progress))
-            return asdict(memory().reindex(payload.collection, progress))
+                return asdict(bulk.reindex(service, payload.collection, progress))
+            return asdict(service.reindex(payload.collection, progress))
 
         return await _in_thread(context, work)
 
@@ -177,11 +184,13 @@ def memory_kinds(
             IngestInput,
             ingest,
             "Ingest documents into a collection (every document gets an outcome).",
+            scopes=frozenset({Scope.MEMORY_WRITE}),
         ),
         JobKind(
             "reindex",
             ReindexInput,
             reindex,
             "Re-embed a collection with the configured model and swap in a new index.",
+            scopes=frozenset({Scope.MEMORY_WRITE}),
         ),
     ]

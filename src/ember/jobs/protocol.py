@@ -17,11 +17,14 @@ from ember.jobs.records import EventRecord, JobRecord, NewJob, Telemetry
 from ember.jobs.states import JobState
 
 if TYPE_CHECKING:
+    from ember.auth.scopes import Scope
     from ember.memory.ingest import IngestProgress, IngestReport
     from ember.memory.reindex import ReindexProgress, ReindexReport
     from ember.memory.service import MemoryService
+    from ember.storage.audit import AuditDraft
 
 __all__ = [
+    "Authority",
     "BulkRunner",
     "EventStore",
     "JobBus",
@@ -32,14 +35,26 @@ __all__ = [
 ]
 
 
+class Authority(Protocol):
+    """Who may run what: checked before each attempt of a job (see
+    :class:`~ember.jobs.authority.SubmitterCheck`)."""
+
+    def check(self, job: JobRecord, scopes: frozenset[Scope]) -> None:
+        """:raises EmberError: the job may not run now (it fails with the error's code)."""
+        ...
+
+
 class JobRepository(Protocol):
     """Durable jobs. Every state change is one guarded update (see :mod:`ember.jobs.states`)."""
 
-    def create(self, job: NewJob) -> tuple[JobRecord, bool]:
-        """Store a new ``queued`` job; returns it and ``True``.
+    def create(self, job: NewJob, audit: AuditDraft | None = None) -> tuple[JobRecord, bool]:
+        """Store a new ``queued`` job and its first event (``state: queued``, sequence 1) in
+        one transaction; returns it and ``True``.
 
         With an ``idempotency_key`` the principal already used for the same kind and input,
-        returns that job and ``False`` instead.
+        returns that job and ``False`` instead. ``audit``, when given, is completed (the job as
+        its resource; its kind and whether it was created as detail) and written with outcome
+        ``ok`` in the same transaction: the job is never stored without it.
 
         :raises IdempotencyConflict: the key was used with another kind or input.
         """
@@ -49,14 +64,18 @@ class JobRepository(Protocol):
         """The principal's job created with this idempotency key, if any."""
         ...
 
-    def get(self, job_id: str, principal: str | None = None) -> JobRecord:
-        """:raises JobNotFound: no such job, or (with ``principal``) not that principal's."""
+    def get(
+        self, job_id: str, principal: str | None = None, *, workspace: str | None = None
+    ) -> JobRecord:
+        """:raises JobNotFound: no such job, or (with ``principal``) not that principal's, or
+        (with ``workspace``) not in that workspace."""
         ...
 
     def page(
         self,
         *,
         principal: str | None = None,
+        workspace: str | None = None,
         states: Sequence[JobState] = (),
         kinds: Sequence[str] = (),
         limit: int = 50,
@@ -64,7 +83,7 @@ class JobRepository(Protocol):
     ) -> tuple[list[JobRecord], str | None]:
         """Newest first; returns a page and the cursor of the next page (``None`` at the end).
 
-        :raises BadRequest: ``cursor`` was not made by this method.
+        :raises InvalidCursor: ``cursor`` was not made by this method.
         """
         ...
 
@@ -100,7 +119,9 @@ class JobRepository(Protocol):
         deals with the job; returns whether ``owner`` held it."""
         ...
 
-    def request_cancel(self, job_id: str, principal: str | None = None) -> JobRecord:
+    def request_cancel(
+        self, job_id: str, principal: str | None = None, *, workspace: str | None = None
+    ) -> JobRecord:
         """Queued → cancelled; running → cancelling; cancelling stays. Returns the job.
 
         :raises JobNotFound: as for :meth:`get`.
@@ -186,7 +207,8 @@ class JobBus(Protocol):
     async def publish(self, job_id: str, type_: str, data: dict[str, Any]) -> int:
         """Publish an event of the job; returns its sequence number. A job's events are
         numbered from 1 without gaps, whoever publishes them (concurrent publishers get
-        distinct numbers); each job is numbered on its own.
+        distinct numbers), except that a hub taking over a job from one that died skips the
+        numbers the other may have handed out; each job is numbered on its own.
 
         :raises EventsLost: the event hub is gone (the event was not published).
         """
@@ -203,7 +225,11 @@ class JobBus(Protocol):
         ...
 
     async def wait(self, job_id: str, after: int, timeout_s: float) -> list[EventRecord] | None:
-        """See :meth:`ember.jobs.hub.EventHub.wait`."""
+        """See :meth:`ember.jobs.hub.EventHub.wait`. A job's numbers may skip ahead after the
+        hub was restarted (numbers it may have handed out before are never used again).
+
+        :raises ServiceUnavailable: the hub cannot be reached now (it is restarting).
+        """
         ...
 
     async def submitted(self, job_id: str) -> None:

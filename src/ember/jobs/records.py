@@ -29,6 +29,10 @@ class NewJob:
     request_id: str | None = None
     idempotency_key: str | None = None
     max_attempts: int = 3
+    workspace: str = "default"
+    token_id: str | None = None
+    """The token that submitted it (``None``: the dev bypass or the CLI); its worker checks
+    the token again before the job runs."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,8 @@ class JobRecord:
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    workspace: str = "default"
+    token_id: str | None = None
 
     @property
     def finished(self) -> bool:

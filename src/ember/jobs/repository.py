@@ -10,8 +10,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -19,8 +20,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ember.errors import (
-    BadRequest,
     IdempotencyConflict,
+    InvalidCursor,
     InvalidTransition,
     JobFinished,
     JobNotFound,
@@ -28,11 +29,15 @@ from ember.errors import (
 )
 from ember.jobs.records import JobRecord, NewJob
 from ember.jobs.states import TERMINAL, JobState, allowed
+from ember.storage.audit import AuditDraft, add_entry
 from ember.storage.clock import utcnow
 from ember.storage.database import Database
-from ember.storage.tables import Job
+from ember.storage.tables import Job, JobEvent
 
-__all__ = ["Reaped", "SqlJobRepository", "input_hash"]
+__all__ = ["QUEUED_SEQ", "Reaped", "SqlJobRepository", "input_hash"]
+
+QUEUED_SEQ = 1
+"""Every job's first event, ``state: queued``, is written with the job row itself."""
 
 Clock = Callable[[], datetime]
 Reaped = tuple[JobRecord, JobState]
@@ -53,6 +58,8 @@ def _record(row: Job) -> JobRecord:
         kind=row.kind,
         state=JobState(row.state),
         principal=row.principal,
+        workspace=row.workspace,
+        token_id=row.token_id,
         request_id=row.request_id,
         idempotency_key=row.idempotency_key,
         input=dict(row.input),
@@ -75,13 +82,35 @@ def _cursor(record: JobRecord) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+_CURSOR_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
 def _parse_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (``created_at``, ``id``) a cursor of :func:`_cursor` holds.
+
+    :raises InvalidCursor: it is not one: not base64 of ``<aware ISO time>|<job id>``.
+    """
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         stamp, job_id = raw.split("|", 1)
-        return datetime.fromisoformat(stamp), job_id
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"cursor {cursor!r} is not one ember gave out") from exc
+        created = datetime.fromisoformat(stamp)
+        if created.tzinfo is None or not _CURSOR_ID.fullmatch(job_id):
+            raise ValueError("a naive time or an id ember never gives")
+        return created.astimezone(UTC), job_id
+    except (ValueError, OverflowError) as exc:
+        shown = cursor if len(cursor) <= 64 else cursor[:61] + "..."
+        raise InvalidCursor(f"cursor {shown!r} is not one ember gave out") from exc
+
+
+def _visible(session: Session, job_id: str, principal: str | None, workspace: str | None) -> Job:
+    row = session.get(Job, job_id)
+    if (
+        row is None
+        or (principal is not None and row.principal != principal)
+        or (workspace is not None and row.workspace != workspace)
+    ):
+        raise JobNotFound(f"no job {job_id}")
+    return row
 
 
 class SqlJobRepository:
@@ -91,8 +120,14 @@ class SqlJobRepository:
         self._db = database
         self._clock = clock
 
-    def create(self, job: NewJob) -> tuple[JobRecord, bool]:
+    def create(self, job: NewJob, audit: AuditDraft | None = None) -> tuple[JobRecord, bool]:
         digest = input_hash(job.kind, job.input)
+
+        def note(session: Session, record: JobRecord, created: bool) -> None:
+            if audit is not None:
+                audit.resource = f"job:{record.id}"
+                audit.detail = {"kind": job.kind, "created": created}
+                add_entry(session, audit.entry("ok"))
 
         def existing(session: Session) -> JobRecord | None:
             row = session.scalars(
@@ -107,23 +142,39 @@ class SqlJobRepository:
                     f"Idempotency-Key {job.idempotency_key!r} was used for job {row.id} "
                     "with another body"
                 )
-            return _record(row)
+            record = _record(row)
+            note(session, record, False)
+            return record
 
         def insert(session: Session) -> JobRecord:
+            now = self._clock()
             row = Job(
                 kind=job.kind,
                 state=JobState.QUEUED.value,
                 principal=job.principal,
+                workspace=job.workspace,
+                token_id=job.token_id,
                 request_id=job.request_id,
                 idempotency_key=job.idempotency_key,
                 input_hash=digest,
                 input=job.input,
                 max_attempts=job.max_attempts,
-                created_at=self._clock(),
+                created_at=now,
             )
             session.add(row)
             session.flush()
-            return _record(row)
+            session.add(
+                JobEvent(
+                    job_id=row.id,
+                    seq=QUEUED_SEQ,
+                    type="state",
+                    data={"state": JobState.QUEUED.value},
+                    created_at=now,
+                )
+            )
+            record = _record(row)
+            note(session, record, True)
+            return record
 
         if job.idempotency_key is not None:
             found = self._db.run(existing)
@@ -146,12 +197,11 @@ class SqlJobRepository:
             lambda session: next((_record(row) for row in session.scalars(query)), None)
         )
 
-    def get(self, job_id: str, principal: str | None = None) -> JobRecord:
+    def get(
+        self, job_id: str, principal: str | None = None, *, workspace: str | None = None
+    ) -> JobRecord:
         def work(session: Session) -> JobRecord:
-            row = session.get(Job, job_id)
-            if row is None or (principal is not None and row.principal != principal):
-                raise JobNotFound(f"no job {job_id}")
-            return _record(row)
+            return _record(_visible(session, job_id, principal, workspace))
 
         return self._db.run(work)
 
@@ -159,6 +209,7 @@ class SqlJobRepository:
         self,
         *,
         principal: str | None = None,
+        workspace: str | None = None,
         states: Sequence[JobState] = (),
         kinds: Sequence[str] = (),
         limit: int = 50,
@@ -167,6 +218,8 @@ class SqlJobRepository:
         query = select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
         if principal is not None:
             query = query.where(Job.principal == principal)
+        if workspace is not None:
+            query = query.where(Job.workspace == workspace)
         if states:
             query = query.where(Job.state.in_([s.value for s in states]))
         if kinds:
@@ -287,11 +340,11 @@ class SqlJobRepository:
 
         return self._db.run(work)
 
-    def request_cancel(self, job_id: str, principal: str | None = None) -> JobRecord:
+    def request_cancel(
+        self, job_id: str, principal: str | None = None, *, workspace: str | None = None
+    ) -> JobRecord:
         def work(session: Session) -> JobRecord:
-            row = session.get(Job, job_id)
-            if row is None or (principal is not None and row.principal != principal):
-                raise JobNotFound(f"no job {job_id}")
+            row = _visible(session, job_id, principal, workspace)
             current = JobState(row.state)
             if current in TERMINAL:
                 raise JobFinished(f"job {job_id} has already {current.value}")

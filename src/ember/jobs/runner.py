@@ -3,28 +3,35 @@
 While the handler runs, the runner renews the lease every ``renew_interval_s``. A renewal that
 finds the job ``cancelling`` cancels the handler's task (``CancelledError`` is raised inside
 the work, so it really stops); one that finds the lease gone (the job was reaped and may run
-elsewhere) cancels it too and records nothing. :meth:`JobRunner.cancel` is the direct path a
-dispatcher uses so the cancel does not wait for the next renewal.
+elsewhere) cancels it too and records nothing. A renewal that fails (the database is down, or
+the call hangs) is tried again at the next interval, but only while a later success could still
+land before the lease runs out: once the lease has less than two renewal intervals left
+unrenewed, the handler is cancelled and nothing is recorded, so the work has stopped before
+the dispatcher may reap the lease and start the job on another worker (never two runs at
+once). :meth:`JobRunner.cancel` is the direct path a dispatcher uses so the cancel does not
+wait for the next renewal.
 
 Outcomes: the handler's result → ``succeeded`` (``result`` event); an
 :class:`~ember.errors.EmberError` → ``failed`` with its code (``error`` event); any other
-exception → ``failed`` with ``internal``; cancelled → ``cancelled``. The row is updated first
-and the events published after, so a client that sees the final ``state`` event can read the
-result. :class:`EventsLost` (the event hub is gone, as when the cluster shuts down) is not the
-job's failure: the runner records nothing and stops renewing, so the lease runs out and the job
-is queued again (``worker_lost``).
+exception → ``failed`` with ``internal`` and a generic detail that points at the logs (what
+it said, a driver's SQL included, goes to the log only); cancelled → ``cancelled``. The row
+is updated first and the events published after, so a client that sees the final ``state``
+event can read the result. :class:`EventsLost` (the event hub is gone, as when the cluster
+shuts down) is not the job's failure: the runner records nothing and stops renewing, so the
+lease runs out and the job is queued again (``worker_lost``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from ember.errors import EmberError, JobTimedOut
 from ember.jobs.context import JobContext
 from ember.jobs.kinds import JobKind, KindRegistry
-from ember.jobs.protocol import JobRepository, Publish, PublishMany
+from ember.jobs.protocol import Authority, JobRepository, Publish, PublishMany
 from ember.jobs.records import JobRecord
 from ember.jobs.states import JobState
 
@@ -34,7 +41,8 @@ log = logging.getLogger(__name__)
 
 
 class EventsLost(Exception):
-    """A job's events could not be published because the event hub is gone."""
+    """A job's events could not be published because the event hub is gone (or was restarted
+    and lost events of the attempt). The API answers it as ``service_unavailable``."""
 
 
 class JobRunner:
@@ -50,8 +58,10 @@ class JobRunner:
         lease_ttl_s: float = 10.0,
         renew_interval_s: float = 2.0,
         publish_many: PublishMany | None = None,
+        authority: Authority | None = None,
     ) -> None:
         self._jobs = jobs
+        self._authority = authority
         self._kinds = kinds
         self._publish = publish
         self._publish_many = publish_many
@@ -93,6 +103,8 @@ class JobRunner:
         try:
             kind = self._kinds.get(job.kind)
             payload = kind.input_model.model_validate(job.input)
+            if self._authority is not None:
+                await asyncio.to_thread(self._authority.check, job, kind.scopes)
         except EmberError as exc:
             return await self._fail(job, exc)
         extra = {"jobId": job.id, "requestId": job.request_id, "kind": job.kind}
@@ -138,21 +150,50 @@ class JobRunner:
             return final
         if not isinstance(error, EmberError):
             log.error("job handler crashed", extra=extra, exc_info=error)
-            error = EmberError(f"{type(error).__name__}: {error}")
+            error = EmberError(
+                f"internal error (see logs, request id {job.request_id or '-'}, job {job.id})"
+            )
         return await self._fail(job, error)
 
+    def _lease_left_s(self, job: JobRecord) -> float:
+        """Seconds the lease ``job`` came with has left (at most the TTL)."""
+        expires = job.lease_expires_at
+        if expires is None:
+            return self._ttl
+        if expires.tzinfo is None:
+            expires = expires.replace(tzinfo=UTC)
+        return min(self._ttl, (expires - datetime.now(UTC)).total_seconds())
+
     async def _supervise(self, job: JobRecord, work: asyncio.Task[dict[str, Any]]) -> bool:
-        """Renew the lease until ``work`` is done; returns whether the lease was lost."""
+        """Renew the lease until ``work`` is done; returns whether the lease was lost (or could
+        not be renewed in time, and ``work`` was cancelled)."""
+        loop = asyncio.get_running_loop()
+        expires = loop.time() + self._lease_left_s(job)
+        margin = 2 * self._renew_every
         lost = False
         while not work.done():
             done, _ = await asyncio.wait({work}, timeout=self._renew_every)
             if done:
                 break
+            sent = loop.time()
             try:
-                state = await asyncio.to_thread(self._jobs.renew, job.id, self.owner, self._ttl)
+                state = await asyncio.wait_for(
+                    asyncio.to_thread(self._jobs.renew, job.id, self.owner, self._ttl),
+                    timeout=max(expires - margin - sent, self._renew_every),
+                )
             except Exception:
-                log.warning("lease renewal failed; trying again", extra={"jobId": job.id})
-                continue
+                if loop.time() + margin < expires:
+                    log.warning("lease renewal failed; trying again", extra={"jobId": job.id})
+                    continue
+                log.error(
+                    "lease renewal failed too long; stopping the job before its lease runs out",
+                    extra={"jobId": job.id},
+                    exc_info=True,
+                )
+                lost = True
+                work.cancel()
+                break
+            expires = sent + self._ttl
             self.renewals += 1
             if state is None:
                 lost = True

@@ -2,7 +2,10 @@
 
 :func:`follow` yields every event after ``after`` in order, ``None`` as a heartbeat when
 nothing happened for ``heartbeat_s``, and stops after the event that puts the job in a final
-state (or, if that event was lost, once the job row is final and nothing more comes).
+state (or, if that event was lost, once the job row is final and nothing more comes). While
+the bus cannot reach the live side (:class:`~ember.errors.ServiceUnavailable`: the event hub is
+restarting) it goes on as if nothing new had come: heartbeats, and the row's final state ends
+the stream.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+from ember.errors import ServiceUnavailable
 from ember.jobs.protocol import EventStore, JobBus, JobRepository
 from ember.jobs.records import EventRecord
 from ember.jobs.states import TERMINAL
@@ -49,7 +53,10 @@ async def follow(
             if len(batch) < replay_batch:
                 break
         while True:
-            live = await bus.wait(job_id, last, heartbeat_s)
+            try:
+                live = await bus.wait(job_id, last, heartbeat_s)
+            except ServiceUnavailable:
+                live = []
             if live is None:
                 if not replayed:
                     await asyncio.sleep(0.02)

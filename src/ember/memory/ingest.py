@@ -9,6 +9,7 @@ the old chunks; unchanged content is skipped, as is content identical to another
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections import Counter
@@ -104,6 +105,13 @@ class Ingestor:
         self._embedder = embedder
         self.preparer = DocumentPreparer(chunker, max_document_bytes)
         self._batch_size = batch_size
+
+    def with_collections(self, collections: CollectionRepository) -> Ingestor:
+        """This ingestor over ``collections`` (another workspace's view), sharing
+        everything else."""
+        clone = copy.copy(self)
+        clone._collections = collections
+        return clone
 
     def ingest(
         self,

@@ -14,6 +14,7 @@ The bulk, distributed version of step 1 runs on Ray Data; this one runs in-proce
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,6 +67,13 @@ class Reindexer:
         self._store = store
         self._indexes = indexes
         self._batch_size = batch_size
+
+    def with_collections(self, collections: CollectionRepository) -> Reindexer:
+        """This reindexer over ``collections`` (another workspace's view), sharing
+        everything else."""
+        clone = copy.copy(self)
+        clone._collections = collections
+        return clone
 
     def reindex(
         self,

@@ -13,6 +13,7 @@ using the stored chunk vectors.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -96,6 +97,13 @@ class Retriever:
         self._embedders = embedders
         self.settings = settings or SearchSettings()
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ember-keyword")
+
+    def with_collections(self, collections: CollectionRepository) -> Retriever:
+        """This retriever over ``collections`` (another workspace's view), sharing
+        everything else."""
+        clone = copy.copy(self)
+        clone._collections = collections
+        return clone
 
     def close(self) -> None:
         """Stop the thread that runs keyword searches beside the dense ones."""

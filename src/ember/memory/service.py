@@ -7,13 +7,15 @@ collection.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ember.config import EmberConfig
 from ember.errors import EmberError
-from ember.filters import Filter
+from ember.filters import MAX_TERMS, Filter, parse_filter
 from ember.memory.chunker import Chunker
 from ember.memory.extract import SourceDocument
 from ember.memory.indexes import IndexFactory, IndexManager
@@ -51,6 +53,8 @@ class MemoryService:
     packer: ContextPacker
     reindexer: Reindexer
     embedder: Embedder
+    max_filter_terms: int = MAX_TERMS
+    """The most terms a filter may have (``memory.max_filter_terms``)."""
 
     @classmethod
     def build(
@@ -106,7 +110,30 @@ class MemoryService:
             ContextPacker(tokenizer),
             Reindexer(collections, store, indexes),
             model,
+            memory.max_filter_terms,
         )
+
+    def in_workspace(self, workspace: str) -> MemoryService:
+        """This plane as ``workspace`` sees it: the same indexes, store and models, and only
+        that workspace's collections (another workspace's names are not found, and free to
+        take). Cheap; close only the plane it came from."""
+        if workspace == self.collections.workspace:
+            return self
+        collections = self.collections.in_workspace(workspace)
+        return dataclasses.replace(
+            self,
+            collections=collections,
+            ingestor=self.ingestor.with_collections(collections),
+            retriever=self.retriever.with_collections(collections),
+            reindexer=self.reindexer.with_collections(collections),
+        )
+
+    def parse_filter(self, raw: Any) -> Filter | None:
+        """Filter JSON parsed under this plane's limits (see :func:`ember.filters.parse_filter`).
+
+        :raises InvalidFilter: it breaks the grammar or passes a limit.
+        """
+        return parse_filter(raw, max_terms=self.max_filter_terms)
 
     def ingest(
         self,

@@ -5,6 +5,11 @@ one document whose source is its path relative to the directory given (its name 
 file). :func:`split_parts` cuts the sources into :class:`SourcePart` pieces of about
 ``part_documents`` documents each (a JSONL file by byte ranges on line boundaries), so that
 many workers can read them in parallel; :func:`read_part` reads one.
+
+Symbolic links are never a way out of the directory given: every file is resolved, and one
+whose real path is outside it (a link to a file elsewhere, or a link to a directory elsewhere)
+is not read; it yields :class:`~ember.errors.PathNotAllowed` instead, checked again when the
+part is read.
 """
 
 from __future__ import annotations
@@ -13,12 +18,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ember.errors import DocumentUnreadable, EmberError, ValidationFailed
+from ember.errors import DocumentUnreadable, EmberError, PathNotAllowed, ValidationFailed
 from ember.memory.extract import BEIR_JSONL, SourceDocument, beir_documents, media_type_for
 
 __all__ = [
     "SourcePart",
     "count_documents",
+    "escapes",
     "list_files",
     "read_documents",
     "read_part",
@@ -29,7 +35,9 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class SourcePart:
     """A whole file (``length`` -1), or ``length`` bytes of a JSONL file from ``offset``,
-    whose first line is line ``first_line`` of the file. ``documents`` is how many it holds."""
+    whose first line is line ``first_line`` of the file. ``documents`` is how many it holds.
+    ``root`` is the directory (or file) it was listed under: the file's real path must be
+    inside it to be read (empty: not checked)."""
 
     path: str
     source: str
@@ -37,10 +45,18 @@ class SourcePart:
     length: int = -1
     first_line: int = 1
     documents: int = 1
+    root: str = ""
+
+
+def escapes(path: Path, root: Path) -> bool:
+    """Whether ``path``'s real path (every symbolic link followed) is outside ``root``'s."""
+    return not path.resolve().is_relative_to(root.resolve())
 
 
 def list_files(root: Path) -> list[Path]:
-    """The supported files at ``root`` (itself, or under it, hidden names left out), sorted.
+    """The supported files at ``root`` (itself, or under it, hidden names left out), sorted,
+    and every symbolic link under it that leads outside it (reading one gives
+    :class:`PathNotAllowed`; links to directories are never followed).
 
     :raises ValidationFailed: ``root`` does not exist.
     """
@@ -51,7 +67,11 @@ def list_files(root: Path) -> list[Path]:
     return sorted(
         path
         for path in root.rglob("*")
-        if path.is_file() and not path.name.startswith(".") and media_type_for(path.name)
+        if not path.name.startswith(".")
+        and (
+            (path.is_symlink() and escapes(path, root))
+            or (path.is_file() and media_type_for(path.name))
+        )
     )
 
 
@@ -62,14 +82,15 @@ def _source(path: Path, root: Path) -> str:
 def read_documents(files: list[Path], root: Path) -> Iterator[SourceDocument | EmberError]:
     """Every document of ``files`` in order; a file that cannot be read yields its error."""
     for path in files:
-        yield from read_part(SourcePart(str(path), _source(path, root)))
+        yield from read_part(SourcePart(str(path), _source(path, root), root=str(root)))
 
 
-def count_documents(files: list[Path]) -> int:
-    """How many documents :func:`read_documents` yields for ``files`` (errors count as one)."""
+def count_documents(files: list[Path], root: Path | None = None) -> int:
+    """How many documents :func:`read_documents` yields for ``files`` listed under ``root``
+    (errors, and files that lead outside ``root``, count as one)."""
     total = 0
     for path in files:
-        if media_type_for(path.name) == BEIR_JSONL:
+        if media_type_for(path.name) == BEIR_JSONL and not (root and escapes(path, root)):
             with path.open("rb") as handle:
                 total += sum(1 for line in handle if line.strip())
         else:
@@ -82,13 +103,14 @@ def split_parts(files: list[Path], root: Path, part_documents: int = 256) -> lis
     parts: list[SourcePart] = []
     for path in files:
         source = _source(path, root)
-        if media_type_for(path.name) != BEIR_JSONL:
-            parts.append(SourcePart(str(path), source))
+        whole = SourcePart(str(path), source, root=str(root))
+        if media_type_for(path.name) != BEIR_JSONL or escapes(path, root):
+            parts.append(whole)
             continue
         try:
             handle = path.open("rb")
         except OSError:
-            parts.append(SourcePart(str(path), source))
+            parts.append(whole)
             continue
         with handle:
             start = offset = 0
@@ -101,19 +123,31 @@ def split_parts(files: list[Path], root: Path, part_documents: int = 256) -> lis
                 line_no += 1
                 if documents == part_documents:
                     parts.append(
-                        SourcePart(str(path), source, start, offset - start, first, documents)
+                        SourcePart(
+                            str(path), source, start, offset - start, first, documents, str(root)
+                        )
                     )
                     start, first, documents = offset, line_no, 0
             if documents:
-                parts.append(SourcePart(str(path), source, start, offset - start, first, documents))
+                parts.append(
+                    SourcePart(
+                        str(path), source, start, offset - start, first, documents, str(root)
+                    )
+                )
     return parts
 
 
 def read_part(part: SourcePart) -> list[SourceDocument | EmberError]:
-    """The documents of one part; a file that cannot be read gives its one error."""
+    """The documents of one part; a file that cannot be read, or whose real path is outside
+    the part's ``root``, gives its one error."""
     path = Path(part.path)
+    real = path
+    if part.root:
+        if escapes(path, Path(part.root)):
+            return [PathNotAllowed(f"{part.source}: leads outside the directory being ingested")]
+        real = path.resolve()
     try:
-        with path.open("rb") as handle:
+        with real.open("rb") as handle:
             handle.seek(part.offset)
             data = handle.read() if part.length < 0 else handle.read(part.length)
     except OSError as exc:

@@ -67,14 +67,21 @@ class _Preparer:
         outcomes: list[str] = []
         versions: list[str] = []
         texts: list[list[str]] = []
-        fields = ("path", "source", "offset", "length", "first_line", "documents")
+        fields = ("path", "source", "offset", "length", "first_line", "documents", "root")
         for values in zip(*(batch[name] for name in fields), batch["base"], strict=True):
+            path, source, offset, length, first_line, documents, root = values[:7]
             part = SourcePart(
-                str(values[0]), str(values[1]), *(int(value) for value in values[2:6])
+                str(path),
+                str(source),
+                int(offset),
+                int(length),
+                int(first_line),
+                int(documents),
+                str(root),
             )
             for index, item in enumerate(read_part(part)):
                 prepared = self._preparer.prepare(item, self._known)
-                positions.append(int(values[6]) + index)
+                positions.append(int(values[7]) + index)
                 if isinstance(prepared, DocumentOutcome):
                     outcomes.append(json.dumps(asdict(prepared)))
                     versions.append("")

@@ -168,6 +168,7 @@ class CandidateFailover:
                 usage,
                 request_id=route.request_id,
                 job_id=route.job_id,
+                workspace=route.workspace,
             )
             self._writer.add(entry)
         elif self._budgets is not None:
@@ -180,6 +181,7 @@ class CandidateFailover:
                     usage,
                     request_id=call.route.request_id,
                     job_id=call.route.job_id,
+                    workspace=call.route.workspace,
                 )
             except Exception:
                 log.exception("could not record usage", extra={"provider": candidate.provider})

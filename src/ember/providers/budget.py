@@ -124,10 +124,19 @@ class Budgets:
         *,
         request_id: str | None = None,
         job_id: str | None = None,
+        workspace: str = "default",
     ) -> UsageEntry:
         """Append one usage entry, its cost at the provider's price."""
         return self._usage.record(
-            self.entry(principal, provider, model, usage, request_id=request_id, job_id=job_id)
+            self.entry(
+                principal,
+                provider,
+                model,
+                usage,
+                request_id=request_id,
+                job_id=job_id,
+                workspace=workspace,
+            )
         )
 
     def entry(
@@ -139,6 +148,7 @@ class Budgets:
         *,
         request_id: str | None = None,
         job_id: str | None = None,
+        workspace: str = "default",
     ) -> UsageEntry:
         """The usage entry of one call, its cost at the provider's price (nothing stored)."""
         return UsageEntry(
@@ -151,6 +161,7 @@ class Budgets:
             request_id=request_id,
             job_id=job_id,
             ts=utcnow(),
+            workspace=workspace,
         )
 
     def applies(self, principal: str, provider: str) -> bool:

@@ -36,6 +36,7 @@ class RouteRequest:
     """
 
     principal: str = "local"
+    workspace: str = "default"
     request_id: str | None = None
     job_id: str | None = None
     provider: str | None = None
@@ -104,9 +105,12 @@ class Candidates:
 
         :raises ProviderModelNotFound: ``name`` is neither an alias, ``provider/model`` of a
             configured provider nor a bare name for a configured default provider, and no
-            ``provider`` override is given.
+            ``provider`` override is given; or the ``provider`` override names no configured
+            provider (a caller's mistake, not an outage).
         """
         route = route or RouteRequest()
+        if route.provider is not None and route.provider not in self._providers:
+            raise ProviderModelNotFound(f"no provider is called {route.provider!r}")
         tiers = self._tiers(name, self._default_embedding if embedding else self._default)
         if route.provider is not None:
             tiers = [[c for c in tier if c.provider == route.provider] for tier in tiers]

@@ -222,7 +222,7 @@ class OllamaProvider:
 
     async def list_models(self) -> list[ModelInfo]:
         """``GET /api/tags``: name, digest, size in bytes and Ollama's ``details`` of each."""
-        where = f"ollama list at {self._host}"
+        where = "ollama list"
         try:
             listed = await self._client.list()
         except VENDOR_ERRORS as exc:
@@ -290,8 +290,8 @@ class OllamaProvider:
 
     def _where(self, call: str, model: str) -> str:
         if not model:
-            raise ProviderBadRequest(f"ollama {call} at {self._host}: no model given")
-        return f"ollama {call} with {model!r} at {self._host}"
+            raise ProviderBadRequest(f"ollama {call}: no model given")
+        return f"ollama {call} with {model!r}"
 
     def __repr__(self) -> str:
         return f"OllamaProvider(host={self._host!r}, name={self._name!r})"

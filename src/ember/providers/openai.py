@@ -56,12 +56,13 @@ class _Piece:
 class OpenAIProvider:
     """A :class:`~ember.providers.protocol.Provider` over ``openai.AsyncOpenAI``.
 
-    ``api_key=None`` means ``OPENAI_API_KEY``; a server given by ``base_url`` that needs no key
-    gets a placeholder. Every call times out after ``timeout_s`` (``GenerationOptions.timeout_s``
-    overrides it per call; for a stream it bounds the connect and each wait between chunks) and
-    the client retries ``max_retries`` times (0 by default). An injected ``client`` keeps its URL
-    and key (``base_url`` and ``api_key`` must then be ``None``), gets this provider's timeout
-    and retries, and is closed by :meth:`aclose`.
+    ``api_key=None`` means ``OPENAI_API_KEY`` for OpenAI's own API only; any other server
+    given by ``base_url`` gets a placeholder, never ``OPENAI_API_KEY``. Every call times out
+    after ``timeout_s`` (``GenerationOptions.timeout_s`` overrides it per call; for a stream it
+    bounds the connect and each wait between chunks) and the client retries ``max_retries``
+    times (0 by default). An injected ``client`` keeps its URL and key (``base_url`` and
+    ``api_key`` must then be ``None``), gets this provider's timeout and retries, and is closed
+    by :meth:`aclose`.
 
     Tool definitions (``GenerationOptions.tools``) and the messages' ``tool_calls`` and
     ``tool_call_id`` go out in the OpenAI shape; the tool calls of an answer come back as
@@ -242,7 +243,7 @@ class OpenAIProvider:
 
     def _where(self, call: str, model: str | None) -> str:
         about = f" with {model!r}" if model is not None else ""
-        return f"{self._name} {call}{about} at {self._client.base_url}"
+        return f"{self._name} {call}{about}"
 
     def _require(self, capability: Capability) -> None:
         if capability not in self._capabilities:

@@ -27,7 +27,15 @@ from ember.errors import (
 )
 from ember.providers.vendor_errors import VendorErrors, translate
 
-__all__ = ["OPENAI", "OPENAI_ERRORS", "OpenAIEmbedder", "openai_client", "provider_error"]
+__all__ = [
+    "OPENAI",
+    "OPENAI_ERRORS",
+    "OPENAI_URL",
+    "OpenAIEmbedder",
+    "is_openai",
+    "openai_client",
+    "provider_error",
+]
 
 OPENAI_ERRORS: Mapping[type[BaseException], type[ProviderError]] = {
     openai.OpenAIError: ProviderError,
@@ -78,6 +86,14 @@ OPENAI = VendorErrors(
 _NO_KEY = "no-key"
 C = TypeVar("C", openai.OpenAI, openai.AsyncOpenAI)
 
+OPENAI_URL = "https://api.openai.com/v1"
+"""OpenAI's own API: the only server ``OPENAI_API_KEY`` is sent to unless configured."""
+
+
+def is_openai(base_url: str | None) -> bool:
+    """Whether ``base_url`` is OpenAI's own API (``None``: the client's default)."""
+    return base_url is None or base_url.strip().rstrip("/").lower() == OPENAI_URL
+
 
 def provider_error(exc: openai.OpenAIError, where: str) -> ProviderError:
     """ember's error for an ``openai`` exception; ``where`` names the call for the detail.
@@ -102,8 +118,9 @@ def openai_client(
     """The ``openai`` client (``factory`` is ``OpenAI`` or ``AsyncOpenAI``) for a server, or
     the injected ``client``, with ember's timeout and retries.
 
-    A server URL without a key (and no ``OPENAI_API_KEY``) gets a placeholder key, since
-    local servers need none.
+    Without ``api_key``, OpenAI's own API (:func:`is_openai`) gets ``OPENAI_API_KEY``; any
+    other server gets a placeholder key, never ``OPENAI_API_KEY`` (a local server needs none,
+    and a third party must not receive OpenAI's key: configure its key explicitly).
 
     :raises ValueError: ``client`` comes with a URL or a key.
     :raises ProviderAuthFailed: no API key was given or found for OpenAI itself.
@@ -111,8 +128,8 @@ def openai_client(
     if client is not None and (base_url is not None or api_key is not None):
         raise ValueError("pass either client or base_url and api_key, not both")
     if client is None:
-        if api_key is None and base_url is not None and not os.environ.get("OPENAI_API_KEY"):
-            api_key = _NO_KEY
+        if api_key is None:
+            api_key = os.environ.get("OPENAI_API_KEY") if is_openai(base_url) else _NO_KEY
         try:
             client = factory(api_key=api_key, base_url=base_url)
         except openai.OpenAIError as exc:
@@ -129,10 +146,10 @@ class OpenAIEmbedder:
     client's own retries are ``max_retries`` (0 by default) and every call times out after
     ``timeout_s``. ``model_id`` is ``openai:<model>``.
 
-    ``api_key=None`` means ``OPENAI_API_KEY`` from the environment; a server given by
-    ``base_url`` that needs no key gets a placeholder. An injected ``client`` keeps its own URL
-    and key (so ``base_url`` and ``api_key`` must then be ``None``) and is used with this
-    embedder's timeout and retries.
+    ``api_key=None`` means ``OPENAI_API_KEY`` from the environment for OpenAI's own API, and
+    a placeholder for any other ``base_url`` (see :func:`openai_client`). An injected
+    ``client`` keeps its own URL and key (so ``base_url`` and ``api_key`` must then be
+    ``None``) and is used with this embedder's timeout and retries.
     """
 
     def __init__(
@@ -166,7 +183,7 @@ class OpenAIEmbedder:
         self._model = model
         self._dim = dim
         self._batch_size = batch_size
-        self._where = f"embeddings with {model!r} at {self._client.base_url}"
+        self._where = f"embeddings with {model!r}"
 
     @property
     def model_id(self) -> str:

@@ -114,6 +114,12 @@ class Router:
             rng=rng or random.Random(),
         )
 
+    @property
+    def usage_dropped(self) -> int:
+        """Usage entries this router's writer dropped because its buffer was full (0 without
+        a writer)."""
+        return 0 if self._writer is None else self._writer.dropped
+
     async def aclose(self) -> None:
         """Write the queued usage rows and close every provider."""
         if self._writer is not None:

@@ -4,7 +4,8 @@ A call's usage entry is added without waiting (:meth:`UsageWriter.add`); a backg
 the adder's event loop writes what has gathered every ``flush_interval_s`` seconds, in a
 thread. Budgets therefore see a call's usage at most one interval late. A batch that fails to
 write is logged and kept for the next flush (the buffer is bounded by ``max_pending``; past it
-the oldest entries are dropped and counted). :meth:`aclose` writes what is left.
+entries are dropped and counted in :attr:`UsageWriter.dropped`, which ``/metrics`` reports as
+``ember_usage_dropped_total``). :meth:`aclose` writes what is left.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class UsageWriter:
         except Exception:
             log.exception("could not write %d usage entries; keeping them", len(batch))
             with self._lock:
+                room = (self._pending.maxlen or 0) - len(self._pending)
+                self.dropped += max(0, len(batch) - room)
                 self._pending.extendleft(reversed(batch))
             return 0
         return len(batch)

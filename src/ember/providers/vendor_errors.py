@@ -14,11 +14,16 @@ imports no vendor library. :func:`translate` applies the same three steps to eve
    whenever the exception carries a positive status, refined or not.
 3. **Retry-After.** When the exception carries response headers, :func:`retry_after_s` reads
    them into ``extra["retry_after_s"]``.
+
+The detail is ember's own words (the call, the HTTP status or the exception's type), never
+the vendor's message: an upstream error body can quote keys, prompts or internal addresses,
+and ember's errors reach callers. The vendor's message goes to the ``ember.providers`` log.
 """
 
 from __future__ import annotations
 
 import email.utils
+import logging
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -29,6 +34,8 @@ from typing import Any
 from ember.errors import ProviderError
 
 __all__ = ["VendorErrors", "retry_after_s", "translate"]
+
+log = logging.getLogger("ember.providers")
 
 
 def _nothing(exc: BaseException) -> None:
@@ -72,10 +79,18 @@ def translate(exc: BaseException, where: str, table: VendorErrors) -> ProviderEr
 
     The caller raises it ``from exc``. ``extra`` carries the HTTP ``status`` when the
     exception had a positive one and ``retry_after_s`` when the response said when to retry.
+    The detail never quotes ``exc`` (see the module docstring); the log line does.
     """
+    log.warning(
+        "%s: %s: %s",
+        where,
+        type(exc).__name__,
+        exc,
+        extra={"url": _request_url(exc)},
+    )
     matches = [vendor for vendor in table.classes if isinstance(exc, vendor)]
     if not matches:
-        return ProviderError(f"{where}: {type(exc).__name__}: {exc}")
+        return ProviderError(f"{where}: failed ({type(exc).__name__})")
     vendor = max(matches, key=lambda cls: len(cls.__mro__))
     target = table.classes[vendor]
     extra: dict[str, Any] = {}
@@ -89,7 +104,17 @@ def translate(exc: BaseException, where: str, table: VendorErrors) -> ProviderEr
     wait = retry_after_s(headers) if headers is not None else None
     if wait is not None:
         extra["retry_after_s"] = wait
-    return target(f"{where}: {exc}", extra=extra)
+    said = f"the provider answered HTTP {status}" if status and status > 0 else "failed"
+    return target(f"{where}: {said} ({target.title.lower()}, {type(exc).__name__})", extra=extra)
+
+
+def _request_url(exc: BaseException) -> str:
+    """The URL of the request ``exc`` was raised for, or ``""`` (httpx raises on a missing
+    request instead of answering ``None``)."""
+    try:
+        return str(exc.request.url)  # type: ignore[attr-defined]
+    except Exception:
+        return ""
 
 
 def retry_after_s(headers: Mapping[str, str], now: Callable[[], float] = time.time) -> float | None:

@@ -9,7 +9,10 @@ and in the access log.
 
 A refused HTTP request is a 401, 403 or 429 problem+json. A refused WebSocket handshake is the
 same problem document as an HTTP denial response where the server supports that ASGI
-extension, else a close with code 1008 and ``code: detail`` as the reason.
+extension, else a close with code 1008 and ``code: detail`` as the reason
+(:func:`websocket_refusal`). The ``Host`` and ``Origin`` of every request were checked before
+any of this (:mod:`ember.serve_app.guards`), so a loopback client here addressed ember by one
+of its own names.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ __all__ = [
     "require",
     "route_access",
     "route_scopes",
+    "websocket_refusal",
 ]
 
 PUBLIC_PATHS = frozenset(
@@ -90,10 +94,22 @@ def connection_principal(conn: HTTPConnection, scope: Scope) -> Principal:
     :raises Forbidden: the principal lacks ``scope`` (403).
     """
     authenticator: Authenticator = conn.app.state.authenticator
-    loopback = is_loopback(conn.client.host if conn.client else None)
-    principal = authenticator.authorize(bearer_token(conn), loopback=loopback, scope=scope)
+    address = conn.client.host if conn.client else None
+    principal = authenticator.authorize(
+        bearer_token(conn), loopback=is_loopback(address), scope=scope, address=address
+    )
     conn.state.principal = principal
     return principal
+
+
+def websocket_refusal(conn: HTTPConnection, error: EmberError) -> Exception:
+    """What to raise to refuse ``conn`` with ``error``: the error itself on HTTP and where
+    the server sends WebSocket denial responses (it becomes the problem document), else a
+    close with code 1008 and ``code: detail`` as the reason."""
+    if conn.scope["type"] != "websocket" or _WS_DENIAL in conn.scope.get("extensions", {}):
+        return error
+    reason = f"{error.code}: {error.detail}".encode()[:123].decode(errors="ignore")
+    return WebSocketException(_POLICY_VIOLATION, reason)
 
 
 class ScopeRequirement:
@@ -115,10 +131,10 @@ class ScopeRequirement:
                 return connection_principal(conn, self.scope)
             return await run_in_threadpool(connection_principal, conn, self.scope)
         except EmberError as exc:
-            if conn.scope["type"] != "websocket" or _WS_DENIAL in conn.scope.get("extensions", {}):
+            refusal = websocket_refusal(conn, exc)
+            if refusal is exc:
                 raise
-            reason = f"{exc.code}: {exc.detail}".encode()[:123].decode(errors="ignore")
-            raise WebSocketException(_POLICY_VIOLATION, reason) from exc
+            raise refusal from exc
 
 
 def require(scope: Scope) -> ScopeRequirement:

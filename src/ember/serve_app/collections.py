@@ -1,10 +1,13 @@
 """``/collections``: create, list, show and delete named collections.
 
-Reads need ``memory:read``, create and delete ``memory:write``; both writes are audited.
+Reads need ``memory:read``, create and delete ``memory:write``; both writes are audited. Every
+route sees only the caller's workspace: another workspace's collection is 404, and its name
+is free to take.
 """
 
 from __future__ import annotations
 
+import re
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Annotated, Any
@@ -13,13 +16,14 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ember.auth import Principal, Scope
+from ember.errors import InvalidCursor
 from ember.serve_app.auth import require
 from ember.storage import AuditDraft, AuditLog, CollectionRecord, CollectionRepository, audited
+from ember.storage.names import NAME_PATTERN
 
 __all__ = ["collections_router"]
 
-NAME_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
-READ = Depends(require(Scope.MEMORY_READ))
+Reader = Annotated[Principal, Depends(require(Scope.MEMORY_READ))]
 Writer = Annotated[Principal, Depends(require(Scope.MEMORY_WRITE))]
 
 
@@ -58,6 +62,7 @@ class CollectionPage(BaseModel):
 
 
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "invalid_cursor (`after` of a list)"},
     404: {"description": "collection_not_found"},
     409: {"description": "collection_exists"},
     422: {"description": "validation_failed"},
@@ -72,13 +77,20 @@ def collections_router(collections: CollectionRepository, audit: AuditLog) -> AP
         principal: Principal, request: Request, action: str, name: str
     ) -> AbstractContextManager[AuditDraft]:
         rid = getattr(request.state, "request_id", None)
-        return audited(audit, principal.name, action, f"collection:{name}", request_id=rid)
+        return audited(
+            audit,
+            principal.name,
+            action,
+            f"collection:{name}",
+            request_id=rid,
+            workspace=principal.workspace,
+        )
 
     @router.post("", status_code=201, response_model=CollectionOut)
     def create_collection(body: CollectionIn, principal: Writer, request: Request) -> CollectionOut:
         """Create a collection; 409 ``collection_exists`` if the name is taken."""
         with audit_as(principal, request, "collection.create", body.name) as draft:
-            record = collections.create(
+            record = collections.in_workspace(principal.workspace).create(
                 body.name,
                 description=body.description,
                 embedding_model=body.embedding_model,
@@ -87,27 +99,31 @@ def collections_router(collections: CollectionRepository, audit: AuditLog) -> AP
             draft.detail["id"] = record.id
         return CollectionOut.of(record)
 
-    @router.get("", response_model=CollectionPage, dependencies=[READ])
+    @router.get("", response_model=CollectionPage)
     def list_collections(
+        principal: Reader,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         after: Annotated[str | None, Query(max_length=64)] = None,
     ) -> CollectionPage:
-        """Collections ordered by name, ``limit`` at a time."""
-        records = collections.list(limit=limit + 1, after=after)
+        """Collections ordered by name, ``limit`` at a time; 400 ``invalid_cursor`` when
+        ``after`` is not a collection name (``next`` of a page always is)."""
+        if after is not None and not re.fullmatch(NAME_PATTERN, after):
+            raise InvalidCursor(f"after={after!r} is not a collection name")
+        records = collections.in_workspace(principal.workspace).list(limit=limit + 1, after=after)
         page = records[:limit]
         following = page[-1].name if len(records) > limit else None
         return CollectionPage(items=[CollectionOut.of(r) for r in page], next=following)
 
-    @router.get("/{name}", response_model=CollectionOut, dependencies=[READ])
-    def get_collection(name: str) -> CollectionOut:
+    @router.get("/{name}", response_model=CollectionOut)
+    def get_collection(name: str, principal: Reader) -> CollectionOut:
         """One collection; 404 ``collection_not_found`` if there is none of that name."""
-        return CollectionOut.of(collections.get(name))
+        return CollectionOut.of(collections.in_workspace(principal.workspace).get(name))
 
     @router.delete("/{name}", status_code=204)
     def delete_collection(name: str, principal: Writer, request: Request) -> Response:
         """Delete a collection and everything in it."""
         with audit_as(principal, request, "collection.delete", name):
-            collections.delete(name)
+            collections.in_workspace(principal.workspace).delete(name)
         return Response(status_code=204)
 
     return router

@@ -65,7 +65,7 @@ def build_context(
         )
     database = services.database
     migrator = Migrator(database)
-    readiness = Readiness()
+    readiness = Readiness(cache_s=config.server.probe_cache_s)
 
     async def database_ready() -> CheckResult:
         await run_in_threadpool(database.ping)

@@ -60,6 +60,7 @@ async def _ray_ready() -> CheckResult:
 
 async def _jobs_ready() -> CheckResult:
     import ray
+    from ray.exceptions import RayActorError
 
     try:
         hub: Any = ray.get_actor(HUB, namespace=NAMESPACE)
@@ -68,6 +69,8 @@ async def _jobs_ready() -> CheckResult:
         stats: dict[str, Any] = await dispatcher.stats.remote()
     except ValueError:
         return CheckResult(False, "the job system actors are not running")
+    except RayActorError as exc:
+        return CheckResult(False, f"a job system actor is restarting: {type(exc).__name__}")
     workers = sum(len(owners) for owners in stats["workers"].values())
     return CheckResult(True, f"{workers} worker(s), queue depth {stats['queue_depth']}")
 

@@ -5,6 +5,8 @@ only; ``admin`` sees everyone's. Streams: ``GET /jobs/{id}/events`` (Server-Sent
 event's ``id`` is its sequence number, ``Last-Event-ID`` or ``?after=`` resumes) and
 ``WS /jobs/{id}/ws?after=N`` (one JSON object per event). Both replay from the table and then
 follow live; idle streams get a heartbeat (an SSE comment, or ``{"type": "heartbeat"}``).
+Each open stream holds one of its principal's stream slots (:mod:`ember.serve_app.streams`);
+a job's ``input`` is at most ``max_input_bytes`` of compact JSON (413 ``request_too_large``).
 """
 
 from __future__ import annotations
@@ -21,15 +23,34 @@ from starlette.exceptions import WebSocketException
 from starlette.websockets import WebSocketDisconnect
 
 from ember.auth import Principal, Scope
-from ember.errors import EmberError, JobCancelled, JobNotFinished, ValidationFailed, error_for_code
+from ember.errors import (
+    EmberError,
+    IdempotencyConflict,
+    InvalidCursor,
+    JobCancelled,
+    JobFinished,
+    JobNotFinished,
+    JobNotFound,
+    NotReady,
+    QuotaExceeded,
+    RequestTooLarge,
+    ServiceUnavailable,
+    TooManyStreams,
+    ValidationFailed,
+    error_for_code,
+)
 from ember.jobs.records import EventRecord, JobRecord
 from ember.jobs.service import JobService
 from ember.jobs.states import JobState
-from ember.serve_app.auth import require
+from ember.serve_app.auth import require, websocket_refusal
+from ember.serve_app.openapi import problem_responses
+from ember.serve_app.streams import HeldStreamingResponse, StreamSlots
 
 __all__ = ["jobs_router"]
 
 _POLICY = 1008
+_MAX_SEQ = 2**63 - 1
+"""The largest event number: ``job_events.seq`` is a 64-bit integer."""
 
 Reader = Annotated[Principal, Depends(require(Scope.JOBS_READ))]
 Writer = Annotated[Principal, Depends(require(Scope.JOBS_WRITE))]
@@ -88,10 +109,6 @@ class ResultOut(BaseModel):
     result: dict[str, Any]
 
 
-def _owner(principal: Principal) -> str | None:
-    return None if principal.allows(Scope.ADMIN) else principal.name
-
-
 def _after(last_event_id: str | None, after: int | None) -> int:
     if after is not None:
         return after
@@ -99,9 +116,20 @@ def _after(last_event_id: str | None, after: int | None) -> int:
         return 0
     try:
         value = int(last_event_id)
-    except ValueError as exc:
-        raise ValidationFailed("Last-Event-ID must be an event id (an integer)") from exc
-    return max(0, value)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= _MAX_SEQ:
+        raise ValidationFailed(
+            f"Last-Event-ID must be an event id (an integer from 0 to {_MAX_SEQ})",
+            errors=[
+                {
+                    "path": "header.last-event-id",
+                    "message": f"an integer from 0 to {_MAX_SEQ}",
+                    "type": "value_error",
+                }
+            ],
+        )
+    return value
 
 
 def _sse(event: EventRecord) -> bytes:
@@ -109,11 +137,36 @@ def _sse(event: EventRecord) -> bytes:
     return f"id: {event.seq}\nevent: {event.type}\ndata: {data}\n\n".encode()
 
 
-def jobs_router(service: JobService) -> APIRouter:
-    """Routes over ``service``."""
-    router = APIRouter(prefix="/jobs", tags=["jobs"])
+def _check_input_size(payload: dict[str, Any], limit: int | None) -> None:
+    if limit is None:
+        return
+    size = len(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > limit:
+        raise RequestTooLarge(
+            f"the job input is {size} bytes of JSON, over server.max_job_input_bytes ({limit})",
+            extra={"limit_bytes": limit},
+        )
 
-    @router.post("", status_code=201, response_model=JobOut)
+
+def jobs_router(
+    service: JobService,
+    *,
+    streams: StreamSlots | None = None,
+    max_input_bytes: int | None = None,
+) -> APIRouter:
+    """Routes over ``service``; event streams take slots of ``streams`` (``None``: no
+    limit), inputs are held to ``max_input_bytes``."""
+    router = APIRouter(prefix="/jobs", tags=["jobs"])
+    slots = StreamSlots(None) if streams is None else streams
+
+    @router.post(
+        "",
+        status_code=201,
+        response_model=JobOut,
+        responses=problem_responses(
+            IdempotencyConflict, QuotaExceeded, RequestTooLarge, NotReady, ServiceUnavailable
+        ),
+    )
     async def submit(
         body: JobIn,
         request: Request,
@@ -125,10 +178,11 @@ def jobs_router(service: JobService) -> APIRouter:
     ) -> JobOut:
         """Queue a job. With ``Idempotency-Key``, a repeat of the same body returns the first
         job (200 and ``Idempotent-Replayed: true``); another body is 409."""
+        _check_input_size(body.input, max_input_bytes)
         job, created = await service.submit(
             body.kind,
             body.input,
-            principal.name,
+            principal,
             request_id=getattr(request.state, "request_id", None),
             idempotency_key=idempotency_key,
         )
@@ -138,7 +192,7 @@ def jobs_router(service: JobService) -> APIRouter:
             response.headers["Idempotent-Replayed"] = "true"
         return JobOut.of(job)
 
-    @router.get("", response_model=JobPage)
+    @router.get("", response_model=JobPage, responses=problem_responses(InvalidCursor))
     async def list_jobs(
         principal: Reader,
         state: Annotated[list[JobState] | None, Query(description="Repeatable.")] = None,
@@ -148,20 +202,30 @@ def jobs_router(service: JobService) -> APIRouter:
     ) -> JobPage:
         """Jobs newest first, filtered by state and kind; follow ``next_cursor`` for more."""
         jobs, next_cursor = await service.page(
-            _owner(principal), states=state or (), kinds=kind or (), limit=limit, cursor=cursor
+            principal, states=state or (), kinds=kind or (), limit=limit, cursor=cursor
         )
         return JobPage(jobs=[JobOut.of(job) for job in jobs], next_cursor=next_cursor)
 
-    @router.get("/{job_id}", response_model=JobOut)
+    @router.get("/{job_id}", response_model=JobOut, responses=problem_responses(JobNotFound))
     async def get_job(job_id: str, principal: Reader) -> JobOut:
         """One job."""
-        return JobOut.of(await service.get(job_id, _owner(principal)))
+        return JobOut.of(await service.get(job_id, principal))
 
-    @router.get("/{job_id}/result", response_model=ResultOut)
+    @router.get(
+        "/{job_id}/result",
+        response_model=ResultOut,
+        responses=problem_responses(
+            JobNotFound,
+            JobCancelled,
+            JobNotFinished,
+            _4XX="a failed job's own error",
+            _5XX="a failed job's own error",
+        ),
+    )
     async def get_result(job_id: str, principal: Reader) -> ResultOut:
         """The result of a succeeded job; a failed job answers with its own error code,
         a cancelled one ``job_cancelled``, an unfinished one ``job_not_finished``."""
-        job = await service.get(job_id, _owner(principal))
+        job = await service.get(job_id, principal)
         if job.state is JobState.SUCCEEDED:
             return ResultOut(id=job.id, result=job.result or {})
         if job.state is JobState.FAILED:
@@ -170,13 +234,17 @@ def jobs_router(service: JobService) -> APIRouter:
             raise JobCancelled(f"job {job.id} was cancelled")
         raise JobNotFinished(f"job {job.id} is {job.state.value}")
 
-    @router.post("/{job_id}/cancel", status_code=202, response_model=JobOut)
+    @router.post(
+        "/{job_id}/cancel",
+        status_code=202,
+        response_model=JobOut,
+        responses=problem_responses(JobNotFound, JobFinished, NotReady, ServiceUnavailable),
+    )
     async def cancel(job_id: str, request: Request, principal: Writer) -> JobOut:
         """Cancel: a queued job never runs, a running one is stopped inside its work."""
         job = await service.cancel(
             job_id,
-            _owner(principal),
-            principal.name,
+            principal,
             getattr(request.state, "request_id", None),
         )
         return JobOut.of(job)
@@ -184,17 +252,20 @@ def jobs_router(service: JobService) -> APIRouter:
     @router.get(
         "/{job_id}/events",
         response_class=StreamingResponse,
-        responses={200: {"content": {"text/event-stream": {}}}},
+        responses={
+            200: {"content": {"text/event-stream": {}}},
+            **problem_responses(JobNotFound, NotReady, ServiceUnavailable),
+        },
     )
     async def events(
         job_id: str,
         principal: Reader,
         last_event_id: Annotated[str | None, Header(max_length=32)] = None,
-        after: Annotated[int | None, Query(ge=0)] = None,
+        after: Annotated[int | None, Query(ge=0, le=_MAX_SEQ)] = None,
     ) -> StreamingResponse:
         """The job's events as Server-Sent Events, from ``Last-Event-ID`` (or ``after``)."""
-        await service.get(job_id, _owner(principal))
         start = _after(last_event_id, after)
+        await service.get(job_id, principal)
 
         async def body() -> AsyncIterator[bytes]:
             try:
@@ -204,8 +275,9 @@ def jobs_router(service: JobService) -> APIRouter:
                 error = {"code": exc.code, "detail": exc.detail}
                 yield f"event: error\ndata: {json.dumps(error)}\n\n".encode()
 
-        return StreamingResponse(
+        return HeldStreamingResponse(
             body(),
+            slot=slots.take(principal.name),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -216,12 +288,18 @@ def jobs_router(service: JobService) -> APIRouter:
     ) -> None:
         """The job's events as JSON messages ``{"seq", "type", "data"}`` after ``after``."""
         try:
-            await service.get(job_id, _owner(principal))
+            if not 0 <= after <= _MAX_SEQ:
+                raise ValidationFailed(f"after must be an event id (0 to {_MAX_SEQ})")
+            await service.get(job_id, principal)
         except EmberError as exc:
             raise WebSocketException(_POLICY, f"{exc.code}: {exc.detail}"[:120]) from exc
-        await websocket.accept()
         try:
-            async for event in service.follow(job_id, max(0, after)):
+            slot = slots.take(principal.name)
+        except TooManyStreams as exc:
+            raise websocket_refusal(websocket, exc) from exc
+        try:
+            await websocket.accept()
+            async for event in service.follow(job_id, after):
                 if event is None:
                     await websocket.send_json({"type": "heartbeat"})
                 else:
@@ -236,5 +314,7 @@ def jobs_router(service: JobService) -> APIRouter:
                 {"type": "error", "data": {"code": exc.code, "detail": exc.detail}}
             )
             await websocket.close(code=1011)
+        finally:
+            slot.release()
 
     return router

@@ -1,28 +1,30 @@
 """``/collections/{name}/documents``, ``/search`` and ``/context``: the memory plane over HTTP.
 
-Ingest needs ``memory:write``; search and context ``memory:read``.
+Ingest needs ``memory:write``; search and context ``memory:read``. An ingest request over a
+:class:`~ember.memory.documents.DocumentLimits` limit is refused whole before any work.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
-from ember.auth import Scope
-from ember.filters import parse_filter
-from ember.memory.documents import DocumentIn, source_documents
+from ember.auth import Principal, Scope
+from ember.errors import CollectionNotFound, ReindexRequired
+from ember.memory.documents import DocumentIn, DocumentLimits, source_documents
 from ember.memory.ingest import DocumentOutcome
 from ember.memory.retrieval import SearchHit
 from ember.memory.service import MemoryService
 from ember.serve_app.auth import require
+from ember.serve_app.openapi import problem_responses
 
 __all__ = ["memory_router"]
 
-READ = Depends(require(Scope.MEMORY_READ))
-WRITE = Depends(require(Scope.MEMORY_WRITE))
+Reader = Annotated[Principal, Depends(require(Scope.MEMORY_READ))]
+Writer = Annotated[Principal, Depends(require(Scope.MEMORY_WRITE))]
 
 
 class _Strict(BaseModel):
@@ -156,15 +158,19 @@ class ContextOut(BaseModel):
     dropped: list[DroppedOut]
 
 
-def memory_router(memory: MemoryService) -> APIRouter:
-    """Routes over ``memory``."""
-    router = APIRouter(prefix="/collections/{name}", tags=["memory"])
+def memory_router(memory: MemoryService, limits: DocumentLimits | None = None) -> APIRouter:
+    """Routes over ``memory``; ingest requests are held to ``limits`` (``None``: none)."""
+    router = APIRouter(
+        prefix="/collections/{name}",
+        tags=["memory"],
+        responses=problem_responses(CollectionNotFound, ReindexRequired),
+    )
 
-    @router.post("/documents", response_model=IngestOut, dependencies=[WRITE])
-    def ingest_documents(name: str, body: IngestIn) -> IngestOut:
+    @router.post("/documents", response_model=IngestOut)
+    def ingest_documents(name: str, body: IngestIn, principal: Writer) -> IngestOut:
         """Ingest documents; every document gets an outcome, failures do not stop the rest."""
-        items = source_documents(body.documents)
-        report = memory.ingest(name, items)
+        items = source_documents(body.documents, limits)
+        report = memory.in_workspace(principal.workspace).ingest(name, items)
         return IngestOut(
             collection=name,
             created=report.count("created"),
@@ -176,25 +182,25 @@ def memory_router(memory: MemoryService) -> APIRouter:
             documents=[OutcomeOut.of(o) for o in report.outcomes],
         )
 
-    @router.post("/search", response_model=SearchOut, dependencies=[READ])
-    def search(name: str, body: SearchIn) -> SearchOut:
+    @router.post("/search", response_model=SearchOut)
+    def search(name: str, body: SearchIn, principal: Reader) -> SearchOut:
         """Hybrid (or dense, or keyword) search with filters applied inside both searches."""
-        hits = memory.search(
+        hits = memory.in_workspace(principal.workspace).search(
             name,
             body.query,
             body.k,
-            where=parse_filter(body.filter),
+            where=memory.parse_filter(body.filter),
             mode=body.mode,
             per_document=body.per_document,
             mmr_lambda=body.mmr_lambda,
         )
         return SearchOut(hits=[HitOut.of(hit, body.explain) for hit in hits])
 
-    @router.post("/context", response_model=ContextOut, dependencies=[READ])
-    def context(name: str, body: ContextIn) -> ContextOut:
+    @router.post("/context", response_model=ContextOut)
+    def context(name: str, body: ContextIn, principal: Reader) -> ContextOut:
         """The best chunks for ``query`` packed into ``budget_tokens``, with citations."""
-        pack, _ = memory.context(
-            name, body.query, body.budget_tokens, k=body.k, where=parse_filter(body.filter)
+        pack, _ = memory.in_workspace(principal.workspace).context(
+            name, body.query, body.budget_tokens, k=body.k, where=memory.parse_filter(body.filter)
         )
         return ContextOut(
             text=pack.text,

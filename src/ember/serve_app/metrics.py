@@ -1,14 +1,19 @@
 """``/metrics``: Prometheus text exposition of the job system (public, like the probes).
 
-Each scrape reads the ``jobs`` table (jobs by kind and state, queue depth per kind) and asks
-the running job system for attempt durations and lease renewals, into a registry made for
-that scrape (no process-wide registry).
+A scrape reads the ``jobs`` table (jobs by kind and state, queue depth per kind: one grouped
+count over the ``(state, kind)`` index) and asks the running job system for attempt durations
+and lease renewals, into a registry made for that scrape (no process-wide registry), with the
+usage entries this replica dropped because its usage buffer was full (the database refused
+writes for too long: those calls are missing from usage and budgets). The text
+is reused for ``cache_s`` seconds (``server.probe_cache_s``): scrapers that call more often
+than that cost no database read.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -28,9 +33,15 @@ __all__ = ["metrics_router"]
 
 
 class _Snapshot(Collector):
-    def __init__(self, counts: dict[tuple[str, JobState], int], telemetry: Telemetry) -> None:
+    def __init__(
+        self,
+        counts: dict[tuple[str, JobState], int],
+        telemetry: Telemetry,
+        usage_dropped: int = 0,
+    ) -> None:
         self._counts = counts
         self._telemetry = telemetry
+        self._usage_dropped = usage_dropped
 
     def collect(self) -> Iterable[Metric]:
         return list(self._metrics())
@@ -63,19 +74,38 @@ class _Snapshot(Collector):
         renewals = CounterMetricFamily("ember_job_lease_renewals", "Lease renewals by job workers.")
         renewals.add_metric([], self._telemetry.renewals)
         yield renewals
+        dropped = CounterMetricFamily(
+            "ember_usage_dropped",
+            "Usage entries dropped because the usage buffer was full (per ingress replica).",
+        )
+        dropped.add_metric([], self._usage_dropped)
+        yield dropped
 
 
-def metrics_router(jobs: JobService) -> APIRouter:
-    """``GET /metrics`` over ``jobs``."""
+def metrics_router(
+    jobs: JobService,
+    *,
+    usage_dropped: Callable[[], int] = lambda: 0,
+    cache_s: float = 0.0,
+    clock: Callable[[], float] = time.monotonic,
+) -> APIRouter:
+    """``GET /metrics`` over ``jobs`` and ``usage_dropped()`` (usage entries dropped so far),
+    each text reused for ``cache_s`` seconds of ``clock``."""
     router = APIRouter(tags=["system"])
+    last: list[tuple[bytes, float]] = []
 
     @router.get("/metrics", response_class=Response)
     async def metrics() -> Response:
         """Prometheus metrics: jobs by state, queue depth per kind, attempt durations, lease
-        renewals."""
+        renewals, usage entries dropped."""
+        if last and clock() < last[0][1]:
+            return Response(last[0][0], media_type=CONTENT_TYPE_LATEST)
         counts = await asyncio.to_thread(jobs.jobs.counts)
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(_Snapshot(counts, await jobs.bus.telemetry()))
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        registry.register(_Snapshot(counts, await jobs.bus.telemetry(), usage_dropped()))
+        text = generate_latest(registry)
+        if cache_s > 0:
+            last[:] = [(text, clock() + cache_s)]
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     return router

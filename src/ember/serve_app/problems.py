@@ -3,6 +3,8 @@
 Every error a client sees has ``type``, ``title``, ``status``, ``detail``, ``code`` and
 ``request_id``; validation failures add ``errors``, a list of ``{path, message, type}``.
 The error's ``headers`` (``WWW-Authenticate``, ``Retry-After``, ``Allow``) go with the response.
+An event the job bus could not publish (:class:`~ember.jobs.runner.EventsLost`: the event hub
+is gone or restarting) is answered ``service_unavailable``.
 Stack traces never leave the server.
 """
 
@@ -16,7 +18,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ember.errors import EmberError, FieldError, ValidationFailed, error_for_status
+from ember.errors import (
+    EmberError,
+    FieldError,
+    ServiceUnavailable,
+    ValidationFailed,
+    error_for_status,
+)
+from ember.jobs.runner import EventsLost
 from ember.observability import REQUEST_ID
 
 __all__ = ["PROBLEM_JSON", "install_problem_handlers", "problem_body", "problem_response"]
@@ -79,6 +88,10 @@ def install_problem_handlers(app: FastAPI) -> None:
         detail = "; ".join(f"{e['path']}: {e['message']}" for e in errors[:5])
         return problem_response(ValidationFailed(detail, errors=errors), request.url.path)
 
+    async def events_lost(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, EventsLost)
+        return problem_response(ServiceUnavailable(str(exc)), request.url.path)
+
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         error = error_for_status(exc.status_code)(str(exc.detail), headers=exc.headers)
@@ -87,5 +100,6 @@ def install_problem_handlers(app: FastAPI) -> None:
         return response
 
     app.add_exception_handler(EmberError, ember_error)
+    app.add_exception_handler(EventsLost, events_lost)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)

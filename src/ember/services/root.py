@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar, cast
 
-from ember.auth import Authenticator, SqlTokenRepository
+from ember.auth import Authenticator, SqlTokenRepository, SqlWorkspaceRepository
 from ember.config import EmberConfig
 from ember.jobs.bus import NoJobSystem
 from ember.jobs.events import SqlEventStore
@@ -83,6 +83,7 @@ class Services:
         self.bulk = bulk
         self.hosted = frozenset(hosted_providers(config))
         self.tokens = SqlTokenRepository(database)
+        self.workspaces = SqlWorkspaceRepository(database)
         self.audit = SqlAuditLog(database)
         self.collections = SqlCollectionRepository(database)
         self.catalog = SqlModelCatalog(database)

@@ -15,9 +15,9 @@ from ember.errors import EmberError
 from ember.storage.database import Database
 from ember.storage.protocol import AuditLog
 from ember.storage.records import AuditRecord
-from ember.storage.tables import AuditEntry
+from ember.storage.tables import DEFAULT_WORKSPACE, AuditEntry
 
-__all__ = ["AuditDraft", "SqlAuditLog", "audited"]
+__all__ = ["AuditDraft", "SqlAuditLog", "add_entry", "audited", "record_failure"]
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,25 @@ def _record(row: AuditEntry) -> AuditRecord:
         outcome=row.outcome,
         request_id=row.request_id,
         detail=dict(row.detail),
+        workspace=row.workspace,
     )
+
+
+def add_entry(session: Session, entry: AuditRecord) -> AuditRecord:
+    """Add ``entry`` to ``session``'s transaction (it commits with whatever else the
+    transaction writes, or not at all)."""
+    row = AuditEntry(
+        actor=entry.actor,
+        action=entry.action,
+        resource=entry.resource,
+        outcome=entry.outcome,
+        request_id=entry.request_id,
+        detail=dict(entry.detail),
+        workspace=entry.workspace,
+    )
+    session.add(row)
+    session.flush()
+    return _record(row)
 
 
 class SqlAuditLog:
@@ -42,20 +60,7 @@ class SqlAuditLog:
         self._db = database
 
     def append(self, entry: AuditRecord) -> AuditRecord:
-        def work(session: Session) -> AuditRecord:
-            row = AuditEntry(
-                actor=entry.actor,
-                action=entry.action,
-                resource=entry.resource,
-                outcome=entry.outcome,
-                request_id=entry.request_id,
-                detail=dict(entry.detail),
-            )
-            session.add(row)
-            session.flush()
-            return _record(row)
-
-        return self._db.run(work)
+        return self._db.run(lambda session: add_entry(session, entry))
 
     def list(
         self, *, actor: str | None = None, action: str | None = None, limit: int = 100
@@ -77,6 +82,7 @@ class AuditDraft:
     resource: str
     request_id: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    workspace: str = DEFAULT_WORKSPACE
 
     def entry(self, outcome: str, **detail: Any) -> AuditRecord:
         return AuditRecord(
@@ -86,6 +92,7 @@ class AuditDraft:
             outcome=outcome,
             request_id=self.request_id,
             detail={**self.detail, **detail},
+            workspace=self.workspace,
         )
 
 
@@ -97,6 +104,7 @@ def audited(
     resource: str,
     *,
     request_id: str | None = None,
+    workspace: str = DEFAULT_WORKSPACE,
 ) -> Iterator[AuditDraft]:
     """Append one entry for the action in the ``with`` body once it ends.
 
@@ -105,14 +113,20 @@ def audited(
     propagates; a failure to write an ``error`` entry is logged, so it never hides the
     original error.
     """
-    draft = AuditDraft(actor, action, resource, request_id)
+    draft = AuditDraft(actor, action, resource, request_id, workspace=workspace)
     try:
         yield draft
     except Exception as exc:
-        code = exc.code if isinstance(exc, EmberError) else EmberError.code
-        try:
-            audit.append(draft.entry("error", code=code))
-        except Exception:
-            log.exception("could not write the audit entry", extra={"action": action})
+        record_failure(audit, draft, exc)
         raise
     audit.append(draft.entry("ok"))
+
+
+def record_failure(audit: AuditLog, draft: AuditDraft, exc: BaseException) -> None:
+    """Append ``draft`` with outcome ``error`` and the code of ``exc``; a failure to write it
+    is logged, never raised, so it cannot hide ``exc``."""
+    code = exc.code if isinstance(exc, EmberError) else EmberError.code
+    try:
+        audit.append(draft.entry("error", code=code))
+    except Exception:
+        log.exception("could not write the audit entry", extra={"action": draft.action})

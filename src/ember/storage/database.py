@@ -1,9 +1,23 @@
-"""One database: engine, transactions and retries on transient connection errors.
+"""One database: engine, transactions, retries on transient connection errors, and the edge
+where driver errors become ember's.
 
 SQLite (the embedded default) runs in WAL mode with foreign keys on; Postgres uses psycopg 3
 with a connection pool that checks connections before use. Work is done in
 :meth:`Database.run`: one transaction per call, retried with exponential backoff and jitter
 when the connection fails (a restarting Postgres, a locked SQLite file).
+
+:func:`translate_error` maps what SQLAlchemy and the drivers raise into the error tree, with a
+generic message: SQL text, parameters and driver messages go to the log, never into an
+error a client or a job row sees.
+
+    driver error                                    ember error
+    transient (lost connection, locked, busy)       DatabaseUnavailable (after the retries)
+    sqlalchemy TimeoutError (pool exhausted)        DatabaseUnavailable
+    DataError (value out of range, not storable)    BadRequest
+    OverflowError while binding (int > 64 bits)     BadRequest
+    UnicodeEncodeError while binding (surrogate)    BadRequest
+    IntegrityError                                  unchanged: repositories say what it means
+    any other SQLAlchemyError                       StorageError
 """
 
 from __future__ import annotations
@@ -17,7 +31,16 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    DisconnectionError,
+    IntegrityError,
+    OperationalError,
+    SQLAlchemyError,
+    StatementError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
@@ -30,10 +53,10 @@ from tenacity import (
 )
 
 from ember.config import DatabaseConfig, EmberConfig
-from ember.errors import DatabaseUnavailable
+from ember.errors import BadRequest, DatabaseUnavailable, EmberError, StorageError
 from ember.storage.records import DbapiQuery
 
-__all__ = ["Database", "is_transient"]
+__all__ = ["Database", "is_transient", "translate_error"]
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -51,6 +74,40 @@ def is_transient(exc: BaseException) -> bool:
             return "locked" in message or "busy" in message
         return True
     return False
+
+
+def _raised_by_sqlalchemy(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised under SQLAlchemy (binding or running a statement), not by
+    the caller's own code."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if str(tb.tb_frame.f_globals.get("__name__", "")).startswith("sqlalchemy."):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def translate_error(exc: BaseException) -> EmberError | None:
+    """The ember error for a database failure ``exc`` (see the table above), or ``None``
+    when ``exc`` is not one to translate (an :class:`IntegrityError`, or anything the
+    caller's own code raised). The message is generic: log ``exc`` for the details."""
+    if isinstance(exc, IntegrityError):
+        return None
+    if is_transient(exc) or isinstance(exc, PoolTimeout):
+        return DatabaseUnavailable(
+            "the database is unavailable (unreachable, or locked by another writer); try again"
+        )
+    if isinstance(exc, DataError):
+        return BadRequest("the database rejected a value of the request (out of range or unfit)")
+    cause = exc.orig if isinstance(exc, StatementError) else exc
+    binding = exc is not cause or _raised_by_sqlalchemy(exc)
+    if isinstance(cause, OverflowError) and binding:
+        return BadRequest("a number in the request is too large for the database (64-bit)")
+    if isinstance(cause, UnicodeEncodeError) and binding:
+        return BadRequest("a text of the request is not valid Unicode (a lone surrogate)")
+    if isinstance(exc, SQLAlchemyError):
+        return StorageError("the database could not carry out the request")
+    return None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -156,21 +213,33 @@ class Database:
         """Run ``work`` in one transaction and commit it.
 
         The whole call is retried on a transient connection error, so ``work`` must not have
-        effects outside the session. An error ``work`` raises rolls the transaction back and
-        propagates unchanged.
+        effects outside the session. An error rolls the transaction back; an ember error or
+        anything else ``work`` raises itself propagates unchanged, and a database failure
+        becomes an ember error through :func:`translate_error` (logged here with its SQL).
 
         :raises DatabaseUnavailable: the connection kept failing after every attempt.
+        :raises BadRequest: the database rejected a value (out of range, unfit).
+        :raises StorageError: the database failed otherwise.
+        :raises sqlalchemy.exc.IntegrityError: a constraint failed (the repository decides
+            what that means: a name taken, a key used).
         """
         try:
             for attempt in self._retrying():
                 with attempt, self._sessions.begin() as session:
                     result = work(session)
-        except (OperationalError, DisconnectionError) as exc:
-            if is_transient(exc):
-                raise DatabaseUnavailable(
-                    f"database {self.safe_url} is unreachable: {getattr(exc, 'orig', None) or exc}"
-                ) from exc
-            raise
+        except Exception as exc:
+            error = translate_error(exc)
+            if error is None:
+                raise
+            level = logging.WARNING if error.status < 500 else logging.ERROR
+            log.log(
+                level,
+                "database error answered as %s",
+                error.code,
+                extra={"database": self.safe_url},
+                exc_info=exc,
+            )
+            raise error from exc
         return result
 
     def ping(self) -> None:

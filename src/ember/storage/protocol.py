@@ -35,7 +35,8 @@ __all__ = [
 
 
 class CollectionRepository(Protocol):
-    """Named collections of documents."""
+    """Named collections of documents, as one workspace sees them: names are unique within
+    a workspace, and another workspace's collections do not exist here."""
 
     def create(
         self,
@@ -47,8 +48,21 @@ class CollectionRepository(Protocol):
     ) -> CollectionRecord:
         """Create a collection and return it.
 
+        :raises ValidationFailed: ``name`` breaks :data:`ember.storage.names.NAME_PATTERN`.
         :raises CollectionExists: ``name`` is taken (also under a concurrent create).
         """
+        ...
+
+    def ensure(self, name: str) -> tuple[CollectionRecord, bool]:
+        """The collection ``name``, created when missing, and whether this call created it;
+        atomic under concurrent calls (insert, or read what the winner inserted).
+
+        :raises ValidationFailed: as :meth:`create`.
+        """
+        ...
+
+    def in_workspace(self, workspace: str) -> CollectionRepository:
+        """The same collections table seen from ``workspace``."""
         ...
 
     def get(self, name: str) -> CollectionRecord:

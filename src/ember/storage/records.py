@@ -31,6 +31,7 @@ class CollectionRecord:
     embedding_model: str | None
     metadata: dict[str, Any]
     created_at: datetime
+    workspace: str = "default"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,7 @@ class AuditRecord:
     detail: dict[str, Any] = field(default_factory=dict)
     id: int | None = None
     ts: datetime | None = None
+    workspace: str = "default"
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +132,7 @@ class TokenRecord:
     expires_at: datetime | None
     revoked_at: datetime | None
     last_used_at: datetime | None
+    workspace: str = "default"
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +149,7 @@ class UsageEntry:
     job_id: str | None = None
     id: int | None = None
     ts: datetime | None = None
+    workspace: str = "default"
 
     @property
     def total_tokens(self) -> int:

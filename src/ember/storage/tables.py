@@ -36,6 +36,7 @@ from sqlalchemy.types import TypeDecorator
 from ember.storage.clock import utcnow
 
 __all__ = [
+    "DEFAULT_WORKSPACE",
     "SEARCH_OBJECT_PREFIX",
     "Agent",
     "ApiToken",
@@ -51,6 +52,7 @@ __all__ = [
     "Model",
     "UsageRecord",
     "VectorIndexRecord",
+    "Workspace",
     "new_id",
 ]
 
@@ -66,6 +68,14 @@ SEARCH_OBJECT_PREFIX = "chunks_fts"
 
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 Json = JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+DEFAULT_WORKSPACE = "default"
+"""The workspace of every row made before workspaces existed, and of one-machine use."""
+
+
+def _workspace() -> Mapped[str]:
+    return mapped_column(String(64), default=DEFAULT_WORKSPACE, server_default=DEFAULT_WORKSPACE)
 
 
 def new_id() -> str:
@@ -110,6 +120,8 @@ class Job(Base):
     kind: Mapped[str] = mapped_column(String(32))
     state: Mapped[str] = mapped_column(String(16), default="queued")
     principal: Mapped[str] = mapped_column(String(128))
+    workspace: Mapped[str] = _workspace()
+    token_id: Mapped[str | None] = mapped_column(String(32))
     request_id: Mapped[str | None] = mapped_column(String(128))
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     input_hash: Mapped[str | None] = mapped_column(String(64))
@@ -145,9 +157,11 @@ class Collection(Base):
     """A named set of documents searched together, embedded by one model."""
 
     __tablename__ = "collections"
+    __table_args__ = (UniqueConstraint("workspace", "name"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    name: Mapped[str] = mapped_column(String(128), unique=True)
+    workspace: Mapped[str] = _workspace()
+    name: Mapped[str] = mapped_column(String(128))
     description: Mapped[str] = mapped_column(Text, default="")
     embedding_model: Mapped[str | None] = mapped_column(String(255))
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
@@ -271,6 +285,15 @@ class Agent(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Workspace(Base):
+    """A tenant: its tokens, collections, jobs, usage and audit rows belong to it."""
+
+    __tablename__ = "workspaces"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class ApiToken(Base):
     """A bearer token, stored as a hash, with its scopes."""
 
@@ -279,6 +302,7 @@ class ApiToken(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(128))
     principal: Mapped[str] = mapped_column(String(128))
+    workspace: Mapped[str] = _workspace()
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     scopes: Mapped[list[str]] = mapped_column(Json, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -296,6 +320,7 @@ class AuditEntry(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     ts: Mapped[datetime] = mapped_column(default=utcnow)
     actor: Mapped[str] = mapped_column(String(128))
+    workspace: Mapped[str] = _workspace()
     action: Mapped[str] = mapped_column(String(64))
     resource: Mapped[str] = mapped_column(String(255))
     outcome: Mapped[str] = mapped_column(String(32))
@@ -312,6 +337,7 @@ class UsageRecord(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     ts: Mapped[datetime] = mapped_column(default=utcnow)
     principal: Mapped[str] = mapped_column(String(128))
+    workspace: Mapped[str] = _workspace()
     provider: Mapped[str] = mapped_column(String(64))
     model: Mapped[str] = mapped_column(String(255))
     prompt_tokens: Mapped[int] = mapped_column(default=0)

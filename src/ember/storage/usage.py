@@ -31,6 +31,7 @@ def _entry(row: UsageRecord) -> UsageEntry:
         job_id=row.job_id,
         id=row.id,
         ts=row.ts,
+        workspace=row.workspace,
     )
 
 
@@ -45,6 +46,7 @@ def _values(entry: UsageEntry) -> dict[str, object]:
         "cost_usd": Decimal(repr(entry.cost_usd)).quantize(_MICRO, ROUND_HALF_EVEN),
         "request_id": entry.request_id,
         "job_id": entry.job_id,
+        "workspace": entry.workspace,
     }
 
 

@@ -30,6 +30,7 @@ import pytest
 from ember.errors import JobNotFound
 from ember.jobs.protocol import JobBus, JobRepository
 from ember.jobs.records import EventRecord, JobRecord, NewJob, Telemetry
+from ember.jobs.repository import QUEUED_SEQ as Q
 from ember.jobs.states import JobState
 from ember.testing._waiting import eventually
 
@@ -99,14 +100,15 @@ class JobBusContract:
         return await eventually(reached, f"job {job_id} is {states}", self.timeout_s)
 
     async def events(self, bus: JobBus, job_id: str, until: str) -> list[EventRecord]:
-        """The job's events from the first, read with :meth:`JobBus.wait` until a ``state``
-        event says ``until``."""
+        """The job's events after its ``queued`` event (stored with the job, so read from the
+        table, not the hub), read with :meth:`JobBus.wait` until a ``state`` event says
+        ``until``."""
         found: list[EventRecord] = []
         deadline = time.monotonic() + self.timeout_s
         while not found or found[-1].type != "state" or found[-1].data.get("state") != until:
             left = deadline - time.monotonic()
             assert left > 0, f"no state {until!r} event; got {[e.type for e in found]}"
-            more = await bus.wait(job_id, len(found), min(left, 2.0))
+            more = await bus.wait(job_id, Q + len(found), min(left, 2.0))
             assert more is not None, "the job's recent events left the hub's memory"
             found += more
         return found
@@ -127,23 +129,25 @@ class JobBusContract:
         self, bus: JobBus, jobs: JobRepository
     ) -> None:
         job_id = await self.stream(jobs)
-        assert [await bus.publish(job_id, "log", {"i": i}) for i in range(4)] == [1, 2, 3, 4]
+        numbers = [await bus.publish(job_id, "log", {"i": i}) for i in range(4)]
+        assert numbers == list(range(Q + 1, Q + 5))
 
     async def test_each_job_is_numbered_on_its_own(self, bus: JobBus, jobs: JobRepository) -> None:
         first, second = await self.stream(jobs), await self.stream(jobs)
-        assert await bus.publish(first, "log", {}) == 1
-        assert await bus.publish(first, "log", {}) == 2
-        assert await bus.publish(second, "log", {}) == 1
-        assert await bus.publish(first, "log", {}) == 3
+        assert await bus.publish(first, "log", {}) == Q + 1
+        assert await bus.publish(first, "log", {}) == Q + 2
+        assert await bus.publish(second, "log", {}) == Q + 1
+        assert await bus.publish(first, "log", {}) == Q + 3
 
     async def test_publish_many_numbers_in_order_after_publish(
         self, bus: JobBus, jobs: JobRepository
     ) -> None:
         job_id = await self.stream(jobs)
-        assert await bus.publish(job_id, "log", {}) == 1
-        assert await bus.publish_many(job_id, [("token", {"i": i}) for i in range(3)]) == [2, 3, 4]
+        assert await bus.publish(job_id, "log", {}) == Q + 1
+        burst = await bus.publish_many(job_id, [("token", {"i": i}) for i in range(3)])
+        assert burst == [Q + 2, Q + 3, Q + 4]
         assert await bus.publish_many(job_id, []) == []
-        assert await bus.publish(job_id, "log", {}) == 5
+        assert await bus.publish(job_id, "log", {}) == Q + 5
 
     async def test_concurrent_publishers_get_distinct_numbers(
         self, bus: JobBus, jobs: JobRepository
@@ -155,7 +159,7 @@ class JobBusContract:
         for batch in await asyncio.gather(*batches):
             assert batch == list(range(batch[0], batch[0] + 2)), "a batch is numbered as one"
             numbers += batch
-        assert sorted(numbers) == list(range(1, 21))
+        assert sorted(numbers) == list(range(Q + 1, Q + 21))
 
     # -- wait ---------------------------------------------------------------------------
 
@@ -165,13 +169,13 @@ class JobBusContract:
         job_id = await self.stream(jobs)
         await bus.publish(job_id, *DATA[0])
         await bus.publish_many(job_id, DATA[1:])
-        everything = await bus.wait(job_id, 0, 5.0)
+        everything = await bus.wait(job_id, Q, 5.0)
         assert everything is not None
         assert [(e.job_id, e.seq, e.type, e.data) for e in everything] == [
-            (job_id, seq, type_, data) for seq, (type_, data) in enumerate(DATA, 1)
+            (job_id, seq, type_, data) for seq, (type_, data) in enumerate(DATA, Q + 1)
         ]
-        later = await bus.wait(job_id, 2, 5.0)
-        assert later is not None and [e.seq for e in later] == [3, 4, 5]
+        later = await bus.wait(job_id, Q + 2, 5.0)
+        assert later is not None and [e.seq for e in later] == [Q + 3, Q + 4, Q + 5]
         assert later == everything[2:]
 
     async def test_wait_with_nothing_new_returns_an_empty_list_at_the_timeout(
@@ -180,24 +184,24 @@ class JobBusContract:
         job_id = await self.stream(jobs)
         await bus.publish(job_id, "log", {})
         started = time.monotonic()
-        assert await bus.wait(job_id, 1, 0.4) == []
+        assert await bus.wait(job_id, Q + 1, 0.4) == []
         waited = time.monotonic() - started
         assert 0.3 <= waited < 5.0
-        assert await bus.wait(await self.stream(jobs), 0, 0.05) == [], "a job without events"
+        assert await bus.wait(await self.stream(jobs), Q, 0.05) == [], "a job only queued"
 
     async def test_wait_returns_as_soon_as_an_event_is_published(
         self, bus: JobBus, jobs: JobRepository
     ) -> None:
         job_id = await self.stream(jobs)
         await bus.publish(job_id, "log", {"n": 1})
-        waiting = asyncio.ensure_future(bus.wait(job_id, 1, 30.0))
+        waiting = asyncio.ensure_future(bus.wait(job_id, Q + 1, 30.0))
         await asyncio.sleep(0.3)
         assert not waiting.done(), "wait returned with nothing new"
         started = time.monotonic()
         await bus.publish(job_id, "log", {"n": 2})
         woken = await asyncio.wait_for(waiting, 10.0)
         assert time.monotonic() - started < 5.0
-        assert woken is not None and [(e.seq, e.data) for e in woken] == [(2, {"n": 2})]
+        assert woken is not None and [(e.seq, e.data) for e in woken] == [(Q + 2, {"n": 2})]
 
     async def test_wait_behind_the_hubs_memory_returns_none(
         self, bus: JobBus, jobs: JobRepository
@@ -205,9 +209,9 @@ class JobBusContract:
         job_id = await self.stream(jobs)
         total = self.ring_size + 10
         numbers = await bus.publish_many(job_id, [("token", {"i": i}) for i in range(total)])
-        assert numbers == list(range(1, total + 1))
+        assert numbers == list(range(Q + 1, Q + total + 1))
         assert await bus.wait(job_id, 0, 0.1) is None
-        tail = await bus.wait(job_id, total - 3, 0.1)
+        tail = await bus.wait(job_id, Q + total - 3, 0.1)
         assert tail is not None and [e.data["i"] for e in tail] == [total - 3, total - 2, total - 1]
 
     # -- the job system behind the bus --------------------------------------------------
@@ -220,7 +224,7 @@ class JobBusContract:
         counted = before.count if before is not None else 0
         job_id = await self.submit(bus, jobs, self.short_job)
         events = await self.events(bus, job_id, "succeeded")
-        assert [e.seq for e in events] == list(range(1, len(events) + 1))
+        assert [e.seq for e in events] == list(range(Q + 1, Q + len(events) + 1))
         assert events[0].type == "state" and events[0].data["state"] == "running"
         assert events[-2].type == "result"
         final = await asyncio.to_thread(jobs.get, job_id)
@@ -238,7 +242,7 @@ class JobBusContract:
         job_id = await self.submit(bus, jobs, self.long_job)
         try:
             await self.until_state(jobs, job_id, {JobState.RUNNING})
-            first = await bus.wait(job_id, 0, self.timeout_s)
+            first = await bus.wait(job_id, Q, self.timeout_s)
             assert first and first[0].data.get("state") == "running"
             await bus.cancel(job_id)
             await asyncio.sleep(0.5)
@@ -249,7 +253,7 @@ class JobBusContract:
             final = await self.until_state(jobs, job_id, {JobState.CANCELLED})
             assert final.lease_owner is None
             events = await self.events(bus, job_id, "cancelled")
-            assert [e.seq for e in events] == list(range(1, len(events) + 1))
+            assert [e.seq for e in events] == list(range(Q + 1, Q + len(events) + 1))
         finally:
             await self.finish(bus, jobs, job_id)
 

@@ -59,11 +59,14 @@ class ModelAccessContract:
     """Tests every :class:`~ember.models.protocol.ModelAccess` must pass.
 
     Needs an ``access`` fixture over a catalog where ``model`` is registered ``warm``, its
-    file present, and no other warm model is; the tests load and unload it.
+    file present, and no other warm model is, and where ``cold_model`` is the same file
+    registered not warm; the tests load and unload them.
 
     Class attributes:
 
     - ``model`` (default: the bundled model): the model the tests load;
+    - ``cold_model`` (default ``gemma-cold``): a model that is not warm, for the keep-alive
+      tests (a warm model stays loaded whatever a call's keep-alive says);
     - ``unloads_expired_within_s``: how soon an idle model past its keep-alive is unloaded
       without anyone asking, or ``None`` (the default) where nothing sweeps expired models:
       that test is skipped;
@@ -72,6 +75,7 @@ class ModelAccessContract:
     """
 
     model: ClassVar[str] = BUNDLED_MODEL
+    cold_model: ClassVar[str] = "gemma-cold"
     unloads_expired_within_s: ClassVar[float | None] = None
     settle_s: ClassVar[float] = 5.0
 
@@ -135,7 +139,7 @@ class ModelAccessContract:
 
     async def test_keep_alive_sets_the_expiry_loaded_reports(self, access: ModelAccess) -> None:
         async def expires_as(keep_alive_s: float) -> bool:
-            loaded = await _loaded(access, self.model)
+            loaded = await _loaded(access, self.cold_model)
             if loaded is None or keep_alive_s < 0:
                 return loaded is not None and loaded.expires_at is None
             if loaded.expires_at is None:
@@ -143,10 +147,23 @@ class ModelAccessContract:
             left = (loaded.expires_at - datetime.now(UTC)).total_seconds()
             return keep_alive_s - 60 < left <= keep_alive_s
 
-        for keep_alive_s in (300, -1, 120):
+        try:
+            for keep_alive_s in (300, -1, 120):
+                await access.open(self.cold_model, keep_alive_s)
+                what = f"loaded() shows the keep-alive {keep_alive_s} s"
+                await eventually(functools.partial(expires_as, keep_alive_s), what, self.settle_s)
+        finally:
+            await access.unload(self.cold_model)
+
+    async def test_a_warm_model_ignores_a_calls_keep_alive(self, access: ModelAccess) -> None:
+        async def kept() -> bool:
+            loaded = await _loaded(access, self.model)
+            return loaded is not None and loaded.expires_at is None
+
+        for keep_alive_s in (0, 120):
             await access.open(self.model, keep_alive_s)
-            what = f"loaded() shows the keep-alive {keep_alive_s} s"
-            await eventually(functools.partial(expires_as, keep_alive_s), what, self.settle_s)
+            what = f"the warm model is kept after a keep-alive of {keep_alive_s} s"
+            await eventually(kept, what, self.settle_s)
 
     async def test_forget_drops_a_cached_host_not_the_model(self, access: ModelAccess) -> None:
         await access.open(self.model, None)
@@ -160,18 +177,19 @@ class ModelAccessContract:
         within = self.unloads_expired_within_s
         if within is None:
             pytest.skip("this implementation unloads expired models only when asked")
-        _, host = await access.open(self.model, 0)
+        _, host = await access.open(self.cold_model, 0)
         await assert_answers(host)
 
         async def gone() -> bool:
-            return await _loaded(access, self.model) is None
+            return await _loaded(access, self.cold_model) is None
 
         started = time.monotonic()
         await eventually(gone, "the expired model is unloaded", within)
         assert time.monotonic() - started <= within
-        access.forget(self.model)
-        _, again = await access.open(self.model, None)
+        access.forget(self.cold_model)
+        _, again = await access.open(self.cold_model, None)
         await assert_answers(again)
+        await access.unload(self.cold_model)
 
 
 class HostLauncherContract:

@@ -10,7 +10,9 @@ so usage rows and log lines carry them.
 
 A stream's first delta is awaited before the response starts: a failure until then (unknown
 model, no provider answered, a budget refused) is a plain error response with its status. A
-failure after it ends the stream with the dialect's error event (:func:`relay`).
+failure after it ends the stream with the dialect's error event (:func:`relay`). A stream holds
+one of its principal's stream slots (:mod:`ember.serve_app.streams`) from before the provider
+is called until the response ends (:func:`held`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import contextlib
 import logging
 import math
 import re
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Annotated, Any, Protocol
 
 import anyio
@@ -35,6 +37,7 @@ from ember.chat import Delta, Usage
 from ember.errors import BadRequest, EmberError, ValidationFailed, error_for_status
 from ember.providers.router import RoutedStream, RouteRequest
 from ember.serve_app.auth import require
+from ember.serve_app.streams import HeldStreamingResponse, StreamSlot
 
 __all__ = [
     "FALLBACK_HEADER",
@@ -47,6 +50,7 @@ __all__ = [
     "StreamEvents",
     "dialect_route",
     "dialect_status",
+    "held",
     "keep_alive_seconds",
     "open_stream",
     "relay",
@@ -134,6 +138,7 @@ def route_request(
         fallback = fallback if overrides.fallback is None else overrides.fallback
     return RouteRequest(
         principal=principal.name,
+        workspace=principal.workspace,
         request_id=getattr(request.state, "request_id", None),
         provider=provider,
         fallback=fallback,
@@ -224,11 +229,29 @@ async def relay(stream: RoutedStream, first: Delta, events: StreamEvents) -> Asy
 
 
 def streaming_response(
-    stream: RoutedStream, first: Delta, events: StreamEvents, media_type: str
+    stream: RoutedStream,
+    first: Delta,
+    events: StreamEvents,
+    media_type: str,
+    slot: StreamSlot | None = None,
 ) -> StreamingResponse:
-    """:func:`relay` as a response, with the provider and model headers."""
+    """:func:`relay` as a response, with the provider and model headers; ``slot`` is released
+    once the response ends."""
     headers = {"Cache-Control": "no-cache", **served_by(stream.provider, stream.model)}
-    return StreamingResponse(relay(stream, first, events), media_type=media_type, headers=headers)
+    content = relay(stream, first, events)
+    if slot is None:
+        return StreamingResponse(content, media_type=media_type, headers=headers)
+    return HeldStreamingResponse(content, slot=slot, media_type=media_type, headers=headers)
+
+
+async def held(slot: StreamSlot, reply: Callable[[], Awaitable[Response]]) -> Response:
+    """``reply()``, the streamed response that releases ``slot`` when it ends; ``slot`` is
+    released at once when ``reply()`` fails (before the stream started)."""
+    try:
+        return await reply()
+    except BaseException:
+        slot.release()
+        raise
 
 
 async def _close(stream: RoutedStream) -> None:

@@ -10,8 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ember.chat import ChatMessage, GenerationOptions, ToolCall
-from ember.errors import BadRequest
+from ember.chat import MAX_COMPLETION_TOKENS, MAX_MESSAGES, ChatMessage, GenerationOptions, ToolCall
+from ember.errors import BadRequest, ValidationFailed
 from ember.serve_app.compat.shared import EmberOverrides, keep_alive_seconds, unsupported
 
 __all__ = [
@@ -49,7 +49,7 @@ class _Call(_Body):
 
 
 class ChatIn(_Call):
-    messages: list[OllamaMessageIn] = Field(default_factory=list)
+    messages: list[OllamaMessageIn] = Field(default_factory=list, max_length=MAX_MESSAGES)
     tools: list[dict[str, Any]] | None = None
 
 
@@ -103,6 +103,7 @@ def generation_options(body: _Call, tools: list[dict[str, Any]] | None = None) -
     """The options of a chat or generate body (``tools`` for a chat).
 
     :raises BadRequest: ``format`` or ``think`` is set, or an option has the wrong type.
+    :raises ValidationFailed: ``num_predict`` is over :data:`~ember.chat.MAX_COMPLETION_TOKENS`.
     """
     if body.format not in (None, ""):
         raise unsupported("format", "ember does not constrain answers to JSON")
@@ -115,6 +116,13 @@ def generation_options(body: _Call, tools: list[dict[str, Any]] | None = None) -
     if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
         raise _bad_option("stop", "a string or a list of strings")
     limit = _option(options, "num_predict", int)
+    if limit is not None and limit > MAX_COMPLETION_TOKENS:
+        path, detail = "options.num_predict", f"must be at most {MAX_COMPLETION_TOKENS}"
+        raise ValidationFailed(
+            f"{path} {detail}",
+            errors=[{"path": path, "message": detail, "type": "less_than_equal"}],
+            extra={"param": path},
+        )
     return GenerationOptions(
         max_tokens=limit if limit is not None and limit > 0 else None,
         temperature=_option(options, "temperature", float),

@@ -14,16 +14,21 @@ ignores options its runner lacks. ``keep_alive`` (seconds, or a duration like ``
 unloads after the call, negative keeps) goes to the host of a chat or generate call. A chat
 without messages or a generate without a prompt loads a hosted model (``done_reason:
 "load"``), or unloads it with ``keep_alive: 0`` (``"unload"``), as Ollama does; for a model of
-a remote provider it only checks that the model is known. ``format``, ``think``,
-``images``, and generate's ``system``, ``template``, ``suffix`` and ``context`` are a 400.
+a remote provider it only checks that the model is known. Models are shared, so unloading is
+``admin``'s: from a caller without it, ``keep_alive: 0`` counts as no ``keep_alive`` (the
+default), and a ``warm`` model stays loaded whatever a call's ``keep_alive`` says. ``format``,
+``think``, ``images``, and generate's ``system``, ``template``, ``suffix`` and ``context`` are
+a 400.
 
 Errors are Ollama's ``{"error": "message"}`` with the HTTP status, plus ember's ``code``. A
 stream that fails after its first line ends with one ``{"error": ..., "code":
-"stream_interrupted"}`` line.
+"stream_interrupted"}`` line. A streamed answer holds one of the caller's stream slots (429
+``too_many_streams`` when none is free).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -31,9 +36,11 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from ember import __version__
+from ember.auth import Principal, Scope
+from ember.chat import GenerationOptions
 from ember.errors import BadRequest, EmberError
 from ember.models.protocol import ModelDirectory
-from ember.providers.router import Router
+from ember.providers.router import RoutedStream, Router
 from ember.serve_app.compat.ollama.replies import (
     Lines,
     piece,
@@ -56,6 +63,7 @@ from ember.serve_app.compat.shared import (
     Caller,
     dialect_route,
     dialect_status,
+    held,
     keep_alive_seconds,
     open_stream,
     route_request,
@@ -63,10 +71,19 @@ from ember.serve_app.compat.shared import (
     streaming_response,
     unsupported,
 )
+from ember.serve_app.streams import StreamSlot, StreamSlots
 
-__all__ = ["ollama_error_response", "ollama_router"]
+__all__ = ["ollama_error_response", "ollama_router", "shared_keep_alive"]
 
 NDJSON = "application/x-ndjson"
+
+
+def shared_keep_alive(options: GenerationOptions, caller: Principal) -> GenerationOptions:
+    """``options`` as ``caller`` may set them: a ``keep_alive`` of 0 (unload) from a caller
+    without ``admin`` becomes the default, so one caller cannot unload a model others use."""
+    if options.keep_alive_s == 0 and not caller.allows(Scope.ADMIN):
+        return dataclasses.replace(options, keep_alive_s=None)
+    return options
 
 
 def ollama_error_response(error: EmberError) -> JSONResponse:
@@ -75,11 +92,21 @@ def ollama_error_response(error: EmberError) -> JSONResponse:
     return JSONResponse(body, dialect_status(error), headers=error.headers)
 
 
-def ollama_router(router: Router, directory: ModelDirectory) -> APIRouter:
-    """The Ollama-compatible routes over ``router`` (calls) and ``directory`` (models)."""
+def ollama_router(
+    router: Router, directory: ModelDirectory, *, streams: StreamSlots | None = None
+) -> APIRouter:
+    """The Ollama-compatible routes over ``router`` (calls) and ``directory`` (models); a
+    streamed answer takes a slot of ``streams`` (``None``: no limit)."""
     api = APIRouter(
         prefix="/api", tags=["ollama"], route_class=dialect_route(ollama_error_response)
     )
+    slots = StreamSlots(None) if streams is None else streams
+
+    async def lines(
+        stream: RoutedStream, model: str, chat: bool, started: int, slot: StreamSlot
+    ) -> Response:
+        first = await open_stream(stream)
+        return streaming_response(stream, first, Lines(model, chat, started), NDJSON, slot)
 
     async def loaded(model: str, chat: bool, keep_alive_s: float | None) -> Response:
         await directory.show(model)
@@ -91,16 +118,23 @@ def ollama_router(router: Router, directory: ModelDirectory) -> APIRouter:
     async def chat(body: ChatIn, request: Request, caller: Caller) -> Response:
         """A chat answer: NDJSON lines, or one object with ``"stream": false``."""
         started = time.perf_counter_ns()
-        options = generation_options(body, body.tools)
+        options = shared_keep_alive(generation_options(body, body.tools), caller)
         messages = chat_messages(body)
         route = route_request(request, caller, body.ember)
         if not messages:
             return await loaded(body.model, True, options.keep_alive_s)
         if body.stream:
-            stream = router.stream_chat(body.model, messages, options, route)
-            first = await open_stream(stream)
-            lines = Lines(body.model, True, started)
-            return streaming_response(stream, first, lines, NDJSON)
+            slot = slots.take(caller.name)
+            return await held(
+                slot,
+                lambda: lines(
+                    router.stream_chat(body.model, messages, options, route),
+                    body.model,
+                    True,
+                    started,
+                    slot,
+                ),
+            )
         answer = await router.chat(body.model, messages, options, route)
         content = whole_body(body.model, True, answer, started)
         return JSONResponse(content, headers=served_by(answer.provider, answer.model))
@@ -114,15 +148,23 @@ def ollama_router(router: Router, directory: ModelDirectory) -> APIRouter:
         for name in ("system", "template", "suffix", "context"):
             if getattr(body, name):
                 raise unsupported(name, "ember completes the prompt as given; use /api/chat")
-        options = generation_options(body)
+        options = shared_keep_alive(generation_options(body), caller)
         route = route_request(request, caller, body.ember)
         if not body.prompt:
             return await loaded(body.model, False, options.keep_alive_s)
         if body.stream:
-            stream = router.stream_generate(body.model, body.prompt, options, route)
-            first = await open_stream(stream)
-            lines = Lines(body.model, False, started)
-            return streaming_response(stream, first, lines, NDJSON)
+            slot = slots.take(caller.name)
+            prompt = body.prompt
+            return await held(
+                slot,
+                lambda: lines(
+                    router.stream_generate(body.model, prompt, options, route),
+                    body.model,
+                    False,
+                    started,
+                    slot,
+                ),
+            )
         answer = await router.generate(body.model, body.prompt, options, route)
         content = whole_body(body.model, False, answer, started)
         return JSONResponse(content, headers=served_by(answer.provider, answer.model))

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ember.chat import ChatMessage, GenerationOptions, ToolCall
+from ember.chat import MAX_COMPLETION_TOKENS, MAX_MESSAGES, ChatMessage, GenerationOptions, ToolCall
 from ember.errors import BadRequest
 from ember.serve_app.compat.shared import EmberOverrides, stop_sequences, unsupported
 
@@ -46,7 +46,7 @@ class _Sampling(_Body):
     model: str = Field(min_length=1, max_length=500)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    max_tokens: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1, le=MAX_COMPLETION_TOKENS)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, ge=0, le=1)
     stop: str | list[str] | None = None
@@ -59,8 +59,8 @@ class _Sampling(_Body):
 
 
 class ChatIn(_Sampling):
-    messages: list[OpenAIMessageIn] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
+    messages: list[OpenAIMessageIn] = Field(min_length=1, max_length=MAX_MESSAGES)
+    max_completion_tokens: int | None = Field(None, ge=1, le=MAX_COMPLETION_TOKENS)
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     logprobs: bool | None = None

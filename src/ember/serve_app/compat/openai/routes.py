@@ -13,7 +13,8 @@ status; ``code`` is ember's stable code. A stream that fails after its first chu
 one ``data: {"error": {...}}`` event (code ``stream_interrupted``) and no ``[DONE]``.
 Fields ember cannot honour (``n`` > 1, ``logprobs``, penalties, ``logit_bias``, a JSON
 ``response_format``, a forced ``tool_choice``, images) are a 400 naming the field; unknown
-fields are ignored.
+fields are ignored. A streamed answer holds one of the caller's stream slots (429
+``too_many_streams`` when none is free).
 """
 
 from __future__ import annotations
@@ -48,12 +49,14 @@ from ember.serve_app.compat.shared import (
     Caller,
     dialect_route,
     dialect_status,
+    held,
     open_stream,
     route_request,
     served_by,
     streaming_response,
     unsupported,
 )
+from ember.serve_app.streams import StreamSlot, StreamSlots
 
 __all__ = ["openai_error", "openai_error_response", "openai_router"]
 
@@ -63,13 +66,15 @@ def openai_error_response(error: EmberError) -> JSONResponse:
     return JSONResponse(openai_error(error), dialect_status(error), headers=error.headers)
 
 
-async def _streamed(body: ChatIn | CompletionIn, stream: RoutedStream) -> Response:
+async def _streamed(
+    body: ChatIn | CompletionIn, stream: RoutedStream, slot: StreamSlot | None = None
+) -> Response:
     """``stream`` as Server-Sent Events of chat (or completion) chunks, once its first delta
-    came (an error before it is an ordinary error response)."""
+    came (an error before it is an ordinary error response); ``slot`` goes with the response."""
     first = await open_stream(stream)
     usage = body.stream_options is not None and body.stream_options.include_usage
     events = Chunks(body.model, isinstance(body, ChatIn), usage)
-    return streaming_response(stream, first, events, "text/event-stream")
+    return streaming_response(stream, first, events, "text/event-stream", slot)
 
 
 def _whole(body: ChatIn | CompletionIn, answer: Completion) -> JSONResponse:
@@ -78,9 +83,13 @@ def _whole(body: ChatIn | CompletionIn, answer: Completion) -> JSONResponse:
     return JSONResponse(answer_body(body.model, answer, isinstance(body, ChatIn)), headers=headers)
 
 
-def openai_router(router: Router, directory: ModelDirectory) -> APIRouter:
-    """The OpenAI-compatible routes over ``router`` (calls) and ``directory`` (models)."""
+def openai_router(
+    router: Router, directory: ModelDirectory, *, streams: StreamSlots | None = None
+) -> APIRouter:
+    """The OpenAI-compatible routes over ``router`` (calls) and ``directory`` (models); a
+    streamed answer takes a slot of ``streams`` (``None``: no limit)."""
     api = APIRouter(prefix="/v1", tags=["openai"], route_class=dialect_route(openai_error_response))
+    slots = StreamSlots(None) if streams is None else streams
 
     @api.post("/chat/completions")
     async def chat_completions(body: ChatIn, request: Request, caller: Caller) -> Response:
@@ -89,7 +98,13 @@ def openai_router(router: Router, directory: ModelDirectory) -> APIRouter:
         messages = chat_messages(body)
         route = route_request(request, caller, body.ember)
         if body.stream:
-            return await _streamed(body, router.stream_chat(body.model, messages, options, route))
+            slot = slots.take(caller.name)
+            return await held(
+                slot,
+                lambda: _streamed(
+                    body, router.stream_chat(body.model, messages, options, route), slot
+                ),
+            )
         return _whole(body, await router.chat(body.model, messages, options, route))
 
     @api.post("/completions")
@@ -98,7 +113,13 @@ def openai_router(router: Router, directory: ModelDirectory) -> APIRouter:
         prompt, options = completion_options(body)
         route = route_request(request, caller, body.ember)
         if body.stream:
-            return await _streamed(body, router.stream_generate(body.model, prompt, options, route))
+            slot = slots.take(caller.name)
+            return await held(
+                slot,
+                lambda: _streamed(
+                    body, router.stream_generate(body.model, prompt, options, route), slot
+                ),
+            )
         return _whole(body, await router.generate(body.model, prompt, options, route))
 
     @api.post("/embeddings")

@@ -35,8 +35,13 @@ class TokenRepository(Protocol):
         """
         ...
 
-    def list(self) -> list[TokenRecord]:
-        """Every token, revoked and expired ones too, oldest first."""
+    def list(self, workspace: str | None = None) -> list[TokenRecord]:
+        """Every token (only ``workspace``'s when given), revoked and expired ones too,
+        oldest first."""
+        ...
+
+    def get(self, token_id: str) -> TokenRecord:
+        """:raises TokenNotFound: no token has ``token_id``."""
         ...
 
     def revoke(self, token_id: str) -> TokenRecord:

@@ -122,9 +122,7 @@ class SqlTokenRepository:
                 .limit(1)
             ).first()
             if elsewhere is not None:
-                raise ValidationFailed(
-                    f"the principal {principal!r} belongs to the workspace {elsewhere!r}"
-                )
+                raise ValidationFailed(f"the principal {principal!r} belongs to another workspace")
             row = ApiToken(
                 name=name,
                 principal=principal,
@@ -142,9 +140,20 @@ class SqlTokenRepository:
         self._forget_active()
         return record, plaintext
 
-    def list(self) -> list[TokenRecord]:
+    def list(self, workspace: str | None = None) -> list[TokenRecord]:
         query = select(ApiToken).order_by(ApiToken.created_at, ApiToken.id)
+        if workspace is not None:
+            query = query.where(ApiToken.workspace == workspace)
         return self._db.run(lambda session: [_record(row) for row in session.scalars(query)])
+
+    def get(self, token_id: str) -> TokenRecord:
+        def work(session: Session) -> TokenRecord:
+            row = session.get(ApiToken, token_id)
+            if row is None:
+                raise TokenNotFound(f"no API token has the id {token_id!r}")
+            return _record(row)
+
+        return self._db.run(work)
 
     def revoke(self, token_id: str) -> TokenRecord:
         def work(session: Session) -> TokenRecord:

@@ -23,6 +23,7 @@ from ember.serve_app.openapi import document_problems
 from ember.serve_app.problems import install_problem_handlers
 from ember.serve_app.streams import StreamSlots
 from ember.serve_app.system import system_router
+from ember.serve_app.tokens import tokens_router
 
 __all__ = ["create_app"]
 
@@ -58,6 +59,7 @@ def create_app(context: AppContext, *, echo_request_id: bool = True) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(system_router(context.readiness))
     app.include_router(collections_router(context.collections, context.audit))
+    app.include_router(tokens_router(context.tokens, context.audit))
     app.include_router(memory_router(context.memory, limits))
     app.include_router(
         jobs_router(context.jobs, streams=streams, max_input_bytes=server.max_job_input_bytes)

@@ -432,6 +432,24 @@ async def test_a_cost_budget_refuses_before_anything_is_sent(
     assert bob.provider == "openai"
 
 
+async def test_a_workspace_budget_counts_every_principal_of_the_workspace(
+    world: World, usage: SqlUsageLog
+) -> None:
+    limits = {"workspace_budgets": {"team-a": Budget(tokens_per_day=60)}}
+    router = world.router(budgets=budgets(usage, **limits))
+    alice = RouteRequest(principal="alice", workspace="team-a")
+    bob = RouteRequest(principal="bob", workspace="team-a")
+    carol = RouteRequest(principal="carol", workspace="team-b")
+    await router.chat("chat", ASK, GenerationOptions(max_tokens=4), alice)
+    spent = usage.list()[0].total_tokens
+    assert spent > 0
+    with pytest.raises(BudgetExceeded) as raised:
+        await router.chat("chat", ASK, GenerationOptions(max_tokens=60 - spent), bob)
+    assert (raised.value.extra["scope"], raised.value.extra["name"]) == ("workspace", "team-a")
+    other = await router.chat("chat", ASK, GenerationOptions(max_tokens=60), carol)
+    assert other.provider == "ollama", "another workspace has its own budget"
+
+
 async def test_local_is_never_refused_for_cost_but_counts_tokens(
     world: World, usage: SqlUsageLog
 ) -> None:

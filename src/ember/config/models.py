@@ -736,13 +736,25 @@ class ProvidersConfig(_Section):
         description="Provider name to its budget, across all principals. "
         "A JSON object in the environment.",
     )
+    workspace_budgets: dict[str, Budget] = Field(
+        {},
+        description="Workspace to its budget, across its principals; `*` applies to "
+        "workspaces not listed. A JSON object in the environment.",
+    )
     estimate_completion_tokens: int = Field(
         512,
         ge=0,
         description="Completion tokens a budget check assumes when a call sets no `max_tokens`.",
     )
 
-    @field_validator("instances", "prices", "principal_budgets", "provider_budgets", mode="before")
+    @field_validator(
+        "instances",
+        "prices",
+        "principal_budgets",
+        "provider_budgets",
+        "workspace_budgets",
+        mode="before",
+    )
     @classmethod
     def _parse_json(cls, value: Any) -> Any:
         return _mapping(value)

@@ -265,13 +265,14 @@ class CandidateFailover:
         return delay
 
     async def _check_budget(self, call: Call, candidate: Candidate, max_tokens: int | None) -> None:
+        route = call.route
         if self._budgets is None or not self._budgets.applies(
-            call.route.principal, candidate.provider
+            route.principal, candidate.provider, route.workspace
         ):
             return
         estimate = self._budgets.estimate(candidate.provider, call.prompt_tokens, max_tokens)
         await asyncio.to_thread(
-            self._budgets.check, call.route.principal, candidate.provider, estimate
+            self._budgets.check, route.principal, candidate.provider, estimate, route.workspace
         )
 
     def _exhausted(self, call: Call) -> NoProviderAvailable:

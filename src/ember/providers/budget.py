@@ -1,7 +1,7 @@
 """Prices, budgets and usage accounting of provider calls (``providers`` config section).
 
-Before a call, :meth:`Budgets.check` compares what the principal and the provider spent in the
-rolling day (the last 24 hours of the usage log) plus the call's :class:`Estimate` with their
+Before a call, :meth:`Budgets.check` compares what the principal, its workspace and the
+provider spent in the rolling day (the last 24 hours of the usage log) plus the call's :class:`Estimate` with their
 budgets; after it, :meth:`Budgets.record` appends what the call really used. A provider's price
 is USD per 1000 prompt and completion tokens (``providers.prices``; a provider not listed costs
 0: a local one). A free provider is never refused for cost, but its tokens count towards token
@@ -78,8 +78,11 @@ class Budgets:
         completion = self._config.estimate_completion_tokens if max_tokens is None else max_tokens
         return Estimate(prompt_tokens, completion, self.cost(provider, prompt_tokens, completion))
 
-    def check(self, principal: str, provider: str, estimate: Estimate) -> None:
-        """Refuse a call that would pass a budget of the principal or the provider.
+    def check(
+        self, principal: str, provider: str, estimate: Estimate, workspace: str = "default"
+    ) -> None:
+        """Refuse a call that would pass a budget of the principal, its workspace or the
+        provider.
 
         Token budgets apply to every provider; cost budgets only to a provider with a
         non-zero price. A budget of ``None`` is unlimited; with no budget at all the usage
@@ -96,6 +99,12 @@ class Budgets:
                 principal,
                 budgets.get(principal, budgets.get("*")),
                 lambda: self._usage.totals(since=since, principal=principal),
+            ),
+            (
+                "workspace",
+                workspace,
+                self._workspace_budget(workspace),
+                lambda: self._usage.totals(since=since, workspace=workspace),
             ),
             (
                 "provider",
@@ -164,13 +173,18 @@ class Budgets:
             workspace=workspace,
         )
 
-    def applies(self, principal: str, provider: str) -> bool:
-        """Whether any budget limits this principal at this provider (no database read);
-        :meth:`check` can only refuse when this is true."""
+    def _workspace_budget(self, workspace: str) -> Budget | None:
+        budgets = self._config.workspace_budgets
+        return budgets.get(workspace, budgets.get("*"))
+
+    def applies(self, principal: str, provider: str, workspace: str = "default") -> bool:
+        """Whether any budget limits this principal (in ``workspace``) at this provider (no
+        database read); :meth:`check` can only refuse when this is true."""
         budgets = self._config.principal_budgets
         priced = self.price(provider) != _FREE
         for budget in (
             budgets.get(principal, budgets.get("*")),
+            self._workspace_budget(workspace),
             self._config.provider_budgets.get(provider),
         ):
             if budget is not None and (

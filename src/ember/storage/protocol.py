@@ -253,10 +253,15 @@ class UsageLog(Protocol):
         ...
 
     def totals(
-        self, *, since: datetime, principal: str | None = None, provider: str | None = None
+        self,
+        *,
+        since: datetime,
+        principal: str | None = None,
+        provider: str | None = None,
+        workspace: str | None = None,
     ) -> UsageTotals:
-        """Sums over the entries at or after ``since``, optionally of one principal and/or one
-        provider only; all zero when none match."""
+        """Sums over the entries at or after ``since``, optionally of one principal, one
+        provider and/or one workspace only; all zero when none match."""
         ...
 
     def list(

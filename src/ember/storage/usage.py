@@ -79,7 +79,12 @@ class SqlUsageLog:
         return self._db.run(work) if entries else 0
 
     def totals(
-        self, *, since: datetime, principal: str | None = None, provider: str | None = None
+        self,
+        *,
+        since: datetime,
+        principal: str | None = None,
+        provider: str | None = None,
+        workspace: str | None = None,
     ) -> UsageTotals:
         query = select(
             func.count(UsageRecord.id),
@@ -90,6 +95,8 @@ class SqlUsageLog:
             query = query.where(UsageRecord.principal == principal)
         if provider is not None:
             query = query.where(UsageRecord.provider == provider)
+        if workspace is not None:
+            query = query.where(UsageRecord.workspace == workspace)
 
         def work(session: Session) -> UsageTotals:
             calls, tokens, cost = session.execute(query).one()

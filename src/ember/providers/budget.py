@@ -1,11 +1,11 @@
 """Prices, budgets and usage accounting of provider calls (``providers`` config section).
 
 Before a call, :meth:`Budgets.check` compares what the principal, its workspace and the
-provider spent in the rolling day (the last 24 hours of the usage log) plus the call's :class:`Estimate` with their
-budgets; after it, :meth:`Budgets.record` appends what the call really used. A provider's price
-is USD per 1000 prompt and completion tokens (``providers.prices``; a provider not listed costs
-0: a local one). A free provider is never refused for cost, but its tokens count towards token
-budgets and are recorded like any other.
+provider spent in the rolling day (the last 24 hours of the usage log) plus the call's
+:class:`Estimate` with their budgets; after it, :meth:`Budgets.record` appends what the call
+really used. A provider's price is USD per 1000 prompt and completion tokens
+(``providers.prices``; a provider not listed costs 0: a local one). A free provider is never
+refused for cost, but its tokens count towards token budgets and are recorded like any other.
 """
 
 from __future__ import annotations

@@ -24,7 +24,9 @@ from fastapi import FastAPI
 from ember.errors import (
     BudgetExceeded,
     EmberError,
+    HostNotAllowed,
     NoProviderAvailable,
+    OriginNotAllowed,
     ProviderBadRequest,
     ProviderError,
     ProviderModelNotFound,
@@ -148,6 +150,17 @@ ERROR_SHAPES: dict[str, ErrorShape] = {
 _FASTAPI_SCHEMAS = ("HTTPValidationError", "ValidationError")
 
 
+def _front_door(responses: dict[str, Any]) -> None:
+    """The front door's refusals, problem+json on every route whatever its dialect
+    (:mod:`ember.serve_app.guards` answers before any route runs)."""
+    problem = {"schema": {"$ref": f"#/components/schemas/{ERROR_SHAPES[''].name}"}}
+    for status, code in (("421", HostNotAllowed.code), ("403", OriginNotAllowed.code)):
+        response = responses.setdefault(status, {"description": code})
+        if code not in response["description"]:
+            response["description"] += f", {code}"
+        response.setdefault("content", {})[PROBLEM_JSON] = problem
+
+
 def _document(schema: dict[str, Any]) -> dict[str, Any]:
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     for shape in ERROR_SHAPES.values():
@@ -171,6 +184,7 @@ def _document(schema: dict[str, Any]) -> dict[str, Any]:
                     response["content"] = {shape.media_type: {"schema": reference}}
                     if response.get("description") == "Validation Error":
                         response["description"] = "validation_failed"
+            _front_door(responses)
     for name in _FASTAPI_SCHEMAS:  # FastAPI's own 422 body, which ember never sends
         components.pop(name, None)
     return schema

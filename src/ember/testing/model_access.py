@@ -177,8 +177,9 @@ class ModelAccessContract:
         within = self.unloads_expired_within_s
         if within is None:
             pytest.skip("this implementation unloads expired models only when asked")
-        _, host = await access.open(self.cold_model, 0)
+        _, host = await access.open(self.cold_model, None)
         await assert_answers(host)
+        await access.open(self.cold_model, 0)
 
         async def gone() -> bool:
             return await _loaded(access, self.cold_model) is None

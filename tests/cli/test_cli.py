@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import os
 import socket
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 from typer.testing import CliRunner
 
 from ember import __version__
 from ember.cli import app
+from ember.cli.server import serve_record, serving_recorded
+from ember.config import load_config
 from ember.storage import Database, Migrator, SqlCollectionRepository
+from tests.fakes.server import ThreadedFakeServer
 from tests.support.postgres import free_port
 
 runner = CliRunner()
@@ -151,3 +160,91 @@ def test_restore_of_garbage_fails_with_its_code(database_url: str, tmp_path: Pat
     result = invoke("db", "restore", str(garbage), "--yes", env=env)
     assert result.exit_code == 1
     assert "error[backup_invalid]" in result.output
+
+
+class ReadyAPI(ThreadedFakeServer):
+    """What ``ember status`` asks of the API: ``GET /ready`` answering 200, on 127.0.0.1."""
+
+    def __init__(self) -> None:
+        self._init_server("ready API")
+
+    def _asgi(self) -> FastAPI:
+        api = FastAPI()
+        api.add_api_route("/ready", lambda: {"status": "ready"}, methods=["GET"])
+        return api
+
+
+@pytest.fixture
+def ready_api() -> Iterator[ReadyAPI]:
+    with ReadyAPI() as api:
+        yield api
+
+
+def _status_rows(*args: str, env: dict[str, str]) -> tuple[int, dict[str, str]]:
+    result = invoke("status", *args, env={**env, "COLUMNS": "300"})
+    rows = {line.split()[1]: line for line in result.output.splitlines() if line.startswith("│")}
+    return result.exit_code, rows
+
+
+def _status_env(home: Path) -> dict[str, str]:
+    """An ember home whose config's port has nothing listening, and no Ray."""
+    return {
+        "EMBER_HOME": str(home),
+        "EMBER_RAY_ADDRESS": f"127.0.0.1:{free_port()}",
+        "EMBER_SERVER_PORT": str(free_port()),
+    }
+
+
+def test_status_finds_the_api_where_ember_up_serves(tmp_path: Path, ready_api: ReadyAPI) -> None:
+    """``ember up --port P`` records where it serves; ``ember status`` (config port unchanged)
+    checks the API there, and after a clean stop the record is gone."""
+    env = _status_env(tmp_path / "home")
+    served = load_config(None, {**env, "EMBER_SERVER_PORT": str(ready_api.port)})
+    with serving_recorded(served) as url:
+        assert url == f"http://127.0.0.1:{ready_api.port}"
+        record = json.loads(serve_record(served).read_text())
+        assert record == {"url": url, "pid": os.getpid()}
+        code, rows = _status_rows(env=env)
+        assert code == 1, "Ray and the database are still down"
+        assert rows["api"].split()[3] == "ok", rows["api"]
+        assert f"127.0.0.1:{ready_api.port}/ready" in rows["api"]
+    assert not serve_record(served).exists()
+    code, rows = _status_rows(env=env)
+    assert "down" in rows["api"] and f":{env['EMBER_SERVER_PORT']}/ready" in rows["api"]
+
+
+def test_status_reads_a_record_written_by_hand(tmp_path: Path, ready_api: ReadyAPI) -> None:
+    env = _status_env(tmp_path / "home")
+    record = tmp_path / "home" / "run" / "serve.json"
+    record.parent.mkdir(parents=True)
+    url = f"http://127.0.0.1:{ready_api.port}"
+    record.write_text(json.dumps({"url": url, "pid": os.getpid()}))
+    _, rows = _status_rows(env=env)
+    assert rows["api"].split()[3] == "ok" and f"{url}/ready" in rows["api"]
+
+
+def test_status_ignores_the_record_of_an_ember_that_is_gone(
+    tmp_path: Path, ready_api: ReadyAPI
+) -> None:
+    env = _status_env(tmp_path / "home")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    record = tmp_path / "home" / "run" / "serve.json"
+    record.parent.mkdir(parents=True)
+    record.write_text(json.dumps({"url": f"http://127.0.0.1:{ready_api.port}", "pid": gone.pid}))
+    _, rows = _status_rows(env=env)
+    assert "down" in rows["api"] and f":{env['EMBER_SERVER_PORT']}/ready" in rows["api"]
+
+
+def test_status_checks_the_api_at_url(tmp_path: Path, ready_api: ReadyAPI) -> None:
+    env = _status_env(tmp_path / "home")
+    url = f"http://127.0.0.1:{ready_api.port}"
+    code, rows = _status_rows("--url", f"{url}/", env=env)
+    assert code == 1
+    assert rows["api"].split()[3] == "ok" and f"{url}/ready" in rows["api"]
+
+
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1:21", "127.0.0.1:8000", "http://"])
+def test_status_refuses_a_url_that_is_not_http(tmp_path: Path, url: str) -> None:
+    result = invoke("status", "--url", url, env=_status_env(tmp_path / "home"))
+    assert result.exit_code == 2 and "--url" in result.output

@@ -84,7 +84,7 @@ def test_principal_defaults_to_the_name_and_a_failed_create_is_audited(
 ) -> None:
     assert invoke(env, "tokens", "create", "laptop", "-s", "admin").exit_code == 0
     refused = invoke(env, "tokens", "create", "x", "-s", "admin", "--principal", "local")
-    assert refused.exit_code == 1
+    assert refused.exit_code == 2  # bad input, as a usage error
     assert "error[validation_failed]: the principal 'local' is reserved" in refused.stderr
     database = Database(database_url)
     try:
@@ -125,7 +125,7 @@ def test_list_without_tokens(env: dict[str, str]) -> None:
 def test_workspaces_and_their_tokens(env: dict[str, str], database_url: str) -> None:
     assert invoke(env, "workspaces", "create", "team-b").exit_code == 0
     bad = invoke(env, "workspaces", "create", "Team B")
-    assert bad.exit_code == 1 and "error[validation_failed]" in bad.stderr
+    assert bad.exit_code == 2 and "error[validation_failed]" in bad.stderr
     again = invoke(env, "workspaces", "create", "team-b")
     assert again.exit_code == 1 and "error[conflict]" in again.stderr
     listed = invoke(env, "workspaces", "list")
@@ -136,7 +136,7 @@ def test_workspaces_and_their_tokens(env: dict[str, str], database_url: str) -> 
     nowhere = invoke(env, "tokens", "create", "x", "-s", "memory:read", "--workspace", "nope")
     assert nowhere.exit_code == 1 and "error[not_found]" in nowhere.stderr
     moved = invoke(env, "tokens", "create", "bea2", "-s", "jobs:read", "--principal", "bea")
-    assert moved.exit_code == 1 and "belongs to another workspace" in moved.stderr
+    assert moved.exit_code == 2 and "belongs to another workspace" in moved.stderr
     database = Database(database_url)
     try:
         principal = SqlTokenRepository(database).authenticate(made.stdout.strip())

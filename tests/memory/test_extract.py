@@ -95,7 +95,7 @@ def test_explicit_media_type_wins_over_suffix() -> None:
         (SourceDocument("a.txt", b""), EmptyDocument),
         (SourceDocument("a.txt", b"  \n\t "), EmptyDocument),
         (SourceDocument("a.bin", b"\x89PNG\r\n\x1a\n\x00\x00\x00"), BinaryDocument),
-        (SourceDocument("a.txt", b"caf\xe9 latin-1"), BinaryDocument),
+        (SourceDocument("a.txt", bytes(range(1, 32)) * 8 + b"\xe9"), BinaryDocument),
         (SourceDocument("a.pdf", b"%PDF-1.4 garbage"), DocumentUnreadable),
         (SourceDocument("a.docx", b"PK", media_type="application/msword"), UnsupportedMediaType),
         (SourceDocument("c.jsonl", b'{"_id": "1"}'), UnsupportedMediaType),
@@ -107,6 +107,20 @@ def test_rejections_have_stable_codes(document: SourceDocument, error: type) -> 
         extract(document, LIMIT)
     assert isinstance(caught.value, DocumentRejected)
     assert caught.value.code == error.code
+
+
+@pytest.mark.parametrize(
+    ("content", "text"),
+    [
+        ("café ünïcode".encode(), "café ünïcode"),
+        ("\ufeffcafé".encode(), "café"),
+        ("café, UTF-16".encode("utf-16"), "café, UTF-16"),
+        (b"caf\xe9 latin-1, na\xefve", "café latin-1, naïve"),
+        (b"\x93quoted\x94 \x80 5, Windows-1252", "“quoted” € 5, Windows-1252"),
+    ],
+)
+def test_text_is_utf8_else_windows_1252(content: bytes, text: str) -> None:
+    assert extract(SourceDocument("a.txt", content), LIMIT).text == text
 
 
 def test_unknown_suffix_with_text_is_plain_text() -> None:

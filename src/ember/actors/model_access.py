@@ -154,6 +154,10 @@ class ModelHostDemand:
             )
         except Exception as exc:
             self._registry = None
-            log.warning("the model registry did not report its hosts: %s", exc)
+            if isinstance(exc, TimeoutError):
+                reason = f"no answer within {self._timeout_s:g} s"
+            else:
+                reason = str(exc) or repr(exc)
+            log.warning("the model registry did not report its hosts: %s", reason)
             return [], []
         return demand

@@ -2,14 +2,21 @@
 ``--token`` options, error reporting, loading the configuration, opening its database, and a
 client of a running ember.
 
-Errors print as ``error[code]: detail`` on stderr, never as a traceback. Exit codes: 0 done,
-1 failed, 2 bad usage or invalid configuration. The command modules import from here, and
-:mod:`ember.cli.main` only assembles them, so no command module imports ``main``.
+Errors print as ``error[code]: detail`` on stderr, never as a traceback: :func:`translate`
+maps what is not an :class:`~ember.errors.EmberError` (a file that cannot be written, a
+truncated gzip file, JSON that does not parse, a question left unanswered) to the error it
+stands for. Exit codes (:func:`exit_code`): 0 done; 2 the input is wrong, whoever noticed it
+(typer's usage errors, an error of the ``bad_request`` family, invalid configuration); 1 the
+command ran and failed. The command modules import from here, and :mod:`ember.cli.main` only
+assembles them, so no command module imports ``main``.
 """
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +29,7 @@ from rich.markup import escape
 
 from ember.cli.jobs_client import JobsClient
 from ember.config import EmberConfig, load_config
-from ember.errors import ConfigError, EmberError
+from ember.errors import BadRequest, ConfigError, EmberError
 from ember.services import MemoryBuilder, Services
 from ember.storage import Migrator
 
@@ -33,11 +40,13 @@ __all__ = [
     "WorkspaceOption",
     "api_client",
     "console",
+    "exit_code",
     "load",
     "notes",
     "open_services",
     "print_error",
     "reported",
+    "translate",
 ]
 
 console = Console()
@@ -88,15 +97,67 @@ def print_error(error: EmberError) -> None:
     notes.print(f"[bold red]{message}[/]", highlight=False, soft_wrap=True)
 
 
+_USER_FILE_ERRORS = (
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+)
+
+
+def _os_detail(exc: OSError) -> str:
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    reason = exc.strerror or str(exc)
+    return f"{' -> '.join(paths)}: {reason}" if paths else reason
+
+
+def translate(exc: Exception) -> EmberError:
+    """The :class:`~ember.errors.EmberError` that ``exc``, escaping a command, stands for.
+
+    An ``EmberError`` is itself. A question left unanswered (``typer.Abort``: end of input or
+    Ctrl-C at a prompt), a damaged or truncated gzip file, JSON that does not parse, bytes
+    that are not text, and a path that is missing, a directory, not one, or not allowed
+    are ``bad_request``: the command's input is wrong. Any other ``OSError`` and anything
+    else (a bug) are ``internal``, with the exception's type and message as the detail.
+    """
+    if isinstance(exc, EmberError):
+        return exc
+    if isinstance(exc, typer.Abort):
+        return BadRequest("aborted: the question got no answer (pass --yes to skip it)")
+    if isinstance(exc, EOFError | zlib.error | gzip.BadGzipFile):
+        return BadRequest(f"the file is truncated or damaged: {exc}")
+    if isinstance(exc, json.JSONDecodeError):
+        return BadRequest(f"not JSON: {exc}")
+    if isinstance(exc, UnicodeDecodeError):
+        return BadRequest(f"not {exc.encoding} text: {exc}")
+    if isinstance(exc, _USER_FILE_ERRORS):
+        return BadRequest(_os_detail(exc))
+    if isinstance(exc, OSError):
+        return EmberError(_os_detail(exc))
+    return EmberError(f"{type(exc).__name__}: {exc}")
+
+
+def exit_code(error: EmberError) -> int:
+    """2 when the input is wrong (``bad_request`` and its family, ``config_invalid``), as for
+    typer's usage errors; 1 for every other failure."""
+    return 2 if isinstance(error, BadRequest | ConfigError) else 1
+
+
 @contextmanager
 def reported() -> Iterator[None]:
-    """Print an :class:`~ember.errors.EmberError` raised inside as ``error[code]: detail`` and
-    exit 2 for a :class:`~ember.errors.ConfigError`, else 1."""
+    """Print whatever fails inside as ``error[code]: detail`` (see :func:`translate`) and
+    exit with its :func:`exit_code`. ``typer.Exit`` and typer's usage errors pass through."""
     try:
         yield
-    except EmberError as exc:
-        print_error(exc)
-        raise typer.Exit(2 if isinstance(exc, ConfigError) else 1) from None
+    except (typer.Exit, typer.TyperException):
+        raise
+    except Exception as exc:
+        if isinstance(exc, typer.Abort):
+            notes.print()  # end the prompt's line
+        error = translate(exc)
+        print_error(error)
+        raise typer.Exit(exit_code(error)) from None
 
 
 def load(path: Path | None, **server_overrides: Any) -> EmberConfig:
@@ -138,7 +199,8 @@ def api_client(
     url: str | None, token: str | None, config_path: Path | None
 ) -> Iterator[JobsClient]:
     """A client of the chosen ember. Errors print as in ``reported()``; the configuration's
-    own errors exit 2, everything the server (or a job) reports exits 1."""
+    own errors exit 2, everything the server (or a job) reports exits 1: the request was
+    made, and the answer may be about the job or the server's state, not the command line."""
     with reported():
         base = url or _default_url(load(config_path))
     try:
@@ -152,8 +214,10 @@ def api_client(
     client = JobsClient(base, token)
     try:
         yield client
-    except EmberError as exc:
-        print_error(exc)
+    except (typer.Exit, typer.TyperException):
+        raise
+    except Exception as exc:
+        print_error(translate(exc))
         raise typer.Exit(1) from None
     finally:
         client.close()

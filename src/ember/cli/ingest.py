@@ -5,6 +5,9 @@ Without ``--bulk`` the documents go through the single-process ingest here. With
 entrypoint) they go through the Ray Data pipeline on that cluster, or on a local one started
 for the run. Either way the database and indexes are the configured ones, and a run that
 stops half-way is finished by running it again (written documents are skipped by hash).
+
+A missing PATH is ``validation_failed`` (exit 2); a directory without a file to ingest is
+``not_found`` (exit 1), and then no collection is created.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ember.auth import DEFAULT_WORKSPACE
@@ -27,7 +31,7 @@ from ember.cli.common import (
     reported,
 )
 from ember.config import EmberConfig
-from ember.errors import ValidationFailed
+from ember.errors import NotFound, ValidationFailed
 from ember.memory.ingest import IngestProgress, IngestReport
 from ember.memory.service import MemoryService
 from ember.memory.sources import count_documents, list_files, read_documents
@@ -59,9 +63,13 @@ def _bar(total: int) -> tuple[Progress, object]:
 
 
 def _run(
-    config: EmberConfig, memory: MemoryService, path: Path, collection: str, bulk: bool
+    config: EmberConfig,
+    memory: MemoryService,
+    path: Path,
+    files: list[Path],
+    collection: str,
+    bulk: bool,
 ) -> IngestReport:
-    files = list_files(path)
     bar, task = _bar(count_documents(files, path))
 
     def advance(state: IngestProgress) -> None:
@@ -83,10 +91,9 @@ def _report(report: IngestReport, collection: str) -> None:
     failed = [o for o in report.outcomes if o.status == "failed"]
     for outcome in failed[:50]:
         console.print(
-            f"[red]failed[/] {outcome.source or '(unnamed)'}: "
-            f"error[{outcome.error_code}]: {outcome.error}",
+            f"[red]failed[/] {escape(outcome.source or '(unnamed)')}: "
+            + escape(f"error[{outcome.error_code}]: {outcome.error}"),
             highlight=False,
-            markup=False,
         )
     console.print(
         f"{report.count('created')} created, {report.count('updated')} updated, "
@@ -95,8 +102,9 @@ def _report(report: IngestReport, collection: str) -> None:
     )
     if report.index_error:
         console.print(
-            f"[yellow]vector index not updated[/] ({report.index_error}); the documents are "
-            f"stored and found by keyword search: run `ember collections reindex {collection}`",
+            f"[yellow]vector index not updated[/] ({escape(report.index_error)}); the "
+            "documents are stored and found by keyword search: "
+            f"run `ember collections reindex {collection}`",
             highlight=False,
         )
     if failed or report.index_error:
@@ -127,6 +135,12 @@ def ingest(
         name = collection or default_collection(path)
         if not path.exists():
             raise ValidationFailed(f"{path}: no such file or directory")
+        files = list_files(path)
+        if not files:
+            raise NotFound(
+                f"{path}: no file to ingest in it (supported: .txt, .md, .html, .pdf, .jsonl; "
+                "hidden names are left out); no collection created"
+            )
         use_ray = bool(os.environ.get("RAY_ADDRESS")) if bulk is None else bulk
         runtime = _connect(config) if use_ray else None
         try:
@@ -135,7 +149,7 @@ def ingest(
                 memory = services.memory.in_workspace(workspace)
                 if create:
                     memory.collections.ensure(name)
-                report = _run(config, memory, path, name, use_ray)
+                report = _run(config, memory, path, files, name, use_ray)
         finally:
             if runtime is not None:
                 runtime.leave()

@@ -115,7 +115,10 @@ def _raise_for_problem(response: httpx.Response) -> None:
     except ValueError:
         body = None
     if isinstance(body, dict) and isinstance(body.get("code"), str):
-        detail = body.get("detail") or body.get("title") or f"HTTP {response.status_code}"
+        # problem+json has ``detail``; the Ollama dialect (``ember models``) has ``error``
+        message = body.get("error") if isinstance(body.get("error"), str) else None
+        detail = body.get("detail") or message or body.get("title")
+        detail = detail or f"HTTP {response.status_code}"
         raise error_for_code(body["code"])(str(detail))
     text = " ".join(response.text.split())[:200]
     raise error_for_status(response.status_code)(

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -27,7 +28,7 @@ from ember.cli.common import (
     reported,
 )
 from ember.cli.ingest import ingest
-from ember.errors import ValidationFailed
+from ember.errors import BadRequest, InvalidFilter, ValidationFailed
 from ember.memory.reindex import ReindexProgress
 from ember.memory.service import MemoryService
 
@@ -36,6 +37,8 @@ __all__ = ["collections_app", "register"]
 collections_app = typer.Typer(help="Create, list and delete collections.", no_args_is_help=True)
 
 CollectionOption = Annotated[str, typer.Option("--collection", "-C", help="Collection name.")]
+MAX_QUERY_CHARS = 10000
+"""The longest query, as the API's ``SearchIn.query`` (which also needs at least one)."""
 
 
 @contextmanager
@@ -62,12 +65,14 @@ def search(
 ) -> None:
     """Search a collection."""
     with reported():
+        if not 1 <= len(query) <= MAX_QUERY_CHARS:
+            raise ValidationFailed(f"QUERY must be 1 to {MAX_QUERY_CHARS} characters long")
         if mode not in ("hybrid", "dense", "keyword"):
             raise ValidationFailed(f"--mode must be hybrid, dense or keyword, not {mode!r}")
         try:
             raw: Any = json.loads(filter_json) if filter_json else None
         except json.JSONDecodeError as exc:
-            raise ValidationFailed(f"--filter is not JSON: {exc}") from exc
+            raise InvalidFilter(f"--filter is not JSON: {exc}") from exc
         with _memory(config_path, workspace) as memory:
             hits = memory.search(collection, query, k, where=memory.parse_filter(raw), mode=mode)  # type: ignore[arg-type]
         table = Table("#", "score", "source", "text")
@@ -76,7 +81,7 @@ def search(
             table.add_column("keyword")
         for rank, hit in enumerate(hits, start=1):
             text = " ".join(hit.chunk.text.split())
-            row = [str(rank), f"{hit.score:.4f}", hit.chunk.source, text[:160]]
+            row = [str(rank), f"{hit.score:.4f}", escape(hit.chunk.source), escape(text[:160])]
             if explain:
                 row += [str(hit.dense_rank or "-"), str(hit.keyword_rank or "-")]
             table.add_row(*row)
@@ -106,7 +111,8 @@ def create_collection(
     """Create a collection."""
     with reported():
         with _memory(config_path, workspace) as memory:
-            memory.collections.create(name, description=description)
+            model = memory.embedder.model_id
+            memory.collections.create(name, description=description, embedding_model=model)
         console.print(f"created {name}")
 
 
@@ -134,8 +140,13 @@ def export_collection(
     config_path: ConfigOption = None,
 ) -> None:
     """Export a collection (chunks, metadata and vectors) to a portable file."""
-    with reported(), _memory(config_path, workspace) as memory:
-        count = memory.export(name, path)
+    with reported():
+        if path.is_dir():
+            raise BadRequest(f"{path} is a directory: name the file to write")
+        if not path.parent.is_dir():
+            raise BadRequest(f"{path}: the directory {path.parent} does not exist")
+        with _memory(config_path, workspace) as memory:
+            count = memory.export(name, path)
     console.print(f"exported {count} documents of {name} to {path}")
 
 

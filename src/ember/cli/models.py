@@ -27,7 +27,7 @@ from ember.cli.common import (
     reported,
 )
 from ember.errors import ModelDigestMismatch, NotReady, ValidationFailed
-from ember.models.digest import file_digest, normalize_digest
+from ember.models.digest import file_digest, normalize_digest, require_gguf
 from ember.models.records import ModelRecord
 from ember.models.templates import GGUF, TEMPLATES
 
@@ -89,6 +89,7 @@ def pin(
                 expected = normalize_digest(digest)
             except ValueError as exc:
                 raise ValidationFailed(str(exc)) from None
+        require_gguf(path)
         notes.print(f"hashing {path} ...")
         actual = file_digest(path)
         if expected is not None and actual != expected:

@@ -1,14 +1,21 @@
 """``ember up|status|version``: run this node's ember, check on it, and say which one it is.
 
 ``up`` migrates the database, starts (or joins) the Ray cluster and deploys the Serve app,
-then serves until Ctrl-C or SIGTERM. ``status`` checks the database, the cluster, the Serve
-app and the API's ``/ready`` and exits 1 unless every part is ok.
+then serves until Ctrl-C or SIGTERM; while it serves, ``home/run/serve.json`` records where
+(``{"url", "pid"}``), removed on a clean stop. ``status`` checks the database, the cluster,
+the Serve app and the API's ``/ready`` (at ``--url``, else where a running ``up`` recorded,
+else the config's ``server.host:port``) and exits 1 unless every part is ok.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated
 
 import httpx
@@ -16,13 +23,79 @@ import typer
 from rich.table import Table
 
 from ember import __version__
-from ember.cli.common import ConfigOption, console, load, open_services, reported
+from ember.cli.common import (
+    ConfigOption,
+    UrlOption,
+    _default_url,
+    console,
+    load,
+    open_services,
+    reported,
+)
 from ember.config import EmberConfig
 from ember.errors import EmberError
 from ember.observability import configure_logging
 from ember.storage import Database, Migrator
 
-__all__ = ["register", "status", "up", "version"]
+__all__ = [
+    "recorded_url",
+    "register",
+    "serve_record",
+    "serving_recorded",
+    "status",
+    "up",
+    "version",
+]
+
+
+def serve_record(config: EmberConfig) -> Path:
+    """Where a running ``ember up`` records its API's URL and its pid: ``home/run/serve.json``."""
+    return config.home_dir / "run" / "serve.json"
+
+
+@contextmanager
+def serving_recorded(config: EmberConfig) -> Iterator[str]:
+    """Record (for ``ember status``) that this process serves the API of ``config`` at its
+    URL, yielded; the record is removed on the way out unless another ``up`` replaced it."""
+    path = serve_record(config)
+    url = _default_url(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_text(json.dumps({"url": url, "pid": os.getpid()}) + "\n")
+    partial.replace(path)
+    try:
+        yield url
+    finally:
+        if _read_record(path).get("pid") == os.getpid():
+            path.unlink(missing_ok=True)
+
+
+def _read_record(path: Path) -> dict[str, object]:
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, and another user's
+    return True
+
+
+def recorded_url(config: EmberConfig) -> str | None:
+    """The URL a running ``ember up`` of ``config``'s home recorded; ``None`` when there is
+    no record, it is unreadable, or the process that wrote it is gone."""
+    record = _read_record(serve_record(config))
+    url, pid = record.get("url"), record.get("pid")
+    if not isinstance(url, str) or not isinstance(pid, int) or pid <= 0 or not _alive(pid):
+        return None
+    return url
 
 
 def _auth_mode(config: EmberConfig, tokens_exist: bool) -> str:
@@ -79,7 +152,8 @@ def up(
                 table.add_row("Dashboard", info.dashboard_url)
             console.print(table)
             console.print("[green]ember is up.[/] Press Ctrl-C to stop.")
-            stop.wait()
+            with serving_recorded(config):
+                stop.wait()
         finally:
             console.print("stopping…")
             runtime.stop()
@@ -94,12 +168,26 @@ def _check_database(database: Database) -> tuple[str, str]:
     return state, f"{database.safe_url} revision {current or 'none'} (head {head})"
 
 
-def status(config_path: ConfigOption = None) -> None:
-    """Show the cluster, the database and the Serve app."""
+def _checked_url(url: str) -> str:
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise typer.BadParameter(f"{url!r}: {exc}", param_hint="'--url'") from exc
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise typer.BadParameter(f"{url!r} is not an http:// or https:// URL", param_hint="'--url'")
+    return url.rstrip("/")
+
+
+def status(config_path: ConfigOption = None, url: UrlOption = None) -> None:
+    """Show the cluster, the database, the Serve app and the API (``--url``, else where a
+    running ``ember up`` serves, else the config's ``server.host:port``)."""
     from ember.cluster import probe_cluster
 
+    if url is not None:
+        url = _checked_url(url)
     with reported():
         config = load(config_path)
+        base = url or recorded_url(config) or _default_url(config)
         table = Table("part", "state", "detail")
         healthy = True
 
@@ -122,13 +210,13 @@ def status(config_path: ConfigOption = None) -> None:
             healthy = False
             table.add_row("ray", "down", cluster.error or "unreachable")
 
-        url = f"http://{config.server.host}:{config.server.port}/ready"
+        ready = f"{base}/ready"
         try:
-            response = httpx.get(url, timeout=5.0)
+            response = httpx.get(ready, timeout=5.0)
             api_state = "ok" if response.status_code == 200 else f"HTTP {response.status_code}"
-            api_detail = url
+            api_detail = ready
         except httpx.HTTPError as exc:
-            api_state, api_detail = "down", f"{url}: {exc}"
+            api_state, api_detail = "down", f"{ready}: {exc}"
         healthy &= api_state == "ok"
         table.add_row("api", api_state, api_detail)
         console.print(table)

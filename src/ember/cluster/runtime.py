@@ -2,7 +2,9 @@
 
 ``ember up`` is :meth:`Runtime.start`, :meth:`Runtime.deploy`, a wait for a signal, then
 :meth:`Runtime.stop`. A local cluster started here is shut down on stop; on a joined cluster
-only ember's Serve application is deleted.
+only ember's Serve application is deleted. A local cluster's Serve proxy runs ember's
+request-id gate (:data:`~ember.serve_app.middleware.PROXY_CALLBACK`) unless
+``RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH`` names another callback.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ray import serve
 from ember.config import EmberConfig
 from ember.errors import ClusterUnavailable, DeployFailed, PortInUse
 from ember.serve_app.deployment import APP_NAME, Booted, boot
+from ember.serve_app.middleware import PROXY_CALLBACK, PROXY_CALLBACK_ENV
 
 __all__ = ["ClusterInfo", "Runtime", "check_port_free", "check_reachable", "resolve_address"]
 
@@ -130,6 +133,8 @@ class Runtime:
             reachable = check_reachable(address)
             return ray.init(address=reachable, namespace="ember", logging_level=logging.WARNING)
         ray_config = self._config.ray
+        # The Serve proxy of a cluster started here never echoes an invalid X-Request-ID.
+        os.environ.setdefault(PROXY_CALLBACK_ENV, PROXY_CALLBACK)
         return ray.init(
             address="local",
             namespace="ember",

@@ -2,7 +2,9 @@
 
 :func:`follow` yields every event after ``after`` in order, ``None`` as a heartbeat when
 nothing happened for ``heartbeat_s``, and stops after the event that puts the job in a final
-state (or, if that event was lost, once the job row is final and nothing more comes). While
+state (or, if that event was lost, once the job row is final and nothing more comes). A job
+that is already over when following starts, with nothing stored after ``after`` (a client
+resuming past the end), ends the stream at once: nothing is awaited. While
 the bus cannot reach the live side (:class:`~ember.errors.ServiceUnavailable`: the event hub is
 restarting) it goes on as if nothing new had come: heartbeats, and the row's final state ends
 the stream.
@@ -40,6 +42,7 @@ async def follow(
 ) -> AsyncIterator[EventRecord | None]:
     """See the module docstring. The job must exist (check before calling)."""
     last = after
+    first = True
     while True:
         replayed = 0
         while True:
@@ -52,6 +55,9 @@ async def follow(
             replayed += len(batch)
             if len(batch) < replay_batch:
                 break
+        if first and not replayed and await asyncio.to_thread(_over, job_id, events, jobs):
+            return
+        first = False
         while True:
             try:
                 live = await bus.wait(job_id, last, heartbeat_s)
@@ -75,3 +81,13 @@ async def follow(
                 last = event.seq
                 if is_final(event):
                     return
+
+
+def _over(job_id: str, events: EventStore, jobs: JobRepository) -> bool:
+    """Whether nothing more will come: the job row is final and so is its last stored event
+    (a final row whose final event is not stored yet, or was lost, is not over here)."""
+    if jobs.get(job_id).state not in TERMINAL:
+        return False
+    last = events.last_seq(job_id)
+    tail = events.after(job_id, last - 1, 1) if last else []
+    return bool(tail) and is_final(tail[-1])

@@ -8,8 +8,10 @@ splits a BEIR-style ``corpus.jsonl`` into one document per line.
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -81,17 +83,39 @@ def media_type_for(source: str, declared: str | None = None) -> str | None:
     return _SUFFIXES.get(PurePath(source.split("#")[0]).suffix.lower())
 
 
+_CP1252 = "".join(bytes([byte]).decode("cp1252", "ignore") or chr(byte) for byte in range(256))
+"""Windows-1252 as a decoding table; its five unassigned bytes read as Latin-1 does."""
+_CONTROLS = re.compile(r"[\x01-\x08\x0e-\x1f\x7f-\x9f]")
+"""Control characters that text does not hold (tab, line ends and form feeds aside)."""
+_MAX_CONTROLS = 0.05
+
+
 def _decode(data: bytes) -> str:
+    """``data`` as text: UTF-16 after its byte-order mark, else UTF-8 (a BOM dropped), else
+    Windows-1252 (the superset of Latin-1 that legacy editors write; its five unassigned
+    bytes read as Latin-1).
+
+    :raises BinaryDocument: NUL bytes (outside UTF-16), or not UTF-8 and more than 5 % control
+        characters as Windows-1252: binary content, not text.
+    """
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            pass
     if b"\x00" in data[:8192]:
         raise BinaryDocument("the content contains NUL bytes: not text")
-    for encoding in (
-        ("utf-8-sig", "utf-16") if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ("utf-8-sig",)
-    ):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    raise BinaryDocument("the content is not valid UTF-8 text")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    text, _ = codecs.charmap_decode(data, "strict", _CP1252)
+    if len(_CONTROLS.findall(text)) > _MAX_CONTROLS * len(text):
+        raise BinaryDocument(
+            "the content is not UTF-8, and read as Windows-1252 (Latin-1) more than 5 % of it "
+            "is control characters: not text"
+        )
+    return text
 
 
 def _markdown_title(text: str) -> str | None:

@@ -13,9 +13,11 @@ import binascii
 import gzip
 import json
 import os
+import zlib
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -88,6 +90,21 @@ def _header(line: str, path: Path) -> dict[str, Any]:
     return header
 
 
+def _lines(handle: IO[str], path: Path) -> Iterator[tuple[int, str]]:
+    """The document lines of an opened export with their numbers (the header is line 1).
+
+    :raises BadRequest: the file ends early (truncated) or is damaged, naming the line.
+    """
+    number = 1
+    try:
+        for number, line in enumerate(handle, start=2):
+            yield number, line
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
+        raise BadRequest(
+            f"{path}:{number + 1}: the file is truncated or damaged from this line on: {exc}"
+        ) from exc
+
+
 def _write_line(
     store: VersionStore, collection_id: str, line: str, model_id: str, dim: int, where: str
 ) -> None:
@@ -139,7 +156,7 @@ def import_collection(
         model_id, dim = header.get("model_id"), int(header.get("dim") or 0)
         count = 0
         try:
-            for number, line in enumerate(handle, start=2):
+            for number, line in _lines(handle, path):
                 if model_id is None:
                     raise Conflict(f"{path}: documents without a model id")
                 _write_line(store, record.id, line, model_id, dim, f"{path}:{number}")

@@ -1,13 +1,35 @@
-"""The sha256 digest a model file is pinned to, as ``sha256:<hex>``."""
+"""What pinning checks of a model file: that it is a GGUF file (:func:`require_gguf`), and the
+sha256 digest it is pinned to, as ``sha256:<hex>``."""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
 
-__all__ = ["file_digest", "normalize_digest"]
+from ember.errors import ValidationFailed
+
+__all__ = ["GGUF_MAGIC", "file_digest", "normalize_digest", "require_gguf"]
 
 _CHUNK = 1 << 20
+
+GGUF_MAGIC = b"GGUF"
+"""The four bytes every GGUF file starts with."""
+
+
+def require_gguf(path: Path | str) -> None:
+    """Check that ``path`` starts with :data:`GGUF_MAGIC` (only the header is read).
+
+    :raises ValidationFailed: it does not, so it is no GGUF model file.
+    :raises FileNotFoundError: there is no such file.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(len(GGUF_MAGIC))
+    if head != GGUF_MAGIC:
+        found = f"starts with {head!r}" if head else "is empty"
+        raise ValidationFailed(
+            f"{path} is not a GGUF model file: it {found}, and a GGUF file starts with "
+            f"{GGUF_MAGIC!r} (llama.cpp loads GGUF files only; convert the model to GGUF first)"
+        )
 
 
 def file_digest(path: Path | str) -> str:

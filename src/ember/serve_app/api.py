@@ -58,7 +58,9 @@ def create_app(context: AppContext, *, echo_request_id: bool = True) -> FastAPI:
     )
     install_problem_handlers(app)
     app.include_router(system_router(context.readiness))
-    app.include_router(collections_router(context.collections, context.audit))
+    app.include_router(
+        collections_router(context.collections, context.audit, context.memory.embedder.model_id)
+    )
     app.include_router(tokens_router(context.tokens, context.audit))
     app.include_router(memory_router(context.memory, limits))
     app.include_router(

@@ -2,7 +2,8 @@
 
 Reads need ``memory:read``, create and delete ``memory:write``; both writes are audited. Every
 route sees only the caller's workspace: another workspace's collection is 404, and its name
-is free to take.
+is free to take. A collection is embedded with the configured embedding model, whose id it
+records: a create that names another model is refused (422 ``validation_failed``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ember.auth import Principal, Scope
-from ember.errors import InvalidCursor
+from ember.errors import InvalidCursor, ValidationFailed
 from ember.serve_app.auth import require
 from ember.storage import AuditDraft, AuditLog, CollectionRecord, CollectionRepository, audited
 from ember.storage.names import NAME_PATTERN
@@ -32,7 +33,11 @@ class CollectionIn(BaseModel):
 
     name: str = Field(pattern=NAME_PATTERN, description="Lowercase letters, digits, `_`, `-`.")
     description: str = Field("", max_length=2000)
-    embedding_model: str | None = Field(None, max_length=255)
+    embedding_model: str | None = Field(
+        None,
+        max_length=255,
+        description="The configured embedding model's id (the default); any other is refused.",
+    )
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -69,8 +74,12 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def collections_router(collections: CollectionRepository, audit: AuditLog) -> APIRouter:
-    """Routes over ``collections``; creates and deletes are written to ``audit``."""
+def collections_router(
+    collections: CollectionRepository, audit: AuditLog, embedding_model: str
+) -> APIRouter:
+    """Routes over ``collections``; creates and deletes are written to ``audit``.
+    ``embedding_model`` is the id of the model the memory plane embeds with: what a new
+    collection records, and the only one a create may name."""
     router = APIRouter(prefix="/collections", tags=["collections"], responses=_PROBLEMS)
 
     def audit_as(
@@ -88,12 +97,19 @@ def collections_router(collections: CollectionRepository, audit: AuditLog) -> AP
 
     @router.post("", status_code=201, response_model=CollectionOut)
     def create_collection(body: CollectionIn, principal: Writer, request: Request) -> CollectionOut:
-        """Create a collection; 409 ``collection_exists`` if the name is taken."""
+        """Create a collection; 409 ``collection_exists`` if the name is taken, 422
+        ``validation_failed`` if ``embedding_model`` is not the configured model."""
+        if body.embedding_model is not None and body.embedding_model != embedding_model:
+            raise ValidationFailed(
+                f"embedding_model {body.embedding_model!r} is not the configured embedding "
+                f"model {embedding_model!r}, which every collection is embedded with; leave "
+                "embedding_model out (embeddings.model in the config chooses the model)"
+            )
         with audit_as(principal, request, "collection.create", body.name) as draft:
             record = collections.in_workspace(principal.workspace).create(
                 body.name,
                 description=body.description,
-                embedding_model=body.embedding_model,
+                embedding_model=embedding_model,
                 metadata=body.metadata,
             )
             draft.detail["id"] = record.id

@@ -5,6 +5,10 @@ only; ``admin`` sees everyone's. Streams: ``GET /jobs/{id}/events`` (Server-Sent
 event's ``id`` is its sequence number, ``Last-Event-ID`` or ``?after=`` resumes) and
 ``WS /jobs/{id}/ws?after=N`` (one JSON object per event). Both replay from the table and then
 follow live; idle streams get a heartbeat (an SSE comment, or ``{"type": "heartbeat"}``).
+A WebSocket refused before it opens (unknown job, bad ``after``, no free slot) gets the
+problem document as a denial response where the server supports it (``job_not_found`` is a
+404), else a close with code 1008 and ``code: detail`` as the reason
+(:func:`~ember.serve_app.auth.websocket_refusal`).
 Each open stream holds one of its principal's stream slots (:mod:`ember.serve_app.streams`);
 a job's ``input`` is at most ``max_input_bytes`` of compact JSON (413 ``request_too_large``).
 """
@@ -19,7 +23,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, WebSocket
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.exceptions import WebSocketException
 from starlette.websockets import WebSocketDisconnect
 
 from ember.auth import Principal, Scope
@@ -48,7 +51,6 @@ from ember.serve_app.streams import HeldStreamingResponse, StreamSlots
 
 __all__ = ["jobs_router"]
 
-_POLICY = 1008
 _MAX_SEQ = 2**63 - 1
 """The largest event number: ``job_events.seq`` is a 64-bit integer."""
 
@@ -292,7 +294,10 @@ def jobs_router(
                 raise ValidationFailed(f"after must be an event id (0 to {_MAX_SEQ})")
             await service.get(job_id, principal)
         except EmberError as exc:
-            raise WebSocketException(_POLICY, f"{exc.code}: {exc.detail}"[:120]) from exc
+            refusal = websocket_refusal(websocket, exc)
+            if refusal is exc:
+                raise
+            raise refusal from exc
         try:
             slot = slots.take(principal.name)
         except TooManyStreams as exc:

@@ -276,9 +276,12 @@ def _validation_error(exc: RequestValidationError) -> ValidationFailed:
     return ValidationFailed(detail, errors=errors, extra={"param": param or None})
 
 
-def dialect_route(render: ErrorRenderer) -> type[APIRoute]:
+def dialect_route(
+    render: ErrorRenderer, *, before: Callable[[Request], Awaitable[None]] | None = None
+) -> type[APIRoute]:
     """A route class whose ember, validation and HTTP errors (the auth dependency's too) are
-    answered by ``render`` instead of problem+json."""
+    answered by ``render`` instead of problem+json. ``before`` runs first on every request
+    (before the body is parsed); what it raises is answered the same way."""
 
     class DialectRoute(APIRoute):
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -286,6 +289,8 @@ def dialect_route(render: ErrorRenderer) -> type[APIRoute]:
 
             async def handle(request: Request) -> Response:
                 try:
+                    if before is not None:
+                        await before(request)
                     return await handler(request)
                 except EmberError as exc:
                     return render(exc)

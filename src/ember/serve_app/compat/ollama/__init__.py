@@ -3,6 +3,7 @@
 
 from ember.serve_app.compat.ollama.replies import (
     Lines,
+    ollama_capabilities,
     piece,
     running_entry,
     show_body,
@@ -31,6 +32,7 @@ __all__ = [
     "ShowIn",
     "chat_messages",
     "generation_options",
+    "ollama_capabilities",
     "ollama_error_response",
     "ollama_router",
     "piece",

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ember.chat import Completion, Delta, ModelInfo, ToolCall, Usage
+from ember.chat import Capability, Completion, Delta, ModelInfo, ToolCall, Usage
 from ember.errors import EmberError, ProviderError
 from ember.models.records import LoadedModel
 
-__all__ = ["Lines", "piece", "running_entry", "show_body", "tag_entry", "whole_body"]
+__all__ = [
+    "Lines",
+    "ollama_capabilities",
+    "piece",
+    "running_entry",
+    "show_body",
+    "tag_entry",
+    "whole_body",
+]
 
 
 def _ollama_calls(calls: list[ToolCall] | None) -> list[dict[str, Any]] | None:
@@ -165,22 +174,40 @@ def tag_entry(info: ModelInfo) -> dict[str, Any]:
     }
 
 
-def show_body(info: ModelInfo) -> dict[str, Any]:
-    """``/api/show`` of a model: details and model info (no Modelfile: ember has none)."""
+def ollama_capabilities(can: Collection[Capability], details: dict[str, Any]) -> list[str]:
+    """What a model of a provider that ``can`` do all that does, in Ollama's words:
+    ``completion`` (chat or generate), ``tools`` and ``embedding``; a model whose ``details``
+    say it is an embedding model (``kind``) is ``embedding`` only."""
+    if details.get("kind") == "embedding":
+        return ["embedding"] if Capability.EMBED in can else []
+    found = []
+    if Capability.CHAT in can or Capability.GENERATE in can:
+        found.append("completion")
+        if Capability.TOOLS in can:
+            found.append("tools")
+    if Capability.EMBED in can:
+        found.append("embedding")
+    return found
+
+
+def show_body(info: ModelInfo, capabilities: Sequence[str] = ()) -> dict[str, Any]:
+    """``/api/show`` of a model: details and model info (no Modelfile: ember has none), and
+    its ``capabilities``: the ones its details list (an upstream Ollama's), else
+    ``capabilities``."""
     family = _text(info.details, "family")
     model_info: dict[str, Any] = {"general.name": info.name, "ember.provider": info.provider}
     if family:
         model_info["general.architecture"] = family
         if info.context_length is not None:
             model_info[f"{family}.context_length"] = info.context_length
-    capabilities = info.details.get("capabilities")
+    listed = info.details.get("capabilities")
     return {
         "modelfile": "",
         "parameters": "",
         "template": "",
         "details": _details(info),
         "model_info": model_info,
-        "capabilities": capabilities if isinstance(capabilities, list) else None,
+        "capabilities": listed if isinstance(listed, list) else list(capabilities),
         "modified_at": _modified(info),
     }
 

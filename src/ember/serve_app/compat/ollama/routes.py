@@ -5,8 +5,11 @@ Ollama does; ``"stream": false`` gives one object); the last object has ``done: 
 ``done_reason``, ``total_duration``, ``eval_count``, ``prompt_eval_count`` and the other
 durations ember measured. ``POST /api/embed`` (``input``: one text or several) and the legacy
 ``POST /api/embeddings`` (``prompt``); ``GET /api/tags``, ``POST /api/show``, ``GET /api/ps``
-(with ember's ``ember`` object per model: node, GPU, queue) and ``GET /api/version``. Every
-route needs ``models:use``; overrides as in :mod:`ember.serve_app.compat.shared`.
+(with ember's ``ember`` object per model: node, GPU, queue) and ``GET /api/version``.
+``/api/show`` lists ``capabilities`` in Ollama's words (``completion``, ``tools``,
+``embedding``): an upstream Ollama's own, else what the model's provider can do (an alias: its
+first candidate's). Every route needs ``models:use``; overrides as in
+:mod:`ember.serve_app.compat.shared`.
 
 ``options`` map onto GenerationOptions: ``temperature``, ``top_p``, ``num_predict`` (its
 ``max_tokens``; -1 and -2 mean no limit), ``stop``, ``seed``; the others are ignored, as Ollama
@@ -20,6 +23,11 @@ default), and a ``warm`` model stays loaded whatever a call's ``keep_alive`` say
 ``think``, ``images``, and generate's ``system``, ``template``, ``suffix`` and ``context`` are
 a 400.
 
+Bodies are read as JSON whatever their ``Content-Type``, as Ollama reads them (its documented
+``curl URL -d '{...}'`` sends a form type, or none); a body that is not JSON is a 400
+``bad_request``. A web page still cannot post to a loopback ember from another origin: the
+front door refuses its ``Origin`` (:mod:`ember.serve_app.guards`).
+
 Errors are Ollama's ``{"error": "message"}`` with the HTTP status, plus ember's ``code``. A
 stream that fails after its first line ends with one ``{"error": ..., "code":
 "stream_interrupted"}`` line. A streamed answer holds one of the caller's stream slots (429
@@ -29,6 +37,7 @@ stream that fails after its first line ends with one ``{"error": ..., "code":
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from typing import Any
 
@@ -37,12 +46,13 @@ from fastapi.responses import JSONResponse
 
 from ember import __version__
 from ember.auth import Principal, Scope
-from ember.chat import GenerationOptions
+from ember.chat import GenerationOptions, ModelInfo
 from ember.errors import BadRequest, EmberError
 from ember.models.protocol import ModelDirectory
 from ember.providers.router import RoutedStream, Router
 from ember.serve_app.compat.ollama.replies import (
     Lines,
+    ollama_capabilities,
     piece,
     running_entry,
     show_body,
@@ -92,13 +102,46 @@ def ollama_error_response(error: EmberError) -> JSONResponse:
     return JSONResponse(body, dialect_status(error), headers=error.headers)
 
 
+def _is_json(scope_headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether the request says its body is JSON (``application/json`` or ``…+json``)."""
+    for name, value in scope_headers:
+        if name == b"content-type":
+            media = value.decode("latin-1").split(";", 1)[0].strip().lower()
+            return media == "application/json" or (
+                media.startswith("application/") and media.endswith("+json")
+            )
+    return False
+
+
+async def _read_as_json(request: Request) -> None:
+    """Let a POST body of any ``Content-Type`` be parsed as JSON (see the module docstring):
+    its type becomes ``application/json`` for the handler.
+
+    :raises BadRequest: the body is not JSON.
+    """
+    headers: list[tuple[bytes, bytes]] = list(request.scope.get("headers", ()))
+    if request.method != "POST" or _is_json(headers):
+        return
+    raw = await request.body()
+    if not raw.strip():
+        return
+    try:
+        json.loads(raw)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise BadRequest(f"the body is not JSON: {exc}") from exc
+    kept = [(name, value) for name, value in headers if name != b"content-type"]
+    request.scope["headers"] = [*kept, (b"content-type", b"application/json")]
+
+
 def ollama_router(
     router: Router, directory: ModelDirectory, *, streams: StreamSlots | None = None
 ) -> APIRouter:
     """The Ollama-compatible routes over ``router`` (calls) and ``directory`` (models); a
     streamed answer takes a slot of ``streams`` (``None``: no limit)."""
     api = APIRouter(
-        prefix="/api", tags=["ollama"], route_class=dialect_route(ollama_error_response)
+        prefix="/api",
+        tags=["ollama"],
+        route_class=dialect_route(ollama_error_response, before=_read_as_json),
     )
     slots = StreamSlots(None) if streams is None else streams
 
@@ -202,13 +245,30 @@ def ollama_router(
         """Every model a request may name."""
         return {"models": [tag_entry(m) for m in await directory.list_models()]}
 
+    async def capabilities(info: ModelInfo) -> list[str]:
+        """Ollama's ``capabilities`` of ``info``: the ones its details list, else what its
+        provider can do; an alias has its first candidate's."""
+        listed = info.details.get("capabilities")
+        if isinstance(listed, list):
+            return [str(item) for item in listed]
+        if info.provider == "alias":
+            try:
+                first = router.candidates(info.name)[0]
+                return await capabilities(await directory.show(str(first)))
+            except (EmberError, IndexError):
+                return []
+        provider = router.providers.get(info.provider)
+        can = provider.capabilities if provider is not None else frozenset()
+        return ollama_capabilities(can, info.details)
+
     @api.post("/show", dependencies=[USE])
     async def show(body: ShowIn) -> dict[str, Any]:
         """One model (``model``, or the older ``name``), or 404."""
         name = body.model or body.name
         if name is None:
             raise BadRequest("name the model to show: `model`", extra={"param": "model"})
-        return show_body(await directory.show(name))
+        info = await directory.show(name)
+        return show_body(info, await capabilities(info))
 
     @api.get("/ps", dependencies=[USE])
     async def ps() -> dict[str, Any]:

@@ -143,10 +143,12 @@ class _Budgets:
     def estimate(self, provider: str, prompt_tokens: int, max_tokens: int | None) -> object:
         return object()
 
-    def applies(self, principal: str, provider: str) -> bool:
+    def applies(self, principal: str, provider: str, workspace: str = "default") -> bool:
         return True
 
-    def check(self, principal: str, provider: str, estimate: object) -> None:
+    def check(
+        self, principal: str, provider: str, estimate: object, workspace: str = "default"
+    ) -> None:
         return None
 
     def record(

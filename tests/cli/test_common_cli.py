@@ -55,7 +55,7 @@ def _unicode_error() -> UnicodeDecodeError:
         (FileNotFoundError(2, "No such file or directory", "/no/x.gz"), "bad_request", "/no/x.gz"),
         (IsADirectoryError(21, "Is a directory", "/tmp"), "bad_request", "/tmp: Is a directory"),
         (NotADirectoryError(20, "Not a directory", "/a/f"), "bad_request", "/a/f"),
-        (PermissionError(13, "Permission denied", "/root/x"), "bad_request", "/root/x"),
+        (PermissionError(13, "Permission denied", "/srv/ember/x"), "bad_request", "/srv/ember/x"),
         (OSError(28, "No space left on device", "/full"), "internal", "/full: No space left"),
         (KeyError("bug"), "internal", "KeyError: 'bug'"),
     ],

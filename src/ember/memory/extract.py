@@ -9,6 +9,7 @@ splits a BEIR-style ``corpus.jsonl`` into one document per line.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import io
 import json
 import re
@@ -99,16 +100,12 @@ def _decode(data: bytes) -> str:
         characters as Windows-1252: binary content, not text.
     """
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        try:
+        with contextlib.suppress(UnicodeDecodeError):
             return data.decode("utf-16")
-        except UnicodeDecodeError:
-            pass
     if b"\x00" in data[:8192]:
         raise BinaryDocument("the content contains NUL bytes: not text")
-    try:
+    with contextlib.suppress(UnicodeDecodeError):
         return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
     text, _ = codecs.charmap_decode(data, "strict", _CP1252)
     if len(_CONTROLS.findall(text)) > _MAX_CONTROLS * len(text):
         raise BinaryDocument(

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from ember import __version__
 from ember.memory.documents import DocumentLimits
+from ember.serve_app.api_docs import api_docs_router
 from ember.serve_app.auth import document_security
 from ember.serve_app.collections import collections_router
 from ember.serve_app.compat.ollama import ollama_router
@@ -50,6 +51,8 @@ def create_app(context: AppContext, *, echo_request_id: bool = True) -> FastAPI:
         version=__version__,
         description="A local-first AI compute cluster on Ray.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     server, memory = context.config.server, context.config.memory
     streams = StreamSlots(server.max_streams_per_principal)
@@ -57,6 +60,7 @@ def create_app(context: AppContext, *, echo_request_id: bool = True) -> FastAPI:
         memory.max_document_bytes, memory.max_metadata_bytes, memory.max_beir_lines
     )
     install_problem_handlers(app)
+    app.include_router(api_docs_router(app))
     app.include_router(system_router(context.readiness))
     app.include_router(
         collections_router(context.collections, context.audit, context.memory.embedder.model_id)

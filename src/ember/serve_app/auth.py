@@ -46,7 +46,15 @@ __all__ = [
 ]
 
 PUBLIC_PATHS = frozenset(
-    {"/health", "/ready", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/metrics"}
+    {
+        "/health",
+        "/ready",
+        "/openapi.json",
+        "/docs",
+        "/docs/oauth2-redirect",
+        "/docs/assets/{name}",
+        "/metrics",
+    }
 )
 """The only paths served without a scope."""
 

@@ -68,6 +68,33 @@ class TestLlamaCppProvider(ProviderContract):
         answer = await provider.generate(model, "Once upon a time", options)
         assert answer.usage.completion_tokens <= 5 and answer.finish_reason == "length"
 
+    async def test_temperature_zero_repeats_its_answer_across_interleaved_prompts(
+        self, provider: LlamaCppProvider, model: str
+    ) -> None:
+        # Issue 15, defect 4: these prompts share a long prefix; before the fix, a prompt asked
+        # again after the others reused their cached prefix and changed its greedy answer.
+        options = GenerationOptions(max_tokens=48, temperature=0.0)
+        prompts = [f"{_STORY}{p}" for p in ("Once upon a time", "Once upon a time, in", "In a")]
+        first = [(await provider.generate(model, p, options)).text for p in prompts]
+        for prompt, expected in reversed(list(zip(prompts, first, strict=True))):
+            assert (await provider.generate(model, prompt, options)).text == expected
+
+    async def test_a_seeded_chat_repeats_its_answer_after_another_chat(
+        self, provider: LlamaCppProvider, model: str
+    ) -> None:
+        options = GenerationOptions(max_tokens=32, temperature=0.0, seed=11)
+        story = [ChatMessage("user", f"{_STORY}Once upon a time")]
+        other = [ChatMessage("user", f"{_STORY}Once upon a time, in")]
+        expected = (await provider.chat(model, story, options)).text
+        await provider.chat(model, other, options)
+        assert (await provider.chat(model, story, options)).text == expected
+
+
+_STORY = (
+    "Write a short story for children. The story should be about friendship and kindness, "
+    "and it should be happy. Story: "
+)
+
 
 def test_qa_template_renders_turns_and_ends_at_the_answer() -> None:
     rendered = TEMPLATES["qa"].render(

@@ -4,8 +4,15 @@ The file is verified against its pinned digest before it is loaded; a mismatch r
 :class:`~ember.errors.ModelDigestMismatch` and nothing is loaded. Generation runs in the host's
 single worker thread (llama.cpp contexts are not thread-safe), so calls queue in arrival order
 and the event loop stays free; a stream hands each token to the loop as it is produced and
-stops generating when its consumer stops reading. Nothing here imports Ray: the ``ModelHost``
-actor is a shell around this class.
+stops generating when its consumer stops reading.
+
+A call that asks for a repeatable answer (``temperature`` 0, or a ``seed``) evaluates its whole
+prompt afresh. Reusing the cached prefix of the previous prompt (llama.cpp's prompt cache)
+evaluates only the rest, in batches of another shape, and the rounding differences that makes
+were enough to change the greedy answer of the bundled model after a different prompt. Other
+calls keep the cache: a chat that grows turn by turn pays only for its new tokens.
+
+Nothing here imports Ray: the ``ModelHost`` actor is a shell around this class.
 """
 
 from __future__ import annotations
@@ -122,6 +129,7 @@ class ModelHost:
         kwargs = self._sampling(options)
 
         def chunks() -> Iterator[Any]:
+            _forget_prompt_cache(engine, options)
             return iter(engine.create_completion(prompt, stream=True, **kwargs))
 
         return self._run(chunks, options, lambda c: c["choices"][0].get("text", ""), prompt)
@@ -139,6 +147,7 @@ class ModelHost:
         wire = [m.to_openai() for m in messages]
 
         def chunks() -> Iterator[Any]:
+            _forget_prompt_cache(engine, options)
             return iter(engine.create_chat_completion(messages=wire, stream=True, **kwargs))
 
         contents = "\n".join(m.content for m in messages)
@@ -243,6 +252,11 @@ class ModelHost:
             self._pending -= 1
             if not future.done():
                 future.add_done_callback(lambda f: f.exception())
+
+
+def _forget_prompt_cache(engine: Any, options: GenerationOptions) -> None:
+    if options.temperature == 0 or options.seed is not None:
+        engine.reset()
 
 
 def _close(engine: Any) -> None:

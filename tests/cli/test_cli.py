@@ -135,6 +135,10 @@ def test_db_upgrade_backup_restore_roundtrip(database_url: str, tmp_path: Path) 
     database = Database(database_url)
     collections = SqlCollectionRepository(database)
     collections.create("before-backup")
+    note = tmp_path / "note.txt"
+    note.write_text("Magma rises through the crust and erupts as lava.")
+    ingested = invoke("ingest", str(note), "-C", "before-backup", env=env)
+    assert ingested.exit_code == 0, ingested.output
     backup = tmp_path / "ember.bak"
     made = invoke("db", "backup", str(backup), env=env)
     assert made.exit_code == 0, made.output
@@ -148,6 +152,7 @@ def test_db_upgrade_backup_restore_roundtrip(database_url: str, tmp_path: Path) 
     restored = invoke("db", "restore", str(backup), "--yes", env=env)
     assert restored.exit_code == 0, restored.output
     assert [c.name for c in collections.list()] == ["before-backup"]
+    assert "rebuilt 1 vector index (1 vectors) from the restored tables" in restored.output
     database.dispose()
 
 

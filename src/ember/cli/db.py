@@ -1,7 +1,9 @@
 """``ember db upgrade|backup|restore``: the configured database's schema, backups and restores.
 
 ``upgrade`` applies every pending migration; ``backup`` writes an online copy (SQLite) or a
-``pg_dump`` (Postgres); ``restore`` replaces every row with a backup's, after asking.
+``pg_dump`` (Postgres); ``restore`` replaces every row with a backup's, after asking, then
+rebuilds every collection's vector index from the restored ``embeddings`` rows (an index is a
+cache of that table, and the one on disk still holds what was indexed after the backup).
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ def db_restore(
     config_path: ConfigOption = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Replace the whole database with the backup at PATH. Stop ember first."""
+    """Replace the whole database with the backup at PATH, then rebuild every vector index
+    from it. Stop ember first."""
     with reported():
         config = load(config_path)
         if not yes and not typer.confirm(
@@ -53,7 +56,13 @@ def db_restore(
             raise typer.Exit(1)
         with open_services(config) as services:
             BackupTool(services.database).restore(path)
-        console.print(f"restored from {path}")
+            console.print(f"restored from {path}")
+            rebuilt = services.memory.indexes.rebuild_every_live()
+        vectors = sum(count for _, count in rebuilt)
+        console.print(
+            f"rebuilt {len(rebuilt)} vector index{'' if len(rebuilt) == 1 else 'es'} "
+            f"({vectors} vectors) from the restored tables"
+        )
 
 
 def register(app: typer.Typer) -> None:

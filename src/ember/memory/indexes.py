@@ -18,6 +18,7 @@ one actor (vector shards) removes this in the scale-out work.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -144,6 +145,19 @@ class IndexManager:
             extra={"collection": collection_id, "index": record.id, "vectors": added},
         )
         return record
+
+    def rebuild_every_live(
+        self, progress: Callable[[IndexRecord, int], None] | None = None
+    ) -> list[tuple[IndexRecord, int]]:
+        """Rebuild every collection's live index from the ``embeddings`` table (after the
+        tables were replaced under the indexes, as by a restore); returns each new record with
+        its vector count, and calls ``progress(old record, vectors so far)`` as it goes."""
+        rebuilt: list[tuple[IndexRecord, int]] = []
+        for old in self._registry.every_live():
+            step = None if progress is None else functools.partial(progress, old)
+            record = self.rebuild(old.collection_id, old.model_id, old.dim, step)
+            rebuilt.append((record, self._store.embedding_count(old.collection_id, old.model_id)))
+        return rebuilt
 
     def _released(self, record: IndexRecord) -> None:
         """Hand a retired record to the ``retire`` hook (which frees what serves it)."""

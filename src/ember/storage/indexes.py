@@ -99,6 +99,15 @@ class SqlIndexRegistry:
 
         return self._db.run(work)
 
+    def every_live(self) -> list[IndexRecord]:
+        """The live index of every collection (of every workspace), by collection id."""
+        query = (
+            select(VectorIndexRecord)
+            .where(VectorIndexRecord.state == "live")
+            .order_by(VectorIndexRecord.collection_id)
+        )
+        return self._db.run(lambda session: [_record(row) for row in session.scalars(query)])
+
     def all(self, collection_id: str) -> list[IndexRecord]:
         """Every index the collection ever had, oldest first."""
         query = (

@@ -199,3 +199,26 @@ def test_a_bulk_ingest_killed_half_way_is_finished_by_ray_job_submit(tmp_path: P
     assert _live_documents(home, "corpus") == 600
     assert _live_chunks(home, "corpus") == 600
     assert _saved_vectors(home, "corpus") == 600
+
+
+def test_a_healthy_bulk_ingest_prints_only_its_own_lines(tmp_path: Path) -> None:
+    """Issue 15, defect 18: no Ray log lines, warnings or model-loading bars on a run that
+    works (on a local cluster started for the run)."""
+    corpus = _corpus(tmp_path / "corpus", documents=20)
+    env = _environment(tmp_path / "home")
+    run = subprocess.run(
+        [str(BIN / "ember"), "ingest", str(corpus), "--bulk"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "21 created" in run.stdout
+    noise = [
+        line
+        for line in (run.stdout + run.stderr).splitlines()
+        if line.strip() and not line.startswith(("ingesting", "21 created"))
+    ]
+    assert noise == []

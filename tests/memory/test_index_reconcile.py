@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from ember.memory.extract import SourceDocument
 from ember.memory.service import MemoryService
-from ember.memory.sources import SourceDocument
 from ember.storage import BackupTool, Database
 from tests.memory.conftest import small_chunk_memory
 from tests.memory.test_memory import DOCS, load, sources

@@ -35,10 +35,12 @@ from ember.storage import Migrator
 
 __all__ = [
     "ConfigOption",
+    "LocalOption",
     "TokenOption",
     "UrlOption",
     "WorkspaceOption",
     "api_client",
+    "checked_url",
     "console",
     "exit_code",
     "load",
@@ -77,6 +79,13 @@ UrlOption = Annotated[
     typer.Option(
         "--url",
         help="ember's HTTP API (default: http://{server.host}:{server.port} of the config).",
+    ),
+]
+LocalOption = Annotated[
+    bool,
+    typer.Option(
+        "--local",
+        help="Work on the local store under $EMBER_HOME even when an ember is running.",
     ),
 ]
 TokenOption = Annotated[
@@ -194,6 +203,20 @@ def _default_url(config: EmberConfig) -> str:
     return f"http://{f'[{host}]' if ':' in host else host}:{config.server.port}"
 
 
+def checked_url(url: str) -> str:
+    """``url`` without a trailing slash.
+
+    :raises typer.BadParameter: it is not an ``http://`` or ``https://`` URL (exit 2).
+    """
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise typer.BadParameter(f"{url!r}: {exc}", param_hint="'--url'") from exc
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise typer.BadParameter(f"{url!r} is not an http:// or https:// URL", param_hint="'--url'")
+    return url.rstrip("/")
+
+
 @contextmanager
 def api_client(
     url: str | None, token: str | None, config_path: Path | None
@@ -203,14 +226,7 @@ def api_client(
     made, and the answer may be about the job or the server's state, not the command line."""
     with reported():
         base = url or _default_url(load(config_path))
-    try:
-        parsed = httpx.URL(base)
-    except httpx.InvalidURL as exc:
-        raise typer.BadParameter(f"{base!r}: {exc}", param_hint="'--url'") from exc
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise typer.BadParameter(
-            f"{base!r} is not an http:// or https:// URL", param_hint="'--url'"
-        )
+    base = checked_url(base)
     client = JobsClient(base, token)
     try:
         yield client

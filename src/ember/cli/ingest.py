@@ -1,6 +1,8 @@
 """``ember ingest PATH``: feed files into a collection, in this process or on a Ray cluster.
 
-Without ``--bulk`` the documents go through the single-process ingest here. With ``--bulk``
+Without ``--bulk`` the documents go to a running ember's API in batches when one runs (see
+:mod:`ember.cli.memory_remote`: the embedding model stays in the server), else through the
+single-process ingest here. With ``--bulk``
 (the default when ``RAY_ADDRESS`` names a cluster, as it does for a ``ray job submit``
 entrypoint) they go through the Ray Data pipeline on that cluster, or on a local one started
 for the run. Either way the database and indexes are the configured ones, and a run that
@@ -24,12 +26,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ember.auth import DEFAULT_WORKSPACE
 from ember.cli.common import (
     ConfigOption,
+    LocalOption,
+    TokenOption,
+    UrlOption,
     WorkspaceOption,
     console,
     load,
     open_services,
     reported,
 )
+from ember.cli.memory_remote import remote_memory, remote_url
+from ember.cli.stderr_filter import RAY_DATA_RESTART_WARNING, dropping
 from ember.config import EmberConfig
 from ember.errors import NotFound, ValidationFailed
 from ember.memory.ingest import IngestProgress, IngestReport
@@ -87,6 +94,25 @@ def _run(
         return BulkIngest(config, memory).run(collection, path, advance)
 
 
+def _send(
+    server: str, token: str | None, path: Path, files: list[Path], collection: str, create: bool
+) -> IngestReport:
+    bar, task = _bar(count_documents(files, path))
+
+    def advance(done: int, report: IngestReport) -> None:
+        written = report.count("created", "updated")
+        detail = (
+            f"{written} written, {report.count('unchanged', 'duplicate')} skipped, "
+            f"{report.count('failed')} failed, {report.chunks} chunks"
+        )
+        bar.update(task, completed=done, detail=detail)  # type: ignore[arg-type]
+
+    with remote_memory(server, token) as remote, bar:
+        if create:
+            remote.create(collection, exist_ok=True)
+        return remote.ingest(collection, read_documents(files, path), advance)
+
+
 def _report(report: IngestReport, collection: str) -> None:
     failed = [o for o in report.outcomes if o.status == "failed"]
     for outcome in failed[:50]:
@@ -127,6 +153,9 @@ def ingest(
         ),
     ] = None,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
+    local: LocalOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
     config_path: ConfigOption = None,
 ) -> None:
     """Ingest files into a collection: text, Markdown, HTML, PDF, and BEIR .jsonl corpora."""
@@ -142,6 +171,10 @@ def ingest(
                 "hidden names are left out); no collection created"
             )
         use_ray = bool(os.environ.get("RAY_ADDRESS")) if bulk is None else bulk
+        server = None if use_ray else remote_url(config, url, local=local, workspace=workspace)
+        if server is not None:
+            _report(_send(server, token, path, files, name, create), name)
+            return
         runtime = _connect(config) if use_ray else None
         try:
             plane = _cluster_memory if use_ray else None
@@ -149,7 +182,8 @@ def ingest(
                 memory = services.memory.in_workspace(workspace)
                 if create:
                     memory.collections.ensure(name)
-                report = _run(config, memory, path, files, name, use_ray)
+                with dropping([RAY_DATA_RESTART_WARNING] if use_ray else []):
+                    report = _run(config, memory, path, files, name, use_ray)
         finally:
             if runtime is not None:
                 runtime.leave()

@@ -1,8 +1,11 @@
 """``ember search`` and ``ember collections`` (and ``ember ingest``, in :mod:`ember.cli.ingest`):
 the memory plane from a shell.
 
-These commands work on the local store directly (the database and the vector indexes under
-``$EMBER_HOME``); they do not need ``ember up``.
+When an ember is running (``--url``, else the one ``ember up`` recorded for this home) they
+use its API: a search is one request, and the embedding model stays in the server. With
+``--local``, with ``--workspace``, or when none runs, they work on the local store directly
+(the database and the vector indexes under ``$EMBER_HOME``), which needs no ``ember up``.
+``collections export`` and ``import`` always work locally (they read and write local files).
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from rich.table import Table
 from ember.auth import DEFAULT_WORKSPACE
 from ember.cli.common import (
     ConfigOption,
+    LocalOption,
+    TokenOption,
+    UrlOption,
     WorkspaceOption,
     console,
     load,
@@ -28,8 +34,11 @@ from ember.cli.common import (
     reported,
 )
 from ember.cli.ingest import ingest
+from ember.cli.memory_remote import remote_memory, remote_url
 from ember.errors import BadRequest, InvalidFilter, ValidationFailed
-from ember.memory.reindex import ReindexProgress
+from ember.filters import parse_filter
+from ember.memory.reindex import ReindexReport
+from ember.memory.retrieval import SearchHit
 from ember.memory.service import MemoryService
 
 __all__ = ["collections_app", "register"]
@@ -61,6 +70,9 @@ def search(
     mode: Annotated[str, typer.Option(help="hybrid, dense or keyword.")] = "hybrid",
     explain: Annotated[bool, typer.Option(help="Show dense and keyword ranks.")] = False,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
+    local: LocalOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
     config_path: ConfigOption = None,
 ) -> None:
     """Search a collection."""
@@ -73,31 +85,67 @@ def search(
             raw: Any = json.loads(filter_json) if filter_json else None
         except json.JSONDecodeError as exc:
             raise InvalidFilter(f"--filter is not JSON: {exc}") from exc
-        with _memory(config_path, workspace) as memory:
-            hits = memory.search(collection, query, k, where=memory.parse_filter(raw), mode=mode)  # type: ignore[arg-type]
-        table = Table("#", "score", "source", "text")
+        parse_filter(raw)
+        config = load(config_path)
+        server = remote_url(config, url, local=local, workspace=workspace)
+        if server is not None:
+            body = {"query": query, "k": k, "filter": raw, "mode": mode, "explain": explain}
+            with remote_memory(server, token) as remote:
+                hits = remote.search(collection, body)
+        else:
+            with _memory(config_path, workspace) as memory:
+                where = memory.parse_filter(raw)
+                found = memory.search(collection, query, k, where=where, mode=mode)  # type: ignore[arg-type]
+            hits = [_hit(hit) for hit in found]
+    table = Table("#", "score", "source", "text")
+    if explain:
+        table.add_column("dense")
+        table.add_column("keyword")
+    for rank, hit in enumerate(hits, start=1):
+        text = " ".join(hit["text"].split())
+        row = [str(rank), f"{hit['score']:.4f}", escape(hit["source"]), escape(text[:160])]
         if explain:
-            table.add_column("dense")
-            table.add_column("keyword")
-        for rank, hit in enumerate(hits, start=1):
-            text = " ".join(hit.chunk.text.split())
-            row = [str(rank), f"{hit.score:.4f}", escape(hit.chunk.source), escape(text[:160])]
-            if explain:
-                row += [str(hit.dense_rank or "-"), str(hit.keyword_rank or "-")]
-            table.add_row(*row)
-        console.print(table)
+            ranks = hit.get("explain") or {}
+            row += [str(ranks.get("dense_rank") or "-"), str(ranks.get("keyword_rank") or "-")]
+        table.add_row(*row)
+    console.print(table)
+
+
+def _hit(hit: SearchHit) -> dict[str, Any]:
+    """A local hit in the API's shape (the fields the table shows)."""
+    ranks = {"dense_rank": hit.dense_rank, "keyword_rank": hit.keyword_rank}
+    return {
+        "score": hit.score,
+        "source": hit.chunk.source,
+        "text": hit.chunk.text,
+        "explain": ranks,
+    }
 
 
 @collections_app.command("list")
 def list_collections(
-    workspace: WorkspaceOption = DEFAULT_WORKSPACE, config_path: ConfigOption = None
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
+    local: LocalOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    config_path: ConfigOption = None,
 ) -> None:
     """List collections."""
-    with reported(), _memory(config_path, workspace) as memory:
-        records = memory.collections.list(limit=10000)
+    with reported():
+        server = remote_url(load(config_path), url, local=local, workspace=workspace)
+        if server is not None:
+            with remote_memory(server, token) as remote:
+                rows = [
+                    (c["name"], c["embedding_model"], str(c["created_at"]))
+                    for c in remote.collections()
+                ]
+        else:
+            with _memory(config_path, workspace) as memory:
+                records = memory.collections.list(limit=10000)
+            rows = [(r.name, r.embedding_model, r.created_at.isoformat()) for r in records]
     table = Table("name", "embedding model", "created")
-    for record in records:
-        table.add_row(record.name, record.embedding_model or "-", record.created_at.isoformat())
+    for name, model, created in rows:
+        table.add_row(name, model or "-", created)
     console.print(table)
 
 
@@ -106,13 +154,21 @@ def create_collection(
     name: Annotated[str, typer.Argument(help="Lowercase letters, digits, _ and -.")],
     description: Annotated[str, typer.Option(help="What it holds.")] = "",
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
+    local: LocalOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
     config_path: ConfigOption = None,
 ) -> None:
     """Create a collection."""
     with reported():
-        with _memory(config_path, workspace) as memory:
-            model = memory.embedder.model_id
-            memory.collections.create(name, description=description, embedding_model=model)
+        server = remote_url(load(config_path), url, local=local, workspace=workspace)
+        if server is not None:
+            with remote_memory(server, token) as remote:
+                remote.create(name, description)
+        else:
+            with _memory(config_path, workspace) as memory:
+                model = memory.embedder.model_id
+                memory.collections.create(name, description=description, embedding_model=model)
         console.print(f"created {name}")
 
 
@@ -121,14 +177,22 @@ def delete_collection(
     name: Annotated[str, typer.Argument(help="The collection to delete.")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
+    local: LocalOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
     config_path: ConfigOption = None,
 ) -> None:
     """Delete a collection and everything in it."""
     with reported():
         if not yes and not typer.confirm(f"Delete collection {name} and all its documents?"):
             raise typer.Exit(1)
-        with _memory(config_path, workspace) as memory:
-            memory.collections.delete(name)
+        server = remote_url(load(config_path), url, local=local, workspace=workspace)
+        if server is not None:
+            with remote_memory(server, token) as remote:
+                remote.delete(name)
+        else:
+            with _memory(config_path, workspace) as memory:
+                memory.collections.delete(name)
         console.print(f"deleted {name}")
 
 
@@ -167,12 +231,16 @@ def import_collection(
 def reindex_collection(
     name: Annotated[str, typer.Argument(help="The collection to reindex.")],
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
+    local: LocalOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
     config_path: ConfigOption = None,
 ) -> None:
     """Re-embed a collection with the configured embedding model and swap in a new index.
 
     Only chunks without an embedding under that model are embedded, so it also rebuilds a
     damaged index from the database, and an interrupted run continues where it stopped.
+    With a running ember it is a `reindex` job there, followed until it ends.
     """
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -180,19 +248,27 @@ def reindex_collection(
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    with (
-        reported(),
-        _memory(config_path, workspace) as memory,
-        Progress(*columns, console=console) as bar,
-    ):
-        record = memory.collections.get(name)
-        total = memory.store.live_chunk_count(record.id)
-        task = bar.add_task("reindexing", total=total)
+    with reported(), Progress(*columns, console=console) as bar:
+        server = remote_url(load(config_path), url, local=local, workspace=workspace)
+        task = bar.add_task("reindexing", total=None)
 
-        def advance(state: ReindexProgress) -> None:
-            bar.update(task, description=state.phase, completed=state.done)
+        def advance(phase: str, done: int) -> None:
+            bar.update(task, description=phase, completed=done)
 
-        report = memory.reindex(name, advance)
+        if server is not None:
+            with remote_memory(server, token) as remote:
+                result = remote.reindex(
+                    name,
+                    lambda e: (
+                        advance(e.data["phase"], e.data["done"]) if e.type == "progress" else None
+                    ),
+                )
+            report = ReindexReport(**result)
+        else:
+            with _memory(config_path, workspace) as memory:
+                record = memory.collections.get(name)
+                bar.update(task, total=memory.store.live_chunk_count(record.id))
+                report = memory.reindex(name, lambda state: advance(state.phase, state.done))
     console.print(
         f"{name}: {report.from_model or '(no index)'} -> {report.to_model}, "
         f"{report.embedded} chunks embedded, {report.vectors} vectors in index "

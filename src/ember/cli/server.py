@@ -27,6 +27,7 @@ from ember.cli.common import (
     ConfigOption,
     UrlOption,
     _default_url,
+    checked_url,
     console,
     load,
     open_services,
@@ -168,23 +169,13 @@ def _check_database(database: Database) -> tuple[str, str]:
     return state, f"{database.safe_url} revision {current or 'none'} (head {head})"
 
 
-def _checked_url(url: str) -> str:
-    try:
-        parsed = httpx.URL(url)
-    except httpx.InvalidURL as exc:
-        raise typer.BadParameter(f"{url!r}: {exc}", param_hint="'--url'") from exc
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise typer.BadParameter(f"{url!r} is not an http:// or https:// URL", param_hint="'--url'")
-    return url.rstrip("/")
-
-
 def status(config_path: ConfigOption = None, url: UrlOption = None) -> None:
     """Show the cluster, the database, the Serve app and the API (``--url``, else where a
     running ``ember up`` serves, else the config's ``server.host:port``)."""
     from ember.cluster import probe_cluster
 
     if url is not None:
-        url = _checked_url(url)
+        url = checked_url(url)
     with reported():
         config = load(config_path)
         base = url or recorded_url(config) or _default_url(config)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import ray
 import ray.data
 
@@ -11,8 +13,11 @@ from ember.placement.bundles import worker_resources
 
 
 def quiet(no_progress_timeout_s: float | None) -> None:
-    """Ray Data in this process: no progress bars of its own (ember reports progress), and a
-    run that makes no progress for ``no_progress_timeout_s`` fails (unset: Ray's default)."""
+    """Ray Data in this process: no progress bars of its own (ember reports progress), no
+    warning that they are off and no per-run summary line, and a run that makes no progress
+    for ``no_progress_timeout_s`` fails (unset: Ray's default)."""
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
+    logging.getLogger("ray.data._internal.execution.streaming_executor").setLevel(logging.WARNING)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False

@@ -17,6 +17,7 @@ import numpy.typing as npt
 import torch
 from sentence_transformers import SentenceTransformer
 from tokenizers import Tokenizer as _HfTokenizer
+from transformers.utils import logging as transformers_logging
 
 from ember.errors import ProviderError, ProviderUnavailable
 from ember.providers.hf_tokenizer import MINILM_ID, HuggingFaceTokenizer, minilm_path
@@ -174,6 +175,7 @@ class SentenceTransformerEmbedder:
     def _load(self) -> SentenceTransformer:
         if self._num_threads is not None and self._device == "cpu":
             torch.set_num_threads(self._num_threads)
+        transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         try:
             model = SentenceTransformer(self._path, device=self._device)
             if self._max_seq_length is not None:

@@ -58,6 +58,11 @@ class IngestOut(BaseModel):
     failed: int
     chunks: int
     seconds: float
+    index_error: str | None = Field(
+        None,
+        description="Set when the written documents could not be put in the vector index: "
+        "they are stored and found by keyword search; a reindex puts them in the index.",
+    )
     documents: list[OutcomeOut]
 
 
@@ -179,6 +184,7 @@ def memory_router(memory: MemoryService, limits: DocumentLimits | None = None) -
             failed=report.count("failed"),
             chunks=report.chunks,
             seconds=round(report.seconds, 3),
+            index_error=report.index_error,
             documents=[OutcomeOut.of(o) for o in report.outcomes],
         )
 

@@ -52,7 +52,8 @@ def test_ingest_search_export_import(tmp_path: Path) -> None:
     assert bad_filter.exit_code == 2 and "error[invalid_filter]" in bad_filter.output
 
     listed = runner.invoke(app, ["collections", "list"], env=env)
-    assert "space" in listed.output
+    space_row = next(line for line in listed.output.splitlines() if " space " in line)
+    assert "sentence-transformers" in space_row or "minilm" in space_row.lower(), space_row
 
     export = tmp_path / "space.ember.gz"
     assert (

@@ -92,6 +92,8 @@ async def test_links_out_of_the_root_are_refused_per_document(
     created = [d["source"] for d in documents if d["status"] == "created"]
     refused = [d for d in documents if d["status"] == "failed"]
     assert created == ["sub/notes.txt"]
+    created_by_job = memory.in_workspace("default").collections.get("c")
+    assert created_by_job.embedding_model == memory.embedder.model_id
     assert {d["error_code"] for d in refused} == {"path_not_allowed"}
     assert sorted(d["error"].split(":")[0] for d in refused) == ["stolen.txt", "sub/elsewhere"]
     assert all(str(outside) not in d["error"] and SECRET not in d["error"] for d in refused)

@@ -62,6 +62,7 @@ def test_model_change_reembeds_builds_beside_and_swaps(memory: MemoryService, em
 
     assert seen_during_build == ["volcano.md"]
     assert report.from_model == embedder.model_id and report.to_model == projected.model_id
+    assert memory.collections.get("notes").embedding_model == projected.model_id
     live, index = memory.indexes.current(collection.id)
     assert live.id == report.index_id and live.model_id == projected.model_id
     assert index.dim == 64 and live.dim == 64

@@ -181,7 +181,7 @@ def ingest(
             with open_services(config, migrate=True, memory=plane) as services:
                 memory = services.memory.in_workspace(workspace)
                 if create:
-                    memory.collections.ensure(name)
+                    memory.collections.ensure(name, embedding_model=memory.embedder.model_id)
                 with dropping([RAY_DATA_RESTART_WARNING] if use_ray else []):
                     report = _run(config, memory, path, files, name, use_ray)
         finally:

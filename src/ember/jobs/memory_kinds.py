@@ -130,7 +130,9 @@ def memory_kinds(
         def work(report: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
             service = memory().in_workspace(context.job.workspace)
             if payload.create:
-                service.collections.ensure(payload.collection)
+                service.collections.ensure(
+                    payload.collection, embedding_model=service.embedder.model_id
+                )
             if root is not None and bulk is not None:
                 result = bulk.ingest(
                     service, payload.collection, root, lambda state: report(asdict(state))

@@ -105,6 +105,8 @@ class Reindexer:
         caught_up = self._embed_missing(record.id, embedder, index, progress)
         index.delete(self._store.retired_embedded(record.id, embedder.model_id))
         self._indexes.flush(record.id)
+        if record.embedding_model != embedder.model_id:
+            self._collections.set_embedding_model(collection, embedder.model_id)
         return ReindexReport(
             collection=collection,
             from_model=from_model,

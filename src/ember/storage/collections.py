@@ -68,11 +68,14 @@ class SqlCollectionRepository:
         except IntegrityError as exc:
             raise CollectionExists(f"collection {name!r} already exists") from exc
 
-    def ensure(self, name: str) -> tuple[CollectionRecord, bool]:
-        """The collection ``name``, created first when missing; and whether this call created
-        it. Safe under concurrent calls: exactly one creates it, the others read it."""
+    def ensure(
+        self, name: str, *, embedding_model: str | None = None
+    ) -> tuple[CollectionRecord, bool]:
+        """The collection ``name``, created first (recording ``embedding_model``) when
+        missing; and whether this call created it. Safe under concurrent calls: exactly one
+        creates it, the others read it."""
         try:
-            return self.create(name), True
+            return self.create(name, embedding_model=embedding_model), True
         except CollectionExists:
             return self.get(name), False
 
@@ -100,6 +103,20 @@ class SqlCollectionRepository:
         if after is not None:
             query = query.where(Collection.name > after)
         return self._db.run(lambda session: [_record(row) for row in session.scalars(query)])
+
+    def set_embedding_model(self, name: str, model: str) -> None:
+        """Record that ``name``'s live index now holds ``model``'s vectors (after a reindex).
+
+        :raises CollectionNotFound: no such collection.
+        """
+
+        def work(session: Session) -> None:
+            row = session.scalars(self._named(name)).first()
+            if row is None:
+                raise CollectionNotFound(f"no collection named {name!r}")
+            row.embedding_model = model
+
+        self._db.run(work)
 
     def delete(self, name: str) -> None:
         def work(session: Session) -> None:

@@ -53,9 +53,12 @@ class CollectionRepository(Protocol):
         """
         ...
 
-    def ensure(self, name: str) -> tuple[CollectionRecord, bool]:
-        """The collection ``name``, created when missing, and whether this call created it;
-        atomic under concurrent calls (insert, or read what the winner inserted).
+    def ensure(
+        self, name: str, *, embedding_model: str | None = None
+    ) -> tuple[CollectionRecord, bool]:
+        """The collection ``name``, created (recording ``embedding_model``) when missing, and
+        whether this call created it; atomic under concurrent calls (insert, or read what the
+        winner inserted).
 
         :raises ValidationFailed: as :meth:`create`.
         """
@@ -71,6 +74,13 @@ class CollectionRepository(Protocol):
 
     def list(self, *, limit: int = 100, after: str | None = None) -> list[CollectionRecord]:
         """Up to ``limit`` collections ordered by name, starting after the name ``after``."""
+        ...
+
+    def set_embedding_model(self, name: str, model: str) -> None:
+        """Record the model whose vectors the collection's live index now holds.
+
+        :raises CollectionNotFound: no collection has ``name``.
+        """
         ...
 
     def delete(self, name: str) -> None:

@@ -12,6 +12,10 @@ need() { # need PACKAGE TEST-COMMAND...
 # A Postgres server and its client tools (pg_dump, pg_restore) for the Postgres test suite.
 need postgresql bash -c 'ls /usr/lib/postgresql/*/bin/initdb'
 need postgresql-client command -v pg_dump
+# The agent sandbox (and its escape suite) runs commands under bubblewrap.
+need bubblewrap command -v bwrap
+# Its seccomp filter is compiled with libseccomp (through the pyseccomp binding).
+need libseccomp2 bash -c 'ls /usr/lib/*/libseccomp.so.2*'
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

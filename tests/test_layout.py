@@ -24,7 +24,17 @@ SRC = REPO / "src" / "ember"
 RAY_ALLOWED = {"actors", "serve_app", "pipelines", "cluster"}
 
 BASE = {"errors", "_lazy", "chat", "filters", "config", "observability", "placement"}
-CORE = BASE | {"storage", "vectors", "auth", "models", "providers", "memory", "jobs"}
+CORE = BASE | {
+    "storage",
+    "vectors",
+    "sandbox",
+    "auth",
+    "models",
+    "providers",
+    "memory",
+    "agents",
+    "jobs",
+}
 ALLOWED: dict[str, set[str]] = {
     # base: vocabularies and config, nothing else of ember
     "errors": set(),
@@ -37,11 +47,24 @@ ALLOWED: dict[str, set[str]] = {
     # durable state, then the adapters over it
     "storage": {"errors", "config", "filters", "observability"},
     "vectors": {"errors", "_lazy", "filters"},
+    "sandbox": {"errors"},
     "auth": {"errors", "config", "storage"},
     "models": {"errors", "chat", "config", "placement", "storage"},
     "providers": {"errors", "_lazy", "chat", "config", "models", "storage"},
     "memory": {"errors", "config", "filters", "providers", "storage", "vectors"},
-    "jobs": {"errors", "auth", "chat", "config", "filters", "memory", "providers", "storage"},
+    "agents": {"errors", "auth", "chat", "memory", "providers", "sandbox", "storage"},
+    "jobs": {
+        "errors",
+        "agents",
+        "auth",
+        "chat",
+        "config",
+        "filters",
+        "memory",
+        "providers",
+        "sandbox",
+        "storage",
+    },
     # contract suites, and the composition root over everything below the Ray line
     "testing": CORE,
     "services": CORE,

@@ -24,15 +24,19 @@ a 429) that the API sends with the problem document.
     ├── Unauthorized                unauthorized         401
     ├── Forbidden                   forbidden            403
     │   ├── PathNotAllowed          path_not_allowed     403
-    │   └── OriginNotAllowed        origin_not_allowed   403
+    │   ├── OriginNotAllowed        origin_not_allowed   403
+    │   └── PolicyDenied            policy_denied        403
     ├── NotFound                    not_found            404
     │   ├── CollectionNotFound      collection_not_found 404
     │   ├── JobNotFound             job_not_found        404
     │   ├── TokenNotFound           token_not_found      404
-    │   └── ModelNotRegistered      model_not_registered 404
+    │   ├── ModelNotRegistered      model_not_registered 404
+    │   ├── AgentNotFound           agent_not_found      404
+    │   └── ArtifactNotFound        artifact_not_found   404
     ├── MethodNotAllowed            method_not_allowed   405
     ├── Conflict                    conflict             409
     │   ├── CollectionExists        collection_exists    409
+    │   ├── AgentExists             agent_exists         409
     │   ├── IdempotencyConflict     idempotency_conflict 409
     │   ├── InvalidTransition       invalid_transition   409
     │   ├── JobFinished             job_finished         409
@@ -48,13 +52,17 @@ a 429) that the API sends with the problem document.
     ├── BudgetExceeded              budget_exceeded      429
     ├── JobError                    job_error            500
     │   ├── WorkerLost              worker_lost          500
-    │   └── JobTimedOut             job_timed_out        504
+    │   ├── JobTimedOut             job_timed_out        504
+    │   └── AgentLimitExceeded      agent_limit_exceeded 429
     ├── NotReady                    not_ready            503
     ├── PortInUse                   port_in_use          500
     ├── ClusterUnavailable          cluster_unavailable  503
     ├── ServiceUnavailable          service_unavailable  503
     ├── DeployFailed                deploy_failed        500
     ├── ModelCapacityExceeded       model_capacity_exceeded 503
+    ├── SandboxUnavailable          sandbox_unavailable  503
+    ├── SandboxFailed               sandbox_failed       500
+    ├── McpServerFailed             mcp_server_failed    502
     ├── ProviderError               provider_error       502
     │   ├── ProviderTimeout         provider_timeout     504
     │   ├── ProviderUnavailable     provider_unavailable 503
@@ -79,6 +87,10 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 __all__ = [
+    "AgentExists",
+    "AgentLimitExceeded",
+    "AgentNotFound",
+    "ArtifactNotFound",
     "BackupError",
     "BackupInvalid",
     "BadRequest",
@@ -110,6 +122,7 @@ __all__ = [
     "JobNotFinished",
     "JobNotFound",
     "JobTimedOut",
+    "McpServerFailed",
     "MethodNotAllowed",
     "MigrationRequired",
     "ModelCapacityExceeded",
@@ -121,6 +134,7 @@ __all__ = [
     "OriginNotAllowed",
     "PathNotAllowed",
     "PayloadTooLarge",
+    "PolicyDenied",
     "PortInUse",
     "ProviderAuthFailed",
     "ProviderBadRequest",
@@ -133,6 +147,8 @@ __all__ = [
     "RateLimited",
     "ReindexRequired",
     "RequestTooLarge",
+    "SandboxFailed",
+    "SandboxUnavailable",
     "ServiceUnavailable",
     "StorageError",
     "StreamInterrupted",
@@ -317,6 +333,16 @@ class OriginNotAllowed(Forbidden):
     title = "Origin not allowed"
 
 
+class PolicyDenied(Forbidden):
+    """The agent's policy does not allow this (a tool, a path, a host, or a wider profile).
+
+    ``extra`` may name the ``field`` of the profile or the ``path``/``host`` refused.
+    """
+
+    code = "policy_denied"
+    title = "Policy denied"
+
+
 class NotFound(EmberError):
     """The resource does not exist."""
 
@@ -353,6 +379,20 @@ class ModelNotRegistered(NotFound):
     title = "Model not registered"
 
 
+class AgentNotFound(NotFound):
+    """No agent profile has this name in the caller's workspace."""
+
+    code = "agent_not_found"
+    title = "Agent not found"
+
+
+class ArtifactNotFound(NotFound):
+    """The job left no file at this path."""
+
+    code = "artifact_not_found"
+    title = "Artifact not found"
+
+
 class MethodNotAllowed(EmberError):
     """The resource does not support this HTTP method."""
 
@@ -374,6 +414,13 @@ class CollectionExists(Conflict):
 
     code = "collection_exists"
     title = "Collection exists"
+
+
+class AgentExists(Conflict):
+    """An agent profile with this name already exists in the workspace."""
+
+    code = "agent_exists"
+    title = "Agent exists"
 
 
 class IdempotencyConflict(Conflict):
@@ -522,6 +569,17 @@ class JobTimedOut(JobError):
     title = "Job timed out"
 
 
+class AgentLimitExceeded(JobError):
+    """The agent run hit one of its limits (steps, wall time, tokens or cost) and stopped.
+
+    ``extra`` names the ``limit`` and its configured ``value``.
+    """
+
+    code = "agent_limit_exceeded"
+    status = 429
+    title = "Agent limit exceeded"
+
+
 class NotReady(EmberError):
     """ember is not ready to serve yet."""
 
@@ -591,6 +649,37 @@ class ModelCapacityExceeded(EmberError):
     code = "model_capacity_exceeded"
     status = 503
     title = "Model capacity exceeded"
+
+
+class SandboxUnavailable(EmberError):
+    """Commands cannot be sandboxed on this machine; ``detail`` names the missing prerequisite.
+
+    Raised by :meth:`~ember.sandbox.protocol.Sandbox.check` (and by ``run`` before anything is
+    started): bubblewrap not on ``PATH``, user namespaces disabled, libseccomp missing, or a
+    trivial sandboxed ``true`` failing. Nothing ran.
+    """
+
+    code = "sandbox_unavailable"
+    status = 503
+    title = "Sandbox unavailable"
+
+
+class SandboxFailed(EmberError):
+    """The sandbox could not be set up for this command (bubblewrap's own error is in
+    ``detail``); the command did not run."""
+
+    code = "sandbox_failed"
+    title = "Sandbox failed"
+
+
+class McpServerFailed(EmberError):
+    """An agent's MCP server could not be started or reached, or failed a request: it
+    exited, closed the connection, did not answer in time, or broke the protocol; ``detail``
+    names the server and what happened."""
+
+    code = "mcp_server_failed"
+    status = 502
+    title = "MCP server failed"
 
 
 class ProviderError(EmberError):

@@ -8,13 +8,16 @@ from ember.auth import ALL_SCOPES, LOCAL_PRINCIPAL, Principal, Scope, known_scop
 from ember.errors import ValidationFailed
 
 
-def test_the_seven_scopes() -> None:
+def test_the_ten_scopes() -> None:
     assert {scope.value for scope in ALL_SCOPES} == {
         "jobs:read",
         "jobs:write",
         "memory:read",
         "memory:write",
         "models:use",
+        "agents:read",
+        "agents:write",
+        "agents:run",
         "admin",
         "cluster:admin",
     }

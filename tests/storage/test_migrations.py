@@ -25,6 +25,8 @@ DESIGN_TABLES = {
     "indexes",
     "models",
     "agents",
+    "agent_runs",
+    "job_artifacts",
     "api_tokens",
     "audit_log",
     "usage",

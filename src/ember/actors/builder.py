@@ -41,13 +41,13 @@ __all__ = [
 
 
 def start_worker(config: EmberConfig, hub: Any, kind: str, owner: str) -> Any:
-    """A JobWorker actor for ``kind`` holding leases as ``owner``."""
-    del kind
+    """A JobWorker actor for ``kind`` holding leases as ``owner``, reserving what ``kind``'s
+    pool asks per worker (the agent pool's for ``agent``)."""
     remote: Any = ray.remote(JobWorkerActor)
     return remote.options(
         name=worker_actor_name(owner),
         namespace=NAMESPACE,
-        num_cpus=config.jobs.scaling.num_cpus,
+        num_cpus=config.job_pool(kind)[0].num_cpus,
         max_concurrency=1000,
         max_restarts=0,
     ).remote(config, owner, hub)

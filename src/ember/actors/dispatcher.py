@@ -64,16 +64,17 @@ class JobDispatcherActor:
         self._wake = asyncio.Event()
         kinds = services.kinds.names()
         settings = config.jobs
-        self.policies = {kind: ScalingPolicy.of(settings.scaling) for kind in kinds}
-        self.targets = dict.fromkeys(kinds, settings.workers_min)
+        pools = {kind: config.job_pool(kind) for kind in kinds}
+        self.policies = {kind: ScalingPolicy.of(pools[kind][0]) for kind in kinds}
+        self.targets = {kind: pools[kind][0].min_size for kind in kinds}
         self._requests: ResourceRequests = ray_resource_requests()
         self._demand = demand
         self._scaled_at = -float("inf")
         self.pools = {
             kind: RayWorkerPool(
                 kind,
-                settings.workers_min,
-                settings.slots_per_worker,
+                pools[kind][0].min_size,
+                pools[kind][1],
                 functools.partial(worker_factory, kind),
                 self._jobs,
                 on_change=self._wake.set,
@@ -125,10 +126,10 @@ class JobDispatcherActor:
     async def _scale(self) -> None:
         """Size every pool for its kind's demand now, and ask for room for what does not fit."""
         counts = await asyncio.to_thread(self._jobs.counts)
-        bundle: Bundle = {"CPU": self._config.jobs.scaling.num_cpus}
         desired: list[Bundle] = []
         waiting: list[Bundle] = []
         for kind, pool in self.pools.items():
+            bundle: Bundle = {"CPU": self._config.job_pool(kind)[0].num_cpus}
             demand = counts.get((kind, JobState.QUEUED), 0) + pool.running
             target = self.policies[kind].desired(pool.size, demand)
             self.targets[kind] = target

@@ -19,6 +19,9 @@ class Scope(StrEnum):
     MEMORY_READ = "memory:read"
     MEMORY_WRITE = "memory:write"
     MODELS_USE = "models:use"
+    AGENTS_READ = "agents:read"
+    AGENTS_WRITE = "agents:write"
+    AGENTS_RUN = "agents:run"
     ADMIN = "admin"
     CLUSTER_ADMIN = "cluster:admin"
 

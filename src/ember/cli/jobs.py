@@ -67,7 +67,11 @@ def _payload(text: str | None, path: Path | None) -> dict[str, Any]:
     return value
 
 
-def _watch(client: JobsClient, job_id: str, after: int, as_json: bool) -> None:
+def watch_job(client: JobsClient, job_id: str, after: int = 0, as_json: bool = False) -> None:
+    """Print the job's events after ``after`` until it ends.
+
+    :raises EmberError: it failed (its code) or was cancelled (``job_cancelled``).
+    """
     client.job(job_id)
     printer = Printer(console, as_json)
     try:
@@ -129,7 +133,7 @@ def submit(
         note = " (the job first submitted with this idempotency key)" if replayed else ""
         notes.print(f"job {job['id']}: {job['state']}{note}", highlight=False, markup=False)
         if watch:
-            _watch(client, job["id"], 0, as_json=False)
+            watch_job(client, job["id"], 0, as_json=False)
 
 
 @jobs_app.command("list")
@@ -229,7 +233,7 @@ def watch(
 ) -> None:
     """Follow a job's events until it ends; exit 0 if it succeeded, 1 if not."""
     with api_client(url, token, config_path) as client:
-        _watch(client, job_id, after, as_json)
+        watch_job(client, job_id, after, as_json)
 
 
 @jobs_app.command("cancel")

@@ -3,16 +3,16 @@ and :func:`main`, the ``ember`` script.
 
 The commands live in noun-named modules (:mod:`~ember.cli.server`, :mod:`~ember.cli.db`,
 :mod:`~ember.cli.memory`, :mod:`~ember.cli.tokens`, :mod:`~ember.cli.models`,
-:mod:`~ember.cli.jobs`), each with a ``register(app)``; what they share (options, consoles,
-``error[code]: detail`` reporting and exit codes) is in :mod:`ember.cli.common`. Nothing
-imports this module but ``ember.cli`` itself.
+:mod:`~ember.cli.jobs`, :mod:`~ember.cli.agents`), each with a ``register(app)``; what they
+share (options, consoles, ``error[code]: detail`` reporting and exit codes) is in
+:mod:`ember.cli.common`. Nothing imports this module but ``ember.cli`` itself.
 """
 
 from __future__ import annotations
 
 import typer
 
-from ember.cli import db, jobs, memory, models, server, tokens
+from ember.cli import agents, db, jobs, memory, models, server, tokens
 
 __all__ = ["app", "main"]
 
@@ -30,6 +30,7 @@ memory.register(app)
 tokens.register(app)
 models.register(app)
 jobs.register(app)
+agents.register(app)
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from ember.config.agents import AGENT_KIND, AgentsConfig
 from ember.config.pools import PoolConfig
 
 __all__ = [
@@ -778,11 +779,26 @@ class EmberConfig(_Section):
     router: RouterConfig = RouterConfig()
     providers: ProvidersConfig = ProvidersConfig()
     models: ModelsConfig = ModelsConfig()
+    agents: AgentsConfig = AgentsConfig()
 
     @property
     def home_dir(self) -> Path:
         """``home`` with ``~`` expanded, made absolute."""
         return self.home.expanduser().resolve()
+
+    def job_pool(self, kind: str) -> tuple[PoolConfig, int]:
+        """The pool of ``kind``'s worker actors and the jobs each runs at once: the agent
+        pool (``agents.*``) for ``agent`` jobs, the ``jobs.*`` pool for every other kind."""
+        if kind == AGENT_KIND:
+            return self.agents.scaling, self.agents.slots_per_worker
+        return self.jobs.scaling, self.jobs.slots_per_worker
+
+    @property
+    def agents_work_dir(self) -> Path:
+        """Where agent runs get their working directories: ``agents.work_dir`` or
+        ``home/agents``."""
+        configured = self.agents.work_dir
+        return configured.expanduser().resolve() if configured else self.home_dir / "agents"
 
     @property
     def database_url(self) -> str:

@@ -95,6 +95,7 @@ class Router:
     ) -> None:
         self._providers: Mapping[str, Provider] = MappingProxyType(dict(providers))
         self._writer = usage_writer
+        self._budgets = budgets
         config = config or RouterConfig()
         self._candidates = Candidates(
             config.aliases,
@@ -113,6 +114,12 @@ class Router:
             sleep=sleep,
             rng=rng or random.Random(),
         )
+
+    def cost(self, provider: str, usage: Usage) -> float:
+        """USD ``usage`` cost at ``provider``, at the budgets' price table (0 without one)."""
+        if self._budgets is None:
+            return 0.0
+        return self._budgets.cost(provider, usage.prompt_tokens, usage.completion_tokens)
 
     @property
     def usage_dropped(self) -> int:

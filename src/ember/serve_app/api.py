@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from ember import __version__
 from ember.memory.documents import DocumentLimits
+from ember.serve_app.agents import agents_router
 from ember.serve_app.api_docs import api_docs_router
 from ember.serve_app.auth import document_security
 from ember.serve_app.collections import collections_router
@@ -66,6 +67,11 @@ def create_app(context: AppContext, *, echo_request_id: bool = True) -> FastAPI:
         collections_router(context.collections, context.audit, context.memory.embedder.model_id)
     )
     app.include_router(tokens_router(context.tokens, context.audit))
+    app.include_router(
+        agents_router(
+            context.agents, context.agent_runs, context.artifacts, context.jobs, context.audit
+        )
+    )
     app.include_router(memory_router(context.memory, limits))
     app.include_router(
         jobs_router(context.jobs, streams=streams, max_input_bytes=server.max_job_input_bytes)

@@ -7,8 +7,11 @@ from dataclasses import dataclass
 
 from starlette.concurrency import run_in_threadpool
 
+from ember.agents.profiles import SqlAgentProfiles
+from ember.agents.runs import SqlAgentRuns
 from ember.auth import Authenticator, TokenRepository
 from ember.config import EmberConfig
+from ember.jobs.artifacts import SqlArtifactStore
 from ember.jobs.protocol import JobBus
 from ember.jobs.service import JobService
 from ember.memory.service import MemoryService
@@ -39,6 +42,9 @@ class AppContext:
     jobs: JobService
     router: Router
     models: ModelDirectory
+    agents: SqlAgentProfiles
+    agent_runs: SqlAgentRuns
+    artifacts: SqlArtifactStore
 
 
 def build_context(
@@ -105,6 +111,9 @@ def build_context(
         jobs=services.jobs,
         router=router,
         models=directory,
+        agents=services.agents,
+        agent_runs=services.agent_runs,
+        artifacts=services.artifacts,
     )
 
 

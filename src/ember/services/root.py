@@ -26,8 +26,12 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar, cast
 
+from ember.agents.profiles import SqlAgentProfiles
+from ember.agents.runs import SqlAgentRuns
 from ember.auth import Authenticator, SqlTokenRepository, SqlWorkspaceRepository
 from ember.config import EmberConfig
+from ember.jobs.agent_kind import AgentParts, agent_kind
+from ember.jobs.artifacts import ArtifactLimits, SqlArtifactStore
 from ember.jobs.bus import NoJobSystem
 from ember.jobs.events import SqlEventStore
 from ember.jobs.kinds import KindRegistry
@@ -44,6 +48,8 @@ from ember.models.local import LocalModels
 from ember.models.protocol import ModelAccess
 from ember.providers.registry import ProviderRegistry
 from ember.providers.router import Router
+from ember.sandbox.bubblewrap import BubblewrapSandbox
+from ember.sandbox.protocol import Sandbox
 from ember.services.adapters import memory_plane
 from ember.services.llm import ModelFacts, build_router, hosted_providers
 from ember.storage import Database, SqlAuditLog, SqlCollectionRepository
@@ -87,6 +93,9 @@ class Services:
         self.audit = SqlAuditLog(database)
         self.collections = SqlCollectionRepository(database)
         self.catalog = SqlModelCatalog(database)
+        self.agents = SqlAgentProfiles(database)
+        self.agent_runs = SqlAgentRuns(database)
+        self.artifacts = SqlArtifactStore(database)
         self._models = models
         self._memory = memory
         self._providers = providers
@@ -144,6 +153,11 @@ class Services:
             return builder(self.config, self.database)
 
         return self._once("memory", make, MemoryService)
+
+    @property
+    def sandbox(self) -> Sandbox:
+        """The sandbox agent commands run in (bubblewrap; checked on first use)."""
+        return self._once("sandbox", BubblewrapSandbox, BubblewrapSandbox)
 
     @property
     def models(self) -> ModelAccess | None:
@@ -215,6 +229,7 @@ class Services:
                         memory, bulk=self.bulk, ingest_roots=self.config.memory.ingest_roots
                     ),
                     *llm_kinds(router, memory, facts.tokenizer, facts.context_length),
+                    agent_kind(self._agent_parts(memory, router)),
                 ]
             )
             for kind in plugin_kinds(self.config):
@@ -222,6 +237,27 @@ class Services:
             return registry
 
         return self._once("kinds", make, KindRegistry)
+
+    def _agent_parts(
+        self, memory: Callable[[], MemoryService], router: Callable[[], Router]
+    ) -> AgentParts:
+        settings = self.config.agents
+        return AgentParts(
+            profiles=lambda: self.agents,
+            runs=lambda: self.agent_runs,
+            artifacts=lambda: self.artifacts,
+            router=router,
+            memory=memory,
+            sandbox=lambda: self.sandbox,
+            tokens=lambda: self.tokens,
+            audit=lambda: self.audit,
+            work_root=self.config.agents_work_dir,
+            artifact_limits=ArtifactLimits(
+                settings.max_artifact_files,
+                settings.max_artifact_bytes,
+                settings.max_artifact_file_bytes,
+            ),
+        )
 
     @property
     def jobs(self) -> JobService:

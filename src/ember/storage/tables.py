@@ -39,6 +39,7 @@ __all__ = [
     "DEFAULT_WORKSPACE",
     "SEARCH_OBJECT_PREFIX",
     "Agent",
+    "AgentRun",
     "ApiToken",
     "AuditEntry",
     "Base",
@@ -48,6 +49,7 @@ __all__ = [
     "DocumentVersion",
     "Embedding",
     "Job",
+    "JobArtifact",
     "JobEvent",
     "Model",
     "UsageRecord",
@@ -274,14 +276,44 @@ class Model(Base):
 
 
 class Agent(Base):
-    """An agent profile: allowed tools and limits."""
+    """An agent profile of a workspace: the validated profile document, by name."""
 
     __tablename__ = "agents"
+    __table_args__ = (UniqueConstraint("workspace", "name"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    name: Mapped[str] = mapped_column(String(128), unique=True)
-    tools: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    limits: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    workspace: Mapped[str] = _workspace()
+    name: Mapped[str] = mapped_column(String(64))
+    profile: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AgentRun(Base):
+    """The transcript of an ``agent`` job, rewritten after every step (so a cancelled or
+    crashed run keeps what it did)."""
+
+    __tablename__ = "agent_runs"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    agent: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(32))
+    transcript: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class JobArtifact(Base):
+    """A file a job left behind (an agent's workspace), kept with the job."""
+
+    __tablename__ = "job_artifacts"
+    __table_args__ = (UniqueConstraint("job_id", "path"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(String(1024))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

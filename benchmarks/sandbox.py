@@ -1,0 +1,160 @@
+"""What the bubblewrap sandbox costs per command, against the same commands started bare, in
+one run.
+
+- **start-up**: ``true`` through :meth:`BubblewrapSandbox.run` (with its per-command cgroups,
+  and without: rlimits only) against ``true`` started bare by
+  ``asyncio.create_subprocess_exec`` with the same pipes, workspace and environment; the
+  three are interleaved, so a noisy machine affects all alike. Target: at most 10 ms added
+  at p50.
+- **100 commands**: :data:`COMMANDS` (``echo``, ``ls``, ``python3 -c pass``, ``grep``, ...)
+  in sequence, sandboxed and bare, best of ``--rounds``. Target: at most 1.5x. The list and
+  :func:`prepare_workspace` are importable, for measuring other paths (the agent's tools)
+  against the same work.
+
+    .venv/bin/python benchmarks/sandbox.py [--runs 300] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+try:
+    from benchmarks._stats import percentile
+except ModuleNotFoundError:  # run as ``python benchmarks/X.py``: this folder is on sys.path
+    from _stats import percentile
+
+from ember.sandbox import BASE_ENV, BubblewrapSandbox, SandboxLimits
+
+LIMITS = SandboxLimits(wall_s=30.0)
+
+_TEN: list[list[str]] = [
+    ["echo", "hello from the sandbox"],
+    ["ls", "-la"],
+    ["python3", "-c", "pass"],
+    ["cat", "notes.txt"],
+    ["wc", "-l", "notes.txt"],
+    ["grep", "-c", "line 1", "notes.txt"],
+    ["sh", "-c", "for i in 1 2 3; do echo $i; done > counted.txt"],
+    ["sort", "-r", "notes.txt"],
+    ["head", "-n", "5", "notes.txt"],
+    ["sed", "-n", "s/line/row/p", "notes.txt"],
+]
+COMMANDS: list[list[str]] = _TEN * 10
+"""A hundred short commands of the kind an agent's shell tool runs, in the workspace that
+:func:`prepare_workspace` makes."""
+
+
+def prepare_workspace(path: Path) -> Path:
+    """The files :data:`COMMANDS` read."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "notes.txt").write_text("".join(f"line {n}\n" for n in range(200)))
+    return path
+
+
+async def bare(argv: Sequence[str], workspace: Path) -> int:
+    """``argv`` started the plain way, with the sandbox's environment and pipes."""
+    process = await asyncio.create_subprocess_exec(
+        *argv,
+        cwd=workspace,
+        env=BASE_ENV,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    await process.communicate()
+    assert process.returncode is not None
+    return process.returncode
+
+
+def sandboxed(
+    sandbox: BubblewrapSandbox,
+) -> Callable[[Sequence[str], Path], Coroutine[Any, Any, int]]:
+    async def run(argv: Sequence[str], workspace: Path) -> int:
+        result = await sandbox.run(argv, workspace, LIMITS)
+        return result.exit_code if result.exit_code is not None else -1
+
+    return run
+
+
+async def startup(
+    runners: dict[str, Callable[[Sequence[str], Path], Coroutine[Any, Any, int]]],
+    workspace: Path,
+    runs: int,
+) -> dict[str, list[float]]:
+    samples: dict[str, list[float]] = {name: [] for name in runners}
+    for name, runner in runners.items():  # warm up
+        for _ in range(10):
+            assert await runner(["true"], workspace) == 0, name
+    for _ in range(runs):
+        for name, runner in runners.items():
+            started = time.perf_counter()
+            await runner(["true"], workspace)
+            samples[name].append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+async def batch(
+    runner: Callable[[Sequence[str], Path], Coroutine[Any, Any, int]], workspace: Path
+) -> float:
+    started = time.perf_counter()
+    for argv in COMMANDS:
+        assert await runner(argv, workspace) == 0, argv
+    return time.perf_counter() - started
+
+
+async def measure(runs: int, rounds: int) -> dict[str, Any]:
+    workspace = prepare_workspace(Path(tempfile.mkdtemp(prefix="ember-bench-sandbox-")))
+    with_cgroups, rlimits_only = BubblewrapSandbox(), BubblewrapSandbox(use_cgroups=False)
+    with_cgroups.check()
+    rlimits_only.check()
+    runners = {
+        "bare": bare,
+        "sandbox": sandboxed(with_cgroups),
+        "sandbox (no cgroups)": sandboxed(rlimits_only),
+    }
+    samples = await startup(runners, workspace, runs)
+    totals: dict[str, list[float]] = {"bare": [], "sandbox": []}
+    for _ in range(rounds):
+        totals["bare"].append(await batch(bare, workspace))
+        totals["sandbox"].append(await batch(runners["sandbox"], workspace))
+    return {
+        "startup_ms": {
+            name: {"p50": statistics.median(values), "p99": percentile(values, 0.99)}
+            for name, values in samples.items()
+        },
+        "commands_s": {name: min(values) for name, values in totals.items()},
+        "capabilities": sorted(with_cgroups.capabilities().enforced),
+        "runs": runs,
+        "rounds": rounds,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    found = asyncio.run(measure(args.runs, args.rounds))
+    startup_ms, commands_s = found["startup_ms"], found["commands_s"]
+    base = startup_ms["bare"]["p50"]
+    print("\n| start-up of `true` | p50 | p99 | added at p50 |\n| --- | --- | --- | --- |")
+    for name, figures in startup_ms.items():
+        added = figures["p50"] - base
+        print(f"| {name} | {figures['p50']:.1f} ms | {figures['p99']:.1f} ms | {added:+.1f} ms |")
+    ratio = commands_s["sandbox"] / commands_s["bare"]
+    print(f"\n| {len(COMMANDS)} commands | bare | sandbox | ratio |\n| --- | --- | --- | --- |")
+    bare_s, sandbox_s = commands_s["bare"], commands_s["sandbox"]
+    print(f"| in sequence | {bare_s:.2f} s | {sandbox_s:.2f} s | {ratio:.2f}x |")
+    print(json.dumps(found))
+
+
+if __name__ == "__main__":
+    main()

@@ -82,6 +82,20 @@ def test_status_shows_what_is_down(tmp_path: Path) -> None:
     assert "needs upgrade" in rows["database"]
     assert "down" in rows["ray"] and "no Ray cluster answers" in rows["ray"]
     assert "down" in rows["api"]
+    assert rows["sandbox"].split("│")[2].strip() == "ok" and "seccomp" in rows["sandbox"]
+
+
+def test_status_names_what_the_sandbox_lacks(tmp_path: Path) -> None:
+    env = {
+        "EMBER_HOME": str(tmp_path),
+        "EMBER_RAY_ADDRESS": f"127.0.0.1:{free_port()}",
+        "EMBER_SERVER_PORT": str(free_port()),
+        "COLUMNS": "200",
+        "PATH": str(tmp_path / "no-tools-here"),
+    }
+    result = invoke("status", env=env)
+    rows = {line.split()[1]: line for line in result.output.splitlines() if line.startswith("│")}
+    assert "unavailable" in rows["sandbox"] and "bwrap" in rows["sandbox"]
 
 
 @pytest.fixture

@@ -3,8 +3,10 @@
 ``up`` migrates the database, starts (or joins) the Ray cluster and deploys the Serve app,
 then serves until Ctrl-C or SIGTERM; while it serves, ``home/run/serve.json`` records where
 (``{"url", "pid"}``), removed on a clean stop. ``status`` checks the database, the cluster,
-the Serve app and the API's ``/ready`` (at ``--url``, else where a running ``up`` recorded,
-else the config's ``server.host:port``) and exits 1 unless every part is ok.
+the Serve app, the agent sandbox and the API's ``/ready`` (at ``--url``, else where a
+running ``up`` recorded, else the config's ``server.host:port``) and exits 1 unless every part
+is ok; a sandbox that cannot run here is shown with its missing prerequisite but fails only
+agent jobs that run commands, so it does not change the exit code.
 """
 
 from __future__ import annotations
@@ -161,6 +163,19 @@ def up(
             console.print("stopped.")
 
 
+def _sandbox_state() -> tuple[str, str]:
+    """Whether agent commands can run here: the sandbox's runner and what it enforces, or the
+    missing prerequisite (agent jobs that run commands then fail ``sandbox_unavailable``)."""
+    from ember.sandbox.bubblewrap import BubblewrapSandbox
+
+    try:
+        found = BubblewrapSandbox().capabilities()
+    except EmberError as exc:
+        return "unavailable", exc.detail
+    weaker = f"; {'; '.join(found.notes)}" if found.notes else ""
+    return "ok", f"{found.runner}: {', '.join(sorted(found.enforced))}{weaker}"
+
+
 def _check_database(database: Database) -> tuple[str, str]:
     migrator = Migrator(database)
     database.ping()
@@ -200,6 +215,8 @@ def status(config_path: ConfigOption = None, url: UrlOption = None) -> None:
         else:
             healthy = False
             table.add_row("ray", "down", cluster.error or "unreachable")
+
+        table.add_row("sandbox", *_sandbox_state())
 
         ready = f"{base}/ready"
         try:

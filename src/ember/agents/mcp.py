@@ -69,6 +69,7 @@ __all__ = [
     "open_mcp_servers",
     "render_result",
     "translate",
+    "translating",
 ]
 
 log = logging.getLogger("ember.agents.mcp")
@@ -84,6 +85,9 @@ STDERR_TAIL_BYTES = 16 * 1024
 SSE_READ_S = 300.0
 """Read timeout of an HTTP server's event streams (each request has ``mcp_timeout_s``)."""
 CLIENT_INFO = types.Implementation(name="ember", version="0.1.0")
+UNREACHABLE = -32090
+"""The JSON-RPC error code ember's HTTP transport answers a request with when the server
+could not be reached (in the range JSON-RPC leaves to implementations; never sent)."""
 
 TRANSLATED: tuple[type[Exception], ...] = (
     MCPError,
@@ -109,6 +113,8 @@ def _describe(exc: BaseException, timeout_s: float | None) -> str:
             return f"it did not answer{within}"
         if exc.code == types.CONNECTION_CLOSED:
             return "the connection closed (the server exited or hung up)"
+        if exc.code == UNREACHABLE:
+            return f"it could not be reached: {exc.message}"
         return f"it answered with error {exc.code}: {exc.message}"
     return f"{type(exc).__name__}: {exc}".rstrip(": ")
 
@@ -138,10 +144,16 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]
 
 
 @contextlib.contextmanager
-def _edge(
-    server: str, doing: str, timeout_s: float | None, stderr: Callable[[], str]
+def translating(
+    server: str,
+    doing: str,
+    *,
+    timeout_s: float | None = None,
+    stderr: Callable[[], str] = str,
 ) -> Iterator[None]:
-    """Translate what the SDK raises inside the block (see :data:`TRANSLATED`)."""
+    """Translate what the SDK raises inside the block into :class:`McpServerFailed` (see
+    :data:`TRANSLATED`); ember's own errors, cancellation and anything else pass as they
+    are."""
     try:
         yield
     except EmberError:
@@ -170,8 +182,8 @@ def render_result(result: types.CallToolResult) -> str:
             parts.append(block.text)
         elif isinstance(block, types.ImageContent | types.AudioContent):
             kind = "image" if isinstance(block, types.ImageContent) else "audio"
-            size = len(block.data) * 3 // 4
-            parts.append(f"[{kind}: {block.mime_type}, about {size} bytes, not shown]")
+            size = len(block.data) * 3 // 4 - (len(block.data) - len(block.data.rstrip("=")))
+            parts.append(f"[{kind}: {block.mime_type}, {size} bytes, not shown]")
         elif isinstance(block, types.ResourceLink):
             parts.append(f"[resource link: {block.uri} ({block.mime_type or 'unknown type'})]")
         elif isinstance(block, types.EmbeddedResource):
@@ -217,7 +229,7 @@ class McpConnection:
         self._stderr: Callable[[], str] = str
 
     def _edge(self, doing: str) -> contextlib.AbstractContextManager[None]:
-        return _edge(self.name, doing, self.timeout_s, self._stderr)
+        return translating(self.name, doing, timeout_s=self.timeout_s, stderr=self._stderr)
 
     async def on_message(self, message: IncomingMessage) -> None:
         """The session's message handler: a tool-list change marks the list stale."""
@@ -302,6 +314,7 @@ class McpConnection:
     async def tools(self) -> list[AnyTool]:
         """The ember tools as they are now: listed again first when the server said its list
         changed (a listing that fails keeps the tools as they were, and is tried again)."""
+        await asyncio.sleep(0)  # let a notification that came with the last answer land
         if self._stale:
             try:
                 await self.refresh()
@@ -329,9 +342,32 @@ class McpConnection:
         return text
 
 
+class _Guarded(httpx2.AsyncByteStream):
+    """A response body whose transport failure ends it early instead of raising."""
+
+    def __init__(self, inner: httpx2.AsyncByteStream) -> None:
+        self._inner = inner
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._inner:
+                yield chunk
+        except httpx2.TransportError as exc:
+            log.debug("an MCP server's response broke off: %r", exc)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
 class _PinnedTransport(httpx2.AsyncBaseTransport):
     """Sends every request for ``url``'s origin to ``address`` (checked by the egress
-    rules), keeping the ``Host`` header and the TLS server name; refuses any other origin."""
+    rules), keeping the ``Host`` header and the TLS server name; refuses any other origin.
+
+    It never raises: the SDK sends each request from a task of the session's task group,
+    where an exception would cancel the whole run. A request that fails (connection refused,
+    reset, timed out) is answered with a 502 carrying a JSON-RPC error (code
+    :data:`UNREACHABLE`), which the SDK hands to the waiting request; a body that breaks off
+    just ends."""
 
     def __init__(self, url: httpx2.URL, address: str) -> None:
         self._origin = (url.scheme, url.host, url.port)
@@ -341,14 +377,26 @@ class _PinnedTransport(httpx2.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         url = request.url
         if (url.scheme, url.host, url.port) != self._origin:
-            raise httpx2.ConnectError(f"{url.host} is not the MCP server's origin", request=request)
+            return _unreachable(request, f"{url.host} is not the MCP server's origin")
         request.url = url.copy_with(host=self._address)
         if url.scheme == "https":
             request.extensions = {**request.extensions, "sni_hostname": url.host}
-        return await self._inner.handle_async_request(request)
+        try:
+            response = await self._inner.handle_async_request(request)
+        except httpx2.TransportError as exc:
+            return _unreachable(request, f"{type(exc).__name__}: {exc}")
+        response.stream = _Guarded(response.stream)  # type: ignore[arg-type]
+        return response
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+def _unreachable(request: httpx2.Request, why: str) -> httpx2.Response:
+    error = {"code": UNREACHABLE, "message": why}
+    return httpx2.Response(
+        502, json={"jsonrpc": "2.0", "id": None, "error": error}, request=request
+    )
 
 
 async def _http(
@@ -429,26 +477,64 @@ async def open_mcp_servers(
     :raises SandboxUnavailable: as :meth:`~ember.sandbox.protocol.Sandbox.command`.
     """
     timeout = profile.limits.mcp_timeout_s
-    async with contextlib.AsyncExitStack() as stack:
-        connections: list[McpConnection] = []
-        for server in profile.mcp_servers:
-            connection = McpConnection(server, timeout)
-            if server.url is not None:
-                transport = await _http(server, profile, resolver, stack)
-            else:
-                transport = await _stdio(server, profile, workspace, sandbox, stack, connection)
-            client = Client(
-                transport,
-                mode="legacy",
-                cache=None,
-                read_timeout_seconds=timeout,
-                message_handler=connection.on_message,
-                client_info=CLIENT_INFO,
-            )
-            with connection._edge("starting"):
-                await stack.enter_async_context(client)
-            connection._client = client
-            await connection.refresh()
-            log.info("MCP server %s: %d tools", server.name, len(connection._tools))
-            connections.append(connection)
-        yield connections
+    primary: BaseException | None = None
+    served = False
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                connections: list[McpConnection] = []
+                for server in profile.mcp_servers:
+                    connections.append(
+                        await _open(server, profile, workspace, sandbox, resolver, stack, timeout)
+                    )
+                yield connections
+            except BaseException as exc:
+                primary = exc
+                raise
+            served = True
+    except BaseException as exc:
+        # The SDK's task groups wrap what was raised while they were open (by the block, or
+        # by opening the next server) in exception groups, and may add failures of their
+        # own on the way out: that first error is what the caller gets.
+        if exc is primary:
+            raise
+        leaves = list(_leaves(exc)) if isinstance(exc, BaseExceptionGroup) else [exc]
+        if any(not isinstance(leaf, Exception) and leaf is not primary for leaf in leaves):
+            raise  # cancelled (or interrupted) while closing
+        if primary is not None:
+            log.debug("closing MCP servers after an error", exc_info=exc)
+            raise primary from primary.__cause__
+        if served:
+            log.warning("closing the MCP servers failed", exc_info=exc)
+            return
+        raise
+
+
+async def _open(
+    server: McpServer,
+    profile: AgentProfile,
+    workspace: Path,
+    sandbox: Sandbox | None,
+    resolver: Resolver,
+    stack: contextlib.AsyncExitStack,
+    timeout: float,
+) -> McpConnection:
+    connection = McpConnection(server, timeout)
+    if server.url is not None:
+        transport = await _http(server, profile, resolver, stack)
+    else:
+        transport = await _stdio(server, profile, workspace, sandbox, stack, connection)
+    client = Client(
+        transport,
+        mode="legacy",
+        cache=None,
+        read_timeout_seconds=timeout,
+        message_handler=connection.on_message,
+        client_info=CLIENT_INFO,
+    )
+    with connection._edge("starting"):
+        await stack.enter_async_context(client)
+    connection._client = client
+    await connection.refresh()
+    log.info("MCP server %s: %d tools", server.name, len(connection._tools))
+    return connection

@@ -19,6 +19,7 @@ import json
 import logging
 import re
 import time
+import warnings
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeAlias, TypeVar
@@ -142,9 +143,11 @@ class SchemaTool:
         if self.parameters.get("type") != "object":
             raise ValueError(f"tool {self.name!r}: its schema must describe an object")
         schema = dict(self.parameters)
-        cls = schema_validators.validator_for(
-            schema, default=schema_validators.Draft202012Validator
-        )
+        with warnings.catch_warnings():  # an unknown $schema: the default draft, quietly
+            warnings.simplefilter("ignore", DeprecationWarning)
+            cls = schema_validators.validator_for(
+                schema, default=schema_validators.Draft202012Validator
+            )
         try:
             cls.check_schema(schema)
         except schema_errors.SchemaError as exc:
@@ -165,7 +168,11 @@ class SchemaTool:
         :raises InvalidArguments: it does not; the message names each violation (at most
             :data:`MAX_SCHEMA_ERRORS`) and the parameters the schema declares.
         """
-        errors = sorted(self._validator.iter_errors(raw), key=lambda e: list(e.absolute_path))
+        try:
+            found = list(self._validator.iter_errors(raw))
+        except Exception as exc:  # a $ref that cannot be resolved (nothing is fetched), say
+            raise InvalidArguments(f"the tool's schema cannot be applied: {exc}") from exc
+        errors = sorted(found, key=lambda e: [str(part) for part in e.absolute_path])
         if not errors:
             return raw
         lines = [f"{_where(e.absolute_path)}: {e.message}" for e in errors[:MAX_SCHEMA_ERRORS]]

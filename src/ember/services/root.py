@@ -157,7 +157,12 @@ class Services:
     @property
     def sandbox(self) -> Sandbox:
         """The sandbox agent commands run in (bubblewrap; checked on first use)."""
-        return self._once("sandbox", BubblewrapSandbox, BubblewrapSandbox)
+
+        def make() -> BubblewrapSandbox:
+            config = self.config
+            return BubblewrapSandbox(protected_paths=[config.home_dir, config.agents_work_dir])
+
+        return self._once("sandbox", make, BubblewrapSandbox)
 
     @property
     def models(self) -> ModelAccess | None:

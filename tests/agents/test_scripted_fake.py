@@ -58,17 +58,18 @@ async def test_streamed_parallel_calls_are_put_together(
     assert deltas[-1].usage is not None and deltas[-1].usage.completion_tokens > 0
 
 
-async def test_streamed_parallel_calls_without_ids_run_together(
+async def test_streamed_parallel_calls_without_ids_stay_apart(
     scripted: ScriptedChatServer, provider: OpenAIProvider
 ) -> None:
-    """Known limit of the provider: whole calls at ``index`` 0 *without* ids are taken for
-    fragments of one call (names overwritten, arguments joined). OpenAI and Ollama send ids;
-    this records the behaviour so a change is noticed."""
+    """Whole calls at ``index`` 0 without ids (as some OpenAI-compatible servers send them):
+    each fragment that brings a name starts a new call."""
     scripted.load([PARALLEL], style="same_index_no_id")
     deltas = [delta async for delta in provider.stream_chat("agent-model", ASK, OPTIONS)]
-    [merged] = deltas[-1].tool_calls or []
-    assert merged.raw_arguments == '{"path": "a.txt"}{"path": "b.txt"}{"path": "c.txt"'
-    assert merged.arguments is None
+    calls = deltas[-1].tool_calls or []
+    assert [(c.name, c.raw_arguments) for c in calls] == [
+        (call.name, call.raw()) for call in PARALLEL.calls
+    ]
+    assert calls[2].arguments is None and calls[0].arguments == {"path": "a.txt"}
 
 
 async def test_the_fake_refuses_unanswered_tool_calls_as_openai_does(

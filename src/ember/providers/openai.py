@@ -324,10 +324,11 @@ class _ToolCallParts:
     """Tool calls of a stream, put together from their fragments.
 
     A fragment continues the call last started at its ``index``, unless it brings an ``id``
-    other than that call's: then it starts a new call. OpenAI sends a call's ``id`` (and name)
-    on its first fragment only, and its arguments in pieces under one ``index``; Ollama's
-    ``/v1`` sends each call whole in one fragment, every one of them at ``index`` 0. Calls
-    come out by ``index``, those at one index in the order they started.
+    other than that call's, or a function ``name`` when that call has one already: then it
+    starts a new call. OpenAI sends a call's ``id`` and name on its first fragment only, and
+    its arguments in pieces under one ``index``; Ollama's ``/v1`` and other compatible servers
+    send each call whole in one fragment, every one of them at ``index`` 0, some without an
+    ``id``. Calls come out by ``index``, those at one index in the order they started.
     """
 
     def __init__(self) -> None:
@@ -344,12 +345,13 @@ class _ToolCallParts:
                 raise ProviderError(f"{where}: a tool call fragment without an index")
             call = self._open.get(index)
             new_id = fragment.get("id") or ""
-            if call is None or (new_id and call["id"] and new_id != call["id"]):
+            function = fragment.get("function") or {}
+            renamed = bool(function.get("name")) and call is not None and bool(call["name"])
+            if call is None or renamed or (new_id and call["id"] and new_id != call["id"]):
                 call = {"id": "", "name": "", "arguments": ""}
                 self._open[index] = call
                 self._started.append((index, call))
             call["id"] = new_id or call["id"]
-            function = fragment.get("function") or {}
             call["name"] = function.get("name") or call["name"]
             call["arguments"] += function.get("arguments") or ""
 

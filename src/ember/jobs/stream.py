@@ -55,8 +55,12 @@ async def follow(
             replayed += len(batch)
             if len(batch) < replay_batch:
                 break
-        if first and not replayed and await asyncio.to_thread(_over, job_id, events, jobs):
-            return
+        if first and not replayed:
+            over, stored = await asyncio.to_thread(_over, job_id, events, jobs)
+            if stored > last:
+                continue  # stored since the replay looked: replay it
+            if over:
+                return
         first = False
         while True:
             try:
@@ -83,11 +87,12 @@ async def follow(
                     return
 
 
-def _over(job_id: str, events: EventStore, jobs: JobRepository) -> bool:
-    """Whether nothing more will come: the job row is final and so is its last stored event
-    (a final row whose final event is not stored yet, or was lost, is not over here)."""
+def _over(job_id: str, events: EventStore, jobs: JobRepository) -> tuple[bool, int]:
+    """Whether nothing more will come (the job row is final and so is its last stored event:
+    a final row whose final event is not stored yet, or was lost, is not over here), and the
+    last stored sequence number, so the caller replays what was stored since it looked."""
     if jobs.get(job_id).state not in TERMINAL:
-        return False
+        return False, 0
     last = events.last_seq(job_id)
     tail = events.after(job_id, last - 1, 1) if last else []
-    return bool(tail) and is_final(tail[-1])
+    return bool(tail) and is_final(tail[-1]), last

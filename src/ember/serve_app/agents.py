@@ -123,7 +123,7 @@ def agents_router(
             record = profiles.in_workspace(principal.workspace).create(_checked(body))
         return AgentOut.of(record)
 
-    @router.get("/agents", response_model=AgentPage)
+    @router.get("/agents", response_model=AgentPage, responses=problem_responses(InvalidCursor))
     def list_agents(
         principal: Reader,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,

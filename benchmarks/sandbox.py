@@ -7,10 +7,12 @@ one run.
   three are interleaved, so a noisy machine affects all alike. Target: at most 10 ms added
   at p50.
 - **100 commands**: :data:`COMMANDS` (``echo``, ``ls``, ``python3 -c pass``, ``grep``, ...)
-  in sequence, bare, sandboxed, and through the agent's tool path (a ``run_command`` tool
-  call validated and run by the :class:`~ember.agents.ToolRegistry` an agent job builds, its
-  result rendered for the model), best of ``--rounds``. Target: the tool path at most 1.5x
-  bare.
+  in sequence, bare, each in a one-shot sandbox (:meth:`BubblewrapSandbox.run`), all in one
+  sandbox session (:meth:`BubblewrapSandbox.session`, opened for the batch: its start-up is
+  counted), and through the agent's tool path (a ``run_command`` tool call validated and run
+  by the :class:`~ember.agents.ToolRegistry` an agent job builds, in the run's session as an
+  agent run does, its result rendered for the model), best of ``--rounds``. Target: the
+  tool path at most 1.5x bare.
 
     .venv/bin/python benchmarks/sandbox.py [--runs 300] [--rounds 3]
 """
@@ -19,11 +21,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +40,7 @@ from ember.chat import ToolCall
 from ember.sandbox import BASE_ENV, BubblewrapSandbox, SandboxLimits
 
 LIMITS = SandboxLimits(wall_s=30.0)
+Runner = Callable[[Sequence[str], Path], Coroutine[Any, Any, int]]
 
 _TEN: list[list[str]] = [
     ["echo", "hello from the sandbox"],
@@ -77,9 +81,7 @@ async def bare(argv: Sequence[str], workspace: Path) -> int:
     return process.returncode
 
 
-def sandboxed(
-    sandbox: BubblewrapSandbox,
-) -> Callable[[Sequence[str], Path], Coroutine[Any, Any, int]]:
+def sandboxed(sandbox: BubblewrapSandbox) -> Runner:
     async def run(argv: Sequence[str], workspace: Path) -> int:
         result = await sandbox.run(argv, workspace, LIMITS)
         return result.exit_code if result.exit_code is not None else -1
@@ -87,25 +89,38 @@ def sandboxed(
     return run
 
 
-def tool_path(
-    sandbox: BubblewrapSandbox, workspace: Path
-) -> Callable[[Sequence[str], Path], Coroutine[Any, Any, int]]:
+@contextlib.asynccontextmanager
+async def in_session(sandbox: BubblewrapSandbox, workspace: Path) -> AsyncIterator[Runner]:
+    """Commands run in one sandbox session over ``workspace``, open while this is."""
+    async with sandbox.session(workspace, LIMITS) as session:
+
+        async def run(argv: Sequence[str], _: Path) -> int:
+            result = await session.run(argv)
+            return result.exit_code if result.exit_code is not None else -1
+
+        yield run
+
+
+@contextlib.asynccontextmanager
+async def tool_path(sandbox: BubblewrapSandbox, workspace: Path) -> AsyncIterator[Runner]:
     """Each command as an agent's ``run_command`` call: arguments validated, run in the
-    sandbox, the result rendered as the model sees it."""
-    profile = AgentProfile(model="bench", tools=("run_command",))
-    registry = builtin_tools(profile, workspace, sandbox=sandbox)
+    run's sandbox session (opened by the first call, closed with the run, as the ``agent``
+    job kind does), the result rendered as the model sees it."""
+    profile = AgentProfile(model="bench", tools=("run_command",), sandbox={"wall_s": 30})
     calls = iter(range(1_000_000))
+    async with contextlib.AsyncExitStack() as sessions:
+        registry = builtin_tools(profile, workspace, sandbox=sandbox, sessions=sessions)
 
-    async def run(argv: Sequence[str], _: Path) -> int:
-        call = ToolCall.of(f"call_{next(calls)}", "run_command", {"command": list(argv)})
-        result = await registry.call(call)
-        return int(json.loads(result.content)["exit_code"]) if result.ok else -1
+        async def run(argv: Sequence[str], _: Path) -> int:
+            call = ToolCall.of(f"call_{next(calls)}", "run_command", {"command": list(argv)})
+            result = await registry.call(call)
+            return int(json.loads(result.content)["exit_code"]) if result.ok else -1
 
-    return run
+        yield run
 
 
 async def startup(
-    runners: dict[str, Callable[[Sequence[str], Path], Coroutine[Any, Any, int]]],
+    runners: dict[str, Runner],
     workspace: Path,
     runs: int,
 ) -> dict[str, list[float]]:
@@ -121,9 +136,7 @@ async def startup(
     return samples
 
 
-async def batch(
-    runner: Callable[[Sequence[str], Path], Coroutine[Any, Any, int]], workspace: Path
-) -> float:
+async def batch(runner: Runner, workspace: Path) -> float:
     started = time.perf_counter()
     for argv in COMMANDS:
         assert await runner(argv, workspace) == 0, argv
@@ -141,12 +154,19 @@ async def measure(runs: int, rounds: int) -> dict[str, Any]:
         "sandbox (no cgroups)": sandboxed(rlimits_only),
     }
     samples = await startup(runners, workspace, runs)
-    tools = tool_path(with_cgroups, workspace)
-    totals: dict[str, list[float]] = {"bare": [], "sandbox": [], "agent tool path": []}
-    for _ in range(rounds):
+    names = ("bare", "sandbox", "sandbox session", "agent tool path")
+    totals: dict[str, list[float]] = {name: [] for name in names}
+    for _ in range(rounds):  # a session per batch, its start-up included, as an agent run's
         totals["bare"].append(await batch(bare, workspace))
         totals["sandbox"].append(await batch(runners["sandbox"], workspace))
-        totals["agent tool path"].append(await batch(tools, workspace))
+        started = time.perf_counter()
+        async with in_session(with_cgroups, workspace) as session:
+            await batch(session, workspace)
+        totals["sandbox session"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        async with tool_path(with_cgroups, workspace) as tools:
+            await batch(tools, workspace)
+        totals["agent tool path"].append(time.perf_counter() - started)
     return {
         "startup_ms": {
             name: {"p50": statistics.median(values), "p99": percentile(values, 0.99)}

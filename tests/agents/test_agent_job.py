@@ -153,7 +153,7 @@ def test_a_denied_call_is_a_tool_error_and_an_audit_row(
 
 
 def test_a_job_may_narrow_its_profile_but_never_widen_it(
-    client: httpx.Client, model: ScriptedChatServer
+    client: httpx.Client, model: ScriptedChatServer, live: LiveApp
 ) -> None:
     job_id = submit(client, task="x", overrides={"tools": ["read_file", "fetch_url"]})
     job = finished(client, job_id)
@@ -163,6 +163,12 @@ def test_a_job_may_narrow_its_profile_but_never_widen_it(
     assert finished(client, job_id)["state"] == "succeeded"
     (refused,) = tool_results(model)
     assert "unknown_tool" in refused
+    rows = [
+        r.detail
+        for r in live.services.audit.list(limit=100)
+        if r.resource == f"job:{job_id}" and r.action == "agent.tool_denied"
+    ]
+    assert [(r["code"], r["tool"]) for r in rows] == [("unknown_tool", "run_command")]
 
 
 def test_a_step_limit_fails_the_job_and_keeps_the_transcript(

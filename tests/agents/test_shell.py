@@ -4,8 +4,10 @@ sandbox driven by the agent loop (skipped where the sandbox cannot run)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -28,6 +30,7 @@ from ember.sandbox.protocol import (
     SandboxCommand,
     SandboxLimits,
 )
+from ember.testing.sandbox_session import descendants
 from tests.agents.conftest import MODEL, Events
 from tests.fakes.scripted_chat_fake import ScriptedCall, ScriptedChatServer, Turn
 
@@ -219,3 +222,29 @@ async def test_commands_have_no_network_and_are_stopped_at_their_timeout(
     )
     shown = json.loads(slow.content)
     assert shown["killed"] == "timeout" and shown["duration_s"] < 3
+
+
+async def test_a_run_s_commands_share_one_sandbox_session(
+    bubblewrap: BubblewrapSandbox, workspace: Path
+) -> None:
+    profile = AgentProfile(model=MODEL, tools=("run_command", "run_python"))
+    before = descendants(os.getpid())
+
+    async def call(n: int, name: str, arguments: dict[str, object]) -> dict[str, object]:
+        result = await tools.call(ToolCall.of(str(n), name, arguments))
+        shown: dict[str, object] = json.loads(result.content)
+        return shown
+
+    async with contextlib.AsyncExitStack() as sessions:
+        tools = builtin_tools(profile, workspace, sandbox=bubblewrap, sessions=sessions)
+        assert descendants(os.getpid()) == before, "nothing starts before the first command"
+        made = await call(1, "run_command", {"command": "echo x > /tmp/kept; echo $PPID"})
+        slow = await call(2, "run_command", {"command": "sleep 5", "timeout_s": 0.5})
+        seen = await call(3, "run_python", {"code": "print(open('/tmp/kept').read(), end='')"})
+        again = await call(4, "run_command", {"command": "cat /tmp/kept; echo $PPID"})
+        assert slow["killed"] == "timeout"
+        assert seen["stdout"] == "x\n" and again["stdout"] == f"x\n{made['stdout']}"
+        assert descendants(os.getpid()) - before, "the run's sandbox is up"
+    assert descendants(os.getpid()) - before == set(), "the session ended with the run"
+    ended = await call(5, "run_command", {"command": "true"})
+    assert ended["error"] == {"code": "sandbox_failed", "message": "the sandbox session is closed"}

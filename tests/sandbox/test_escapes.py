@@ -5,23 +5,28 @@ signal, a ``killed`` reason), and asserts that no process of it is left on the h
 probes target only loopback listeners the test itself opens (127.0.0.1, 127.0.0.2, a Unix
 socket, an abstract Unix socket); nothing else is ever addressed. Limits are small, so the
 whole file runs in seconds.
+
+Each test runs twice: each command in a one-shot sandbox, and each command in a sandbox
+session (one per test and set of limits, so the commands of a test share it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import signal
 import socket
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from ember.sandbox import BubblewrapSandbox, CommandResult, SandboxLimits
+from ember.sandbox.protocol import SandboxSession
 from ember.testing.sandbox import host_processes_with
 
 LIMITS = SandboxLimits(
@@ -46,12 +51,20 @@ def outside(tmp_path: Path) -> Path:
 
 class Probe:
     """Runs commands with a unique marker on their command line, and after each one checks
-    that none of its processes is left on the host."""
+    that none of its processes is left on the host. ``sessions``: run them in sandbox
+    sessions (one per set of limits, closed with the stack) instead of one-shot runs."""
 
-    def __init__(self, sandbox: BubblewrapSandbox, workspace: Path) -> None:
+    def __init__(
+        self,
+        sandbox: BubblewrapSandbox,
+        workspace: Path,
+        sessions: contextlib.AsyncExitStack | None = None,
+    ) -> None:
         self.sandbox = sandbox
         self.workspace = workspace
         self.marker = f"ember-escape-{uuid.uuid4().hex}"
+        self.sessions = sessions
+        self._opened: dict[SandboxLimits, SandboxSession] = {}
 
     async def sh(self, script: str, limits: SandboxLimits = LIMITS) -> CommandResult:
         return await self.run(["sh", "-c", script, self.marker], limits)
@@ -60,7 +73,13 @@ class Probe:
         return await self.run(["python3", "-c", code, self.marker, *args], limits)
 
     async def run(self, argv: list[str], limits: SandboxLimits = LIMITS) -> CommandResult:
-        result = await self.sandbox.run(argv, self.workspace, limits)
+        if self.sessions is None:
+            result = await self.sandbox.run(argv, self.workspace, limits)
+        else:
+            if limits not in self._opened:
+                opened = self.sandbox.session(self.workspace, limits)
+                self._opened[limits] = await self.sessions.enter_async_context(opened)
+            result = await self._opened[limits].run(argv)
         assert host_processes_with(self.marker) == [], "a process of the command outlived it"
         return result
 
@@ -69,11 +88,16 @@ class Probe:
             os.kill(pid, signal.SIGKILL)
 
 
-@pytest.fixture
-def probe(bubblewrap: BubblewrapSandbox, workspace: Path) -> Iterator[Probe]:
-    found = Probe(bubblewrap, workspace)
-    yield found
-    found.cleanup()
+@pytest.fixture(params=["one-shot", "session"])
+async def probe(
+    request: pytest.FixtureRequest, bubblewrap: BubblewrapSandbox, workspace: Path
+) -> AsyncIterator[Probe]:
+    async with contextlib.AsyncExitStack() as sessions:
+        found = Probe(bubblewrap, workspace, sessions if request.param == "session" else None)
+        try:
+            yield found
+        finally:
+            found.cleanup()
 
 
 SYSCALL = (
@@ -206,7 +230,10 @@ async def test_the_host_process_list_is_not_visible(probe: Probe) -> None:
     assert result.exit_code == 0, result.stderr
     top, *names = result.stdout.decode().split()
     assert int(top) < 50  # the sandbox's own pid namespace: a handful of small pids
-    assert names == ["python3", "sh"]  # the probe and its init; nothing of the host
+    if probe.sessions is None:
+        assert names == ["python3", "sh"]  # the probe and its init; nothing of the host
+    else:  # the probe and the session's executor (its keeper and server)
+        assert names == ["python3", "python3", "python3"]
 
 
 async def test_proc_1_environ_holds_nothing_of_the_host(
@@ -400,7 +427,8 @@ async def test_filling_tmp_is_capped(probe: Probe) -> None:
     limits = SandboxLimits(wall_s=10.0, memory_bytes=64 * 1024 * 1024, file_size_bytes=1 << 40)
     result = await probe.sh("head -c 10000000000 /dev/zero > /tmp/fill", limits)
     assert result.exit_code == 1 and b"No space left on device" in result.stderr
-    shm = await probe.sh("head -c 10000000000 /dev/zero > /dev/shm/fill", limits)
+    # in a session /tmp/fill is still there: both full would be all of memory_bytes
+    shm = await probe.sh("rm /tmp/fill; head -c 10000000000 /dev/zero > /dev/shm/fill", limits)
     assert shm.exit_code == 1 and b"No space left on device" in shm.stderr
 
 

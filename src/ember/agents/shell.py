@@ -6,10 +6,16 @@ never a longer one. A command is an argv list, or a string run as ``["sh", "-c",
 Python runs as ``["python3", "-c", code]``. The result is the exit code, how the command
 ended and its stdout and stderr as text, each capped (by ``output_bytes`` in the sandbox,
 then at ``max_output_chars`` here). A command that fails is a result, not a tool error.
+
+An agent run's commands share one :class:`~ember.sandbox.protocol.SandboxSession` when the
+runner is given an exit stack (``sessions``): the first command opens it, the stack's close
+(the end of the run) ends it. Without one, each command is a one-shot sandbox run.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,7 +24,13 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from ember.agents.tools import Tool, ToolArgs
-from ember.sandbox.protocol import WORKDIR, CommandResult, Sandbox, SandboxLimits
+from ember.sandbox.protocol import (
+    WORKDIR,
+    CommandResult,
+    Sandbox,
+    SandboxLimits,
+    SandboxSession,
+)
 
 __all__ = ["CommandArgs", "PythonArgs", "SandboxRunner", "shell_tools"]
 
@@ -53,15 +65,25 @@ def _text(data: bytes, truncated: bool, limit: int) -> tuple[str, bool]:
     return text, truncated
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class SandboxRunner:
-    """Runs argv in ``sandbox`` over ``workspace`` with ``limits``."""
+    """Runs argv in ``sandbox`` over ``workspace`` with ``limits``.
+
+    ``sessions``: where the run keeps its sandbox session. Given, the first command opens
+    :meth:`~ember.sandbox.protocol.Sandbox.session` (with ``limits`` and ``env``) and enters
+    it into this stack, so that it ends, every process of it with it, when the stack closes;
+    every command then runs in that one sandbox (files left in ``/tmp`` stay for the next).
+    ``None``: each command is a one-shot :meth:`~ember.sandbox.protocol.Sandbox.run`.
+    """
 
     sandbox: Sandbox
     workspace: Path
     limits: SandboxLimits
     env: Mapping[str, str] | None = None
     max_output_chars: int = 8_000
+    sessions: contextlib.AsyncExitStack | None = None
+    _session: SandboxSession | None = dataclasses.field(default=None, init=False, repr=False)
+    _opening: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock, init=False, repr=False)
 
     async def run(
         self, argv: list[str], stdin: str | None = None, timeout_s: float | None = None
@@ -70,18 +92,24 @@ class SandboxRunner:
 
         :raises BadRequest: ``argv`` is empty (from the sandbox).
         :raises SandboxUnavailable: the sandbox cannot run here.
+        :raises SandboxFailed: the sandbox (or the run's session) could not be set up.
         """
+        data = stdin.encode() if stdin is not None else None
+        if self.sessions is not None:
+            session = await self._session_of_run(self.sessions)
+            return self._shown(await session.run(argv, stdin=data, timeout_s=timeout_s))
         limits = self.limits
         if timeout_s is not None and timeout_s < limits.wall_s:
             limits = dataclasses.replace(limits, wall_s=timeout_s)
-        result = await self.sandbox.run(
-            argv,
-            self.workspace,
-            limits,
-            stdin=stdin.encode() if stdin is not None else None,
-            env=self.env,
-        )
+        result = await self.sandbox.run(argv, self.workspace, limits, stdin=data, env=self.env)
         return self._shown(result)
+
+    async def _session_of_run(self, sessions: contextlib.AsyncExitStack) -> SandboxSession:
+        async with self._opening:
+            if self._session is None:
+                opened = self.sandbox.session(self.workspace, self.limits, env=self.env)
+                self._session = await sessions.enter_async_context(opened)
+            return self._session
 
     def _shown(self, result: CommandResult) -> dict[str, Any]:
         stdout, out_cut = _text(result.stdout, result.stdout_truncated, self.max_output_chars)

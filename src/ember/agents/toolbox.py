@@ -7,6 +7,7 @@ dependency (a sandbox, a memory search) was not given.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -47,12 +48,15 @@ def builtin_tools(
     resolver: Resolver = system_resolver,
     transport: httpx.AsyncBaseTransport | None = None,
     env: Mapping[str, str] | None = None,
+    sessions: contextlib.AsyncExitStack | None = None,
 ) -> ToolRegistry:
     """A registry of the built-in tools ``profile`` allows, over ``workspace``.
 
-    ``sandbox`` runs ``run_command``/``run_python`` (with ``env`` in their environment),
-    ``memory`` backs ``search_memory``; ``resolver`` and ``transport`` are the fetch tool's
-    (tests inject them).
+    ``sandbox`` runs ``run_command``/``run_python`` (with ``env`` in their environment): in
+    one sandbox session for the run, opened by the first command and closed with
+    ``sessions`` (see :class:`~ember.agents.shell.SandboxRunner`), or, without ``sessions``,
+    one sandbox per command; ``memory`` backs ``search_memory``; ``resolver`` and
+    ``transport`` are the fetch tool's (tests inject them).
 
     :raises ValidationFailed: the profile names a tool that is not built in, or one whose
         dependency is missing.
@@ -69,7 +73,8 @@ def builtin_tools(
     if wanted & {"run_command", "run_python"}:
         if sandbox is None:
             raise ValidationFailed("the profile allows run_command/run_python but no sandbox")
-        runner = SandboxRunner(sandbox, workspace, profile.sandbox.limits(), env)
+        box = profile.sandbox.limits()
+        runner = SandboxRunner(sandbox, workspace, box, env, sessions=sessions)
         tools += shell_tools(runner)
     if "search_memory" in wanted:
         if memory is None:

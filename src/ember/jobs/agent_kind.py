@@ -13,6 +13,10 @@ The run's outcome is the job's: ``completed`` succeeds with the answer; a limit 
 ``cancelled``. Commands run only in the sandbox: when it is unavailable, a profile that may run
 commands fails ``sandbox_unavailable`` before the model is called, never unsandboxed.
 
+The run's ``run_command``/``run_python`` calls share one sandbox session
+(:meth:`~ember.sandbox.protocol.Sandbox.session`), opened by the first of them and closed
+when the run ends, in every way (cancel included), before the artifacts are collected.
+
 The profile's MCP servers (:mod:`ember.agents.mcp`) are opened after the sandbox check and
 before the first model call (a stdio server in the sandbox, over the run's directory); one
 that cannot be opened fails the job (``mcp_server_failed``, ``policy_denied``,
@@ -57,7 +61,9 @@ from ember.storage.records import AuditRecord
 __all__ = ["AgentInput", "AgentParts", "agent_kind"]
 
 _COMMAND_TOOLS = frozenset({"run_command", "run_python"})
-DENIED = "policy_denied"
+DENIED = frozenset({"policy_denied", "unknown_tool"})
+"""Tool-result codes that are denials (the policy refused it, or the profile does not allow
+that tool): each is an ``agent.tool_denied`` audit row."""
 
 
 class AgentInput(BaseModel):
@@ -99,7 +105,7 @@ class _Persisting:
 
     async def log(self, message: str, **fields: Any) -> int:
         seq = await self._context.log(message, **fields)
-        if message == "tool result" and fields.get("code") == DENIED:
+        if message == "tool result" and fields.get("code") in DENIED:
             await asyncio.to_thread(self._denied, fields)
         if message in ("agent step", "tool result"):
             await asyncio.to_thread(self._save)
@@ -117,6 +123,7 @@ class _Persisting:
                 "tool": fields.get("tool"),
                 "call_id": fields.get("call_id"),
                 "step": fields.get("step"),
+                "code": fields.get("code"),
                 "reason": str(fields.get("content", ""))[:500],
             },
             workspace=job.workspace,
@@ -152,7 +159,10 @@ def agent_kind(parts: AgentParts) -> JobKind:
         shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir(parents=True)
         try:
-            return await _work(context, payload, profile, principal, sandbox, directory)
+            async with contextlib.AsyncExitStack() as sessions:
+                return await _work(
+                    context, payload, profile, principal, sandbox, directory, sessions
+                )
         finally:
             await asyncio.to_thread(_keep_artifacts, job.id, directory)
 
@@ -163,12 +173,13 @@ def agent_kind(parts: AgentParts) -> JobKind:
         principal: Principal,
         sandbox: Sandbox | None,
         directory: Path,
+        sessions: contextlib.AsyncExitStack,
     ) -> dict[str, Any]:
         job = context.job
         memory = None
         if "search_memory" in profile.tools:
             memory = ServiceMemorySearch(parts.memory(), principal)
-        tools = builtin_tools(profile, directory, sandbox=sandbox, memory=memory)
+        tools = builtin_tools(profile, directory, sandbox=sandbox, memory=memory, sessions=sessions)
         router = parts.router()
         route = RouteRequest(
             principal=job.principal,

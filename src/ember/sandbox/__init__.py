@@ -1,7 +1,8 @@
 """Sandboxes: run a command inside walls the kernel enforces (see ``docs/sandbox.md``).
 
 :class:`Sandbox` is the seam (:mod:`ember.sandbox.protocol`); :class:`BubblewrapSandbox` the
-runner on bubblewrap, seccomp, rlimits and cgroups.
+runner on bubblewrap, seccomp, rlimits and cgroups; a :class:`SandboxSession`
+(:class:`BubblewrapSession`) keeps one sandbox for an agent run's commands.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from ember.sandbox.protocol import (
     SandboxCapabilities,
     SandboxCommand,
     SandboxLimits,
+    SandboxSession,
 )
 from ember.sandbox.rootfs import HOST_ETC, RootFs
 from ember.sandbox.seccomp import REFUSED, build_filter
+from ember.sandbox.session import BubblewrapSession
 
 __all__ = [
     "BASE_ENV",
@@ -28,6 +31,7 @@ __all__ = [
     "REFUSED",
     "WORKDIR",
     "BubblewrapSandbox",
+    "BubblewrapSession",
     "Cgroups",
     "CommandResult",
     "KillReason",
@@ -37,6 +41,7 @@ __all__ = [
     "SandboxCapabilities",
     "SandboxCommand",
     "SandboxLimits",
+    "SandboxSession",
     "build_filter",
     "check_limits",
     "check_read_only_paths",

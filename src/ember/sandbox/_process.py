@@ -33,6 +33,7 @@ __all__ = [
     "bwrap_message",
     "decode_status",
     "end",
+    "finished",
     "open_init",
     "result",
     "shielded",
@@ -43,6 +44,9 @@ __all__ = [
 T = TypeVar("T")
 MAX_SIGNAL = 64
 KILL_WAIT_S = 10.0
+SETUP_WAIT_S = 2.0
+"""How long :func:`end` waits for bubblewrap to report its child's pid before it kills
+bubblewrap itself (which, during set-up, can leave that child behind)."""
 JOIN_FAILED = 125
 """What the cgroup-joining ``sh`` exits with when it cannot join."""
 
@@ -106,17 +110,22 @@ async def end(proc: asyncio.subprocess.Process, launch: Launch) -> None:
     """Kill the whole tree and return once none of it is left."""
     status = launch.status
     status.poll()
+    deadline = time.monotonic() + SETUP_WAIT_S
+    while status.child_pid is None and proc.returncode is None:
+        if time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.002)  # bubblewrap reports its child's pid right after clone
+        status.poll()
     init = open_init(status.child_pid, monitor_pid=proc.pid)
     if init is not None:
         await kill_init(init)  # the kernel ends the namespace; the monitor then exits
     elif proc.returncode is None:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()  # still setting up (or gone): --die-with-parent ends the init
-    try:
-        await asyncio.wait_for(proc.wait(), KILL_WAIT_S)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
+    if not await _exited(proc, KILL_WAIT_S):
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await _exited(proc, KILL_WAIT_S)
     if init is None:
         status.poll()
         orphan = open_init(status.child_pid, namespace=status.pid_namespace)
@@ -124,6 +133,17 @@ async def end(proc: asyncio.subprocess.Process, launch: Launch) -> None:
             await kill_init(orphan)
     if launch.cgroup is not None:
         await launch.cgroup.empty()
+
+
+async def _exited(proc: asyncio.subprocess.Process, timeout_s: float) -> bool:
+    """Whether ``proc`` exited within ``timeout_s``. Not ``proc.wait()``: that also waits
+    until every holder of its pipes has closed them."""
+    deadline = time.monotonic() + timeout_s
+    while proc.returncode is None:
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.002)
+    return True
 
 
 def result(
@@ -253,6 +273,23 @@ async def shielded(work: Coroutine[Any, Any, T]) -> T:
         task.result()
         raise asyncio.CancelledError
     return task.result()
+
+
+async def finished(work: Coroutine[Any, Any, T]) -> tuple[T, bool]:
+    """``work``'s result, run to its end even if the awaiting task is cancelled meanwhile,
+    and whether it was (the caller cleans up, then raises ``CancelledError``).
+
+    For ``asyncio.create_subprocess_exec``: cancelled before its pipes are connected, its
+    own clean-up waits forever (Python 3.11), and the process it started is lost to us.
+    """
+    task = asyncio.ensure_future(work)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = True
+    return task.result(), cancelled
 
 
 def stderr_text(stderr: bytes) -> str:

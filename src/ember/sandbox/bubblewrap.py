@@ -25,6 +25,8 @@ bubblewrap errors before the command ran (``--json-status-fd`` reports no exit c
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -36,16 +38,24 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ember.errors import BadRequest, SandboxFailed, SandboxUnavailable
 from ember.sandbox._pipes import StatusPipe
-from ember.sandbox._process import Launch, bwrap_message, stderr_text, supervise
+from ember.sandbox._process import (
+    Launch,
+    bwrap_message,
+    end,
+    finished,
+    shielded,
+    stderr_text,
+    supervise,
+)
 from ember.sandbox.binds import check_read_only_paths, check_syntax, ember_homes
 from ember.sandbox.cgroups import Cgroups, RunCgroup
-from ember.sandbox.limits import check_limits, init_script
+from ember.sandbox.limits import check_argv, check_limits, init_script, rlimits
 from ember.sandbox.prerequisites import (
     SUPPORT_PREFIX,
     bwrap_version,
@@ -60,6 +70,12 @@ from ember.sandbox.protocol import (
 )
 from ember.sandbox.rootfs import HOME, RootFs, nul_joined
 from ember.sandbox.seccomp import write_filter
+from ember.sandbox.session import (
+    EXECUTOR_PYTHON,
+    MIN_OPEN_FILES,
+    BubblewrapSession,
+    executor_argv,
+)
 
 __all__ = ["BASE_ENV", "BubblewrapSandbox"]
 
@@ -240,21 +256,21 @@ class BubblewrapSandbox:
 
     def _request(
         self,
-        argv: Sequence[str],
+        argv: Sequence[str] | None,
         workspace: Path,
         limits: SandboxLimits,
         env: Mapping[str, str] | None,
         read_only_paths: Sequence[str] = (),
     ) -> _Request:
+        """The checked request (``argv`` ``None``: a session's, whose commands come later).
+
+        :raises BadRequest: see :meth:`run`.
+        """
         check_limits(limits)
         if isinstance(read_only_paths, str | bytes):
             raise BadRequest("read_only_paths must be a list of paths")
         read_only = check_syntax(read_only_paths)
-        if isinstance(argv, str | bytes) or not argv:
-            raise BadRequest("argv must be a non-empty list of strings")
-        items = tuple(argv)
-        if not all(isinstance(item, str) and "\0" not in item for item in items) or not items[0]:
-            raise BadRequest("argv must hold strings without NUL bytes, the first not empty")
+        items = () if argv is None else check_argv(argv)
         try:
             resolved = Path(workspace).resolve(strict=True)
         except (OSError, RuntimeError) as exc:
@@ -292,11 +308,14 @@ class BubblewrapSandbox:
         )
         return opts
 
+    @property
+    def _memory_cgroup(self) -> bool:
+        return self._cgroups is not None and "memory" in self._cgroups.controllers
+
     def _inner(self, request: _Request, limits: SandboxLimits) -> list[str]:
         """What bubblewrap execs: the namespace's init, which sets the rlimits and starts
         the command."""
-        memory_cgroup = self._cgroups is not None and "memory" in self._cgroups.controllers
-        script = init_script(limits, address_space=not memory_cgroup)
+        script = init_script(limits, address_space=not self._memory_cgroup)
         return [INIT_SHELL, "-c", script, "ember-init", *request.argv]
 
     def _new_cgroup(self, limits: SandboxLimits) -> RunCgroup | None:
@@ -307,7 +326,11 @@ class BubblewrapSandbox:
         except OSError as exc:
             raise SandboxFailed(f"could not create the command's cgroup: {exc}") from exc
 
-    def _launch(self, request: _Request, limits: SandboxLimits) -> Launch:
+    def _launch(
+        self, request: _Request, limits: SandboxLimits, inner: Sequence[str] | None = None
+    ) -> Launch:
+        """How to start ``request`` (``inner``: what bubblewrap execs instead of the init of
+        :meth:`_inner`; a session's executor)."""
         cgroup = self._new_cgroup(limits)
         status = StatusPipe()
         args_fd = os.memfd_create("ember-sandbox-args", os.MFD_CLOEXEC)
@@ -323,7 +346,7 @@ class BubblewrapSandbox:
             "--json-status-fd",
             str(status.write_fd),
             "--",
-            *self._inner(request, limits),
+            *(self._inner(request, limits) if inner is None else inner),
         ]
         if cgroup is not None:
             argv = ["/bin/sh", "-c", JOIN, "ember-sandbox", *cgroup.procs_files, "--", *argv]
@@ -347,25 +370,62 @@ class BubblewrapSandbox:
         launch = self._launch(request, limits)
         try:
             started = time.monotonic()
+            creating = asyncio.create_subprocess_exec(
+                *launch.argv,
+                stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=launch.pass_fds,
+                env=OUTER_ENV,
+            )
             try:
-                proc = await asyncio.create_subprocess_exec(
-                    *launch.argv,
-                    stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    pass_fds=launch.pass_fds,
-                    env=OUTER_ENV,
-                )
+                proc, cancelled = await finished(creating)
             except OSError as exc:
                 raise SandboxUnavailable(f"could not start bubblewrap: {exc}") from exc
             finally:
                 launch.close_child_fds()
+            if cancelled:  # started all the same: end it before the cancel goes on
+                await shielded(end(proc, launch))
+                raise asyncio.CancelledError
             return await supervise(proc, launch, limits, stdin, started)
         finally:
             if launch.cgroup is not None:
                 launch.cgroup.empty_sync()
                 launch.cgroup.remove()
             launch.close()
+
+    @contextlib.asynccontextmanager
+    async def session(
+        self,
+        workspace: Path,
+        limits: SandboxLimits,
+        *,
+        env: Mapping[str, str] | None = None,
+        read_only_paths: Sequence[str] = (),
+    ) -> AsyncIterator[BubblewrapSession]:
+        """A :class:`~ember.sandbox.session.BubblewrapSession`: one sandbox built as a
+        one-shot run's, whose pid 1 is the session's executor (:mod:`ember.sandbox.session`)."""
+        request = self._request(None, workspace, limits, env, read_only_paths)
+        if limits.open_files < MIN_OPEN_FILES:
+            raise BadRequest(f"a sandbox session needs open_files >= {MIN_OPEN_FILES}")
+        # the executor's server holds the rlimits too: one more process than the command's
+        walls = dataclasses.replace(limits, processes=limits.processes + 1)
+
+        async def launch() -> Launch:
+            if self._capabilities is None or not self._intact():
+                await asyncio.to_thread(self.check)
+            if not os.access(EXECUTOR_PYTHON, os.X_OK):
+                raise SandboxUnavailable(f"sandbox sessions need {EXECUTOR_PYTHON}")
+            self._checked_binds(request)
+            values = rlimits(walls, address_space=not self._memory_cgroup)
+            return self._launch(request, walls, executor_argv(values))
+
+        session = BubblewrapSession(launch, limits, OUTER_ENV)
+        try:
+            await session.start()
+            yield session
+        finally:
+            await shielded(session.close())
 
     def command(
         self,

@@ -11,11 +11,12 @@ rather than every process of ember's user on the host. (The kernel exempts uid 0
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from ember.errors import BadRequest
 from ember.sandbox.protocol import SandboxLimits
 
-__all__ = ["CPU_GRACE_S", "LIMITS_FAILED", "check_limits", "init_script"]
+__all__ = ["CPU_GRACE_S", "LIMITS_FAILED", "check_argv", "check_limits", "init_script", "rlimits"]
 
 CPU_GRACE_S = 1
 """``SIGXCPU`` at ``cpu_s``; ``SIGKILL`` this much later for a process that ignores it."""
@@ -36,6 +37,20 @@ def check_limits(limits: SandboxLimits) -> None:
         value = getattr(limits, name)
         if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
             raise BadRequest(f"sandbox limit {name} must be a positive number, not {value!r}")
+
+
+def check_argv(argv: Sequence[str]) -> tuple[str, ...]:
+    """``argv`` as a tuple.
+
+    :raises BadRequest: it is empty, not a list of strings, holds a NUL byte, or its first
+        item is empty.
+    """
+    if isinstance(argv, str | bytes) or not argv:
+        raise BadRequest("argv must be a non-empty list of strings")
+    items = tuple(argv)
+    if not all(isinstance(item, str) and "\0" not in item for item in items) or not items[0]:
+        raise BadRequest("argv must hold strings without NUL bytes, the first not empty")
+    return items
 
 
 def init_script(limits: SandboxLimits, *, address_space: bool) -> str:
@@ -63,3 +78,21 @@ def init_script(limits: SandboxLimits, *, address_space: bool) -> str:
         + f' || {{ echo "{LIMITS_FAILED}" >&2; exit 125; }}\n'
         + 'exec 3<&0; "$@" <&3 3<&- & wait $!\n'
     )
+
+
+def rlimits(limits: SandboxLimits, *, address_space: bool) -> list[tuple[str, int, int]]:
+    """The rlimits :func:`init_script` sets, as ``(name, soft, hard)`` (``name`` as in
+    ``resource.RLIMIT_<name>``, in bytes where ``ulimit`` counts blocks or KiB): what a
+    session's executor sets in each command it starts (:mod:`ember.sandbox._executor`)."""
+    file_size = max(1, limits.file_size_bytes // 512) * 512
+    found = [
+        ("CPU", limits.cpu_s, limits.cpu_s + CPU_GRACE_S),
+        ("FSIZE", file_size, file_size),
+        ("NOFILE", limits.open_files, limits.open_files),
+        ("NPROC", limits.processes, limits.processes),
+        ("CORE", 0, 0),
+    ]
+    if address_space:
+        memory = max(1, limits.memory_bytes // 1024) * 1024
+        found.append(("AS", memory, memory))
+    return found

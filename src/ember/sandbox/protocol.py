@@ -2,13 +2,16 @@
 
 A :class:`Sandbox` runs one command per call, in a fresh set of namespaces, with the job's
 workspace directory as its only writable place (seen inside as :data:`WORKDIR`), no network,
-a minimal environment and hard limits. The bubblewrap runner (:mod:`ember.sandbox.bubblewrap`)
-is the one adapter today; a VM-backed runner may follow. Nothing here imports Ray.
+a minimal environment and hard limits; or, through a :class:`SandboxSession`, many commands
+one after another in one such sandbox (an agent run's). The bubblewrap runner
+(:mod:`ember.sandbox.bubblewrap`) is the one adapter today; a VM-backed runner may follow.
+Nothing here imports Ray.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -21,6 +24,7 @@ __all__ = [
     "SandboxCapabilities",
     "SandboxCommand",
     "SandboxLimits",
+    "SandboxSession",
 ]
 
 WORKDIR = "/workspace"
@@ -116,6 +120,64 @@ class SandboxCapabilities:
     notes: tuple[str, ...] = ()
 
 
+class SandboxSession(Protocol):
+    """One sandbox kept for many commands (:meth:`Sandbox.session`), run one at a time.
+
+    The sandbox is built once, with exactly the walls of a one-shot :meth:`Sandbox.run`
+    (namespaces, root, seccomp filter, no network, no capabilities, the session's ``env``
+    and ``read_only_paths``), and each command is started inside it. What differs from
+    one-shot runs:
+
+    - **Per session**: the cgroup limits (``memory_bytes``, ``processes``, ``cpus``) hold for
+      the session's processes together (a small executor included), over its life; the
+      rlimits (``cpu_s``, ``file_size_bytes``, ``open_files``, ``processes``, and
+      ``memory_bytes`` where no memory cgroup holds) are the session's and every command
+      starts with them (``cpu_s`` counts per process, from zero); ``env`` and
+      ``read_only_paths`` are fixed when the session opens.
+    - **Per command**: the wall-clock limit, ``min(timeout_s, limits.wall_s)``, and the
+      output caps (``output_bytes`` of stdout and of stderr each).
+    - **Shared between its commands**: the workspace (as for one-shot runs), the private
+      ``/tmp`` and ``/dev/shm`` (files one command leaves there, the next one sees), System V
+      IPC objects, and the session's cgroup charges (memory held in ``/tmp`` counts against
+      later commands).
+    - **Not shared**: processes. When a command ends (it exits, times out, is stopped or
+      cancelled) every other process of the session but its executor is killed, whatever
+      session or process group it made: a daemon a command leaves behind does not survive
+      its command, and no command can see or signal another's processes.
+    """
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        stdin: bytes | None = None,
+        timeout_s: float | None = None,
+    ) -> CommandResult:
+        """Run ``argv`` in the session, as :meth:`Sandbox.run` runs it in a fresh sandbox.
+
+        The result means what one-shot results mean (exit code, 127 for a command not
+        found, ``signal``, ``killed`` incl. ``"timeout"`` at ``min(timeout_s,
+        limits.wall_s)``, ``"memory"``, ``"cpu"``, ``"file_size"``, capped output and
+        ``*_truncated``, ``duration_s``). Commands of one session run one at a time: a call
+        made while another runs waits for it (its wall clock starts when it starts).
+        Cancelling the awaiting task kills the command's whole tree before the
+        ``CancelledError`` propagates; where that cannot be confirmed, the whole session is
+        killed (and started afresh by the next call).
+
+        A session whose sandbox died (its executor was killed by the OOM killer, say) is
+        started afresh by the next call: a new sandbox, an empty ``/tmp``, the same
+        workspace. A command during which it died reads ``killed="memory"`` when the memory
+        cgroup saw an OOM kill, and raises :class:`~ember.errors.SandboxFailed` otherwise.
+
+        :raises BadRequest: ``argv`` is empty or holds a NUL byte, ``timeout_s`` is not
+            positive.
+        :raises SandboxFailed: the session is closed, its sandbox could not be (re)started
+            or stopped answering.
+        :raises SandboxUnavailable: as :meth:`Sandbox.check`, when it is (re)started.
+        """
+        ...
+
+
 class Sandbox(Protocol):
     """Runs commands inside kernel-enforced walls.
 
@@ -170,6 +232,26 @@ class Sandbox(Protocol):
             has a name or value that cannot be passed, or a read-only path is refused (not
             absolute and canonical, missing, a protected or system path: see
             :mod:`ember.sandbox.binds`; ``extra["path"]`` names it).
+        """
+        ...
+
+    def session(
+        self,
+        workspace: Path,
+        limits: SandboxLimits,
+        *,
+        env: Mapping[str, str] | None = None,
+        read_only_paths: Sequence[str] = (),
+    ) -> AbstractAsyncContextManager[SandboxSession]:
+        """A :class:`SandboxSession` over ``workspace``: entering starts its sandbox (so set-up
+        errors surface there), leaving kills every process of it (nothing of the session
+        outlives the ``async with``, cancelled or not) and removes its cgroup.
+
+        :raises SandboxUnavailable: as :meth:`check` (on entering).
+        :raises SandboxFailed: the sandbox could not be set up (on entering).
+        :raises BadRequest: as :meth:`run`, for ``workspace``, ``limits``, ``env`` and
+            ``read_only_paths``, or ``limits`` a runner's session cannot hold (bubblewrap:
+            ``open_files`` under 16) (on entering).
         """
         ...
 

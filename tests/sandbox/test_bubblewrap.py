@@ -9,7 +9,6 @@ import os
 import signal
 import stat
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,30 +16,9 @@ import pytest
 from ember.errors import SandboxFailed, SandboxUnavailable
 from ember.sandbox import BubblewrapSandbox, RunCgroup, SandboxLimits, prerequisites
 from ember.sandbox import cgroups as cgroups_module
-from ember.sandbox.cgroups import PREFIX
 from ember.testing._waiting import eventually
 from ember.testing.sandbox import SandboxContract, host_processes_with
-
-LIMITS = SandboxLimits(wall_s=10.0, cpu_s=10, memory_bytes=128 * 1024 * 1024, processes=32)
-
-
-def run_cgroups(sandbox: BubblewrapSandbox) -> list[Path]:
-    """The per-command cgroups of ``sandbox`` that exist now."""
-    parents = sandbox._cgroups.parents.values() if sandbox._cgroups else []
-    return [child for parent in parents for child in parent.glob(f"{PREFIX}*")]
-
-
-@pytest.fixture
-def no_cgroup_left(bubblewrap: BubblewrapSandbox) -> Iterator[None]:
-    yield
-    assert run_cgroups(bubblewrap) == [], "a command's cgroup was not removed"
-
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    path = tmp_path / "workspace"
-    path.mkdir()
-    return path
+from tests.sandbox.conftest import LIMITS, run_cgroups
 
 
 @pytest.mark.usefixtures("no_cgroup_left")

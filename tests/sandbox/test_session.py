@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,31 +19,11 @@ from ember.errors import BadRequest, SandboxFailed, SandboxUnavailable
 from ember.sandbox import BubblewrapSandbox, SandboxLimits, _frames
 from ember.sandbox import bubblewrap as bubblewrap_module
 from ember.sandbox import session as session_module
-from ember.sandbox.cgroups import PREFIX
 from ember.sandbox.limits import LIMITS_FAILED
 from ember.testing._waiting import eventually
 from ember.testing.sandbox import host_processes_with
 from ember.testing.sandbox_session import SandboxSessionContract, descendants
-
-LIMITS = SandboxLimits(wall_s=10.0, cpu_s=10, memory_bytes=128 * 1024 * 1024, processes=32)
-
-
-def run_cgroups(sandbox: BubblewrapSandbox) -> list[Path]:
-    parents = sandbox._cgroups.parents.values() if sandbox._cgroups else []
-    return [child for parent in parents for child in parent.glob(f"{PREFIX}*")]
-
-
-@pytest.fixture
-def no_cgroup_left(bubblewrap: BubblewrapSandbox) -> Iterator[None]:
-    yield
-    assert run_cgroups(bubblewrap) == [], "a session's cgroup was not removed"
-
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    path = tmp_path / "workspace"
-    path.mkdir()
-    return path
+from tests.sandbox.conftest import LIMITS, run_cgroups
 
 
 @pytest.fixture(scope="module")

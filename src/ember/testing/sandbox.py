@@ -34,7 +34,11 @@ from ember.errors import BadRequest
 from ember.sandbox.protocol import WORKDIR, Sandbox, SandboxCommand, SandboxLimits
 from ember.testing._waiting import eventually
 
-__all__ = ["SandboxContract", "host_processes_with"]
+__all__ = [
+    "SandboxContract",
+    "SandboxFixtures",
+    "host_processes_with",
+]
 
 NOT_PASSED = "EMBER_CONTRACT_HOST_SECRET"
 
@@ -61,18 +65,14 @@ def host_processes_with(marker: str, name: str | None = None) -> list[int]:
     return found
 
 
-class SandboxContract:
-    """Tests every :class:`~ember.sandbox.protocol.Sandbox` must pass.
-
-    Needs a ``sandbox`` fixture (its :meth:`~ember.sandbox.protocol.Sandbox.check` passes)
-    and these class attributes, which a subclass may change:
-
-    - ``python``: the interpreter inside the sandbox (default ``python3``);
-    - ``limits``: the limits most tests run with (small, to stay fast);
-    - ``slack_s``: how much longer than ``wall_s`` a timed-out run may take to return.
-    """
+class SandboxFixtures:
+    """What both contracts (one-shot runs and sessions) stand on: the class attributes a
+    subclass may change (``python``, ``limits``, ``slack_s``), a ``workspace``, a ``marker``
+    that finds a test's processes on the host (and kills any left when the test ends), and
+    command builders."""
 
     python: ClassVar[str] = "python3"
+    marker_prefix: ClassVar[str] = "ember-contract"
     limits: ClassVar[SandboxLimits] = SandboxLimits(
         wall_s=20.0, cpu_s=20, memory_bytes=256 * 1024 * 1024, processes=64, output_bytes=65536
     )
@@ -89,7 +89,7 @@ class SandboxContract:
     @pytest.fixture
     def marker(self) -> Iterator[str]:
         """A unique word to put in a command line, to find its processes on the host."""
-        word = f"ember-contract-{uuid.uuid4().hex}"
+        word = f"{self.marker_prefix}-{uuid.uuid4().hex}"
         yield word
         leftovers = self.leftovers(word)
         for pid in leftovers:  # never leave a test's process behind, even when it failed
@@ -100,12 +100,39 @@ class SandboxContract:
         """Processes of a command (found by ``marker``) still alive after it returned."""
         return host_processes_with(marker)
 
-    def py(self, code: str) -> list[str]:
-        return [self.python, "-c", code]
+    def py(self, code: str, *args: str) -> list[str]:
+        return [self.python, "-c", code, *args]
 
     def limited(self, **changes: Any) -> SandboxLimits:
         """:attr:`limits` with ``changes``."""
         return dataclasses.replace(self.limits, **changes)
+
+    def sleeper(self, marker: str, *, forks: int = 1, daemon: bool = False) -> list[str]:
+        """A command that ignores SIGTERM, starts ``forks`` more processes like itself (or, as
+        a ``daemon``, leaves one behind in a new session and exits) and sleeps; ``marker`` is
+        on every one's command line."""
+        code = (
+            "import os, signal, sys, time\n"
+            "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+            f"for _ in range({forks}):\n"
+            "    if os.fork() == 0: break\n"
+        )
+        if daemon:
+            code += "else:\n    sys.exit(0)\nos.setsid()\n"
+        code += "time.sleep(1000)\n"
+        return self.py(code, marker)
+
+
+class SandboxContract(SandboxFixtures):
+    """Tests every :class:`~ember.sandbox.protocol.Sandbox` must pass.
+
+    Needs a ``sandbox`` fixture (its :meth:`~ember.sandbox.protocol.Sandbox.check` passes)
+    and these class attributes, which a subclass may change:
+
+    - ``python``: the interpreter inside the sandbox (default ``python3``);
+    - ``limits``: the limits most tests run with (small, to stay fast);
+    - ``slack_s``: how much longer than ``wall_s`` a timed-out run may take to return.
+    """
 
     # -- running ------------------------------------------------------------------------
 
@@ -360,21 +387,6 @@ class SandboxContract:
         assert outcome.startswith("refused")
 
     # -- limits and the process tree ----------------------------------------------------
-
-    def sleeper(self, marker: str, *, forks: int = 1, daemon: bool = False) -> list[str]:
-        """A command that ignores SIGTERM, starts ``forks`` more processes like itself (or, as
-        a ``daemon``, leaves one behind in a new session and exits) and sleeps; ``marker`` is
-        on every one's command line."""
-        code = (
-            "import os, signal, sys, time\n"
-            "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-            f"for _ in range({forks}):\n"
-            "    if os.fork() == 0: break\n"
-        )
-        if daemon:
-            code += "else:\n    sys.exit(0)\nos.setsid()\n"
-        code += "time.sleep(1000)\n"
-        return [*self.py(code), marker]
 
     async def test_a_timeout_kills_the_whole_tree(
         self, sandbox: Sandbox, workspace: Path, marker: str

@@ -20,24 +20,22 @@ the hooks that find processes left behind; the defaults scan the host's ``/proc`
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
 import errno
 import os
 import signal
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import pytest
 
 from ember.errors import BadRequest, SandboxFailed
-from ember.sandbox.protocol import WORKDIR, Sandbox, SandboxLimits, SandboxSession
+from ember.sandbox.protocol import WORKDIR, Sandbox, SandboxSession
 from ember.testing._waiting import eventually
-from ember.testing.sandbox import NOT_PASSED, host_processes_with
+from ember.testing.sandbox import NOT_PASSED, SandboxFixtures
 
 __all__ = ["SandboxSessionContract", "descendants"]
 
@@ -74,7 +72,7 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
-class SandboxSessionContract:
+class SandboxSessionContract(SandboxFixtures):
     """Tests every :meth:`~ember.sandbox.protocol.Sandbox.session` must pass.
 
     Needs a ``sandbox`` fixture and these class attributes, which a subclass may change:
@@ -82,61 +80,16 @@ class SandboxSessionContract:
     (how much longer than ``wall_s`` a timed-out run may take to return).
     """
 
-    python: ClassVar[str] = "python3"
-    limits: ClassVar[SandboxLimits] = SandboxLimits(
-        wall_s=20.0, cpu_s=20, memory_bytes=256 * 1024 * 1024, processes=64, output_bytes=65536
-    )
-    slack_s: ClassVar[float] = 5.0
-
-    # -- fixtures and helpers -----------------------------------------------------------
-
-    @pytest.fixture
-    def workspace(self, tmp_path: Path) -> Path:
-        path = tmp_path / "workspace"
-        path.mkdir()
-        return path
-
-    @pytest.fixture
-    def marker(self) -> Iterator[str]:
-        """A unique word to put in a command line, to find its processes on the host."""
-        word = f"ember-session-contract-{uuid.uuid4().hex}"
-        yield word
-        for pid in self.leftovers(word):  # never leave a test's process behind
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
+    marker_prefix: ClassVar[str] = "ember-session-contract"
 
     @pytest.fixture
     async def session(self, sandbox: Sandbox, workspace: Path) -> AsyncIterator[SandboxSession]:
         async with sandbox.session(workspace, self.limits) as opened:
             yield opened
 
-    def leftovers(self, marker: str) -> list[int]:
-        """Processes of a command (found by ``marker``) still alive."""
-        return host_processes_with(marker)
-
     def children(self) -> set[int]:
         """Processes this test process started (directly or not) that are alive now."""
         return descendants(os.getpid())
-
-    def py(self, code: str, *args: str) -> list[str]:
-        return [self.python, "-c", code, *args]
-
-    def limited(self, **changes: Any) -> SandboxLimits:
-        return dataclasses.replace(self.limits, **changes)
-
-    def sleeper(self, marker: str, *, forks: int = 1, daemon: bool = False) -> list[str]:
-        """As :meth:`SandboxContract.sleeper`: ignores SIGTERM, starts ``forks`` more like
-        itself (or, as a ``daemon``, leaves one in a new session and exits), sleeps."""
-        code = (
-            "import os, signal, sys, time\n"
-            "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-            f"for _ in range({forks}):\n"
-            "    if os.fork() == 0: break\n"
-        )
-        if daemon:
-            code += "else:\n    sys.exit(0)\nos.setsid()\n"
-        code += "time.sleep(1000)\n"
-        return self.py(code, marker)
 
     # -- the same results as one-shot runs ------------------------------------------------
 

@@ -215,12 +215,9 @@ def agent_kind(parts: AgentParts) -> JobKind:
             )
             try:
                 transcript = await loop.run(payload.task)
-            except asyncio.CancelledError:
-                await asyncio.shield(asyncio.to_thread(save))
-                raise
-            finally:
+            finally:  # also on cancel: the partial transcript is kept
                 with contextlib.suppress(Exception):
-                    await asyncio.to_thread(save)
+                    await asyncio.shield(asyncio.to_thread(save))
         transcript.raise_for_status()
         return _result(transcript)
 

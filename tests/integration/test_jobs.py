@@ -211,7 +211,8 @@ def test_an_ingest_job_runs_on_a_worker_actor_and_streams(ember: Ember) -> None:
 
 
 def test_a_worker_killed_mid_job_is_replaced_and_the_job_finishes(ember: Ember) -> None:
-    job = ember.submit("steps", {"steps": 30, "step_s": 0.1})
+    # 8 s of steps: a loaded machine must not finish the first attempt before the kill lands
+    job = ember.submit("steps", {"steps": 80, "step_s": 0.1})
     running = ember.until(job["id"], states={JobState.RUNNING})
     dispatcher = ray.get_actor(DISPATCHER, namespace=NAMESPACE)
     workers = ray.get(dispatcher.workers.remote("steps"))
@@ -219,7 +220,7 @@ def test_a_worker_killed_mid_job_is_replaced_and_the_job_finishes(ember: Ember) 
     final = ember.until(job["id"])
     assert final.state is JobState.SUCCEEDED
     assert final.attempts == 2 and final.lease_owner is None
-    assert final.result == {"steps": 30, "attempt": 2}
+    assert final.result == {"steps": 80, "attempt": 2}
     stats = ray.get(dispatcher.stats.remote())
     assert stats["replaced"] >= 1 and running.lease_owner not in stats["workers"]["steps"]
     states = [d.get("state") for _, kind, d in sse(ember, job["id"]) if kind == "state"]

@@ -9,7 +9,6 @@ file is an artifact and the transcript is kept. Cancelling mid-command leaves th
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,8 @@ import httpx
 import pytest
 
 from tests.fakes.scripted_chat_fake import ScriptedCall, ScriptedChatServer, Turn
-from tests.support.live_app import LiveApp, live_app
+from tests.support.agent_app import scripted_app
+from tests.support.live_app import LiveApp
 
 pytestmark = pytest.mark.slow
 
@@ -40,16 +40,7 @@ def model() -> Iterator[ScriptedChatServer]:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory, model: ScriptedChatServer) -> Iterator[LiveApp]:
-    providers = {
-        "scripted": {"kind": "openai", "base_url": model.base_url, "api_key": "unused"},
-        "embeddings": {"kind": "sentence-transformers"},
-    }
-    settings = {
-        "EMBER_PROVIDERS_INSTANCES": json.dumps(providers),
-        "EMBER_ROUTER_DEFAULT_PROVIDER": "scripted",
-        "EMBER_ROUTER_ALIASES": json.dumps({"default": ["scripted/agent-model"]}),
-    }
-    with live_app(tmp_path_factory.mktemp("agents"), settings) as app:
+    with scripted_app(tmp_path_factory.mktemp("agents"), model) as app:
         yield app
 
 

@@ -4,7 +4,6 @@ followed to its answer with the agent's file downloaded, and bad input with clea
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +12,8 @@ from typer.testing import CliRunner
 
 from ember.cli import app
 from tests.fakes.scripted_chat_fake import ScriptedCall, ScriptedChatServer, Turn
-from tests.support.live_app import LiveApp, live_app
+from tests.support.agent_app import scripted_app
+from tests.support.live_app import LiveApp
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
@@ -27,16 +27,7 @@ def model() -> Iterator[ScriptedChatServer]:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory, model: ScriptedChatServer) -> Iterator[LiveApp]:
-    providers = {
-        "scripted": {"kind": "openai", "base_url": model.base_url, "api_key": "unused"},
-        "embeddings": {"kind": "sentence-transformers"},
-    }
-    settings = {
-        "EMBER_PROVIDERS_INSTANCES": json.dumps(providers),
-        "EMBER_ROUTER_DEFAULT_PROVIDER": "scripted",
-        "EMBER_ROUTER_ALIASES": json.dumps({"default": ["scripted/agent-model"]}),
-    }
-    with live_app(tmp_path_factory.mktemp("agents-cli"), settings) as served:
+    with scripted_app(tmp_path_factory.mktemp("agents-cli"), model) as served:
         yield served
 
 

@@ -4,6 +4,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ember-installed
+VM_STAMP := $(VENV)/.ember-vm-installed
+# The guest image VM jobs boot (the default of `vm.image`).
+VM_IMAGE := $(HOME)/.cache/ember/vm/image
 PORT ?=
 PYTEST_ARGS ?=
 # The suite's line coverage of src/ember (this process only: Ray workers and subprocesses are
@@ -15,12 +18,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # llama-cpp-python builds from source (minutes on 2 cores); pip caches the wheel it builds.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
 
-.PHONY: up test install sysdeps lint typecheck unit clean lock
+.PHONY: up test install sysdeps vm lint typecheck unit clean lock
 
 up: install  ## install what is missing, then run ember on 127.0.0.1:8000 (PORT=... to change)
 	$(BIN)/ember up --config configs/default.yaml $(if $(PORT),--port $(PORT),)
 
-test: sysdeps install lint typecheck  ## system packages, Python packages, the whole suite, ruff, mypy
+test: sysdeps install vm lint typecheck  ## system packages, Python packages, the whole suite, ruff, mypy
 	RAY_AUTH_MODE=disabled $(BIN)/pytest --cov --cov-report= --cov-fail-under=$(COVERAGE_FLOOR) $(PYTEST_ARGS)
 
 $(BIN)/python:
@@ -34,6 +37,17 @@ $(STAMP): pyproject.toml requirements.lock | $(BIN)/python
 	touch $@
 
 install: $(STAMP)
+
+# VM jobs: libvirt-python (built against the libvirt `sysdeps` installs) and the guest image
+# (Debian's cloud kernel and busybox-static, fetched with apt-get download).
+$(VM_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet --constraint requirements.lock --editable '.[vm]'
+	touch $@
+
+$(VM_IMAGE)/image.json: | $(VM_STAMP)
+	$(BIN)/ember vm image build --out $(VM_IMAGE)
+
+vm: $(VM_STAMP) $(VM_IMAGE)/image.json
 
 sysdeps:
 	bash scripts/system-deps.sh

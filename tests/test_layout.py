@@ -28,6 +28,7 @@ CORE = BASE | {
     "storage",
     "vectors",
     "sandbox",
+    "vm",
     "auth",
     "models",
     "providers",
@@ -48,6 +49,7 @@ ALLOWED: dict[str, set[str]] = {
     "storage": {"errors", "config", "filters", "observability"},
     "vectors": {"errors", "_lazy", "filters"},
     "sandbox": {"errors"},
+    "vm": {"errors", "sandbox", "storage"},
     "auth": {"errors", "config", "storage"},
     "models": {"errors", "chat", "config", "placement", "storage"},
     "providers": {"errors", "_lazy", "chat", "config", "models", "storage"},
@@ -64,6 +66,7 @@ ALLOWED: dict[str, set[str]] = {
         "providers",
         "sandbox",
         "storage",
+        "vm",
     },
     # contract suites, and the composition root over everything below the Ray line
     "testing": CORE,

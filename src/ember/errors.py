@@ -53,7 +53,8 @@ a 429) that the API sends with the problem document.
     ├── JobError                    job_error            500
     │   ├── WorkerLost              worker_lost          500
     │   ├── JobTimedOut             job_timed_out        504
-    │   └── AgentLimitExceeded      agent_limit_exceeded 429
+    │   ├── AgentLimitExceeded      agent_limit_exceeded 429
+    │   └── VMTimeout               vm_timeout           504
     ├── NotReady                    not_ready            503
     ├── PortInUse                   port_in_use          500
     ├── ClusterUnavailable          cluster_unavailable  503
@@ -62,6 +63,9 @@ a 429) that the API sends with the problem document.
     ├── ModelCapacityExceeded       model_capacity_exceeded 503
     ├── SandboxUnavailable          sandbox_unavailable  503
     ├── SandboxFailed               sandbox_failed       500
+    ├── VMUnavailable               vm_unavailable       503
+    ├── VMImageInvalid              vm_image_invalid     422
+    ├── VMFailed                    vm_failed            502
     ├── McpServerFailed             mcp_server_failed    502
     ├── ProviderError               provider_error       502
     │   ├── ProviderTimeout         provider_timeout     504
@@ -157,6 +161,10 @@ __all__ = [
     "Unauthorized",
     "UnknownJobKind",
     "UnsupportedMediaType",
+    "VMFailed",
+    "VMImageInvalid",
+    "VMTimeout",
+    "VMUnavailable",
     "ValidationFailed",
     "VectorIndexError",
     "WorkerLost",
@@ -670,6 +678,41 @@ class SandboxFailed(EmberError):
 
     code = "sandbox_failed"
     title = "Sandbox failed"
+
+
+class VMUnavailable(EmberError):
+    """VMs cannot be run on this machine; ``detail`` names what is missing (the hypervisor
+    daemon, QEMU, a built guest image) and how to get it. Nothing ran."""
+
+    code = "vm_unavailable"
+    status = 503
+    title = "VM unavailable"
+
+
+class VMImageInvalid(EmberError):
+    """The guest image named is not usable: its directory, kernel or initramfs is missing or
+    unreadable, or its manifest is broken; ``extra["path"]`` names what is wrong."""
+
+    code = "vm_image_invalid"
+    status = 422
+    title = "VM image invalid"
+
+
+class VMFailed(EmberError):
+    """The VM could not be defined, booted or torn down, or its guest died before reporting
+    the command's end; ``detail`` says which, with the hypervisor's own words."""
+
+    code = "vm_failed"
+    status = 502
+    title = "VM failed"
+
+
+class VMTimeout(JobError):
+    """The VM ran past its wall clock (``extra["timeout_s"]``): it was destroyed."""
+
+    code = "vm_timeout"
+    status = 504
+    title = "VM timed out"
 
 
 class McpServerFailed(EmberError):

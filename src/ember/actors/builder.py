@@ -31,7 +31,9 @@ from ember.actors.names import (
     NAMESPACE,
     worker_actor_name,
 )
+from ember.actors.vm_supervisor import VMSupervisorActor
 from ember.config import EmberConfig
+from ember.config.vm import VM_KIND
 
 __all__ = [
     "JobSystem",
@@ -41,13 +43,16 @@ __all__ = [
 
 
 def start_worker(config: EmberConfig, hub: Any, kind: str, owner: str) -> Any:
-    """A JobWorker actor for ``kind`` holding leases as ``owner``, reserving what ``kind``'s
-    pool asks per worker (the agent pool's for ``agent``)."""
-    remote: Any = ray.remote(JobWorkerActor)
+    """A worker actor for ``kind`` holding leases as ``owner`` (a VM supervisor for ``vm``),
+    reserving what ``kind``'s pool asks per worker: CPUs, and memory where the pool names it
+    (Ray then places it on a node with that much free)."""
+    pool = config.job_pool(kind)[0]
+    remote: Any = ray.remote(VMSupervisorActor if kind == VM_KIND else JobWorkerActor)
     return remote.options(
         name=worker_actor_name(owner),
         namespace=NAMESPACE,
-        num_cpus=config.job_pool(kind)[0].num_cpus,
+        num_cpus=pool.num_cpus,
+        memory=pool.memory_bytes or None,
         max_concurrency=1000,
         max_restarts=0,
     ).remote(config, owner, hub)

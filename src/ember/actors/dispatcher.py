@@ -129,7 +129,10 @@ class JobDispatcherActor:
         desired: list[Bundle] = []
         waiting: list[Bundle] = []
         for kind, pool in self.pools.items():
-            bundle: Bundle = {"CPU": self._config.job_pool(kind)[0].num_cpus}
+            pool_config = self._config.job_pool(kind)[0]
+            bundle: Bundle = {"CPU": pool_config.num_cpus}
+            if pool_config.memory_bytes:
+                bundle = {**bundle, "memory": float(pool_config.memory_bytes)}
             demand = counts.get((kind, JobState.QUEUED), 0) + pool.running
             target = self.policies[kind].desired(pool.size, demand)
             self.targets[kind] = target

@@ -29,6 +29,7 @@ class JobWorkerActor:
     def __init__(self, config: EmberConfig, owner: str, hub: Any) -> None:
         configure_logging("ember-worker", config.logging.level, config.logging.format)
         services = cluster_services(config, hub=hub)
+        self._services = services
         bus = services.bus
         assert bus is not None
         self._runner = JobRunner(

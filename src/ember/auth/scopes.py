@@ -22,6 +22,7 @@ class Scope(StrEnum):
     AGENTS_READ = "agents:read"
     AGENTS_WRITE = "agents:write"
     AGENTS_RUN = "agents:run"
+    VMS_RUN = "vms:run"
     ADMIN = "admin"
     CLUSTER_ADMIN = "cluster:admin"
 

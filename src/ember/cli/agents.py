@@ -32,7 +32,7 @@ from ember.cli.jobs import watch_job
 from ember.cli.jobs_client import JobsClient, json_body
 from ember.errors import BadRequest, ValidationFailed
 
-__all__ = ["agents_app", "register"]
+__all__ = ["agents_app", "download_artifacts", "register"]
 
 agents_app = typer.Typer(help="Agent profiles and agent runs (on a running ember).")
 
@@ -173,10 +173,11 @@ def run(
         try:
             watch_job(client, job["id"])
         finally:
-            _artifacts(client, job["id"], output)
+            download_artifacts(client, job["id"], output)
 
 
-def _artifacts(client: JobsClient, job_id: str, output: Path | None) -> None:
+def download_artifacts(client: JobsClient, job_id: str, output: Path | None) -> None:
+    """List a job's artifacts on stderr and, given ``output``, download them into it."""
     listed = json_body(client.call("GET", f"/jobs/{job_id}/artifacts"))["artifacts"]
     for artifact in listed:
         line = f"artifact {artifact['path']} ({artifact['size']} bytes)"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import typer
 
-from ember.cli import agents, db, jobs, memory, models, server, tokens
+from ember.cli import agents, db, jobs, memory, models, server, tokens, vm
 
 __all__ = ["app", "main"]
 
@@ -31,6 +31,7 @@ tokens.register(app)
 models.register(app)
 jobs.register(app)
 agents.register(app)
+vm.register(app)
 
 
 def main() -> None:

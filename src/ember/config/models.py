@@ -7,6 +7,7 @@ field can also be set from the environment as ``EMBER_<SECTION>_<FIELD>`` (see
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from ember.config.agents import AGENT_KIND, AgentsConfig
 from ember.config.pools import PoolConfig
+from ember.config.vm import VM_KIND, VMConfig
 
 __all__ = [
     "AuthConfig",
@@ -780,6 +782,7 @@ class EmberConfig(_Section):
     providers: ProvidersConfig = ProvidersConfig()
     models: ModelsConfig = ModelsConfig()
     agents: AgentsConfig = AgentsConfig()
+    vm: VMConfig = VMConfig()
 
     @property
     def home_dir(self) -> Path:
@@ -788,10 +791,29 @@ class EmberConfig(_Section):
 
     def job_pool(self, kind: str) -> tuple[PoolConfig, int]:
         """The pool of ``kind``'s worker actors and the jobs each runs at once: the agent
-        pool (``agents.*``) for ``agent`` jobs, the ``jobs.*`` pool for every other kind."""
+        pool (``agents.*``) for ``agent`` jobs, the VM supervisors (``vm.*``) for ``vm`` jobs, the
+        ``jobs.*`` pool for every other kind."""
         if kind == AGENT_KIND:
             return self.agents.scaling, self.agents.slots_per_worker
+        if kind == VM_KIND:
+            return self.vm.scaling, self.vm.vms_per_supervisor
         return self.jobs.scaling, self.jobs.slots_per_worker
+
+    @property
+    def vm_work_dir(self) -> Path:
+        """Where VMs get their files: ``vm.work_dir`` or ``/var/tmp/ember-vm-<hash of
+        home>`` (one per installation, reachable by libvirt's unprivileged QEMU)."""
+        configured = self.vm.work_dir
+        if configured:
+            return configured.expanduser().resolve()
+        tag = hashlib.sha256(str(self.home_dir).encode()).hexdigest()[:8]
+        return Path("/var/tmp") / f"ember-vm-{tag}"
+
+    @property
+    def vm_image_dir(self) -> Path:
+        """The guest image: ``vm.image`` or ``~/.cache/ember/vm/image``."""
+        configured = self.vm.image
+        return (configured or Path("~/.cache/ember/vm/image")).expanduser().resolve()
 
     @property
     def agents_work_dir(self) -> Path:

@@ -26,6 +26,8 @@ class PoolConfig(BaseModel):
     max_size: int = Field(ge=1)
     num_cpus: float = Field(gt=0)
     num_gpus: float = Field(0.0, ge=0)
+    memory_bytes: int = Field(0, ge=0)
+    """Memory Ray reserves per member (placing it on a node with that much free); 0: none."""
     target_per_worker: float = Field(gt=0)
     cooldown_s: float = Field(ge=0)
 

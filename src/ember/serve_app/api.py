@@ -26,6 +26,7 @@ from ember.serve_app.problems import install_problem_handlers
 from ember.serve_app.streams import StreamSlots
 from ember.serve_app.system import system_router
 from ember.serve_app.tokens import tokens_router
+from ember.serve_app.vms import vms_router
 
 __all__ = ["create_app"]
 
@@ -72,6 +73,7 @@ def create_app(context: AppContext, *, echo_request_id: bool = True) -> FastAPI:
             context.agents, context.agent_runs, context.artifacts, context.jobs, context.audit
         )
     )
+    app.include_router(vms_router(context.vms))
     app.include_router(memory_router(context.memory, limits))
     app.include_router(
         jobs_router(context.jobs, streams=streams, max_input_bytes=server.max_job_input_bytes)

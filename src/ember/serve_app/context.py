@@ -22,6 +22,7 @@ from ember.providers.router import Router
 from ember.serve_app.readiness import CheckResult, Readiness
 from ember.services import Services
 from ember.storage import AuditLog, CollectionRepository, Database, Migrator
+from ember.vm.lifecycle import SqlVMRecords
 
 __all__ = ["AppContext", "build_context"]
 
@@ -45,6 +46,7 @@ class AppContext:
     agents: SqlAgentProfiles
     agent_runs: SqlAgentRuns
     artifacts: SqlArtifactStore
+    vms: SqlVMRecords
 
 
 def build_context(
@@ -114,6 +116,7 @@ def build_context(
         agents=services.agents,
         agent_runs=services.agent_runs,
         artifacts=services.artifacts,
+        vms=services.vm_records,
     )
 
 

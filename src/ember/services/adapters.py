@@ -11,15 +11,37 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ember.config import EmberConfig
-from ember.errors import ConfigError
+from ember.errors import ConfigError, VMUnavailable
 from ember.memory.indexes import IndexFactory
 from ember.memory.service import MemoryService
 from ember.providers.protocol import Embedder, Tokenizer
 from ember.storage import Database
 from ember.storage.indexes import IndexRecord
 from ember.vectors.protocol import VectorIndex
+from ember.vm.protocol import Hypervisor
 
-__all__ = ["build_embedder", "build_index_factory", "build_tokenizer", "memory_plane"]
+__all__ = [
+    "build_embedder",
+    "build_index_factory",
+    "build_tokenizer",
+    "hypervisor",
+    "memory_plane",
+]
+
+
+def hypervisor(uri: str) -> Hypervisor:
+    """The libvirt hypervisor at ``uri`` (libvirt-python is imported here, not before).
+
+    :raises VMUnavailable: libvirt-python is not installed.
+    """
+    try:
+        from ember.vm.libvirt_hypervisor import LibvirtHypervisor
+    except ImportError as exc:
+        raise VMUnavailable(
+            "libvirt-python is not installed: install the VM packages with `make test` "
+            "(or `pip install ember[vm]` once libvirt-dev and pkg-config are installed)"
+        ) from exc
+    return LibvirtHypervisor(uri)
 
 
 def build_embedder(config: EmberConfig) -> tuple[Embedder, Tokenizer]:

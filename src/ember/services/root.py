@@ -41,6 +41,7 @@ from ember.jobs.plugins import plugin_kinds
 from ember.jobs.protocol import BulkRunner, JobBus
 from ember.jobs.repository import SqlJobRepository
 from ember.jobs.service import JobService
+from ember.jobs.vm_kind import VMParts, vm_kind
 from ember.memory.service import MemoryService
 from ember.models.catalog import SqlModelCatalog
 from ember.models.load_hint import ResidencyHint
@@ -50,9 +51,12 @@ from ember.providers.registry import ProviderRegistry
 from ember.providers.router import Router
 from ember.sandbox.bubblewrap import BubblewrapSandbox
 from ember.sandbox.protocol import Sandbox
-from ember.services.adapters import memory_plane
+from ember.services.adapters import hypervisor, memory_plane
 from ember.services.llm import ModelFacts, build_router, hosted_providers
 from ember.storage import Database, SqlAuditLog, SqlCollectionRepository
+from ember.vm.image import GuestImage
+from ember.vm.lifecycle import SqlVMRecords
+from ember.vm.runner import VMRunner
 
 __all__ = ["MemoryBuilder", "ModelsFactory", "Services"]
 
@@ -165,6 +169,32 @@ class Services:
         return self._once("sandbox", make, BubblewrapSandbox)
 
     @property
+    def vm_records(self) -> SqlVMRecords:
+        """Every VM's life, in the ``vms`` table."""
+        return self._once("vm_records", lambda: SqlVMRecords(self.database), SqlVMRecords)
+
+    @property
+    def vm_runner(self) -> VMRunner:
+        """Runs commands in throwaway VMs on this node (libvirt; nothing is contacted
+        before the first VM).
+
+        :raises VMUnavailable: libvirt-python is not installed.
+        """
+
+        def make() -> VMRunner:
+            config = self.config
+            return VMRunner(
+                hypervisor(config.vm.uri),
+                lambda: GuestImage.load(config.vm_image_dir),
+                config.vm_work_dir,
+                records=self.vm_records,
+                accel=config.vm.accel,
+                console_bytes=config.vm.console_bytes,
+            )
+
+        return self._once("vm_runner", make, VMRunner)
+
+    @property
     def models(self) -> ModelAccess | None:
         """The hosted models, or ``None`` when no ``llamacpp`` provider is configured."""
         if not self.hosted:
@@ -235,6 +265,7 @@ class Services:
                     ),
                     *llm_kinds(router, memory, facts.tokenizer, facts.context_length),
                     agent_kind(self._agent_parts(memory, router)),
+                    vm_kind(self._vm_parts()),
                 ]
             )
             for kind in plugin_kinds(self.config):
@@ -257,6 +288,20 @@ class Services:
             tokens=lambda: self.tokens,
             audit=lambda: self.audit,
             work_root=self.config.agents_work_dir,
+            artifact_limits=ArtifactLimits(
+                settings.max_artifact_files,
+                settings.max_artifact_bytes,
+                settings.max_artifact_file_bytes,
+            ),
+        )
+
+    def _vm_parts(self) -> VMParts:
+        settings = self.config.agents
+        return VMParts(
+            runner=lambda: self.vm_runner,
+            artifacts=lambda: self.artifacts,
+            settings=self.config.vm,
+            work_root=self.config.vm_work_dir,
             artifact_limits=ArtifactLimits(
                 settings.max_artifact_files,
                 settings.max_artifact_bytes,

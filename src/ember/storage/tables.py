@@ -53,6 +53,7 @@ __all__ = [
     "JobEvent",
     "Model",
     "UsageRecord",
+    "VMRow",
     "VectorIndexRecord",
     "Workspace",
     "new_id",
@@ -315,6 +316,26 @@ class JobArtifact(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     content: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class VMRow(Base):
+    """A VM's life (:mod:`ember.vm.lifecycle`): where it ran, its limits and its state."""
+
+    __tablename__ = "vms"
+    __table_args__ = (Index(None, "state", "node"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    domain: Mapped[str] = mapped_column(String(128))
+    node: Mapped[str] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(16))
+    accel: Mapped[str] = mapped_column(String(8))
+    vcpus: Mapped[int] = mapped_column()
+    memory_mib: Mapped[int] = mapped_column()
+    disk_mib: Mapped[int] = mapped_column()
+    job_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Workspace(Base):

@@ -1,0 +1,456 @@
+"""Run one command in one throwaway VM: make its files, boot it, watch it, tear it down.
+
+:meth:`VMRunner.run` gives every VM a directory of its own under ``work_root`` (mode 0711,
+so the hypervisor's unprivileged QEMU can reach the files libvirt hands it) holding a copy
+of the image's kernel, the image's initramfs with the run's request appended
+(:mod:`ember.vm.request`), the workspace disk (:mod:`ember.vm.disk`) and the files the
+console and the virtio-serial ports are appended to. Its name is :attr:`VMRunner.prefix`
+plus the VM's id, so :meth:`VMRunner.reap` finds what a crashed owner left.
+
+Teardown happens on every path (success, failure, timeout, cancel): the domain is destroyed
+and its directory removed before :meth:`VMRunner.run` returns or raises. The workspace gets
+the disk's files back only when the guest reported the command's end (it unmounted the disk
+first); a VM killed at its wall clock or cancelled leaves the workspace as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from ember.errors import BadRequest, EmberError, VMFailed, VMTimeout
+from ember.vm.disk import make_disk, read_back
+from ember.vm.image import GuestImage
+from ember.vm.lifecycle import SqlVMRecords, VMState
+from ember.vm.protocol import Accel, DomainSpec, Hypervisor
+from ember.vm.request import GuestLimits, request_archive
+
+__all__ = ["AccelSetting", "LogSink", "VMLimits", "VMResult", "VMRunner"]
+
+AccelSetting = Literal["auto", "kvm", "tcg"]
+LogSink = Callable[..., Awaitable[Any]]
+"""Gets each progress line as ``sink(message, **fields)``: ``"vm state"`` (``state``),
+``"console"`` (``line``: the guest's serial console) and ``"output"`` (``stream``,
+``text``: the command's stdout or stderr as it comes)."""
+
+T = TypeVar("T")
+
+_PORTS = ("org.ember.stdout", "org.ember.stderr", "org.ember.status")
+_READY = "ember-guest: running"
+_CMDLINE = "console=ttyS0 quiet panic=-1"
+
+
+@dataclass(frozen=True)
+class VMLimits:
+    """Hard limits on one VM: its vCPUs, memory, workspace disk and wall clock (from the
+    start of its boot to the command's end), and how much of stdout and stderr each is
+    kept."""
+
+    vcpus: int = 1
+    memory_mib: int = 256
+    disk_mib: int = 64
+    timeout_s: float = 60.0
+    output_bytes: int = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class VMResult:
+    """How a command in a VM ended: its exit code (``128 + N`` when signal ``N`` killed it,
+    as in a shell), its capped stdout and stderr, the acceleration it ran under, the seconds
+    from the start of the boot to the command's start (``boot_s``) and to the VM being gone
+    (``duration_s``)."""
+
+    vm_id: str
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+    stdout_truncated: bool
+    stderr_truncated: bool
+    accel: Accel
+    boot_s: float
+    duration_s: float
+
+
+class VMRunner:
+    """Runs commands in throwaway VMs of one guest image, on this node."""
+
+    def __init__(
+        self,
+        hypervisor: Hypervisor,
+        image: Callable[[], GuestImage],
+        work_root: Path,
+        *,
+        records: SqlVMRecords | None = None,
+        accel: AccelSetting = "auto",
+        node: str | None = None,
+        console_bytes: int = 4 * 1024 * 1024,
+        probe_timeout_s: float = 20.0,
+        poll_s: float = 0.02,
+    ) -> None:
+        self._hypervisor = hypervisor
+        self._image = image
+        self._root = work_root
+        self._records = records
+        self._accel_setting = accel
+        self._accel: Accel | None = None if accel == "auto" else accel
+        self._node = node or socket.gethostname()
+        self._console_bytes = console_bytes
+        self._probe_timeout_s = probe_timeout_s
+        self._poll_s = poll_s
+        tag = hashlib.sha256(str(work_root).encode()).hexdigest()[:8]
+        self.prefix = f"ember-{tag}-"
+        """Every VM of this runner is named this plus its id."""
+
+    @property
+    def node(self) -> str:
+        return self._node
+
+    # -- acceleration ---------------------------------------------------------------------
+
+    async def accel(self) -> Accel:
+        """KVM when configured, or when ``auto`` and a test boot under KVM ran a command;
+        TCG otherwise. The ``auto`` verdict is kept in ``work_root/accel.json`` until the
+        host reboots."""
+        if self._accel is not None:
+            return self._accel
+        cache = self._root / "accel.json"
+        boot_id = _boot_id()
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            saved = json.loads(cache.read_text())
+            if saved["boot_id"] == boot_id and saved["accel"] in ("kvm", "tcg"):
+                self._accel = saved["accel"]
+                return saved["accel"]  # type: ignore[no-any-return]
+        verdict: Accel = "tcg"
+        if os.path.exists("/dev/kvm"):
+            verdict = await self._probe_kvm()
+        self._root.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps({"boot_id": boot_id, "accel": verdict}))
+        self._accel = verdict
+        return verdict
+
+    async def _probe_kvm(self) -> Accel:
+        probe = Path(self._root / f"probe-{uuid.uuid4().hex[:8]}")
+        probe.mkdir(parents=True)
+        try:
+            limits = VMLimits(timeout_s=self._probe_timeout_s, disk_mib=8)
+            result = await self._run(["true"], probe, limits, accel="kvm")
+            return "kvm" if result.exit_code == 0 else "tcg"
+        except EmberError:
+            return "tcg"
+        finally:
+            shutil.rmtree(probe, ignore_errors=True)
+
+    # -- running a command ----------------------------------------------------------------
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        workspace: Path,
+        limits: VMLimits,
+        *,
+        env: Mapping[str, str] | None = None,
+        stdin: bytes | None = None,
+        job_id: str | None = None,
+        on_log: LogSink | None = None,
+        guest: GuestLimits | None = None,
+    ) -> VMResult:
+        """Run ``argv`` (looked up on the guest's ``PATH``: busybox's applets) in a new VM
+        whose ``/workspace`` (its working directory) holds ``workspace``'s files; the files
+        it leaves there are copied back into ``workspace``.
+
+        A command that fails or is killed by a signal is a result. Cancelling the awaiting
+        task destroys the VM before the ``CancelledError`` propagates.
+
+        :raises BadRequest: ``argv`` or ``env`` cannot be passed, ``workspace`` is not a
+            directory, a limit is not positive, or the files do not fit ``disk_mib``.
+        :raises VMImageInvalid: the guest image is missing or broken.
+        :raises VMUnavailable: the hypervisor cannot be reached.
+        :raises VMTimeout: the VM ran past ``limits.timeout_s`` (it was destroyed).
+        :raises VMFailed: the VM could not be made or booted, or its guest ended without
+            reporting (the last console lines are in ``detail``).
+        """
+        accel = await self.accel()
+        return await self._run(
+            argv, workspace, limits, accel=accel, env=env, stdin=stdin, job_id=job_id,
+            on_log=on_log, guest=guest,
+        )  # fmt: skip
+
+    async def _run(
+        self,
+        argv: Sequence[str],
+        workspace: Path,
+        limits: VMLimits,
+        *,
+        accel: Accel,
+        env: Mapping[str, str] | None = None,
+        stdin: bytes | None = None,
+        job_id: str | None = None,
+        on_log: LogSink | None = None,
+        guest: GuestLimits | None = None,
+    ) -> VMResult:
+        _check(limits, workspace)
+        guest = guest or GuestLimits(output_bytes=limits.output_bytes)
+        request = request_archive(argv, env=env, stdin=stdin, limits=guest)
+        image = self._image()
+        vm_id = uuid.uuid4().hex[:16]
+        vm = _VM(self, vm_id, accel, limits, on_log)
+        if self._records is not None:
+            await asyncio.to_thread(
+                self._records.create, vm_id, domain=vm.name, node=self._node, accel=accel,
+                vcpus=limits.vcpus, memory_mib=limits.memory_mib, disk_mib=limits.disk_mib,
+                job_id=job_id,
+            )  # fmt: skip
+        try:
+            await asyncio.to_thread(vm.make, image, request, workspace)
+            await vm.move(VMState.BOOTING)
+            await asyncio.to_thread(self._hypervisor.start, vm.spec(image))
+            status = await vm.watch()
+            await vm.move(VMState.STOPPING)
+            await _finish(asyncio.to_thread(self._hypervisor.destroy, vm.name))
+            await asyncio.to_thread(vm.read_back, workspace)
+            await vm.move(VMState.GONE)
+            return vm.result(status)
+        except BaseException as exc:
+            await _finish(asyncio.to_thread(self._hypervisor.destroy, vm.name))
+            code = getattr(exc, "code", None) or (
+                "job_cancelled" if isinstance(exc, asyncio.CancelledError) else "vm_failed"
+            )
+            with contextlib.suppress(Exception):
+                await _finish(vm.move(VMState.FAILED, error_code=code))
+            raise
+        finally:
+            shutil.rmtree(vm.directory, ignore_errors=True)
+
+    # -- orphans --------------------------------------------------------------------------
+
+    def reap(self, live: frozenset[str] = frozenset()) -> list[str]:
+        """Destroy this runner's VMs whose id is not in ``live`` and remove their
+        directories; mark their rows ``failed`` (``vm_orphaned``). The ids reaped.
+
+        :raises VMUnavailable: the hypervisor cannot be reached.
+        """
+        reaped = []
+        for name in self._hypervisor.names(self.prefix):
+            vm_id = name.removeprefix(self.prefix)
+            if vm_id not in live:
+                self._hypervisor.destroy(name)
+                reaped.append(vm_id)
+        if self._root.is_dir():
+            for entry in self._root.iterdir():
+                if entry.is_dir() and entry.name.startswith("vm-"):
+                    vm_id = entry.name.removeprefix("vm-")
+                    if vm_id not in live:
+                        shutil.rmtree(entry, ignore_errors=True)
+                        if vm_id not in reaped:
+                            reaped.append(vm_id)
+        if self._records is not None:
+            for record in self._records.live(self._node):
+                if record.id not in live and record.domain.startswith(self.prefix):
+                    with contextlib.suppress(EmberError):
+                        self._records.move(
+                            record.id, record.state, VMState.FAILED, error_code="vm_orphaned"
+                        )
+                    if record.id not in reaped:
+                        reaped.append(record.id)
+        return sorted(reaped)
+
+
+class _VM:
+    """One run's VM: its files, its state row, and the watch over its output."""
+
+    def __init__(
+        self,
+        runner: VMRunner,
+        vm_id: str,
+        accel: Accel,
+        limits: VMLimits,
+        on_log: LogSink | None,
+    ) -> None:
+        self.runner = runner
+        self.id = vm_id
+        self.name = runner.prefix + vm_id
+        self.accel = accel
+        self.limits = limits
+        self.on_log = on_log
+        self.directory = runner._root / f"vm-{vm_id}"
+        self.state = VMState.DEFINING
+        self.started = time.monotonic()
+        self.boot_s = 0.0
+        self.output = {port: b"" for port in _PORTS}
+        self.console = b""
+
+    def path(self, name: str) -> Path:
+        return self.directory / name
+
+    def make(self, image: GuestImage, request: bytes, workspace: Path) -> None:
+        self.runner._root.mkdir(parents=True, exist_ok=True)
+        self.runner._root.chmod(0o711)
+        self.directory.mkdir(mode=0o711)
+        self.directory.chmod(0o711)
+        try:
+            os.link(image.kernel, self.path("vmlinuz"))
+        except OSError:
+            shutil.copyfile(image.kernel, self.path("vmlinuz"))
+        with open(self.path("initrd.img"), "wb") as initrd:
+            with open(image.initrd, "rb") as base:
+                shutil.copyfileobj(base, initrd)
+            initrd.write(b"\0" * (-initrd.tell() % 4))  # each archive starts 4-aligned
+            initrd.write(request)
+        make_disk(workspace, self.path("disk.img"), self.limits.disk_mib)
+
+    def spec(self, image: GuestImage) -> DomainSpec:
+        return DomainSpec(
+            name=self.name,
+            kernel=self.path("vmlinuz"),
+            initrd=self.path("initrd.img"),
+            cmdline=_CMDLINE,
+            disk=self.path("disk.img"),
+            console=self.path("console.log"),
+            channels={port: self.path(port) for port in _PORTS},
+            vcpus=self.limits.vcpus,
+            memory_mib=self.limits.memory_mib,
+            accel=self.accel,
+        )
+
+    async def move(self, target: VMState, *, error_code: str | None = None) -> None:
+        current, self.state = self.state, target
+        records = self.runner._records
+        if records is not None and current != target:
+            await asyncio.to_thread(records.move, self.id, current, target, error_code=error_code)
+        if self.on_log is not None and target != VMState.FAILED:
+            await self.on_log("vm state", state=target.value, vm=self.id, accel=self.accel)
+
+    async def watch(self) -> str:
+        """Follow the VM until the guest reports; the status line."""
+        deadline = self.started + self.limits.timeout_s
+        hypervisor = self.runner._hypervisor
+        checked = 0.0
+        while True:
+            await self._drain()
+            status = self.output["org.ember.status"]
+            if status.endswith(b"\n"):
+                return status.decode(errors="replace").strip()
+            now = time.monotonic()
+            if now >= deadline:
+                raise VMTimeout(
+                    f"the VM ran past its wall clock of {self.limits.timeout_s:g} s",
+                    extra={"timeout_s": self.limits.timeout_s},
+                )
+            if now - checked >= 0.5:
+                checked = now
+                if not await asyncio.to_thread(hypervisor.running, self.name):
+                    await self._drain()
+                    if self.output["org.ember.status"].endswith(b"\n"):
+                        continue
+                    raise VMFailed(
+                        "the guest ended without reporting the command's end; its console "
+                        f"ended with: {self._tail()}"
+                    )
+            await asyncio.sleep(self.runner._poll_s)
+
+    async def _drain(self) -> None:
+        for port in _PORTS:
+            fresh = _read_from(self.path(port), len(self.output[port]))
+            if fresh:
+                self.output[port] += fresh
+                if self.on_log is not None and port != "org.ember.status":
+                    stream = port.rsplit(".", 1)[1]
+                    await self.on_log("output", stream=stream, text=fresh.decode(errors="replace"))
+        fresh = _read_from(self.path("console.log"), len(self.console))
+        if not fresh:
+            return
+        old_lines = self.console.count(b"\n")
+        self.console += fresh
+        lines = self.console.split(b"\n")[old_lines:-1]
+        for raw in lines:
+            line = raw.decode(errors="replace").rstrip("\r")
+            if line.startswith(_READY) and self.state == VMState.BOOTING:
+                self.boot_s = time.monotonic() - self.started
+                await self.move(VMState.RUNNING)
+            if self.on_log is not None and line:
+                await self.on_log("console", line=line)
+        if len(self.console) > self.runner._console_bytes:
+            raise VMFailed(
+                f"the guest wrote more than {self.runner._console_bytes} bytes to its console"
+            )
+
+    def _tail(self) -> str:
+        lines = [line for line in self.console.decode(errors="replace").splitlines() if line]
+        return " | ".join(lines[-5:]) or "(nothing)"
+
+    def read_back(self, workspace: Path) -> None:
+        target = self.path("out")
+        target.mkdir()
+        read_back(self.path("disk.img"), target)
+        for entry in list(workspace.iterdir()):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        for entry in target.iterdir():
+            entry.rename(workspace / entry.name)
+
+    def result(self, status: str) -> VMResult:
+        fields = dict(part.split("=", 1) for part in status.split() if "=" in part)
+        if "exit" not in fields:
+            raise VMFailed(f"the guest agent failed: {status}; console: {self._tail()}")
+        stdout = self.output["org.ember.stdout"]
+        stderr = self.output["org.ember.stderr"]
+        return VMResult(
+            vm_id=self.id,
+            exit_code=int(fields["exit"]),
+            stdout=stdout,
+            stderr=stderr,
+            stdout_truncated=int(fields.get("stdout_rest", "0") or 0) > 0,
+            stderr_truncated=int(fields.get("stderr_rest", "0") or 0) > 0,
+            accel=self.accel,
+            boot_s=round(self.boot_s, 3),
+            duration_s=round(time.monotonic() - self.started, 3),
+        )
+
+
+def _check(limits: VMLimits, workspace: Path) -> None:
+    for name in ("vcpus", "memory_mib", "disk_mib", "timeout_s", "output_bytes"):
+        if not getattr(limits, name) > 0:
+            raise BadRequest(f"VM limit {name} must be positive", extra={"limit": name})
+    if not workspace.is_dir():
+        raise BadRequest(f"the workspace {workspace} is not a directory")
+
+
+def _read_from(path: Path, offset: int) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            return handle.read()
+    except FileNotFoundError:
+        return b""
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
+async def _finish(work: Awaitable[T]) -> T:
+    """Await ``work`` to its end even when the caller is cancelled meanwhile (then the
+    ``CancelledError`` follows)."""
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        if not task.done():
+            await task
+        raise

@@ -176,6 +176,17 @@ def _sandbox_state() -> tuple[str, str]:
     return "ok", f"{found.runner}: {', '.join(sorted(found.enforced))}{weaker}"
 
 
+def _vm_state(config: EmberConfig) -> tuple[str, str]:
+    """Whether ``vm`` jobs can run here: libvirt's and QEMU's versions, the guest image's
+    kernel and the acceleration once a VM decided it, or what is missing. Boots nothing."""
+    try:
+        with open_services(config) as services:
+            ok, detail = services.vm_runner.describe()
+    except EmberError as exc:
+        ok, detail = False, exc.detail
+    return ("ok" if ok else "unavailable"), detail
+
+
 def _check_database(database: Database) -> tuple[str, str]:
     migrator = Migrator(database)
     database.ping()
@@ -217,6 +228,7 @@ def status(config_path: ConfigOption = None, url: UrlOption = None) -> None:
             table.add_row("ray", "down", cluster.error or "unreachable")
 
         table.add_row("sandbox", *_sandbox_state())
+        table.add_row("vm", *_vm_state(config))
 
         ready = f"{base}/ready"
         try:

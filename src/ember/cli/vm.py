@@ -128,7 +128,7 @@ def run(
             raise JobCancelled(f"job {job['id']} was cancelled")
         if outcome.state == JobState.FAILED:
             raise error_for_code(outcome.code)(outcome.detail or f"job {job['id']} failed")
-        result = client.job(job["id"])["result"]
+        result = json_body(client.call("GET", f"/jobs/{job['id']}/result"))["result"]
     if result.get("stdout_truncated") or result.get("stderr_truncated"):
         notes.print("(output past vm.output_bytes was dropped)", highlight=False)
     raise typer.Exit(int(result["exit_code"]))

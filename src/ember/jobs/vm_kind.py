@@ -72,11 +72,17 @@ class VMInput(BaseModel):
     @classmethod
     def _files(cls, files: dict[str, str]) -> dict[str, str]:
         total = 0
+        paths = set()
         for name, content in files.items():
             path = PurePosixPath(name)
-            if not name or path.is_absolute() or ".." in path.parts or "\0" in name:
-                raise ValueError(f"file path {name!r} must be relative, without '..'")
+            if path.is_absolute() or not path.parts or ".." in path.parts or "\0" in name:
+                raise ValueError(f"file path {name!r} must be a relative file path, without '..'")
+            paths.add(path)
             total += len(content.encode())
+        for path in paths:
+            for parent in path.parents:
+                if parent in paths:
+                    raise ValueError(f"file path {str(parent)!r} is also a directory of {path}")
         if total > MAX_FILES_BYTES:
             raise ValueError(f"files hold {total} bytes, more than {MAX_FILES_BYTES}")
         return files
@@ -123,8 +129,8 @@ def vm_kind(parts: VMParts) -> JobKind:
             output_bytes=settings.output_bytes,
         )
         directory = parts.work_root / f"job-{job.id}"
-        await asyncio.to_thread(_prepare, directory, payload.files)
         try:
+            await asyncio.to_thread(_prepare, directory, payload.files)
             result = await parts.runner().run(
                 payload.argv,
                 directory,

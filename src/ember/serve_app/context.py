@@ -11,6 +11,7 @@ from ember.agents.profiles import SqlAgentProfiles
 from ember.agents.runs import SqlAgentRuns
 from ember.auth import Authenticator, TokenRepository
 from ember.config import EmberConfig
+from ember.errors import EmberError
 from ember.jobs.artifacts import SqlArtifactStore
 from ember.jobs.protocol import JobBus
 from ember.jobs.service import JobService
@@ -19,7 +20,7 @@ from ember.models.protocol import ModelAccess, ModelDirectory
 from ember.models.records import LoadedModel
 from ember.providers.model_listing import ModelListing
 from ember.providers.router import Router
-from ember.serve_app.readiness import CheckResult, Readiness
+from ember.serve_app.readiness import Check, CheckResult, Readiness
 from ember.services import Services
 from ember.storage import AuditLog, CollectionRepository, Database, Migrator
 from ember.vm.lifecycle import SqlVMRecords
@@ -81,6 +82,7 @@ def build_context(
         return CheckResult(True, f"{database.dialect} at revision {migrator.head()}")
 
     readiness.add("database", database_ready)
+    readiness.add("vm", _vm_state(services))
     access = services.models
     router = services.router
     if access is not None:
@@ -118,6 +120,23 @@ def build_context(
         artifacts=services.artifacts,
         vms=services.vm_records,
     )
+
+
+def _vm_state(services: Services) -> Check:
+    """Informational: whether ``vm`` jobs can run and under what acceleration. VMs are
+    optional, so this check never fails ember's readiness; its detail says what is missing."""
+
+    async def check() -> CheckResult:
+        def describe() -> str:
+            try:
+                ok, detail = services.vm_runner.describe()
+            except EmberError as exc:
+                ok, detail = False, exc.detail
+            return detail if ok else f"unavailable: {detail}"
+
+        return CheckResult(True, await run_in_threadpool(describe))
+
+    return check
 
 
 def _loader(

@@ -118,24 +118,44 @@ class VMRunner:
 
     # -- acceleration ---------------------------------------------------------------------
 
+    def known_accel(self) -> Accel | None:
+        """The acceleration VMs run under when it is known without a test boot: configured,
+        or the ``auto`` verdict kept since this host booted; ``None`` before the first VM."""
+        if self._accel is not None:
+            return self._accel
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            saved = json.loads((self._root / "accel.json").read_text())
+            if saved["boot_id"] == _boot_id() and saved["accel"] in ("kvm", "tcg"):
+                return saved["accel"]  # type: ignore[no-any-return]
+        return None
+
+    def describe(self) -> tuple[bool, str]:
+        """Whether VMs can run here, and in words: the hypervisor's versions, the image's
+        kernel and the acceleration (or what is missing). Boots nothing."""
+        try:
+            version = self._hypervisor.version()
+            image = self._image()
+        except EmberError as exc:
+            return False, exc.detail
+        accel = self.known_accel() or "not known until the first VM"
+        release = image.manifest.get("kernel_release", "?")
+        return True, f"{version}; image {release}; accel {accel}"
+
     async def accel(self) -> Accel:
         """KVM when configured, or when ``auto`` and a test boot under KVM ran a command;
         TCG otherwise. The ``auto`` verdict is kept in ``work_root/accel.json`` until the
         host reboots."""
-        if self._accel is not None:
-            return self._accel
-        cache = self._root / "accel.json"
-        boot_id = _boot_id()
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            saved = json.loads(cache.read_text())
-            if saved["boot_id"] == boot_id and saved["accel"] in ("kvm", "tcg"):
-                self._accel = saved["accel"]
-                return saved["accel"]  # type: ignore[no-any-return]
+        known = self.known_accel()
+        if known is not None:
+            self._accel = known
+            return known
         verdict: Accel = "tcg"
         if os.path.exists("/dev/kvm"):
             verdict = await self._probe_kvm()
         self._root.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps({"boot_id": boot_id, "accel": verdict}))
+        (self._root / "accel.json").write_text(
+            json.dumps({"boot_id": _boot_id(), "accel": verdict})
+        )
         self._accel = verdict
         return verdict
 
@@ -222,15 +242,20 @@ class VMRunner:
             await vm.move(VMState.GONE)
             return vm.result(status)
         except BaseException as exc:
-            await _finish(asyncio.to_thread(self._hypervisor.destroy, vm.name))
             code = getattr(exc, "code", None) or (
                 "job_cancelled" if isinstance(exc, asyncio.CancelledError) else "vm_failed"
             )
-            with contextlib.suppress(Exception):
-                await _finish(vm.move(VMState.FAILED, error_code=code))
+            await _finish(self._tear_down(vm, code))  # whole, however often it is cancelled
             raise
         finally:
             shutil.rmtree(vm.directory, ignore_errors=True)
+
+    async def _tear_down(self, vm: _VM, code: str) -> None:
+        try:
+            await asyncio.to_thread(self._hypervisor.destroy, vm.name)
+        finally:
+            with contextlib.suppress(Exception):
+                await vm.move(VMState.FAILED, error_code=code)
 
     # -- orphans --------------------------------------------------------------------------
 
@@ -445,12 +470,18 @@ def _boot_id() -> str:
 
 
 async def _finish(work: Awaitable[T]) -> T:
-    """Await ``work`` to its end even when the caller is cancelled meanwhile (then the
-    ``CancelledError`` follows)."""
+    """Await ``work`` to its end even when the caller is cancelled meanwhile, once or many
+    times (then a ``CancelledError`` follows)."""
     task = asyncio.ensure_future(work)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        if not task.done():
-            await task
-        raise
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                raise
+            cancelled = True
+            continue
+        if cancelled:
+            raise asyncio.CancelledError
+        return result

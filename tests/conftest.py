@@ -17,7 +17,7 @@ from tests.support.postgres import PostgresServer, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 
-pytest_plugins = ["tests.support.models"]
+pytest_plugins = ["tests.support.models", "tests.support.vms"]
 
 
 @pytest.fixture(scope="session")

@@ -54,6 +54,7 @@ def make(
     *,
     node: str = "node-a",
     job_id: str | None = None,
+    owner: str | None = None,
     state: VMState = VMState.DEFINING,
 ) -> None:
     """Record ``vm_id`` and walk it to ``state`` along allowed edges."""
@@ -66,6 +67,7 @@ def make(
         memory_mib=256,
         disk_mib=64,
         job_id=job_id,
+        owner=owner,
     )
     walk = path_to(state)
     assert walk is not None, f"{state} is unreachable"
@@ -300,13 +302,16 @@ def test_owned_follows_the_job_lease(
     assert jobs.get(cancelling).state is JobState.CANCELLING
     assert jobs.get(queued).state is JobState.QUEUED
 
-    make(vms, "of-running", job_id=running, state=VMState.RUNNING)
-    make(vms, "of-cancelling", job_id=cancelling, state=VMState.STOPPING)
-    make(vms, "of-finished", job_id=finished, state=VMState.RUNNING)
-    make(vms, "of-queued", job_id=queued, state=VMState.BOOTING)
-    make(vms, "of-missing-job", job_id="f" * 32, state=VMState.RUNNING)
-    make(vms, "done-of-running", job_id=running, state=VMState.GONE)
-    make(vms, "failed-of-running", job_id=running, state=VMState.FAILED)
+    make(vms, "of-running", job_id=running, owner="sup-1", state=VMState.RUNNING)
+    make(vms, "of-cancelling", job_id=cancelling, owner="sup-1", state=VMState.STOPPING)
+    make(vms, "of-finished", job_id=finished, owner="sup-1", state=VMState.RUNNING)
+    make(vms, "of-queued", job_id=queued, owner="sup-1", state=VMState.BOOTING)
+    make(vms, "of-missing-job", job_id="f" * 32, owner="sup-1", state=VMState.RUNNING)
+    make(vms, "done-of-running", job_id=running, owner="sup-1", state=VMState.GONE)
+    make(vms, "failed-of-running", job_id=running, owner="sup-1", state=VMState.FAILED)
+    # An earlier attempt of the running job, under another lease owner: an orphan.
+    make(vms, "earlier-attempt", job_id=running, owner="sup-0", state=VMState.RUNNING)
+    make(vms, "no-owner", job_id=running, state=VMState.RUNNING)
 
     now = clock.wall()
     owned = vms.owned(now, grace_s=3600)

@@ -20,7 +20,7 @@ from ember.storage import Database
 from ember.vm.image import GuestImage
 from ember.vm.lifecycle import SqlVMRecords, VMState
 from ember.vm.runner import VMLimits, VMRunner
-from tests.vm.conftest import leftovers
+from tests.support.vms import leftovers
 
 pytestmark = pytest.mark.slow
 

@@ -23,7 +23,7 @@ from ember.cli.main import app as cli
 from ember.vm.image import GuestImage
 from ember.vm.runner import VMRunner
 from tests.support.live_app import LiveApp, live_app
-from tests.vm.conftest import leftovers
+from tests.support.vms import leftovers
 
 pytestmark = pytest.mark.slow
 

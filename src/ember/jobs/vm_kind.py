@@ -138,6 +138,7 @@ def vm_kind(parts: VMParts) -> JobKind:
                 env=payload.env,
                 stdin=payload.stdin.encode() if payload.stdin is not None else None,
                 job_id=job.id,
+                owner=job.lease_owner,
                 on_log=context.log,
             )
         finally:

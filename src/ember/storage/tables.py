@@ -333,6 +333,7 @@ class VMRow(Base):
     memory_mib: Mapped[int] = mapped_column()
     disk_mib: Mapped[int] = mapped_column()
     job_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    owner: Mapped[str | None] = mapped_column(String(128))
     error_code: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -74,6 +74,7 @@ class VMRecord:
     memory_mib: int
     disk_mib: int
     job_id: str | None
+    owner: str | None
     error_code: str | None
     created_at: datetime
     updated_at: datetime
@@ -96,8 +97,9 @@ class SqlVMRecords:
         memory_mib: int,
         disk_mib: int,
         job_id: str | None = None,
+        owner: str | None = None,
     ) -> None:
-        """Record a new VM, ``defining``."""
+        """Record a new VM, ``defining``, made for ``job_id``'s attempt leased to ``owner``."""
         row = VMRow(
             id=vm_id,
             domain=domain,
@@ -108,6 +110,7 @@ class SqlVMRecords:
             memory_mib=memory_mib,
             disk_mib=disk_mib,
             job_id=job_id,
+            owner=owner,
         )
         self._db.run(lambda session: session.add(row))
 
@@ -148,9 +151,11 @@ class SqlVMRecords:
         return self._list(query.order_by(VMRow.created_at, VMRow.id))
 
     def owned(self, now: datetime, grace_s: float) -> frozenset[str]:
-        """Ids of the VMs a live owner still holds: those of a job that is ``running`` or
-        ``cancelling`` under an unexpired lease, and those without a job that are not yet
-        ``gone`` or ``failed`` and younger than ``grace_s``. Every other VM is an orphan."""
+        """Ids of the VMs a live owner still holds: those made for a job's attempt that is
+        ``running`` or ``cancelling`` under an unexpired lease held by the same owner (a VM
+        of an earlier attempt of the same job is an orphan), and those without a job that
+        are not yet ``gone`` or ``failed`` and younger than ``grace_s``. Every other VM is
+        an orphan."""
         live_states = [s.value for s in TERMINAL]
 
         def work(session: Session) -> frozenset[str]:
@@ -161,6 +166,7 @@ class SqlVMRecords:
                     VMRow.state.not_in(live_states),
                     Job.state.in_(["running", "cancelling"]),
                     Job.lease_expires_at > now,
+                    Job.lease_owner == VMRow.owner,
                 )
             )
             alone = session.scalars(
@@ -202,6 +208,7 @@ def _record(row: VMRow | None) -> VMRecord | None:
         memory_mib=row.memory_mib,
         disk_mib=row.disk_mib,
         job_id=row.job_id,
+        owner=row.owner,
         error_code=row.error_code,
         created_at=row.created_at,
         updated_at=row.updated_at,

@@ -182,12 +182,15 @@ class VMRunner:
         env: Mapping[str, str] | None = None,
         stdin: bytes | None = None,
         job_id: str | None = None,
+        owner: str | None = None,
         on_log: LogSink | None = None,
         guest: GuestLimits | None = None,
     ) -> VMResult:
         """Run ``argv`` (looked up on the guest's ``PATH``: busybox's applets) in a new VM
         whose ``/workspace`` (its working directory) holds ``workspace``'s files; the files
-        it leaves there are copied back into ``workspace``.
+        it leaves there are copied back into ``workspace``. ``job_id`` and ``owner`` (the
+        lease owner of the job's attempt) are recorded with the VM: the reaper spares it
+        while that attempt lives.
 
         A command that fails or is killed by a signal is a result. Cancelling the awaiting
         task destroys the VM before the ``CancelledError`` propagates.
@@ -203,7 +206,7 @@ class VMRunner:
         accel = await self.accel()
         return await self._run(
             argv, workspace, limits, accel=accel, env=env, stdin=stdin, job_id=job_id,
-            on_log=on_log, guest=guest,
+            owner=owner, on_log=on_log, guest=guest,
         )  # fmt: skip
 
     async def _run(
@@ -216,6 +219,7 @@ class VMRunner:
         env: Mapping[str, str] | None = None,
         stdin: bytes | None = None,
         job_id: str | None = None,
+        owner: str | None = None,
         on_log: LogSink | None = None,
         guest: GuestLimits | None = None,
     ) -> VMResult:
@@ -229,7 +233,7 @@ class VMRunner:
             await asyncio.to_thread(
                 self._records.create, vm_id, domain=vm.name, node=self._node, accel=accel,
                 vcpus=limits.vcpus, memory_mib=limits.memory_mib, disk_mib=limits.disk_mib,
-                job_id=job_id,
+                job_id=job_id, owner=owner,
             )  # fmt: skip
         try:
             await asyncio.to_thread(vm.make, image, request, workspace)

@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("memory_mib", sa.Integer(), nullable=False),
         sa.Column("disk_mib", sa.Integer(), nullable=False),
         sa.Column("job_id", sa.String(length=32), nullable=True),
+        sa.Column("owner", sa.String(length=128), nullable=True),
         sa.Column("error_code", sa.String(length=64), nullable=True),
         _when("created_at"),
         _when("updated_at"),

@@ -1,7 +1,9 @@
-"""What the VM tests stand on: the guest image ``make test`` builds (and the packages it was
-built from), the real libvirt hypervisor, and a runner whose VMs are checked gone after every
-test (no domain, no QEMU process, no directory left). A machine without libvirt or without a
-built image skips these tests with the reason."""
+"""A pytest plugin (listed in ``tests/conftest.py``): what the VM tests stand on.
+
+The guest image ``make test`` builds (and the packages it was built from), the real libvirt
+hypervisor, and a runner whose VMs are checked gone after every test (no domain, no QEMU
+process, no directory left). A machine without libvirt or without a built image skips these
+tests with the reason."""
 
 from __future__ import annotations
 

@@ -34,14 +34,16 @@ def built_image() -> GuestImage:
 
 
 @pytest.fixture(scope="session")
-def package_files(built_image: GuestImage) -> tuple[Path, Path]:
-    """The kernel and busybox-static packages the image was built from (kept beside it)."""
+def package_files(built_image: GuestImage) -> tuple[Path, Path, list[Path]]:
+    """The kernel, busybox-static and root disk packages the image was built from (kept
+    beside it)."""
     debs = built_image.directory.parent / "debs"
     kernel = debs / str(built_image.manifest["kernel_package"])
     busybox = debs / str(built_image.manifest["busybox_package"])
-    if not (kernel.is_file() and busybox.is_file()):
+    roots = [debs / str(name) for name in built_image.manifest.get("root_packages", [])]  # type: ignore[attr-defined]
+    if not all(path.is_file() for path in (kernel, busybox, *roots)):
         pytest.skip(f"the packages the image was built from are not in {debs}")
-    return kernel, busybox
+    return kernel, busybox, roots
 
 
 @pytest.fixture(scope="session")

@@ -166,7 +166,7 @@ def test_a_missing_image_names_its_path(tmp_path: Path) -> None:
     assert caught.value.extra["path"] == str(tmp_path / "nowhere")
 
 
-@pytest.mark.parametrize("missing", ["vmlinuz", "initrd.img", "image.json"])
+@pytest.mark.parametrize("missing", ["vmlinuz", "initrd.img", "image.json", "root.img"])
 def test_an_image_without_a_part_names_it(
     built_image: GuestImage, tmp_path: Path, missing: str
 ) -> None:
@@ -187,10 +187,11 @@ def test_a_broken_manifest_is_invalid(built_image: GuestImage, tmp_path: Path) -
 
 
 def test_the_builder_makes_an_initramfs_with_the_agent_and_the_modules_it_needs(
-    package_files: tuple[Path, Path], tmp_path: Path
+    package_files: tuple[Path, Path, list[Path]], tmp_path: Path
 ) -> None:
-    kernel, busybox = package_files
+    kernel, busybox, _ = package_files
     image = GuestImageBuilder().build(kernel, busybox, tmp_path / "image")
+    assert image.root is None and image.manifest["root_packages"] == []
     names = unpack(gzip.decompress(image.initrd.read_bytes()), tmp_path / "root")
     assert {"init", "bin/busybox", "bin/sh", "lib/modules/order"} <= set(names)
     order = (tmp_path / "root/lib/modules/order").read_text().split()
@@ -205,9 +206,9 @@ def test_the_builder_makes_an_initramfs_with_the_agent_and_the_modules_it_needs(
 
 
 def test_the_builder_refuses_packages_that_are_not_what_they_should_be(
-    package_files: tuple[Path, Path], tmp_path: Path
+    package_files: tuple[Path, Path, list[Path]], tmp_path: Path
 ) -> None:
-    kernel, busybox = package_files
+    kernel, busybox, _ = package_files
     with pytest.raises(BadRequest, match="no such package file"):
         GuestImageBuilder().build(tmp_path / "none.deb", busybox, tmp_path / "image")
     with pytest.raises(BadRequest, match="holds no /boot/vmlinuz"):
@@ -217,3 +218,28 @@ def test_the_builder_refuses_packages_that_are_not_what_they_should_be(
     with pytest.raises(BadRequest, match="no module 'no_such_module'"):
         GuestImageBuilder(["no_such_module"]).build(kernel, busybox, tmp_path / "image")
     assert not (tmp_path / "image").exists()
+
+
+def test_the_root_disk_holds_python_and_the_mount_points(
+    package_files: tuple[Path, Path, list[Path]], tmp_path: Path
+) -> None:
+    kernel, busybox, roots = package_files
+    if not roots:
+        pytest.skip("the image ember built here has no root disk")
+    image = GuestImageBuilder().build(kernel, busybox, tmp_path / "image", roots)
+    assert image.root == tmp_path / "image" / "root.img"
+    assert image.manifest["root_packages"] == sorted(deb.name for deb in roots)
+    back = tmp_path / "root"
+    back.mkdir()
+    listing = subprocess.run(
+        ["debugfs", "-R", "ls -p /", str(image.root)], capture_output=True, text=True, check=True
+    ).stdout
+    names = {line.split("/")[5] for line in listing.splitlines() if line.count("/") >= 6}
+    assert {"workspace", "ember", "proc", "sys", "dev", "tmp", "usr", "bin"} <= names
+    found = subprocess.run(
+        ["debugfs", "-R", "stat /usr/bin/python3.11", str(image.root)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "Type: regular" in found

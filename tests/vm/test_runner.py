@@ -78,6 +78,24 @@ async def test_the_guest_is_another_kernel_without_a_network(
     assert rest == ["lo", "2"]  # only loopback; the vCPUs asked for
 
 
+async def test_commands_run_in_the_read_only_root_disk_with_python(
+    runner: VMRunner, built_image: GuestImage, tmp_path: Path
+) -> None:
+    if built_image.root is None:
+        pytest.skip("the image ember built here has no root disk")
+    script = (
+        "import json, os, socket, sys; "
+        "print(json.dumps([sys.version_info[0], os.getcwd(), socket.gethostname() != '']))"
+    )
+    result = await runner.run(
+        ["sh", "-c", f'python3 -c "{script}"; echo x > /tmp/t && cat /tmp/t; touch /usr/no'],
+        tmp_path,
+        LIMITS,
+    )
+    assert result.stdout.decode().splitlines() == ['[3, "/workspace", true]', "x"]
+    assert b"Read-only file system" in result.stderr and result.exit_code != 0
+
+
 async def test_files_go_in_and_come_back(runner: VMRunner, tmp_path: Path) -> None:
     (tmp_path / "input.txt").write_text("two words\n")
     (tmp_path / "old").mkdir()

@@ -171,14 +171,23 @@ def build(
     busybox_deb: Annotated[
         Path | None, typer.Option(help="Use this busybox-static .deb instead of downloading.")
     ] = None,
+    root_deb: Annotated[
+        list[Path] | None,
+        typer.Option(help="Build the root disk from these .debs instead (repeat)."),
+    ] = None,
+    root: Annotated[
+        bool,
+        typer.Option(help="Add the read-only root disk (Python, a shell, the core tools)."),
+    ] = True,
     out: Annotated[
         Path | None, typer.Option(help="Where to put the image (default: vm.image).")
     ] = None,
     config_path: ConfigOption = None,
 ) -> None:
-    """Build the guest image: download the kernel and busybox-static packages (apt-get
-    download), then make the initramfs with ember's guest agent."""
-    from ember.vm.image import GuestImageBuilder, fetch_packages
+    """Build the guest image: download the kernel, busybox-static and the root disk's
+    packages (apt-get download), then make the initramfs with ember's guest agent and the
+    root disk."""
+    from ember.vm.image import GuestImageBuilder, fetch_packages, fetch_root_packages
 
     with reported():
         config = load(config_path)
@@ -188,11 +197,16 @@ def build(
             fetched = fetch_packages(target.parent / "debs", kernel_package)
             debs = [given or got for given, got in zip(debs, fetched, strict=True)]
         kernel, busybox = (Path(str(deb)) for deb in debs)
-        image = GuestImageBuilder().build(kernel, busybox, target)
+        roots: list[Path] = []
+        if root:
+            roots = list(root_deb or fetch_root_packages(target.parent / "debs"))
+        image = GuestImageBuilder().build(kernel, busybox, target, roots)
         manifest = image.manifest
+        modules = ", ".join(str(m) for m in manifest["modules"])  # type: ignore[attr-defined]
+        disk = f"; root disk of {len(roots)} packages" if roots else "; no root disk"
         console.print(
             f"guest image at {image.directory}: kernel {manifest['kernel_release']}, "
-            f"modules {', '.join(map(str, manifest['modules']))}",  # type: ignore[call-overload]
+            f"modules {modules}{disk}",
             highlight=False,
             markup=False,
         )

@@ -2,8 +2,8 @@
 
 A q35 machine booted directly from the spec's kernel and initramfs: ACPI on (without it the
 guest's power-off halts instead of ending the domain), every lifecycle event ends the domain,
-one virtio disk, the serial console and virtio-serial ports appended to host files, and no
-network device, balloon, USB, sound or graphics.
+one virtio disk (and a read-only root disk), the serial console and virtio-serial ports
+appended to host files, and no network device, balloon, USB, sound or graphics.
 """
 
 from __future__ import annotations
@@ -37,6 +37,12 @@ def domain_xml(spec: DomainSpec) -> str:
     SubElement(disk, "driver", name="qemu", type="raw")
     SubElement(disk, "source", file=str(spec.disk))
     SubElement(disk, "target", dev="vda", bus="virtio")
+    if spec.root_disk is not None:
+        root = SubElement(devices, "disk", type="file", device="disk")
+        SubElement(root, "driver", name="qemu", type="raw")
+        SubElement(root, "source", file=str(spec.root_disk))
+        SubElement(root, "target", dev="vdb", bus="virtio")
+        SubElement(root, "readonly")
     serial = SubElement(devices, "serial", type="file")
     SubElement(serial, "source", path=str(spec.console))
     SubElement(serial, "target", port="0")

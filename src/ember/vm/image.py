@@ -29,16 +29,30 @@ from pathlib import Path
 
 from ember.errors import BadRequest, VMImageInvalid, VMUnavailable
 from ember.vm import cpio
+from ember.vm.disk import make_disk
 
 __all__ = [
     "DEFAULT_KERNEL_PACKAGE",
     "GUEST_MODULES",
+    "ROOT_EXCLUDED",
+    "ROOT_PACKAGES",
     "GuestImage",
     "GuestImageBuilder",
     "fetch_packages",
+    "fetch_root_packages",
 ]
 
 DEFAULT_KERNEL_PACKAGE = "linux-image-cloud-amd64"
+ROOT_PACKAGES = ("python3", "coreutils", "dash", "grep", "sed", "findutils")
+"""What the guest's root disk is built from (with everything they depend on, but
+:data:`ROOT_EXCLUDED`): a shell, the core tools and Python, so commands and agents find what
+they find in ember's bubblewrap sandbox."""
+ROOT_EXCLUDED = frozenset(
+    {"perl", "perl-base", "perl-modules-5.36", "libperl5.36", "mailcap", "mime-support",
+     "dpkg", "install-info", "tar", "debianutils", "libgdbm-compat4", "libgdbm6"}
+)  # fmt: skip
+"""Packages a dependency pulls in that nothing in the guest runs (the package manager,
+Perl for ``mailcap``)."""
 GUEST_MODULES = ("virtio_pci", "virtio_blk", "virtio_console")
 """The modules the guest agent needs (their dependencies are added): the PCI transport, the
 workspace disk and the virtio-serial ports."""
@@ -55,6 +69,8 @@ class GuestImage:
     kernel: Path
     initrd: Path
     manifest: dict[str, object]
+    root: Path | None = None
+    """The read-only root disk (``root.img``: Python, a shell, the core tools), when built."""
 
     @classmethod
     def load(cls, directory: Path) -> GuestImage:
@@ -85,7 +101,14 @@ class GuestImage:
                 f"the guest image manifest {manifest} is unreadable: {exc}",
                 extra={"path": str(manifest)},
             ) from exc
-        return cls(directory, kernel, initrd, document)
+        root = directory / "root.img"
+        if document.get("root_packages") and not root.is_file():
+            raise VMImageInvalid(
+                f"the guest image at {directory} has no root disk (root.img): "
+                "rebuild it with `ember vm image build`",
+                extra={"path": str(root)},
+            )
+        return cls(directory, kernel, initrd, document, root if root.is_file() else None)
 
 
 def fetch_packages(into: Path, kernel_package: str = DEFAULT_KERNEL_PACKAGE) -> list[Path]:
@@ -111,6 +134,34 @@ def fetch_packages(into: Path, kernel_package: str = DEFAULT_KERNEL_PACKAGE) -> 
     return debs
 
 
+def fetch_root_packages(
+    into: Path, wanted: Sequence[str] = ROOT_PACKAGES, excluded: frozenset[str] = ROOT_EXCLUDED
+) -> list[Path]:
+    """Download ``wanted`` and what they depend on (recursively, without recommends and
+    without ``excluded``) into ``into``; the ``.deb`` paths, sorted.
+
+    :raises VMUnavailable: as :func:`fetch_packages`.
+    """
+    into.mkdir(parents=True, exist_ok=True)
+    if shutil.which("apt-get") is None:
+        raise VMUnavailable("apt-get is not on PATH: pass the .deb files to the builder")
+    flags = ["--recurse", "--no-recommends", "--no-suggests", "--no-conflicts", "--no-breaks",
+             "--no-replaces", "--no-enhances"]  # fmt: skip
+    listing = _apt(["apt-cache", "depends", *flags, *wanted], into)
+    names = sorted(
+        {line for line in listing.splitlines() if line and not line.startswith((" ", "<"))}
+        - excluded
+    )
+    _apt(["apt-get", "download", *names], into)
+    debs = []
+    for name in names:
+        found = sorted(into.glob(f"{name}_*.deb"), key=lambda p: p.stat().st_mtime)
+        if not found:
+            raise VMUnavailable(f"apt-get download left no .deb for {name} in {into}")
+        debs.append(found[-1])
+    return debs
+
+
 def _apt(argv: Sequence[str], cwd: Path) -> str:
     done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -124,13 +175,17 @@ class GuestImageBuilder:
     def __init__(self, modules: Iterable[str] = GUEST_MODULES) -> None:
         self._modules = tuple(modules)
 
-    def build(self, kernel_deb: Path, busybox_deb: Path, out: Path) -> GuestImage:
-        """Build the image into ``out`` (replaced whole once the new one is complete).
+    def build(
+        self, kernel_deb: Path, busybox_deb: Path, out: Path, root_debs: Sequence[Path] = ()
+    ) -> GuestImage:
+        """Build the image into ``out`` (replaced whole once the new one is complete), with
+        a read-only root disk unpacked from ``root_debs`` when given (the guest then runs
+        commands in it, ``/workspace`` and a private ``/tmp`` mounted inside).
 
         :raises BadRequest: a ``.deb`` is missing or not what it should be (no kernel, no
             busybox, a module the guest needs is neither built in nor shipped).
         """
-        for deb in (kernel_deb, busybox_deb):
+        for deb in (kernel_deb, busybox_deb, *root_debs):
             if not deb.is_file():
                 raise BadRequest(f"no such package file: {deb}", extra={"path": str(deb)})
         with tempfile.TemporaryDirectory(prefix="ember-image-") as scratch:
@@ -151,6 +206,8 @@ class GuestImageBuilder:
             staging.mkdir(parents=True)
             shutil.copyfile(kernels[0], staging / "vmlinuz")
             (staging / "initrd.img").write_bytes(initrd)
+            if root_debs:
+                _root_disk(root_debs, root / "rootfs", staging / "root.img")
             manifest = {
                 "kernel_package": kernel_deb.name,
                 "kernel_release": release,
@@ -158,6 +215,7 @@ class GuestImageBuilder:
                 "modules": [name for name, _ in modules],
                 "kernel_sha256": _sha256((staging / "vmlinuz").read_bytes()),
                 "initrd_sha256": _sha256(initrd),
+                "root_packages": sorted(deb.name for deb in root_debs),
             }
             (staging / _MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
             shutil.rmtree(out, ignore_errors=True)
@@ -171,6 +229,24 @@ def _unpack(deb: Path, into: Path) -> None:
     )
     if done.returncode != 0:
         raise BadRequest(f"cannot unpack {deb.name}: {done.stderr.strip()}")
+
+
+MOUNT_POINTS = ("workspace", "ember", "proc", "sys", "dev", "tmp", "run", "root")
+"""Empty directories the root disk holds for what the guest agent mounts into it."""
+
+
+def _root_disk(debs: Sequence[Path], tree: Path, image: Path) -> None:
+    """Unpack ``debs`` into ``tree`` (no maintainer scripts run) and make ``image``, an ext4
+    image of it sized to fit."""
+    tree.mkdir()
+    for deb in debs:
+        _unpack(deb, tree)
+    for name in MOUNT_POINTS:
+        (tree / name).mkdir(exist_ok=True)
+    if not (tree / "bin" / "sh").exists():
+        (tree / "bin" / "sh").symlink_to("dash")
+    size = sum(p.lstat().st_size for p in tree.rglob("*"))
+    make_disk(tree, image, size * 13 // 10 // (1024 * 1024) + 32)
 
 
 def _modules(tree: Path, wanted: Sequence[str]) -> list[tuple[str, bytes]]:

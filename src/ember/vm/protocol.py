@@ -22,7 +22,8 @@ Accel = Literal["kvm", "tcg"]
 
 @dataclass(frozen=True)
 class DomainSpec:
-    """One VM: a directly booted kernel and initramfs, one raw disk, no network device.
+    """One VM: a directly booted kernel and initramfs, one raw disk (``vda``), an optional
+    read-only root disk (``vdb``), no network device.
 
     ``console`` is the host file the guest's serial console is appended to; ``channels`` map
     virtio-serial port names (seen in the guest under ``/sys/class/virtio-ports/*/name``) to
@@ -40,6 +41,7 @@ class DomainSpec:
     vcpus: int = 1
     memory_mib: int = 256
     accel: Accel = "tcg"
+    root_disk: Path | None = None
 
 
 class Hypervisor(Protocol):

@@ -35,8 +35,10 @@ def request_archive(
     env: Mapping[str, str] | None = None,
     stdin: bytes | None = None,
     limits: GuestLimits = GuestLimits(),
+    root_disk: bool = False,
 ) -> bytes:
-    """The cpio archive that makes the guest agent run ``argv``.
+    """The cpio archive that makes the guest agent run ``argv`` (inside the root disk, the
+    second virtio disk, when ``root_disk``).
 
     :raises BadRequest: ``argv`` is empty or holds a NUL byte; an ``env`` name is not a shell
         identifier or a value holds a NUL byte.
@@ -61,9 +63,11 @@ def request_archive(
         "OPEN_FILES": limits.open_files,
     }
     limits_file = "".join(f"{name}={value}\n" for name, value in settings.items())
+    marker = [cpio.regular("ember/root-disk", b"")] if root_disk else []
     return cpio.archive(
         [
             cpio.directory("ember"),
+            *marker,
             cpio.regular("ember/command", "".join(lines).encode()),
             cpio.regular("ember/stdin", stdin or b""),
             cpio.regular("ember/limits", limits_file.encode()),

@@ -225,8 +225,10 @@ class VMRunner:
     ) -> VMResult:
         _check(limits, workspace)
         guest = guest or GuestLimits(output_bytes=limits.output_bytes)
-        request = request_archive(argv, env=env, stdin=stdin, limits=guest)
         image = self._image()
+        request = request_archive(
+            argv, env=env, stdin=stdin, limits=guest, root_disk=image.root is not None
+        )
         vm_id = uuid.uuid4().hex[:16]
         vm = _VM(self, vm_id, accel, limits, on_log)
         if self._records is not None:
@@ -327,10 +329,9 @@ class _VM:
         self.runner._root.chmod(0o711)
         self.directory.mkdir(mode=0o711)
         self.directory.chmod(0o711)
-        try:
-            os.link(image.kernel, self.path("vmlinuz"))
-        except OSError:
-            shutil.copyfile(image.kernel, self.path("vmlinuz"))
+        _link(image.kernel, self.path("vmlinuz"))
+        if image.root is not None:
+            _link(image.root, self.path("root.img"))
         with open(self.path("initrd.img"), "wb") as initrd:
             with open(image.initrd, "rb") as base:
                 shutil.copyfileobj(base, initrd)
@@ -350,6 +351,7 @@ class _VM:
             vcpus=self.limits.vcpus,
             memory_mib=self.limits.memory_mib,
             accel=self.accel,
+            root_disk=self.path("root.img") if image.root is not None else None,
         )
 
     async def move(self, target: VMState, *, error_code: str | None = None) -> None:
@@ -455,6 +457,14 @@ def _check(limits: VMLimits, workspace: Path) -> None:
             raise BadRequest(f"VM limit {name} must be positive", extra={"limit": name})
     if not workspace.is_dir():
         raise BadRequest(f"the workspace {workspace} is not a directory")
+
+
+def _link(source: Path, target: Path) -> None:
+    """``target`` as a hard link of ``source`` (a copy across filesystems)."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 def _read_from(path: Path, offset: int) -> bytes:

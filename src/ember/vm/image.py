@@ -123,15 +123,7 @@ def fetch_packages(into: Path, kernel_package: str = DEFAULT_KERNEL_PACKAGE) -> 
         raise VMUnavailable("apt-get is not on PATH: pass the .deb files to the builder")
     depends = _apt(["apt-cache", "depends", "--no-recommends", kernel_package], into)
     concrete = re.findall(r"Depends: (linux-image-\S+)", depends)
-    packages = [concrete[0] if concrete else kernel_package, "busybox-static"]
-    _apt(["apt-get", "download", *packages], into)
-    debs = []
-    for package in packages:
-        found = sorted(into.glob(f"{package}_*.deb"), key=lambda p: p.stat().st_mtime)
-        if not found:
-            raise VMUnavailable(f"apt-get download left no .deb for {package} in {into}")
-        debs.append(found[-1])
-    return debs
+    return _download([concrete[0] if concrete else kernel_package, "busybox-static"], into)
 
 
 def fetch_root_packages(
@@ -152,12 +144,17 @@ def fetch_root_packages(
         {line for line in listing.splitlines() if line and not line.startswith((" ", "<"))}
         - excluded
     )
-    _apt(["apt-get", "download", *names], into)
+    return _download(names, into)
+
+
+def _download(packages: Sequence[str], into: Path) -> list[Path]:
+    """``apt-get download`` each of ``packages`` into ``into``; their ``.deb`` paths."""
+    _apt(["apt-get", "download", *packages], into)
     debs = []
-    for name in names:
-        found = sorted(into.glob(f"{name}_*.deb"), key=lambda p: p.stat().st_mtime)
+    for package in packages:
+        found = sorted(into.glob(f"{package}_*.deb"), key=lambda p: p.stat().st_mtime)
         if not found:
-            raise VMUnavailable(f"apt-get download left no .deb for {name} in {into}")
+            raise VMUnavailable(f"apt-get download left no .deb for {package} in {into}")
         debs.append(found[-1])
     return debs
 

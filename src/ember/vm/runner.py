@@ -164,7 +164,7 @@ class VMRunner:
         probe.mkdir(parents=True)
         try:
             limits = VMLimits(timeout_s=self._probe_timeout_s, disk_mib=8)
-            result = await self._run(["true"], probe, limits, accel="kvm")
+            result = await self.run(["true"], probe, limits, accel="kvm")
             return "kvm" if result.exit_code == 0 else "tcg"
         except EmberError:
             return "tcg"
@@ -185,12 +185,13 @@ class VMRunner:
         owner: str | None = None,
         on_log: LogSink | None = None,
         guest: GuestLimits | None = None,
+        accel: Accel | None = None,
     ) -> VMResult:
-        """Run ``argv`` (looked up on the guest's ``PATH``: busybox's applets) in a new VM
-        whose ``/workspace`` (its working directory) holds ``workspace``'s files; the files
-        it leaves there are copied back into ``workspace``. ``job_id`` and ``owner`` (the
-        lease owner of the job's attempt) are recorded with the VM: the reaper spares it
-        while that attempt lives.
+        """Run ``argv`` (looked up on the guest's ``PATH``) in a new VM whose ``/workspace``
+        (its working directory) holds ``workspace``'s files; the files it leaves there are
+        copied back into ``workspace``. ``job_id`` and ``owner`` (the lease owner of the
+        job's attempt) are recorded with the VM: the reaper spares it while that attempt
+        lives. ``accel`` forces the acceleration (default: :meth:`accel`).
 
         A command that fails or is killed by a signal is a result. Cancelling the awaiting
         task destroys the VM before the ``CancelledError`` propagates.
@@ -203,26 +204,7 @@ class VMRunner:
         :raises VMFailed: the VM could not be made or booted, or its guest ended without
             reporting (the last console lines are in ``detail``).
         """
-        accel = await self.accel()
-        return await self._run(
-            argv, workspace, limits, accel=accel, env=env, stdin=stdin, job_id=job_id,
-            owner=owner, on_log=on_log, guest=guest,
-        )  # fmt: skip
-
-    async def _run(
-        self,
-        argv: Sequence[str],
-        workspace: Path,
-        limits: VMLimits,
-        *,
-        accel: Accel,
-        env: Mapping[str, str] | None = None,
-        stdin: bytes | None = None,
-        job_id: str | None = None,
-        owner: str | None = None,
-        on_log: LogSink | None = None,
-        guest: GuestLimits | None = None,
-    ) -> VMResult:
+        accel = accel or await self.accel()
         _check(limits, workspace)
         guest = guest or GuestLimits(output_bytes=limits.output_bytes)
         image = self._image()

@@ -49,7 +49,7 @@ ALLOWED: dict[str, set[str]] = {
     "storage": {"errors", "config", "filters", "observability"},
     "vectors": {"errors", "_lazy", "filters"},
     "sandbox": {"errors"},
-    "vm": {"errors", "sandbox", "storage"},
+    "vm": {"errors", "config", "sandbox", "storage"},
     "auth": {"errors", "config", "storage"},
     "models": {"errors", "chat", "config", "placement", "storage"},
     "providers": {"errors", "_lazy", "chat", "config", "models", "storage"},

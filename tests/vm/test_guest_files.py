@@ -243,3 +243,29 @@ def test_the_root_disk_holds_python_and_the_mount_points(
         check=True,
     ).stdout
     assert "Type: regular" in found
+
+
+class Untouchable:
+    """A hypervisor that must not be reached."""
+
+    def __getattr__(self, name: str) -> object:
+        raise AssertionError(f"the hypervisor was called ({name}) before the memory check")
+
+
+async def test_a_vm_that_does_not_fit_the_nodes_free_memory_is_refused_first(
+    tmp_path: Path,
+) -> None:
+    from ember.errors import VMUnavailable
+    from ember.vm.runner import VMLimits, VMRunner
+
+    runner = VMRunner(
+        Untouchable(),  # type: ignore[arg-type]
+        lambda: (_ for _ in ()).throw(AssertionError("the image was loaded")),
+        tmp_path / "vms",
+        accel="tcg",
+        free_memory_mib=lambda: 300,
+    )
+    with pytest.raises(VMUnavailable) as caught:
+        await runner.run(["true"], tmp_path, VMLimits(memory_mib=256))
+    assert caught.value.extra == {"available_mib": 300, "needed_mib": 320}
+    assert not (tmp_path / "vms").exists()

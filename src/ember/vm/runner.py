@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from ember.errors import BadRequest, EmberError, VMFailed, VMTimeout
+from ember.config.vm import QEMU_OVERHEAD_MIB
+from ember.errors import BadRequest, EmberError, VMFailed, VMTimeout, VMUnavailable
 from ember.vm.disk import make_disk, read_back
 from ember.vm.image import GuestImage
 from ember.vm.lifecycle import SqlVMRecords, VMState
@@ -97,6 +98,7 @@ class VMRunner:
         console_bytes: int = 4 * 1024 * 1024,
         probe_timeout_s: float = 20.0,
         poll_s: float = 0.02,
+        free_memory_mib: Callable[[], int] | None = None,
     ) -> None:
         self._hypervisor = hypervisor
         self._image = image
@@ -108,6 +110,7 @@ class VMRunner:
         self._console_bytes = console_bytes
         self._probe_timeout_s = probe_timeout_s
         self._poll_s = poll_s
+        self._free_memory_mib = free_memory_mib or _available_mib
         tag = hashlib.sha256(str(work_root).encode()).hexdigest()[:8]
         self.prefix = f"ember-{tag}-"
         """Every VM of this runner is named this plus its id."""
@@ -199,13 +202,21 @@ class VMRunner:
         :raises BadRequest: ``argv`` or ``env`` cannot be passed, ``workspace`` is not a
             directory, a limit is not positive, or the files do not fit ``disk_mib``.
         :raises VMImageInvalid: the guest image is missing or broken.
-        :raises VMUnavailable: the hypervisor cannot be reached.
+        :raises VMUnavailable: the hypervisor cannot be reached, or this node has less memory
+            available than the VM and its QEMU need (``memory_mib`` plus 64 MiB).
         :raises VMTimeout: the VM ran past ``limits.timeout_s`` (it was destroyed).
         :raises VMFailed: the VM could not be made or booted, or its guest ended without
             reporting (the last console lines are in ``detail``).
         """
-        accel = accel or await self.accel()
         _check(limits, workspace)
+        needed = limits.memory_mib + QEMU_OVERHEAD_MIB
+        available = self._free_memory_mib()
+        if available < needed:
+            raise VMUnavailable(
+                f"this node has {available} MiB of memory available; the VM needs {needed} MiB",
+                extra={"available_mib": available, "needed_mib": needed},
+            )
+        accel = accel or await self.accel()
         guest = guest or GuestLimits(output_bytes=limits.output_bytes)
         image = self._image()
         request = request_archive(
@@ -456,6 +467,15 @@ def _read_from(path: Path, offset: int) -> bytes:
             return handle.read()
     except FileNotFoundError:
         return b""
+
+
+def _available_mib() -> int:
+    """``MemAvailable`` of ``/proc/meminfo``, in MiB (a large number where it is unknown)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) // 1024
+    return 1 << 30
 
 
 def _boot_id() -> str:

@@ -139,7 +139,8 @@ def test_workers_that_do_not_fit_are_requested_from_the_autoscaler(
     pools = ember.stats()["pools"]
     wanted = sum(pool["target"] for pool in pools.values())
     assert pools["agent"]["target"] == 0, "the agent pool idles at agents.workers_min"
-    assert wanted == len(pools) - 3 + 6
+    assert pools["vm"]["target"] == 0, "the VM supervisors idle at vm.supervisors_min"
+    assert wanted == len(pools) - 4 + 6
     until(lambda: standing_request() == [WORKER] * wanted, "the request reached the GCS")
     assert ember.stats()["resource_request"] == [WORKER] * wanted
     assert ember.pool("hold")["size"] == 3 and ember.pool("hold2")["size"] == 3

@@ -27,6 +27,7 @@ DESIGN_TABLES = {
     "agents",
     "agent_runs",
     "job_artifacts",
+    "vms",
     "api_tokens",
     "audit_log",
     "usage",

@@ -8,7 +8,7 @@ from ember.auth import ALL_SCOPES, LOCAL_PRINCIPAL, Principal, Scope, known_scop
 from ember.errors import ValidationFailed
 
 
-def test_the_ten_scopes() -> None:
+def test_the_eleven_scopes() -> None:
     assert {scope.value for scope in ALL_SCOPES} == {
         "jobs:read",
         "jobs:write",
@@ -18,6 +18,7 @@ def test_the_ten_scopes() -> None:
         "agents:read",
         "agents:write",
         "agents:run",
+        "vms:run",
         "admin",
         "cluster:admin",
     }

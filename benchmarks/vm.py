@@ -2,8 +2,9 @@
 in the same run.
 
 - **bare**: ``qemu-system-x86_64`` started directly with the image's kernel and initramfs
-  (the same run request appended), the same devices (a virtio workspace disk, the three
-  virtio-serial ports, the serial console on a pipe), q35, no network, 1 vCPU, 256 MiB.
+  (the same run request appended), the same devices (a virtio workspace disk, the image's
+  read-only root disk, the three virtio-serial ports, the serial console on a pipe), q35, no
+  network, 1 vCPU, 256 MiB.
   *Boot to command* ends when the guest agent prints ``ember-guest: running``; the VM is done
   when QEMU exits after the guest powers off.
 - **ember**: :meth:`VMRunner.run` of ``true`` through libvirt, from the call to the agent's
@@ -59,7 +60,8 @@ def bare_boot(image: GuestImage, scratch: Path, accel: str) -> tuple[float, floa
     with open(initrd, "wb") as out:
         out.write(image.initrd.read_bytes())
         out.write(b"\0" * (-out.tell() % 4))
-        out.write(request_archive(["true"], limits=GuestLimits(output_bytes=LIMITS.output_bytes)))
+        guest = GuestLimits(output_bytes=LIMITS.output_bytes)
+        out.write(request_archive(["true"], limits=guest, root_disk=image.root is not None))
     make_disk(scratch / "ws", scratch / "disk.img", LIMITS.disk_mib)
     argv = [
         "qemu-system-x86_64",
@@ -74,6 +76,8 @@ def bare_boot(image: GuestImage, scratch: Path, accel: str) -> tuple[float, floa
         "-drive", f"file={scratch / 'disk.img'},format=raw,if=virtio",
         "-device", "virtio-serial-pci",
     ]  # fmt: skip
+    if image.root is not None:
+        argv += ["-drive", f"file={image.root},format=raw,if=virtio,readonly=on"]
     for n, port in enumerate(("org.ember.stdout", "org.ember.stderr", "org.ember.status")):
         argv += [
             "-chardev", f"file,id=c{n},path={scratch / port}",

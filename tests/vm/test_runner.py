@@ -5,6 +5,7 @@ and the states each VM goes through. Every test checks that nothing of its VMs i
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from ember.errors import VMImageInvalid, VMTimeout
-from ember.storage import Database
+from ember.storage import Database, Migrator
 from ember.vm.image import GuestImage
 from ember.vm.lifecycle import SqlVMRecords, VMState
 from ember.vm.runner import VMLimits, VMRunner
@@ -266,3 +267,47 @@ async def test_the_reaper_spares_what_a_live_owner_holds(runner: VMRunner, tmp_p
     assert await asyncio.to_thread(runner.reap, frozenset({vm_id})) == []
     result = await task
     assert result.exit_code == 0
+
+
+async def test_auto_acceleration_is_decided_by_a_real_test_boot(
+    hypervisor: object, built_image: GuestImage, vm_root: Path, tmp_path: Path
+) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'ember.db'}")
+    Migrator(database).upgrade()
+    records = SqlVMRecords(database)
+    root = vm_root / "auto"
+    try:
+        runner = VMRunner(
+            hypervisor,  # type: ignore[arg-type]
+            lambda: built_image,
+            root,
+            records=records,
+            accel="auto",
+        )
+        verdict = await runner.accel()
+        probes = records.recent()
+        if not os.path.exists("/dev/kvm"):
+            assert verdict == "tcg" and probes == [], "no /dev/kvm: TCG without a test boot"
+        else:
+            (probe,) = probes
+            assert probe.accel == "kvm" and probe.job_id is None
+            # KVM only when the test boot ran its command; a hang or a crash means TCG.
+            assert (verdict == "kvm") == (probe.state == VMState.GONE), probe
+        saved = json.loads((root / "accel.json").read_text())
+        assert saved["accel"] == verdict
+        again = VMRunner(
+            hypervisor,  # type: ignore[arg-type]
+            lambda: built_image,
+            root,
+            records=records,
+            accel="auto",
+        )
+        assert again.known_accel() == verdict
+        workspace = tmp_path / "ws"
+        workspace.mkdir()
+        result = await again.run(["true"], workspace, LIMITS)
+        assert result.accel == verdict
+        assert len(records.recent()) == len(probes) + 1, "the verdict was kept, not re-tested"
+        assert leftovers(again) == []
+    finally:
+        database.dispose()

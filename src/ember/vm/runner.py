@@ -96,7 +96,7 @@ class VMRunner:
         accel: AccelSetting = "auto",
         node: str | None = None,
         console_bytes: int = 4 * 1024 * 1024,
-        probe_timeout_s: float = 20.0,
+        probe_timeout_s: float = 10.0,
         poll_s: float = 0.02,
         free_memory_mib: Callable[[], int] | None = None,
     ) -> None:

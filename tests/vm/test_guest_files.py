@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shlex
 import shutil
 import stat
@@ -100,23 +101,65 @@ def test_the_workspace_disk_round_trips_files(tmp_path: Path) -> None:
     (source / "sub").mkdir(parents=True)
     (source / "a.txt").write_text("alpha")
     (source / "sub/b.bin").write_bytes(bytes(range(256)) * 100)
-    (source / "link").symlink_to("/etc/passwd")
+    (source / "with space").write_text("s")
     image = tmp_path / "disk.img"
     make_disk(source, image, 16)
     assert image.stat().st_size == 16 * 1024 * 1024
     back = tmp_path / "back"
     back.mkdir()
-    read_back(image, back)
+    assert read_back(image, back, max_bytes=1 << 20) == []
     assert sorted(p.relative_to(back).as_posix() for p in back.rglob("*")) == [
         "a.txt",
-        "link",
         "sub",
         "sub/b.bin",
+        "with space",
     ]
     assert (back / "a.txt").read_text() == "alpha"
     assert (back / "sub/b.bin").read_bytes() == bytes(range(256)) * 100
-    assert (back / "link").is_symlink()  # kept as a link, never followed
-    assert (back / "link").readlink() == Path("/etc/passwd")
+    assert stat.S_IMODE((back / "a.txt").stat().st_mode) == 0o644
+
+
+def test_reading_back_never_makes_or_follows_a_link(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("untouched")
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "link").symlink_to(victim)
+    (source / "fifo").mkdir()
+    os.mkfifo(source / "fifo" / "pipe")
+    (source / "setuid").write_text("x")
+    (source / "setuid").chmod(0o4755)
+    image = tmp_path / "disk.img"
+    make_disk(source, image, 16)
+    back = tmp_path / "back"
+    back.mkdir()
+    assert read_back(image, back, max_bytes=1 << 20) == ["fifo/pipe", "link"]
+    assert not (back / "link").exists() and not (back / "link").is_symlink()
+    assert victim.read_text() == "untouched"
+    assert stat.S_IMODE((back / "setuid").stat().st_mode) == 0o644  # no setuid comes back
+
+
+def test_sparse_files_and_hard_links_count_in_full(tmp_path: Path) -> None:
+    from ember.errors import VMFailed
+
+    source = tmp_path / "src"
+    source.mkdir()
+    with open(source / "sparse", "wb") as sparse:
+        sparse.truncate(64 * 1024 * 1024)  # 64 MiB of hole in a 16 MiB disk
+    image = tmp_path / "disk.img"
+    make_disk(source, image, 16)
+    back = tmp_path / "back"
+    back.mkdir()
+    with pytest.raises(VMFailed, match="more than 16777216 bytes"):
+        read_back(image, back, max_bytes=16 * 1024 * 1024)
+    assert list(back.iterdir()) == []
+    (source / "sparse").unlink()
+    (source / "one").write_bytes(b"x" * 600_000)
+    for n in range(3):
+        os.link(source / "one", source / f"link{n}")
+    make_disk(source, image, 16)
+    with pytest.raises(VMFailed):
+        read_back(image, back, max_bytes=2_000_000)  # 4 names of 0.6 MB each
 
 
 def test_files_that_do_not_fit_the_disk_are_a_bad_request(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from ember.errors import VMImageInvalid, VMTimeout
+from ember.errors import VMFailed, VMImageInvalid, VMTimeout
 from ember.storage import Database, Migrator
 from ember.vm.image import GuestImage
 from ember.vm.lifecycle import SqlVMRecords, VMState
@@ -247,7 +247,7 @@ async def test_an_owner_killed_mid_run_leaves_an_orphan_the_reaper_removes(
         assert any(line.startswith("domain ") for line in orphans), orphans
         assert any(line.startswith("dir ") for line in orphans), orphans
         started = time.monotonic()
-        reaped = await asyncio.to_thread(runner.reap, frozenset())
+        reaped = await asyncio.to_thread(runner.reap, frozenset)
         assert len(reaped) == 1 and time.monotonic() - started < 30
         assert leftovers(runner) == []
     finally:
@@ -264,7 +264,7 @@ async def test_the_reaper_spares_what_a_live_owner_holds(runner: VMRunner, tmp_p
     while not any(f["state"] == "running" for f in log.of("vm state")):
         await asyncio.sleep(0.05)
     vm_id = log.of("vm state")[0]["vm"]
-    assert await asyncio.to_thread(runner.reap, frozenset({vm_id})) == []
+    assert await asyncio.to_thread(runner.reap, lambda: frozenset({vm_id})) == []
     result = await task
     assert result.exit_code == 0
 
@@ -311,3 +311,38 @@ async def test_auto_acceleration_is_decided_by_a_real_test_boot(
         assert leftovers(again) == []
     finally:
         database.dispose()
+
+
+PORT = (
+    "for p in /sys/class/virtio-ports/*; do "
+    "[ $(cat $p/name) = {name} ] && echo /dev/${{p##*/}}; done"
+)
+
+
+async def test_a_command_that_floods_a_port_past_its_cap_fails_the_vm(
+    runner: VMRunner, tmp_path: Path
+) -> None:
+    # The agent's reader lets go of the port once it has the first 1000 bytes; the command
+    # then opens the port itself.
+    port = PORT.format(name="org.ember.stdout")
+    script = f"head -c 2000 /dev/zero; sleep 1; head -c 3000000 /dev/zero > $({port}); sleep 60"
+    with pytest.raises(VMFailed, match=r"more than 1000 bytes to its org\.ember\.stdout port"):
+        await runner.run(
+            ["sh", "-c", script],
+            tmp_path,
+            VMLimits(timeout_s=60.0, disk_mib=16, output_bytes=1000),
+        )
+    assert leftovers(runner) == []
+
+
+async def test_a_forged_status_line_fails_the_vm(
+    runner: VMRunner, tmp_path: Path, database: Database
+) -> None:
+    records = SqlVMRecords(database)
+    runner._records = records
+    script = f"echo 'exit=zero' > $({PORT.format(name='org.ember.status')}); sleep 60"
+    with pytest.raises(VMFailed, match=r"the guest agent failed: 'exit=zero'"):
+        await runner.run(["sh", "-c", script], tmp_path, LIMITS)
+    (vm,) = records.recent()
+    assert (vm.state, vm.error_code) == (VMState.FAILED, "vm_failed")
+    assert leftovers(runner) == []

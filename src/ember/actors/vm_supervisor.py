@@ -37,11 +37,13 @@ class VMSupervisorActor(JobWorkerActor):
 
     def _reap(self) -> list[str]:
         settings = self._config.vm
+        grace_s = settings.max_timeout_s + 60
         try:
             runner = self._services.vm_runner
-            owned = self._services.vm_records.owned(utcnow(), settings.max_timeout_s + 60)
-            reaped = runner.reap(owned)
-        except EmberError as exc:
+            records = self._services.vm_records
+            reaped = runner.reap(lambda: records.owned(utcnow(), grace_s))
+            runner.sweep(grace_s)
+        except (EmberError, OSError) as exc:
             log.warning("cannot reap orphaned VMs: %s", exc)
             return []
         if reaped:
@@ -54,14 +56,19 @@ class VMSupervisorActor(JobWorkerActor):
             found = await asyncio.to_thread(self._reap)
             self.reaped.extend(found)
 
-    async def run(self, job: JobRecord) -> str | None:
+    def _keep_reaping(self) -> None:
+        """Start the periodic reaper on the actor's event loop (from its first call)."""
         if self._reaper is None or self._reaper.done():
             self._reaper = asyncio.create_task(self._reap_forever())
+
+    async def run(self, job: JobRecord) -> str | None:
+        self._keep_reaping()
         return await super().run(job)
 
     async def info(self) -> dict[str, Any]:
+        self._keep_reaping()
         found = await super().info()
         accel = None
         with contextlib.suppress(EmberError):
-            accel = await self._services.vm_runner.accel()
+            accel = self._services.vm_runner.known_accel()
         return {**found, "reaped": list(self.reaped), "accel": accel}

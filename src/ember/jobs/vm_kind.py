@@ -77,6 +77,8 @@ class VMInput(BaseModel):
             path = PurePosixPath(name)
             if path.is_absolute() or not path.parts or ".." in path.parts or "\0" in name:
                 raise ValueError(f"file path {name!r} must be a relative file path, without '..'")
+            if any(len(part.encode()) > 255 for part in path.parts):
+                raise ValueError(f"file path {name[:80]!r}... has a name over 255 bytes")
             paths.add(path)
             total += len(content.encode())
         for path in paths:
@@ -153,6 +155,7 @@ def vm_kind(parts: VMParts) -> JobKind:
             "vm_id": result.vm_id,
             "boot_s": result.boot_s,
             "duration_s": result.duration_s,
+            "files_skipped": list(result.files_skipped),
             "limits": {
                 "vcpus": limits.vcpus,
                 "memory_mib": limits.memory_mib,

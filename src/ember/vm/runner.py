@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
+import logging
 import os
 import shutil
 import socket
@@ -46,8 +48,12 @@ LogSink = Callable[..., Awaitable[Any]]
 ``text``: the command's stdout or stderr as it comes)."""
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
-_PORTS = ("org.ember.stdout", "org.ember.stderr", "org.ember.status")
+_STATUS = "org.ember.status"
+_PORTS = ("org.ember.stdout", "org.ember.stderr", _STATUS)
+_STATUS_BYTES = 4096
+"""The most the status port may hold (the agent writes one short line)."""
 _READY = "ember-guest: running"
 _CMDLINE = "console=ttyS0 quiet panic=-1"
 
@@ -81,6 +87,8 @@ class VMResult:
     accel: Accel
     boot_s: float
     duration_s: float
+    files_skipped: tuple[str, ...] = ()
+    """Paths the command left that were not copied back (links, devices, bad names)."""
 
 
 class VMRunner:
@@ -111,6 +119,8 @@ class VMRunner:
         self._probe_timeout_s = probe_timeout_s
         self._poll_s = poll_s
         self._free_memory_mib = free_memory_mib or _available_mib
+        self._active: set[str] = set()
+        self._probe_lock = asyncio.Lock()
         tag = hashlib.sha256(str(work_root).encode()).hexdigest()[:8]
         self.prefix = f"ember-{tag}-"
         """Every VM of this runner is named this plus its id."""
@@ -147,20 +157,25 @@ class VMRunner:
     async def accel(self) -> Accel:
         """KVM when configured, or when ``auto`` and a test boot under KVM ran a command;
         TCG otherwise. The ``auto`` verdict is kept in ``work_root/accel.json`` until the
-        host reboots."""
+        host reboots; a test boot that could not be tried (no image, no hypervisor, no
+        memory) decides nothing and raises as :meth:`run` does."""
         known = self.known_accel()
         if known is not None:
             self._accel = known
             return known
-        verdict: Accel = "tcg"
-        if os.path.exists("/dev/kvm"):
-            verdict = await self._probe_kvm()
-        self._root.mkdir(parents=True, exist_ok=True)
-        (self._root / "accel.json").write_text(
-            json.dumps({"boot_id": _boot_id(), "accel": verdict})
-        )
-        self._accel = verdict
-        return verdict
+        async with self._probe_lock:
+            known = self.known_accel()
+            if known is not None:
+                return known
+            verdict: Accel = "tcg"
+            if os.path.exists("/dev/kvm"):
+                verdict = await self._probe_kvm()
+            with contextlib.suppress(OSError):
+                self._root.mkdir(parents=True, exist_ok=True)
+                verdict_file = {"boot_id": _boot_id(), "accel": verdict}
+                (self._root / "accel.json").write_text(json.dumps(verdict_file))
+            self._accel = verdict
+            return verdict
 
     async def _probe_kvm(self) -> Accel:
         probe = Path(self._root / f"probe-{uuid.uuid4().hex[:8]}")
@@ -169,7 +184,7 @@ class VMRunner:
             limits = VMLimits(timeout_s=self._probe_timeout_s, disk_mib=8)
             result = await self.run(["true"], probe, limits, accel="kvm")
             return "kvm" if result.exit_code == 0 else "tcg"
-        except EmberError:
+        except (VMFailed, VMTimeout):  # KVM itself failed: a crash, a hang
             return "tcg"
         finally:
             shutil.rmtree(probe, ignore_errors=True)
@@ -224,70 +239,103 @@ class VMRunner:
         )
         vm_id = uuid.uuid4().hex[:16]
         vm = _VM(self, vm_id, accel, limits, on_log)
-        if self._records is not None:
-            await asyncio.to_thread(
-                self._records.create, vm_id, domain=vm.name, node=self._node, accel=accel,
-                vcpus=limits.vcpus, memory_mib=limits.memory_mib, disk_mib=limits.disk_mib,
-                job_id=job_id, owner=owner,
-            )  # fmt: skip
+        self._active.add(vm_id)
         try:
-            await asyncio.to_thread(vm.make, image, request, workspace)
+            if self._records is not None:
+                await _finish(asyncio.to_thread(
+                    self._records.create, vm_id, domain=vm.name, node=self._node, accel=accel,
+                    vcpus=limits.vcpus, memory_mib=limits.memory_mib, disk_mib=limits.disk_mib,
+                    job_id=job_id, owner=owner,
+                ))  # fmt: skip
+                vm.recorded = True
+            await _finish(asyncio.to_thread(vm.make, image, request, workspace))
             await vm.move(VMState.BOOTING)
-            await asyncio.to_thread(self._hypervisor.start, vm.spec(image))
+            await _finish(asyncio.to_thread(self._hypervisor.start, vm.spec(image)))
             status = await vm.watch()
+            result = vm.result(status)
+            if vm.state == VMState.BOOTING:  # it reported before its "running" line was read
+                await vm.move(VMState.RUNNING)
             await vm.move(VMState.STOPPING)
             await _finish(asyncio.to_thread(self._hypervisor.destroy, vm.name))
-            await asyncio.to_thread(vm.read_back, workspace)
+            skipped = await _finish(asyncio.to_thread(vm.read_back, workspace))
             await vm.move(VMState.GONE)
-            return vm.result(status)
+            return dataclasses.replace(result, files_skipped=tuple(skipped))
         except BaseException as exc:
             code = getattr(exc, "code", None) or (
                 "job_cancelled" if isinstance(exc, asyncio.CancelledError) else "vm_failed"
             )
-            await _finish(self._tear_down(vm, code))  # whole, however often it is cancelled
+            try:
+                await _finish(self._tear_down(vm, code))  # whole, however often cancelled
+            except EmberError:
+                log.warning("VM %s could not be torn down; the reaper will", vm.name)
             raise
         finally:
+            self._active.discard(vm_id)
             shutil.rmtree(vm.directory, ignore_errors=True)
 
     async def _tear_down(self, vm: _VM, code: str) -> None:
         try:
             await asyncio.to_thread(self._hypervisor.destroy, vm.name)
         finally:
-            with contextlib.suppress(Exception):
-                await vm.move(VMState.FAILED, error_code=code)
+            if vm.recorded:
+                with contextlib.suppress(Exception):
+                    await vm.move(VMState.FAILED, error_code=code)
 
     # -- orphans --------------------------------------------------------------------------
 
-    def reap(self, live: frozenset[str] = frozenset()) -> list[str]:
-        """Destroy this runner's VMs whose id is not in ``live`` and remove their
-        directories; mark their rows ``failed`` (``vm_orphaned``). The ids reaped.
+    def reap(self, owned: Callable[[], frozenset[str]]) -> list[str]:
+        """Destroy this runner's VMs that no live owner holds and remove their directories;
+        mark their rows ``failed`` (``vm_orphaned``). The ids reaped.
+
+        What exists is listed first and ``owned()`` (the ids a live owner holds) asked
+        after, so a VM made meanwhile is never taken for an orphan; VMs this runner is
+        running are always spared. Left ``job-*`` and ``probe-*`` directories older than
+        ``max_age_s`` go too. One VM that cannot be destroyed does not stop the rest.
 
         :raises VMUnavailable: the hypervisor cannot be reached.
         """
-        reaped = []
-        for name in self._hypervisor.names(self.prefix):
+        domains = self._hypervisor.names(self.prefix)
+        directories = sorted(self._root.glob("vm-*")) if self._root.is_dir() else []
+        rows = self._records.live(self._node) if self._records is not None else []
+        live = owned() | self._active
+        reaped: set[str] = set()
+        for name in domains:
             vm_id = name.removeprefix(self.prefix)
             if vm_id not in live:
-                self._hypervisor.destroy(name)
-                reaped.append(vm_id)
-        if self._root.is_dir():
-            for entry in self._root.iterdir():
-                if entry.is_dir() and entry.name.startswith("vm-"):
-                    vm_id = entry.name.removeprefix("vm-")
-                    if vm_id not in live:
-                        shutil.rmtree(entry, ignore_errors=True)
-                        if vm_id not in reaped:
-                            reaped.append(vm_id)
-        if self._records is not None:
-            for record in self._records.live(self._node):
-                if record.id not in live and record.domain.startswith(self.prefix):
-                    with contextlib.suppress(EmberError):
-                        self._records.move(
-                            record.id, record.state, VMState.FAILED, error_code="vm_orphaned"
-                        )
-                    if record.id not in reaped:
-                        reaped.append(record.id)
+                try:
+                    self._hypervisor.destroy(name)
+                except VMFailed as exc:
+                    log.warning("cannot destroy orphaned VM %s: %s", name, exc.detail)
+                    continue
+                reaped.add(vm_id)
+        for directory in directories:
+            vm_id = directory.name.removeprefix("vm-")
+            if vm_id not in live and vm_id not in self._active:
+                shutil.rmtree(directory, ignore_errors=True)
+                reaped.add(vm_id)
+        for record in rows:
+            if record.id not in live and record.domain.startswith(self.prefix):
+                with contextlib.suppress(EmberError):
+                    self._records.move(  # type: ignore[union-attr]
+                        record.id, record.state, VMState.FAILED, error_code="vm_orphaned"
+                    )
+                reaped.add(record.id)
         return sorted(reaped)
+
+    def sweep(self, max_age_s: float) -> list[str]:
+        """Remove ``job-*`` and ``probe-*`` directories under the work root older than
+        ``max_age_s`` (a crashed job's or test boot's); their names."""
+        if not self._root.is_dir():
+            return []
+        cutoff = time.time() - max_age_s
+        removed = []
+        for entry in self._root.iterdir():
+            if entry.name.startswith(("job-", "probe-")) and entry.is_dir():
+                with contextlib.suppress(OSError):
+                    if entry.stat().st_mtime < cutoff:
+                        shutil.rmtree(entry, ignore_errors=True)
+                        removed.append(entry.name)
+        return sorted(removed)
 
 
 class _VM:
@@ -313,6 +361,7 @@ class _VM:
         self.boot_s = 0.0
         self.output = {port: b"" for port in _PORTS}
         self.console = b""
+        self.recorded = False
 
     def path(self, name: str) -> Path:
         return self.directory / name
@@ -348,10 +397,11 @@ class _VM:
         )
 
     async def move(self, target: VMState, *, error_code: str | None = None) -> None:
-        current, self.state = self.state, target
+        current = self.state
         records = self.runner._records
-        if records is not None and current != target:
+        if records is not None and self.recorded and current != target:
             await asyncio.to_thread(records.move, self.id, current, target, error_code=error_code)
+        self.state = target
         if self.on_log is not None and target != VMState.FAILED:
             await self.on_log("vm state", state=target.value, vm=self.id, accel=self.accel)
 
@@ -385,13 +435,20 @@ class _VM:
 
     async def _drain(self) -> None:
         for port in _PORTS:
-            fresh = _read_from(self.path(port), len(self.output[port]))
+            cap = _STATUS_BYTES if port == _STATUS else self.limits.output_bytes
+            fresh = _read_from(self.path(port), len(self.output[port]), cap + 1)
+            if len(self.output[port]) + len(fresh) > cap:
+                raise VMFailed(
+                    f"the guest wrote more than {cap} bytes to its {port} port (the guest "
+                    "agent cuts output there: something else wrote to the port)"
+                )
             if fresh:
                 self.output[port] += fresh
                 if self.on_log is not None and port != "org.ember.status":
                     stream = port.rsplit(".", 1)[1]
                     await self.on_log("output", stream=stream, text=fresh.decode(errors="replace"))
-        fresh = _read_from(self.path("console.log"), len(self.console))
+        console_cap = self.runner._console_bytes
+        fresh = _read_from(self.path("console.log"), len(self.console), console_cap + 1)
         if not fresh:
             return
         old_lines = self.console.count(b"\n")
@@ -413,10 +470,12 @@ class _VM:
         lines = [line for line in self.console.decode(errors="replace").splitlines() if line]
         return " | ".join(lines[-5:]) or "(nothing)"
 
-    def read_back(self, workspace: Path) -> None:
+    def read_back(self, workspace: Path) -> list[str]:
         target = self.path("out")
         target.mkdir()
-        read_back(self.path("disk.img"), target)
+        skipped = read_back(
+            self.path("disk.img"), target, max_bytes=self.limits.disk_mib * 1024 * 1024
+        )
         for entry in list(workspace.iterdir()):
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry)
@@ -424,20 +483,26 @@ class _VM:
                 entry.unlink()
         for entry in target.iterdir():
             entry.rename(workspace / entry.name)
+        return skipped
 
     def result(self, status: str) -> VMResult:
+        """The result the status line reports (``exit=N stdout_rest=N stderr_rest=N``).
+
+        :raises VMFailed: the guest agent reported an error (``error=...``) or the line is
+            not one it writes.
+        """
         fields = dict(part.split("=", 1) for part in status.split() if "=" in part)
-        if "exit" not in fields:
-            raise VMFailed(f"the guest agent failed: {status}; console: {self._tail()}")
-        stdout = self.output["org.ember.stdout"]
-        stderr = self.output["org.ember.stderr"]
+        numbers = [fields.get(k, "0").strip() for k in ("exit", "stdout_rest", "stderr_rest")]
+        if "exit" not in fields or not all(n.isdigit() and len(n) < 12 for n in numbers):
+            raise VMFailed(f"the guest agent failed: {status[:200]!r}; console: {self._tail()}")
+        code, stdout_rest, stderr_rest = (int(n) for n in numbers)
         return VMResult(
             vm_id=self.id,
-            exit_code=int(fields["exit"]),
-            stdout=stdout,
-            stderr=stderr,
-            stdout_truncated=int(fields.get("stdout_rest", "0") or 0) > 0,
-            stderr_truncated=int(fields.get("stderr_rest", "0") or 0) > 0,
+            exit_code=code,
+            stdout=self.output["org.ember.stdout"],
+            stderr=self.output["org.ember.stderr"],
+            stdout_truncated=stdout_rest > 0,
+            stderr_truncated=stderr_rest > 0,
             accel=self.accel,
             boot_s=round(self.boot_s, 3),
             duration_s=round(time.monotonic() - self.started, 3),
@@ -460,11 +525,12 @@ def _link(source: Path, target: Path) -> None:
         shutil.copyfile(source, target)
 
 
-def _read_from(path: Path, offset: int) -> bytes:
+def _read_from(path: Path, offset: int, limit: int) -> bytes:
+    """At most ``limit - offset`` bytes of ``path`` from ``offset`` (none yet: ``b""``)."""
     try:
         with open(path, "rb") as handle:
             handle.seek(offset)
-            return handle.read()
+            return handle.read(max(0, limit - offset))
     except FileNotFoundError:
         return b""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,15 @@ from tests.support.postgres import PostgresServer, free_port
 REPO = Path(__file__).resolve().parent.parent
 
 pytest_plugins = ["tests.support.models", "tests.support.vms"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _garbage_collected_per_module() -> Iterator[None]:
+    """Collect what a module left in reference cycles as the module ends, so that an unclosed
+    socket or file it leaked fails that module's last test, not whichever later test the
+    collector happened to interrupt."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture(scope="session")

@@ -41,9 +41,10 @@ except ModuleNotFoundError:  # run as ``python benchmarks/X.py``: this folder is
 
 from ember.config import EmberConfig
 from ember.services.adapters import hypervisor
-from ember.vm import GuestImage, VMLimits, VMRunner
 from ember.vm.disk import make_disk
+from ember.vm.image import GuestImage
 from ember.vm.request import GuestLimits, request_archive
+from ember.vm.runner import VMLimits, VMRunner
 
 LIMITS = VMLimits(vcpus=1, memory_mib=256, disk_mib=16, timeout_s=120.0)
 READY = b"ember-guest: running"

@@ -15,7 +15,7 @@ import pytest
 from ember.agents import AgentLoop, AgentProfile, ToolRegistry, builtin_tools
 from ember.chat import ChatMessage, Completion, GenerationOptions
 from ember.config import Budget, ProvidersConfig, RouterConfig
-from ember.errors import AgentLimitExceeded, NoProviderAvailable, ValidationFailed
+from ember.errors import AgentLimitExceeded, NoProviderAvailable
 from ember.providers import OpenAIProvider
 from ember.providers.budget import Budgets
 from ember.providers.router import Router, RouteRequest
@@ -317,12 +317,6 @@ async def test_only_the_profiles_tools_are_offered_and_callable(
     [result] = tool_messages(scripted.requests[1])
     assert json.loads(result["content"])["error"]["code"] == "unknown_tool"
     assert not (workspace / "x").exists()
-
-
-def test_vm_isolation_is_refused_until_implemented(router: Router, workspace: Path) -> None:
-    profile = AgentProfile(model=MODEL, isolation="vm")
-    with pytest.raises(ValidationFailed, match="not implemented yet"):
-        AgentLoop(router.chat, ToolRegistry(), profile)
 
 
 async def test_a_loop_runs_once(

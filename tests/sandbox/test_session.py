@@ -37,13 +37,13 @@ def rlimits_only() -> BubblewrapSandbox:
 
 
 @pytest.mark.usefixtures("no_cgroup_left")
-class TestBubblewrapSession(SandboxSessionContract):
+class TestExecutorSession(SandboxSessionContract):
     @pytest.fixture
     def sandbox(self, bubblewrap: BubblewrapSandbox) -> BubblewrapSandbox:
         return bubblewrap
 
 
-class TestBubblewrapSessionWithoutCgroups(SandboxSessionContract):
+class TestExecutorSessionWithoutCgroups(SandboxSessionContract):
     @pytest.fixture
     def sandbox(self, rlimits_only: BubblewrapSandbox) -> BubblewrapSandbox:
         return rlimits_only

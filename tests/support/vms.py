@@ -18,7 +18,9 @@ from ember.config import EmberConfig
 from ember.errors import VMImageInvalid, VMUnavailable
 from ember.testing.sandbox import host_processes_with
 from ember.vm.image import GuestImage
+from ember.vm.protocol import Accel
 from ember.vm.runner import VMRunner
+from ember.vm.sandbox import VMSandbox
 
 
 def _image_dir() -> Path:
@@ -93,3 +95,40 @@ def runner(hypervisor: object, built_image: GuestImage, vm_root: Path) -> Iterat
     for name in made._hypervisor.names(made.prefix):
         made._hypervisor.destroy(name)
     assert left == [], f"VMs left behind: {left}"
+
+
+def sandbox_leftovers(sandbox: VMSandbox, root: Path, prefix: str) -> list[str]:
+    """What a VM sandbox left: running domains, QEMU processes, VM directories."""
+    found = [f"domain {name}" for name in sandbox._hypervisor.names(prefix)]
+    found += [f"qemu pid {pid}" for pid in host_processes_with(prefix)]
+    if root.is_dir():
+        found += [f"dir {p.name}" for p in root.iterdir() if p.name.startswith("sbx-")]
+    return found
+
+
+@pytest.fixture
+def vm_sandbox(hypervisor: object, built_image: GuestImage, vm_root: Path) -> Iterator[VMSandbox]:
+    """The VM sandbox tier under TCG; every VM of it is checked gone after the test."""
+    if built_image.root is None:
+        pytest.skip("the guest image has no root disk: rebuild it with `ember vm image build`")
+    prefix = f"ember-sbx-test-{uuid.uuid4().hex[:6]}-"
+    root = vm_root / "sandbox"
+
+    async def tcg() -> Accel:
+        return "tcg"
+
+    made = VMSandbox(
+        hypervisor,  # type: ignore[arg-type]
+        lambda: built_image,
+        uri="qemu:///system",
+        image_dir=built_image.directory,
+        work_root=root,
+        accel=tcg,
+        known_accel=lambda: "tcg",
+        name_prefix=prefix,
+    )
+    yield made
+    left = sandbox_leftovers(made, root, prefix)
+    for name in made._hypervisor.names(prefix):
+        made._hypervisor.destroy(name)
+    assert left == [], f"sandbox VMs left behind: {left}"

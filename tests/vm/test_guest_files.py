@@ -20,7 +20,7 @@ from ember.errors import BadRequest, VMImageInvalid
 from ember.vm import cpio
 from ember.vm.disk import make_disk, read_back
 from ember.vm.domain import domain_xml
-from ember.vm.image import GuestImage, GuestImageBuilder
+from ember.vm.image import GUEST_MODULES, GuestImage, GuestImageBuilder
 from ember.vm.protocol import DomainSpec
 from ember.vm.request import GuestLimits, request_archive
 
@@ -239,7 +239,7 @@ def test_the_builder_makes_an_initramfs_with_the_agent_and_the_modules_it_needs(
     assert {"init", "bin/busybox", "bin/sh", "lib/modules/order"} <= set(names)
     order = (tmp_path / "root/lib/modules/order").read_text().split()
     assert order == image.manifest["modules"]
-    for needed in ("virtio_pci", "virtio_blk", "virtio_console"):
+    for needed in GUEST_MODULES:
         assert needed in order
     assert order.index("virtio") < order.index("virtio_pci")  # dependencies come first
     assert order.index("virtio_ring") < order.index("virtio")

@@ -80,8 +80,8 @@ class AgentLoop:
     so ``max_cost_usd`` never stops a run; the router's budgets still apply); ``clock``
     measures durations. Single use: build one loop per run.
 
-    :raises ValidationFailed: the profile asks for ``vm`` isolation (not implemented yet),
-        allows a tool ``tools`` lacks, or lists an MCP server ``sources`` lacks.
+    :raises ValidationFailed: the profile allows a tool ``tools`` lacks, or lists an MCP
+        server ``sources`` lacks.
     """
 
     def __init__(
@@ -97,11 +97,6 @@ class AgentLoop:
         clock: Callable[[], float] = time.monotonic,
         sources: Sequence[ToolSource] = (),
     ) -> None:
-        if profile.isolation != "sandbox":
-            raise ValidationFailed(
-                f"isolation {profile.isolation!r} is not implemented yet; use 'sandbox'",
-                errors=[{"path": "isolation", "message": "not implemented", "type": "value"}],
-            )
         servers = [server.name for server in profile.mcp_servers]
         missing = [name for name in servers if name not in {s.name for s in sources}]
         if missing:

@@ -2,8 +2,9 @@
 
 A profile is one pydantic model (:class:`AgentProfile`, unknown fields refused): the model
 alias, the allowed tools, MCP servers, the egress hosts the fetch tool may reach, the
-isolation (``sandbox``; ``vm`` is reserved and refused by the runner until implemented), the
-run's limits and the sandbox's limits. A job may pass :class:`ProfileOverrides`;
+isolation (``sandbox``: bubblewrap; ``vm``: a throwaway VM per sandbox,
+:mod:`ember.vm.sandbox`), the run's limits and the sandbox's limits. A job may pass
+:class:`ProfileOverrides`;
 :func:`narrow` applies them only where they narrow the profile (fewer tools, servers or hosts,
 lower limits) and raises :class:`~ember.errors.PolicyDenied` naming the first field that
 would widen it.

@@ -48,6 +48,7 @@ from ember.agents.transcript import Transcript
 from ember.auth.principal import Principal
 from ember.auth.protocol import TokenRepository
 from ember.auth.scopes import ALL_SCOPES, Scope
+from ember.errors import SandboxUnavailable
 from ember.jobs.artifacts import ArtifactLimits, SqlArtifactStore, collect
 from ember.jobs.context import JobContext
 from ember.jobs.kinds import JobKind
@@ -92,6 +93,9 @@ class AgentParts:
     audit: Callable[[], AuditLog]
     work_root: Path
     artifact_limits: ArtifactLimits = field(default_factory=ArtifactLimits)
+    vm_sandbox: Callable[[], Sandbox] | None = None
+    """The sandbox of profiles with ``isolation: vm`` (``None``: such runs fail
+    ``sandbox_unavailable``)."""
 
 
 class _Persisting:
@@ -141,6 +145,18 @@ def _principal(job: JobRecord, tokens: TokenRepository) -> Principal:
     return tokens.principal_of(job.token_id)
 
 
+def _sandbox_of(parts: AgentParts, isolation: str) -> Sandbox:
+    """The sandbox a profile's ``isolation`` names.
+
+    :raises SandboxUnavailable: ``vm`` where no VM tier is configured.
+    """
+    if isolation != "vm":
+        return parts.sandbox()
+    if parts.vm_sandbox is None:
+        raise SandboxUnavailable("isolation 'vm' needs the VM tier, which is not set up here")
+    return parts.vm_sandbox()
+
+
 def agent_kind(parts: AgentParts) -> JobKind:
     """The ``agent`` kind over ``parts``."""
 
@@ -152,7 +168,7 @@ def agent_kind(parts: AgentParts) -> JobKind:
         profile = narrow(record.profile, payload.overrides)
         sandbox = None
         if _COMMAND_TOOLS & set(profile.tools) or any(s.command for s in profile.mcp_servers):
-            sandbox = parts.sandbox()
+            sandbox = _sandbox_of(parts, profile.isolation)
             await asyncio.to_thread(sandbox.check)
         principal = await asyncio.to_thread(_principal, job, parts.tokens())
         directory = parts.work_root / job.id

@@ -2,7 +2,7 @@
 
 :class:`Sandbox` is the seam (:mod:`ember.sandbox.protocol`); :class:`BubblewrapSandbox` the
 runner on bubblewrap, seccomp, rlimits and cgroups; a :class:`SandboxSession`
-(:class:`BubblewrapSession`) keeps one sandbox for an agent run's commands.
+(:class:`ExecutorSession`) keeps one sandbox for an agent run's commands.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from ember.sandbox.protocol import (
 )
 from ember.sandbox.rootfs import HOST_ETC, RootFs
 from ember.sandbox.seccomp import REFUSED, build_filter
-from ember.sandbox.session import BubblewrapSession
+from ember.sandbox.session import ExecutorSession
 
 __all__ = [
     "BASE_ENV",
@@ -31,9 +31,9 @@ __all__ = [
     "REFUSED",
     "WORKDIR",
     "BubblewrapSandbox",
-    "BubblewrapSession",
     "Cgroups",
     "CommandResult",
+    "ExecutorSession",
     "KillReason",
     "RootFs",
     "RunCgroup",

@@ -73,11 +73,11 @@ from ember.sandbox.seccomp import write_filter
 from ember.sandbox.session import (
     EXECUTOR_PYTHON,
     MIN_OPEN_FILES,
-    BubblewrapSession,
+    ExecutorSession,
     executor_argv,
 )
 
-__all__ = ["BASE_ENV", "BubblewrapSandbox"]
+__all__ = ["BASE_ENV", "BubblewrapSandbox", "Request", "check_request"]
 
 OUTER_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 """bubblewrap's own environment: nothing of ember's."""
@@ -96,11 +96,48 @@ _ALWAYS = frozenset({"wall_s", "cpu_s", "file_size_bytes", "open_files", "output
 
 
 @dataclass(frozen=True)
-class _Request:
+class Request:
+    """A checked request: ``argv``, the resolved ``workspace``, the whole environment of the
+    command (:data:`BASE_ENV` and the caller's), the read-only paths."""
+
     argv: tuple[str, ...]
     workspace: Path
     env: dict[str, str]
     read_only: tuple[str, ...] = ()
+
+
+def check_request(
+    argv: Sequence[str] | None,
+    workspace: Path,
+    limits: SandboxLimits,
+    env: Mapping[str, str] | None,
+    read_only_paths: Sequence[str] = (),
+) -> Request:
+    """A sandbox request checked as :meth:`~ember.sandbox.protocol.Sandbox.run` documents,
+    for every runner (``argv`` ``None``: a session's, whose commands come later); the
+    read-only paths are checked for syntax only (the host's checks are the runner's).
+
+    :raises BadRequest: see :meth:`~ember.sandbox.protocol.Sandbox.run`.
+    """
+    check_limits(limits)
+    if isinstance(read_only_paths, str | bytes):
+        raise BadRequest("read_only_paths must be a list of paths")
+    read_only = check_syntax(read_only_paths)
+    items = () if argv is None else check_argv(argv)
+    try:
+        resolved = Path(workspace).resolve(strict=True)
+    except (OSError, RuntimeError) as exc:
+        raise BadRequest(f"workspace {workspace} does not exist") from exc
+    if not resolved.is_dir() or resolved == Path("/"):
+        raise BadRequest(f"workspace {workspace} is not a directory ember may bind")
+    merged = dict(BASE_ENV)
+    for name, value in (env or {}).items():
+        if not (isinstance(name, str) and _ENV_NAME.match(name)):
+            raise BadRequest(f"environment variable name {name!r} is not valid")
+        if not isinstance(value, str) or "\0" in value:
+            raise BadRequest(f"environment variable {name} must be a string without NUL")
+        merged[name] = value
+    return Request(items, resolved, merged, read_only)
 
 
 class BubblewrapSandbox:
@@ -220,7 +257,7 @@ class BubblewrapSandbox:
 
     def _trial(self) -> str | None:
         """Run ``true`` the way every command runs; why it failed, or ``None``."""
-        request = _Request(("true",), self._support / "trial", dict(BASE_ENV))
+        request = Request(("true",), self._support / "trial", dict(BASE_ENV))
         limits = SandboxLimits(wall_s=TRIAL_TIMEOUT_S)
         try:
             launch = self._launch(request, limits)
@@ -261,39 +298,17 @@ class BubblewrapSandbox:
         limits: SandboxLimits,
         env: Mapping[str, str] | None,
         read_only_paths: Sequence[str] = (),
-    ) -> _Request:
-        """The checked request (``argv`` ``None``: a session's, whose commands come later).
+    ) -> Request:
+        return check_request(argv, workspace, limits, env, read_only_paths)
 
-        :raises BadRequest: see :meth:`run`.
-        """
-        check_limits(limits)
-        if isinstance(read_only_paths, str | bytes):
-            raise BadRequest("read_only_paths must be a list of paths")
-        read_only = check_syntax(read_only_paths)
-        items = () if argv is None else check_argv(argv)
-        try:
-            resolved = Path(workspace).resolve(strict=True)
-        except (OSError, RuntimeError) as exc:
-            raise BadRequest(f"workspace {workspace} does not exist") from exc
-        if not resolved.is_dir() or resolved == Path("/"):
-            raise BadRequest(f"workspace {workspace} is not a directory ember may bind")
-        merged = dict(BASE_ENV)
-        for name, value in (env or {}).items():
-            if not (isinstance(name, str) and _ENV_NAME.match(name)):
-                raise BadRequest(f"environment variable name {name!r} is not valid")
-            if not isinstance(value, str) or "\0" in value:
-                raise BadRequest(f"environment variable {name} must be a string without NUL")
-            merged[name] = value
-        return _Request(items, resolved, merged, read_only)
-
-    def _checked_binds(self, request: _Request) -> None:
+    def _checked_binds(self, request: Request) -> None:
         """Check ``request``'s read-only paths against this host (after :meth:`check`, so
         the support directory is known)."""
         if request.read_only:
             protected = [*ember_homes(), *self._protected, self._support, request.workspace]
             check_read_only_paths(request.read_only, protected)
 
-    def _options(self, request: _Request, limits: SandboxLimits) -> list[str]:
+    def _options(self, request: Request, limits: SandboxLimits) -> list[str]:
         """bubblewrap's options for ``request``, but for the descriptors it is given."""
         assert self._root is not None
         opts = ["--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent"]
@@ -312,7 +327,7 @@ class BubblewrapSandbox:
     def _memory_cgroup(self) -> bool:
         return self._cgroups is not None and "memory" in self._cgroups.controllers
 
-    def _inner(self, request: _Request, limits: SandboxLimits) -> list[str]:
+    def _inner(self, request: Request, limits: SandboxLimits) -> list[str]:
         """What bubblewrap execs: the namespace's init, which sets the rlimits and starts
         the command."""
         script = init_script(limits, address_space=not self._memory_cgroup)
@@ -327,7 +342,7 @@ class BubblewrapSandbox:
             raise SandboxFailed(f"could not create the command's cgroup: {exc}") from exc
 
     def _launch(
-        self, request: _Request, limits: SandboxLimits, inner: Sequence[str] | None = None
+        self, request: Request, limits: SandboxLimits, inner: Sequence[str] | None = None
     ) -> Launch:
         """How to start ``request`` (``inner``: what bubblewrap execs instead of the init of
         :meth:`_inner`; a session's executor)."""
@@ -402,8 +417,8 @@ class BubblewrapSandbox:
         *,
         env: Mapping[str, str] | None = None,
         read_only_paths: Sequence[str] = (),
-    ) -> AsyncIterator[BubblewrapSession]:
-        """A :class:`~ember.sandbox.session.BubblewrapSession`: one sandbox built as a
+    ) -> AsyncIterator[ExecutorSession]:
+        """A :class:`~ember.sandbox.session.ExecutorSession`: one sandbox built as a
         one-shot run's, whose pid 1 is the session's executor (:mod:`ember.sandbox.session`)."""
         request = self._request(None, workspace, limits, env, read_only_paths)
         if limits.open_files < MIN_OPEN_FILES:
@@ -420,7 +435,7 @@ class BubblewrapSandbox:
             values = rlimits(walls, address_space=not self._memory_cgroup)
             return self._launch(request, walls, executor_argv(values))
 
-        session = BubblewrapSession(launch, limits, OUTER_ENV)
+        session = ExecutorSession(launch, limits, OUTER_ENV)
         try:
             await session.start()
             yield session

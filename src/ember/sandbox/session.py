@@ -1,10 +1,10 @@
-"""Sandbox sessions on bubblewrap: one sandbox for many commands, one spawn per command.
+"""Sandbox sessions: one sandbox for many commands, one spawn per command.
 
-:meth:`~ember.sandbox.bubblewrap.BubblewrapSandbox.session` opens a
-:class:`BubblewrapSession`, which starts one sandbox exactly as a one-shot command's (the
+:meth:`~ember.sandbox.bubblewrap.BubblewrapSandbox.session` opens an
+:class:`ExecutorSession`, which starts one sandbox exactly as a one-shot command's (the
 same bubblewrap options, seccomp filter, cgroup and parent-death chain), but for bubblewrap's
 inner command: the executor of :mod:`ember.sandbox._executor` (``/usr/bin/python3 -I -S``,
-standard library only) instead of the ``sh`` init. Each :meth:`BubblewrapSession.run` sends
+standard library only) instead of the ``sh`` init. Each :meth:`ExecutorSession.run` sends
 the executor one request over its stdin and reads one reply from its stdout
 (:mod:`ember.sandbox._frames`: length-prefixed JSON, then the stdin bytes, or the kept
 stdout and stderr); the executor starts the command and, when it ends, kills every other
@@ -53,7 +53,7 @@ from ember.sandbox._process import (
 from ember.sandbox.limits import LIMITS_FAILED, check_argv
 from ember.sandbox.protocol import CommandResult, KillReason, SandboxLimits
 
-__all__ = ["EXECUTOR_PYTHON", "MIN_OPEN_FILES", "BubblewrapSession", "executor_argv"]
+__all__ = ["EXECUTOR_PYTHON", "MIN_OPEN_FILES", "Ender", "ExecutorSession", "executor_argv"]
 
 EXECUTOR_PYTHON = "/usr/bin/python3"
 """The interpreter that runs the executor, inside the sandbox (``/usr`` is bound there)."""
@@ -66,6 +66,8 @@ REPLY_GRACE_S = KILL_WAIT_S + 5.0
 """How much longer than a command's wall-clock limit ember waits for its reply (the executor
 itself may take up to ``KILL_WAIT_S`` to kill and drain) before killing the sandbox."""
 STDERR_KEPT = 64 * 1024
+Ender = Callable[[asyncio.subprocess.Process, Launch], Awaitable[None]]
+"""Kills a launched sandbox (the process and all it started); returns once none is left."""
 PIPE_LIMIT = 1 << 20
 
 
@@ -85,9 +87,12 @@ class _Live:
     """One started sandbox of a session: bubblewrap and its executor, and the tasks that read
     the executor's replies and stderr."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, launch: Launch, max_blob: int) -> None:
+    def __init__(
+        self, proc: asyncio.subprocess.Process, launch: Launch, max_blob: int, ender: Ender
+    ) -> None:
         self.proc = proc
         self.launch = launch
+        self._ender = ender
         self.replies: asyncio.Queue[Message | Broken | None] = asyncio.Queue()
         self.stderr = bytearray()
         self.reader = asyncio.ensure_future(self._read(max_blob))
@@ -140,7 +145,7 @@ class _Live:
 
     async def _end(self) -> None:
         try:
-            await end(self.proc, self.launch)
+            await self._ender(self.proc, self.launch)
         finally:
             if self.proc.stdin is not None:
                 self.proc.stdin.close()
@@ -179,12 +184,17 @@ def discard(launch: Launch) -> None:
     launch.close()
 
 
-class BubblewrapSession:
-    """A :class:`~ember.sandbox.protocol.SandboxSession` on bubblewrap (see the module).
+class ExecutorSession:
+    """A :class:`~ember.sandbox.protocol.SandboxSession` over the executor (see the module).
 
     ``launch`` makes a fresh :class:`~ember.sandbox._process.Launch` of the session's sandbox
     (checks done, cgroup made, executor as the inner command), once at the start and again
-    for each restart; ``env`` is bubblewrap's own environment.
+    for each restart; ``env`` is the launched process's own environment. ``ender`` kills a
+    launched sandbox and returns once nothing of it is left (default: bubblewrap's
+    :func:`~ember.sandbox._process.end`); ``max_blob`` bounds a reply's stdout or stderr
+    (default: ``limits.output_bytes``; larger where a runner asks for more, see
+    :meth:`execute`); ``start_timeout_s`` is how long the executor may take to say it is
+    ready.
     """
 
     def __init__(
@@ -192,10 +202,17 @@ class BubblewrapSession:
         launch: Callable[[], Awaitable[Launch]],
         limits: SandboxLimits,
         env: Mapping[str, str],
+        *,
+        ender: Ender = end,
+        max_blob: int | None = None,
+        start_timeout_s: float = START_TIMEOUT_S,
     ) -> None:
         self._new_launch = launch
         self._limits = limits
         self._env = dict(env)
+        self._ender = ender
+        self._max_blob = max(max_blob or 0, limits.output_bytes)
+        self._start_timeout_s = start_timeout_s
         self._lock = asyncio.Lock()
         self._ids = itertools.count(1)
         self._live: _Live | None = None
@@ -230,13 +247,21 @@ class BubblewrapSession:
             if not number or not math.isfinite(timeout_s) or timeout_s <= 0:
                 raise BadRequest(f"timeout_s must be a positive number, not {timeout_s!r}")
             wall_s = min(wall_s, float(timeout_s))
+        return await self.execute(items, stdin, wall_s, self._limits.output_bytes)
+
+    async def execute(
+        self, argv: tuple[str, ...], stdin: bytes | None, wall_s: float, output_bytes: int
+    ) -> CommandResult:
+        """:meth:`run` a checked ``argv`` with its wall clock and output cap as given (at
+        most the session's ``max_blob``): for a runner's own commands in the session."""
         async with self._lock:
             if self._closed:
                 raise SandboxFailed("the sandbox session is closed")
             if self._live is None or not self._live.alive:
                 await self._start()
             assert self._live is not None
-            return await self._command(self._live, items, stdin, wall_s)
+            cap = min(output_bytes, self._max_blob)
+            return await self._command(self._live, argv, stdin, wall_s, cap)
 
     # -- the sandbox ----------------------------------------------------------------------
 
@@ -260,12 +285,12 @@ class BubblewrapSession:
             raise SandboxUnavailable(f"could not start bubblewrap: {exc}") from exc
         finally:
             launch.close_child_fds()
-        live = self._live = _Live(proc, launch, self._limits.output_bytes)
+        live = self._live = _Live(proc, launch, self._max_blob, self._ender)
         if cancelled:
             await shielded(self._drop(live))
             raise asyncio.CancelledError
         try:
-            first = await live.reply(None, START_TIMEOUT_S)
+            first = await live.reply(None, self._start_timeout_s)
             if self._closed:  # closed meanwhile (from another task): nothing may outlive it
                 error: EmberError = SandboxFailed("the sandbox session is closed")
             elif isinstance(first, tuple) and first[0].get("ready") == 1:
@@ -273,7 +298,9 @@ class BubblewrapSession:
             else:
                 error = await live.failure(first)
         except TimeoutError:
-            error = SandboxFailed(f"the sandbox session did not start in {START_TIMEOUT_S:g} s")
+            error = SandboxFailed(
+                f"the sandbox session did not start in {self._start_timeout_s:g} s"
+            )
         except BaseException:
             await shielded(self._drop(live))
             raise
@@ -289,7 +316,12 @@ class BubblewrapSession:
     # -- one command ----------------------------------------------------------------------
 
     async def _command(
-        self, live: _Live, argv: tuple[str, ...], stdin: bytes | None, wall_s: float
+        self,
+        live: _Live,
+        argv: tuple[str, ...],
+        stdin: bytes | None,
+        wall_s: float,
+        output_bytes: int,
     ) -> CommandResult:
         ident = next(self._ids)
         cgroup = live.launch.cgroup
@@ -299,11 +331,10 @@ class BubblewrapSession:
             "id": ident,
             "argv": list(argv),
             "wall_s": wall_s,
-            "output_bytes": self._limits.output_bytes,
+            "output_bytes": output_bytes,
             "stdin": stdin is not None,
         }
         started = time.monotonic()
-        self.TS = started
         live.send(encode(request, bytes(stdin or b"")))
         try:
             reply = await live.reply(ident, wall_s + REPLY_GRACE_S)
@@ -324,7 +355,7 @@ class BubblewrapSession:
             why = f"it broke the protocol ({reply})" if reply is not None else "it ended"
             raise SandboxFailed(f"the sandbox session's executor failed: {why}; {stderr}")
         try:
-            result = self._result(reply, duration, oom)
+            result = self._result(reply, duration, oom, output_bytes)
         except Broken as exc:
             await shielded(self._drop(live))
             detail = f"the sandbox session's executor broke the protocol: {exc}"
@@ -343,9 +374,9 @@ class BubblewrapSession:
         if not isinstance(reply, tuple) or reply[0].get("clean") is not True:
             await self._drop(live)
 
-    def _result(self, reply: Message, duration: float, oom: int) -> CommandResult:
+    def _result(self, reply: Message, duration: float, oom: int, cap: int) -> CommandResult:
         header, blobs = reply
-        status, cap = header.get("status"), self._limits.output_bytes
+        status = header.get("status")
         out_total, err_total = header.get("stdout_total"), header.get("stderr_total")
         if (
             len(blobs) != 2

@@ -30,6 +30,7 @@ from ember.agents.profiles import SqlAgentProfiles
 from ember.agents.runs import SqlAgentRuns
 from ember.auth import Authenticator, SqlTokenRepository, SqlWorkspaceRepository
 from ember.config import EmberConfig
+from ember.errors import SandboxUnavailable, VMUnavailable
 from ember.jobs.agent_kind import AgentParts, agent_kind
 from ember.jobs.artifacts import ArtifactLimits, SqlArtifactStore
 from ember.jobs.bus import NoJobSystem
@@ -57,6 +58,7 @@ from ember.storage import Database, SqlAuditLog, SqlCollectionRepository
 from ember.vm.image import GuestImage
 from ember.vm.lifecycle import SqlVMRecords
 from ember.vm.runner import VMRunner
+from ember.vm.sandbox import VMSandbox
 
 __all__ = ["MemoryBuilder", "ModelsFactory", "Services"]
 
@@ -167,6 +169,35 @@ class Services:
             return BubblewrapSandbox(protected_paths=[config.home_dir, config.agents_work_dir])
 
         return self._once("sandbox", make, BubblewrapSandbox)
+
+    @property
+    def vm_sandbox(self) -> Sandbox:
+        """The VM tier of the sandbox, for agent profiles with ``isolation: vm`` (libvirt;
+        nothing is contacted before the first VM).
+
+        :raises SandboxUnavailable: libvirt-python is not installed.
+        """
+
+        def make() -> VMSandbox:
+            config = self.config
+            runner = self.vm_runner
+            try:
+                found = hypervisor(config.vm.uri)
+            except VMUnavailable as exc:
+                raise SandboxUnavailable(exc.detail) from exc
+            return VMSandbox(
+                found,
+                lambda: GuestImage.load(config.vm_image_dir),
+                uri=config.vm.uri,
+                image_dir=config.vm_image_dir,
+                work_root=config.vm_work_dir,
+                accel=runner.accel,
+                known_accel=runner.known_accel,
+                disk_mib=config.vm.disk_mib,
+                protected_paths=[config.home_dir, config.agents_work_dir],
+            )
+
+        return self._once("vm_sandbox", make, VMSandbox)
 
     @property
     def vm_records(self) -> SqlVMRecords:
@@ -285,6 +316,7 @@ class Services:
             router=router,
             memory=memory,
             sandbox=lambda: self.sandbox,
+            vm_sandbox=lambda: self.vm_sandbox,
             tokens=lambda: self.tokens,
             audit=lambda: self.audit,
             work_root=self.config.agents_work_dir,

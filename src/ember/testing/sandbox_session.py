@@ -3,7 +3,7 @@
 An adapter's test module subclasses :class:`SandboxSessionContract` and provides the same
 ``sandbox`` fixture as for :class:`~ember.testing.sandbox.SandboxContract`::
 
-    class TestBubblewrapSession(SandboxSessionContract):
+    class TestExecutorSession(SandboxSessionContract):
         @pytest.fixture
         def sandbox(self): ...   # a Sandbox whose check() passes
 

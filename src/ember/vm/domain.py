@@ -2,8 +2,9 @@
 
 A q35 machine booted directly from the spec's kernel and initramfs: ACPI on (without it the
 guest's power-off halts instead of ending the domain), every lifecycle event ends the domain,
-one virtio disk (and a read-only root disk), the serial console and virtio-serial ports
-appended to host files, and no network device, balloon, USB, sound or graphics.
+one virtio disk (and read-only root and data disks), the serial console and virtio-serial
+ports appended to host files or on Unix sockets, and no network device, balloon, USB, sound
+or graphics.
 """
 
 from __future__ import annotations
@@ -37,18 +38,23 @@ def domain_xml(spec: DomainSpec) -> str:
     SubElement(disk, "driver", name="qemu", type="raw")
     SubElement(disk, "source", file=str(spec.disk))
     SubElement(disk, "target", dev="vda", bus="virtio")
-    if spec.root_disk is not None:
-        root = SubElement(devices, "disk", type="file", device="disk")
-        SubElement(root, "driver", name="qemu", type="raw")
-        SubElement(root, "source", file=str(spec.root_disk))
-        SubElement(root, "target", dev="vdb", bus="virtio")
-        SubElement(root, "readonly")
+    for target, path in (("vdb", spec.root_disk), ("vdc", spec.data_disk)):
+        if path is not None:
+            extra = SubElement(devices, "disk", type="file", device="disk")
+            SubElement(extra, "driver", name="qemu", type="raw")
+            SubElement(extra, "source", file=str(path))
+            SubElement(extra, "target", dev=target, bus="virtio")
+            SubElement(extra, "readonly")
     serial = SubElement(devices, "serial", type="file")
     SubElement(serial, "source", path=str(spec.console))
     SubElement(serial, "target", port="0")
     for port, path in spec.channels.items():
         channel = SubElement(devices, "channel", type="file")
         SubElement(channel, "source", path=str(path))
+        SubElement(channel, "target", type="virtio", name=port)
+    for port, path in spec.sockets.items():
+        channel = SubElement(devices, "channel", type="unix")
+        SubElement(channel, "source", mode="bind", path=str(path))
         SubElement(channel, "target", type="virtio", name=port)
     SubElement(devices, "memballoon", model="none")
     return tostring(domain, encoding="unicode")

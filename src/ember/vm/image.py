@@ -53,9 +53,10 @@ ROOT_EXCLUDED = frozenset(
 )  # fmt: skip
 """Packages a dependency pulls in that nothing in the guest runs (the package manager,
 Perl for ``mailcap``)."""
-GUEST_MODULES = ("virtio_pci", "virtio_blk", "virtio_console")
+GUEST_MODULES = ("virtio_pci", "virtio_blk", "virtio_console", "overlay")
 """The modules the guest agent needs (their dependencies are added): the PCI transport, the
-workspace disk and the virtio-serial ports."""
+workspace disk, the virtio-serial ports, and overlayfs (a sandbox VM's root, where the
+mount points of its read-only paths are made)."""
 
 _MANIFEST = "image.json"
 _DEPENDS = re.compile(rb"\x00depends=([^\x00]*)\x00")

@@ -98,7 +98,8 @@ class LibvirtHypervisor:
         xml = domain_xml(spec)
 
         def work(connection: libvirt.virConnect) -> None:
-            connection.createXML(xml, 0)
+            flags = libvirt.VIR_DOMAIN_START_AUTODESTROY if spec.autodestroy else 0
+            connection.createXML(xml, flags)
 
         self._call(work, f"start VM {spec.name}")
 

@@ -23,11 +23,14 @@ Accel = Literal["kvm", "tcg"]
 @dataclass(frozen=True)
 class DomainSpec:
     """One VM: a directly booted kernel and initramfs, one raw disk (``vda``), an optional
-    read-only root disk (``vdb``), no network device.
+    read-only root disk (``vdb``) and read-only data disk (``vdc``), no network device.
 
     ``console`` is the host file the guest's serial console is appended to; ``channels`` map
     virtio-serial port names (seen in the guest under ``/sys/class/virtio-ports/*/name``) to
-    the host files their output is appended to. Every path is absolute and readable by the
+    the host files their output is appended to; ``sockets`` map port names to Unix sockets
+    the hypervisor listens on (the host connects to talk both ways, one client at a time).
+    An ``autodestroy`` VM is destroyed when the connection of the process that started it
+    closes (that process exits or is killed). Every path is absolute and readable by the
     hypervisor; the files need not exist yet.
     """
 
@@ -42,6 +45,9 @@ class DomainSpec:
     memory_mib: int = 256
     accel: Accel = "tcg"
     root_disk: Path | None = None
+    data_disk: Path | None = None
+    sockets: Mapping[str, Path] = field(default_factory=dict)
+    autodestroy: bool = False
 
 
 class Hypervisor(Protocol):

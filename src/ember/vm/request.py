@@ -1,20 +1,26 @@
 """What one run tells the guest agent: an uncompressed cpio appended to the image's
 initramfs, holding ``/ember/command`` (a shell script that exports ``env`` and execs
-``argv``), ``/ember/stdin`` and ``/ember/limits``."""
+``argv``), ``/ember/stdin`` and ``/ember/limits``; or, for a sandbox VM
+(:func:`sandbox_archive`), ``/ember/walls.py`` and its ``/ember/walls.json``."""
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib import resources
 
 from ember.errors import BadRequest
 from ember.vm import cpio
 
-__all__ = ["GuestLimits", "request_archive"]
+__all__ = ["SANDBOX_UID", "GuestLimits", "request_archive", "sandbox_archive"]
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SANDBOX_UID = 1000
+"""The unprivileged user a sandbox VM's command runs as (it owns ``/workspace``)."""
 
 
 @dataclass(frozen=True)
@@ -71,5 +77,47 @@ def request_archive(
             cpio.regular("ember/command", "".join(lines).encode()),
             cpio.regular("ember/stdin", stdin or b""),
             cpio.regular("ember/limits", limits_file.encode()),
+        ]
+    )
+
+
+def sandbox_archive(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    *,
+    seccomp: bytes,
+    rlimits: Sequence[tuple[str, int, int]] = (),
+    read_only_paths: Sequence[str] = (),
+    tmp_bytes: int,
+    executor: bool = False,
+) -> bytes:
+    """The cpio archive that makes the guest agent run ``argv`` as a sandbox VM's command
+    (:mod:`ember.vm.guest.walls`): with exactly ``env``, the ``seccomp`` filter (raw BPF),
+    ``rlimits`` (``(name, soft, hard)``) and ``read_only_paths`` (on the data disk, ``vdc``),
+    its stdio on the ``org.ember.stdin``/``stdout``/``stderr`` ports; ``executor``: ``argv``
+    is the session executor's, run inside the walls' own interpreter. The caller has checked
+    ``argv``, ``env`` and the paths."""
+    walls = resources.files("ember.vm").joinpath("guest/walls.py").read_bytes()
+    config = {
+        "argv": list(argv),
+        "env": dict(env),
+        "uid": SANDBOX_UID,
+        "seccomp": base64.b64encode(seccomp).decode(),
+        "rlimits": [list(item) for item in rlimits],
+        "read_only_paths": list(read_only_paths),
+        "executor": executor,
+    }
+    settings = f"SANDBOX_UID={SANDBOX_UID}\nTMP_BYTES={max(1, tmp_bytes)}\n"
+    data = [cpio.regular("ember/data-disk", b"")] if read_only_paths else []
+    return cpio.archive(
+        [
+            cpio.directory("ember"),
+            cpio.regular("ember/root-disk", b""),
+            cpio.regular("ember/sandbox", b""),
+            *data,
+            cpio.regular("ember/command", b""),
+            cpio.regular("ember/walls.py", walls),
+            cpio.regular("ember/walls.json", json.dumps(config).encode()),
+            cpio.regular("ember/limits", settings.encode()),
         ]
     )

@@ -93,14 +93,21 @@ def _link(source: str, target: str) -> None:
 class Bridge:
     """The VM of one ``CONFIG`` and the threads that relay its stdio."""
 
-    def __init__(self, config: dict[str, Any], hypervisor: Hypervisor) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        hypervisor: Hypervisor,
+        stop: threading.Event,
+        stdio: tuple[int, int, int],
+    ) -> None:
         self.config = config
         self.hypervisor = hypervisor
+        self.stdio = stdio
         self.id = uuid.uuid4().hex[:16]
         root = Path(config["work_root"])
         self.directory = root / f"{PREFIX}{self.id}"
         self.name = str(config["name_prefix"]) + PREFIX + self.id
-        self.stop = threading.Event()
+        self.stop = stop
         self.relays: list[threading.Thread] = []
         self.started = False
 
@@ -168,11 +175,12 @@ class Bridge:
     def relay(self) -> None:
         """Start the threads that copy stdin to the guest and its stdout and stderr back."""
         stdin = self.connect("org.ember.stdin")
-        for port, fd in (("org.ember.stdout", 1), ("org.ember.stderr", 2)):
+        streams = (("org.ember.stdout", self.stdio[1]), ("org.ember.stderr", self.stdio[2]))
+        for port, fd in streams:
             thread = threading.Thread(target=_copy_out, args=(self.connect(port), fd), daemon=True)
             thread.start()
             self.relays.append(thread)
-        threading.Thread(target=_copy_in, args=(stdin,), daemon=True).start()
+        threading.Thread(target=_copy_in, args=(stdin, self.stdio[0]), daemon=True).start()
 
     def watch(self) -> int | None:
         """Follow the VM until the guest reports the command's status (returned), the wall
@@ -237,16 +245,16 @@ class _Failed(Exception):
     """The VM could not run the command; the message says why."""
 
 
-def _copy_in(connection: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        while chunk := os.read(0, 65536):
+def _copy_in(connection: socket.socket, fd: int) -> None:
+    with connection, contextlib.suppress(OSError):
+        while chunk := os.read(fd, 65536):
             connection.sendall(chunk)
-    with contextlib.suppress(OSError):
         connection.shutdown(socket.SHUT_WR)
+        connection.recv(1)  # the hypervisor closes its end when the VM goes
 
 
 def _copy_out(connection: socket.socket, fd: int) -> None:
-    with contextlib.suppress(OSError):
+    with connection, contextlib.suppress(OSError):
         while chunk := connection.recv(65536):
             view = memoryview(chunk)
             while view:
@@ -273,9 +281,9 @@ def _exit_code(status: bytes) -> int:
     return min(int(value), 255)
 
 
-def _on_signal(bridge: Bridge) -> None:
+def _on_signal(stop: threading.Event) -> None:
     def handler(signum: int, _frame: object) -> None:
-        bridge.stop.set()
+        stop.set()
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, handler)
@@ -283,10 +291,16 @@ def _on_signal(bridge: Bridge) -> None:
         ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
-def run(config: dict[str, Any], hypervisor: Hypervisor) -> int:
-    """Boot, relay, watch and tear down one sandbox VM; the exit status (see the module)."""
-    bridge = Bridge(config, hypervisor)
-    _on_signal(bridge)
+def run(
+    config: dict[str, Any],
+    hypervisor: Hypervisor,
+    stop: threading.Event,
+    stdio: tuple[int, int, int] = (0, 1, 2),
+) -> int:
+    """Boot, relay, watch and tear down one sandbox VM; the exit status (see the module).
+    ``stop`` ends it early (the signals set it); ``stdio`` are the descriptors relayed to and
+    from the command's stdin, stdout and stderr (the two outputs are closed at their end)."""
+    bridge = Bridge(config, hypervisor, stop, stdio)
     code: int | None = None
     try:
         try:
@@ -323,7 +337,9 @@ def main(argv: list[str]) -> int:
         return FAILED
     finally:
         path.unlink(missing_ok=True)
-    return run(config, LibvirtHypervisor(config["uri"]))
+    stop = threading.Event()
+    _on_signal(stop)
+    return run(config, LibvirtHypervisor(config["uri"]), stop)
 
 
 if __name__ == "__main__":

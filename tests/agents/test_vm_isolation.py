@@ -4,6 +4,7 @@ fails ``sandbox_unavailable`` before the model is called."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -16,25 +17,19 @@ from ember.providers.router import Router
 from ember.sandbox.protocol import Sandbox
 from ember.vm.sandbox import VMSandbox
 from tests.agents.conftest import Events
-from tests.agents.test_mcp import Stub, profile
+from tests.agents.test_mcp import Stub, parts, profile
 from tests.fakes.scripted_chat_fake import ScriptedCall, ScriptedChatServer, Turn
 
 
 def vm_parts(stub: Stub, router: Router, vm: Sandbox | None, work_root: Path) -> AgentParts:
-    def unused() -> Any:
-        raise AssertionError("not used by these runs")
+    """The parts of ``test_mcp``, with ``vm`` as the VM tier and no bubblewrap tier."""
 
-    return AgentParts(
-        profiles=lambda: stub,
-        runs=lambda: stub,
-        artifacts=lambda: stub,
-        router=lambda: router,
-        memory=unused,
-        sandbox=unused,
-        tokens=lambda: stub,
-        audit=lambda: stub,
-        work_root=work_root,
-        vm_sandbox=(lambda: vm) if vm is not None else None,
+    def unused() -> Any:
+        raise AssertionError("the bubblewrap tier is not used by these runs")
+
+    made = parts(stub, router, None, work_root)  # type: ignore[arg-type]
+    return dataclasses.replace(
+        made, sandbox=unused, vm_sandbox=(lambda: vm) if vm is not None else None
     )
 
 

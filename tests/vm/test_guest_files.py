@@ -200,6 +200,33 @@ def test_the_domain_has_no_network_and_ends_on_every_event(tmp_path: Path) -> No
     assert kvm.get("type") == "kvm" and kvm.find("cpu").get("mode") == "host-passthrough"  # type: ignore[union-attr]
 
 
+def test_a_sandbox_domain_has_socket_ports_and_read_only_disks(tmp_path: Path) -> None:
+    spec = DomainSpec(
+        name="ember-sbx-test-1",
+        kernel=tmp_path / "vmlinuz",
+        initrd=tmp_path / "initrd.img",
+        cmdline="console=ttyS0",
+        disk=tmp_path / "disk.img",
+        console=tmp_path / "console.log",
+        root_disk=tmp_path / "root.img",
+        data_disk=tmp_path / "data.img",
+        sockets={"org.ember.stdin": tmp_path / "stdin.sock"},
+        autodestroy=True,
+    )
+    devices = ET.fromstring(domain_xml(spec)).find("devices")
+    assert devices is not None
+    disks = {d.find("target").get("dev"): d for d in devices.findall("disk")}  # type: ignore[union-attr]
+    assert sorted(disks) == ["vda", "vdb", "vdc"]
+    assert [dev for dev, d in disks.items() if d.find("readonly") is not None] == ["vdb", "vdc"]
+    assert disks["vdc"].find("source").get("file") == str(tmp_path / "data.img")  # type: ignore[union-attr]
+    (channel,) = devices.findall("channel")
+    assert channel.get("type") == "unix"
+    source = channel.find("source")
+    assert source is not None and source.get("mode") == "bind"
+    assert source.get("path") == str(tmp_path / "stdin.sock")
+    assert devices.find("interface") is None
+
+
 # -- the image -------------------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ limits and teardown; :mod:`ember.vm.lifecycle` records each VM's states;
 :mod:`ember.vm.bridge`. Nothing here imports Ray or libvirt; the package itself imports
 nothing, so that a bridge (a process per sandbox VM) starts fast.
 """
+
 from __future__ import annotations
 
 import importlib

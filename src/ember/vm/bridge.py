@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from ember.errors import EmberError
-from ember.vm.disk import make_disk, read_back
+from ember.vm.disk import link, make_disk, read_back, replace_contents
 from ember.vm.image import GuestImage
 from ember.vm.protocol import DomainSpec, Hypervisor
 from ember.vm.request import sandbox_archive
@@ -74,20 +74,13 @@ def stage_read_only(paths: list[str], into: Path) -> int:
         source, target = Path(path), into / path.lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
         if source.is_dir():
-            shutil.copytree(source, target, symlinks=True, copy_function=_link)
+            shutil.copytree(source, target, symlinks=True, copy_function=link)
         else:
-            _link(str(source), str(target))
+            link(source, target)
     for found in into.rglob("*"):
         with contextlib.suppress(OSError):
             total += found.lstat().st_size
     return total
-
-
-def _link(source: str, target: str) -> None:
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
 
 
 class Bridge:
@@ -124,8 +117,6 @@ class Bridge:
         root.chmod(0o711)
         self.directory.mkdir(mode=0o711)
         self.directory.chmod(0o711)
-        _link(str(image.kernel), str(self.path("vmlinuz")))
-        _link(str(image.root), str(self.path("root.img")))
         ro_paths = [str(path) for path in config["read_only_paths"]]
         request = sandbox_archive(
             config["argv"],
@@ -136,11 +127,7 @@ class Bridge:
             tmp_bytes=int(config["tmp_bytes"]),
             executor=bool(config.get("executor", False)),
         )
-        with open(self.path("initrd.img"), "wb") as initrd:
-            with open(image.initrd, "rb") as base:
-                shutil.copyfileobj(base, initrd)
-            initrd.write(b"\0" * (-initrd.tell() % 4))
-            initrd.write(request)
+        image.stage(self.directory, request)
         make_disk(Path(config["workspace"]), self.path("disk.img"), int(config["disk_mib"]))
         data_disk = None
         if ro_paths:
@@ -232,13 +219,7 @@ class Bridge:
                 target,
                 max_bytes=int(self.config["disk_mib"]) * 1024 * 1024,
             )
-            for entry in list(workspace.iterdir()):
-                if entry.is_dir() and not entry.is_symlink():
-                    shutil.rmtree(entry)
-                else:
-                    entry.unlink()
-            for entry in target.iterdir():
-                entry.rename(workspace / entry.name)
+            replace_contents(workspace, target)
 
 
 class _Failed(Exception):

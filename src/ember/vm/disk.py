@@ -10,6 +10,7 @@ files and directories come back; symbolic links, devices, FIFOs and sockets do n
 
 from __future__ import annotations
 
+import os
 import shutil
 import stat
 import subprocess
@@ -18,7 +19,7 @@ from pathlib import Path, PurePosixPath
 
 from ember.errors import BadRequest, VMFailed
 
-__all__ = ["make_disk", "read_back"]
+__all__ = ["link", "make_disk", "read_back", "replace_contents"]
 
 
 def make_disk(source: Path, image: Path, size_mib: int) -> None:
@@ -156,3 +157,23 @@ def _tool(name: str) -> str:
     if found is None:
         raise VMFailed(f"{name} is not installed (Debian package e2fsprogs)")
     return found
+
+
+def link(source: os.PathLike[str] | str, target: os.PathLike[str] | str) -> None:
+    """``target`` as a hard link of ``source`` (a copy across filesystems)."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def replace_contents(workspace: Path, source: Path) -> None:
+    """Make ``workspace`` hold exactly ``source``'s entries (moved, not copied: ``source``
+    is left empty; both on one filesystem)."""
+    for entry in list(workspace.iterdir()):
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    for entry in source.iterdir():
+        entry.rename(workspace / entry.name)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from ember.errors import BadRequest, VMImageInvalid, VMUnavailable
 from ember.vm import cpio
-from ember.vm.disk import make_disk
+from ember.vm.disk import link, make_disk
 
 __all__ = [
     "DEFAULT_KERNEL_PACKAGE",
@@ -72,6 +72,20 @@ class GuestImage:
     manifest: dict[str, object]
     root: Path | None = None
     """The read-only root disk (``root.img``: Python, a shell, the core tools), when built."""
+
+    def stage(self, directory: Path, request: bytes) -> None:
+        """Put the files a VM of this image boots from into ``directory``: ``vmlinuz`` and
+        ``root.img`` (hard links where they can be), and ``initrd.img``, this image's
+        initramfs with ``request`` (an uncompressed cpio, :mod:`ember.vm.request`) appended
+        4-aligned."""
+        link(self.kernel, directory / "vmlinuz")
+        if self.root is not None:
+            link(self.root, directory / "root.img")
+        with open(directory / "initrd.img", "wb") as initrd:
+            with open(self.initrd, "rb") as base:
+                shutil.copyfileobj(base, initrd)
+            initrd.write(b"\0" * (-initrd.tell() % 4))  # each archive starts 4-aligned
+            initrd.write(request)
 
     @classmethod
     def load(cls, directory: Path) -> GuestImage:

@@ -33,7 +33,7 @@ from typing import Any, Literal, TypeVar
 
 from ember.config.vm import QEMU_OVERHEAD_MIB
 from ember.errors import BadRequest, EmberError, VMFailed, VMTimeout, VMUnavailable
-from ember.vm.disk import make_disk, read_back
+from ember.vm.disk import make_disk, read_back, replace_contents
 from ember.vm.image import GuestImage
 from ember.vm.lifecycle import SqlVMRecords, VMState
 from ember.vm.protocol import Accel, DomainSpec, Hypervisor
@@ -371,14 +371,7 @@ class _VM:
         self.runner._root.chmod(0o711)
         self.directory.mkdir(mode=0o711)
         self.directory.chmod(0o711)
-        _link(image.kernel, self.path("vmlinuz"))
-        if image.root is not None:
-            _link(image.root, self.path("root.img"))
-        with open(self.path("initrd.img"), "wb") as initrd:
-            with open(image.initrd, "rb") as base:
-                shutil.copyfileobj(base, initrd)
-            initrd.write(b"\0" * (-initrd.tell() % 4))  # each archive starts 4-aligned
-            initrd.write(request)
+        image.stage(self.directory, request)
         make_disk(workspace, self.path("disk.img"), self.limits.disk_mib)
 
     def spec(self, image: GuestImage) -> DomainSpec:
@@ -476,13 +469,7 @@ class _VM:
         skipped = read_back(
             self.path("disk.img"), target, max_bytes=self.limits.disk_mib * 1024 * 1024
         )
-        for entry in list(workspace.iterdir()):
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
-        for entry in target.iterdir():
-            entry.rename(workspace / entry.name)
+        replace_contents(workspace, target)
         return skipped
 
     def result(self, status: str) -> VMResult:
@@ -515,14 +502,6 @@ def _check(limits: VMLimits, workspace: Path) -> None:
             raise BadRequest(f"VM limit {name} must be positive", extra={"limit": name})
     if not workspace.is_dir():
         raise BadRequest(f"the workspace {workspace} is not a directory")
-
-
-def _link(source: Path, target: Path) -> None:
-    """``target`` as a hard link of ``source`` (a copy across filesystems)."""
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
 
 
 def _read_from(path: Path, offset: int, limit: int) -> bytes:

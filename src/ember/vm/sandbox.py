@@ -61,6 +61,7 @@ from ember.sandbox.protocol import (
 )
 from ember.sandbox.session import MIN_OPEN_FILES, ExecutorSession, executor_argv
 from ember.vm.bridge import CONFIG_PREFIX, PREFIX
+from ember.vm.disk import replace_contents
 from ember.vm.image import GuestImage
 from ember.vm.protocol import Accel, Hypervisor
 
@@ -147,13 +148,7 @@ def _unpack(data: bytes, workspace: Path, scratch: Path) -> list[str]:
     except (tarfile.TarError, OSError) as exc:
         shutil.rmtree(scratch, ignore_errors=True)
         raise SandboxFailed(f"the VM's workspace could not be read back: {exc}") from exc
-    for entry in list(workspace.iterdir()):
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
-    for entry in scratch.iterdir():
-        entry.rename(workspace / entry.name)
+    replace_contents(workspace, scratch)
     scratch.rmdir()
     return skipped
 

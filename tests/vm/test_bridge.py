@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 
+from ember.errors import SandboxUnavailable
 from ember.sandbox.protocol import SandboxLimits
 from ember.vm.bridge import run
+from ember.vm.image import GuestImage
 from ember.vm.sandbox import VMSandbox
 
 pytestmark = pytest.mark.slow
@@ -78,10 +80,17 @@ async def test_stdio_the_status_and_the_files_come_back(
     workspace = tmp_path / "workspace"
     workspace.mkdir()
     (workspace / "given.txt").write_text("in")
-    script = "cat; cat given.txt; echo err >&2; echo made > made.txt; rm given.txt; exit 3"
+    shown = tmp_path / "shown"
+    shown.mkdir()
+    (shown / "note.txt").write_text(" ro")
+    script = (
+        f"cat; cat given.txt {shown}/note.txt; echo err >&2; echo made > made.txt; "
+        "rm given.txt; exit 3"
+    )
     config = config_of(vm_sandbox, workspace, ["sh", "-c", script])
+    config["read_only_paths"] = [str(shown)]  # checked by the sandbox; the bridge stages it
     code, out, err = await bridged(vm_sandbox, config, b"hello\n")
-    assert (code, out, err) == (3, b"hello\nin", b"err\n")
+    assert (code, out, err) == (3, b"hello\nin ro", b"err\n")
     assert sorted(path.name for path in workspace.iterdir()) == ["made.txt"]
     assert not list(Path(config["work_root"]).glob("sbx-*"))
 
@@ -114,3 +123,29 @@ async def test_a_broken_image_is_one_line_and_status_125(
     config = config_of(vm_sandbox, workspace, ["true"], image=str(tmp_path / "no-image"))
     code, _, err = await bridged(vm_sandbox, config)
     assert code == 125 and err == b""  # the line goes to this process's own stderr
+
+
+async def test_unavailable_parts_are_named_and_stale_directories_swept(
+    vm_sandbox: VMSandbox, tmp_path: Path
+) -> None:
+    broken = VMSandbox(
+        vm_sandbox._hypervisor,
+        lambda: GuestImage.load(tmp_path / "no-image"),
+        uri="qemu:///system",
+        image_dir=tmp_path / "no-image",
+        work_root=tmp_path / "root",
+        accel=vm_sandbox._accel,
+        known_accel=lambda: "tcg",
+    )
+    with pytest.raises(SandboxUnavailable, match="no guest image"):
+        broken.check()
+    stale = vm_sandbox._root / "sbx-0123456789abcdef"
+    stale.mkdir(parents=True)
+    old = vm_sandbox._root / "sbx-config-old.json"
+    old.write_text("{}")
+    for path in (stale, old):
+        os.utime(path, (1, 1))
+    vm_sandbox._checked = None
+    vm_sandbox.check()
+    assert not stale.exists() and not old.exists()
+    assert vm_sandbox.capabilities().runner.startswith("vm (")

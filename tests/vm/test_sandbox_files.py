@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ember.errors import SandboxFailed
-from ember.vm.bridge import stage_read_only
+from ember.vm.bridge import main, stage_read_only
 from ember.vm.sandbox import _fingerprint, _pack, _unpack
 
 
@@ -100,3 +100,14 @@ def test_read_only_paths_are_staged_at_their_own_paths(tmp_path: Path) -> None:
     assert (staged / str(shown).lstrip("/") / "pkg" / "m.py").read_text() == "x = 1\n"
     assert (staged / str(single).lstrip("/")).read_text() == "one"
     assert size >= len("x = 1\n") + len("one")
+
+
+def test_the_bridge_refuses_a_bad_invocation_and_an_unreadable_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["bridge"]) == 2
+    config = tmp_path / "sbx-config-x.json"
+    config.write_text("{not json")
+    assert main(["bridge", str(config)]) == 125
+    assert not config.exists(), "the config is removed once read, readable or not"
+    assert "cannot read the bridge's config" in capsys.readouterr().err

@@ -202,17 +202,19 @@ def test_client_retries_are_off_by_default_and_can_be_set(fake: FakeOpenAIServer
 
 
 def test_injected_client_gets_the_embedders_timeout_and_retries(fake: FakeOpenAIServer) -> None:
-    client = openai.OpenAI(base_url=fake.base_url, api_key=KEY, max_retries=5, timeout=60)
-    embedder = OpenAIEmbedder(MODEL, DIM, client=client, timeout_s=0.3)
-    fake.stall_next(10)
-    with pytest.raises(ProviderTimeout):
-        embedder.embed_query("hello")
+    with openai.OpenAI(base_url=fake.base_url, api_key=KEY, max_retries=5, timeout=60) as client:
+        embedder = OpenAIEmbedder(MODEL, DIM, client=client, timeout_s=0.3)
+        fake.stall_next(10)
+        with pytest.raises(ProviderTimeout):
+            embedder.embed_query("hello")
     assert len(fake.calls) == 1
 
 
 def test_client_and_url_together_are_refused(fake: FakeOpenAIServer) -> None:
-    client = openai.OpenAI(base_url=fake.base_url, api_key=KEY)
-    with pytest.raises(ValueError, match="not both"):
+    with (
+        openai.OpenAI(base_url=fake.base_url, api_key=KEY) as client,
+        pytest.raises(ValueError, match="not both"),
+    ):
         OpenAIEmbedder(MODEL, DIM, base_url=fake.base_url, client=client)
 
 
@@ -318,5 +320,5 @@ def test_the_fake_speaks_the_openai_wire_format(fake: FakeOpenAIServer) -> None:
     np.testing.assert_array_equal(unpacked, item["embedding"])
     tokens = httpx2.post(url, json={"model": MODEL, "input": [[1, 2], [3]]}, headers=headers)
     assert [row["index"] for row in tokens.json()["data"]] == [0, 1]
-    client = openai.OpenAI(base_url=fake.base_url, api_key=KEY)
-    assert [model.id for model in client.models.list()] == [MODEL]
+    with openai.OpenAI(base_url=fake.base_url, api_key=KEY) as client:
+        assert [model.id for model in client.models.list()] == [MODEL]

@@ -127,17 +127,22 @@ class RunCgroup:
             time.sleep(0.005)
         return True
 
-    def remove(self) -> None:
+    def remove(self, timeout_s: float = 3.0) -> None:
         """Remove its directories (they must be empty of processes); one still busy after
-        a moment (an unreaped zombie) is left to :meth:`Cgroups.sweep`. Idempotent."""
+        ``timeout_s`` (a zombie its new parent has not reaped: an init that reaps slowly, as
+        in some containers, takes about a second under load) is left to
+        :meth:`Cgroups.sweep`. Idempotent."""
+        deadline = time.monotonic() + timeout_s
         for path in self.dirs.values():
-            for _ in range(20):
+            while True:
                 try:
                     path.rmdir()
                     break
                 except FileNotFoundError:
                     break
                 except OSError:  # EBUSY while the last task is being torn down
+                    if time.monotonic() > deadline:
+                        break
                     time.sleep(0.005)
         self.removed = True
 

@@ -83,5 +83,8 @@ def test_the_embedder_of_a_third_party_server_does_not_get_it_either(
         },
     )
     embedder, _ = build_embedder(config)
-    assert len(embedder.embed_query("hello")) == 8
+    try:
+        assert len(embedder.embed_query("hello")) == 8
+    finally:
+        embedder.close()  # type: ignore[attr-defined]
     assert third_party.calls[-1].headers["authorization"] == "Bearer no-key"

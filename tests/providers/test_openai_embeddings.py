@@ -45,11 +45,24 @@ def fake(server: FakeOpenAIServer) -> Iterator[FakeOpenAIServer]:
     server.reset()
 
 
+MADE: list[OpenAIEmbedder] = []
+
+
+@pytest.fixture(autouse=True)
+def _closed() -> Iterator[None]:
+    """Every embedder a test made is closed after it (its pooled sockets with it)."""
+    yield
+    while MADE:
+        MADE.pop().close()
+
+
 def make(
     fake: FakeOpenAIServer, model: str = MODEL, dim: int = DIM, **settings: Any
 ) -> OpenAIEmbedder:
     options = {"base_url": fake.base_url, "api_key": KEY, "timeout_s": 5, **settings}
-    return OpenAIEmbedder(model, dim, **options)
+    made = OpenAIEmbedder(model, dim, **options)
+    MADE.append(made)
+    return made
 
 
 def expected(text: str) -> np.ndarray:

@@ -180,10 +180,17 @@ class OpenAIEmbedder:
             max_retries=max_retries,
             where=f"openai client for {model!r}",
         )
+        self._owns_client = client is None
         self._model = model
         self._dim = dim
         self._batch_size = batch_size
         self._where = f"embeddings with {model!r}"
+
+    def close(self) -> None:
+        """Close the connections of the client it made (an injected client stays open, its
+        owner's to close); idempotent."""
+        if self._owns_client:
+            self._client.close()
 
     @property
     def model_id(self) -> str:

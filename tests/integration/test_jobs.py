@@ -213,6 +213,9 @@ def test_an_ingest_job_runs_on_a_worker_actor_and_streams(ember: Ember) -> None:
 def test_a_worker_killed_mid_job_is_replaced_and_the_job_finishes(ember: Ember) -> None:
     # 8 s of steps: a loaded machine must not finish the first attempt before the kill lands
     job = ember.submit("steps", {"steps": 80, "step_s": 0.1})
+    # the lease marks the row running before the worker announces it: kill after the announcement
+    started = sse(ember, job["id"], limit=3)
+    assert [kind for _, kind, _ in started] == ["state", "state", "progress"], started
     running = ember.until(job["id"], states={JobState.RUNNING})
     dispatcher = ray.get_actor(DISPATCHER, namespace=NAMESPACE)
     workers = ray.get(dispatcher.workers.remote("steps"))

@@ -14,7 +14,10 @@ completion) and, one after the other, each proxy forwarding ``/v1/chat/completio
 - ``litellm``: the LiteLLM proxy (``litellm --config``) from its own virtualenv
   (``benchmarks/litellm_env.sh`` builds it), one model ``bench-model`` mapped to the upstream;
 - ``ember``: ``ember up`` with one OpenAI-compatible provider instance ``bench`` at the
-  upstream and the alias ``bench-model`` for ``bench/fake-model``, bundled models off.
+  upstream and the alias ``bench-model`` for ``bench/fake-model``, bundled models off; traces
+  on, every request sampled, kept in the EventHub's store (the defaults);
+- ``ember-untraced``: the same with ``tracing.enabled: false``, so ember against itself shows
+  what tracing costs.
 
 LiteLLM refuses to start without a master key, so it checks one on every request; ember serves
 the loopback client as its dev principal, with no token.
@@ -28,7 +31,7 @@ rate limits.
 
     bash benchmarks/litellm_env.sh          # once: LiteLLM in .venv-bench-litellm
     .venv/bin/python benchmarks/llm.py [--parts throughput router_overhead]
-        [--targets litellm ember] [--levels 1 8 32] [--requests 1000] [--warmup 100]
+        [--targets litellm ember ember-untraced] [--levels 1 8 32] [--requests 1000] [--warmup 100]
         [--turns 5] [--tokens 128] [--rounds 5] [--out results.json]
 
 Each part is a function ``(args) -> dict`` in :data:`PARTS`; its dict goes under its name in
@@ -365,7 +368,10 @@ def router_overhead(args: argparse.Namespace) -> dict[str, Any]:
                     found["version"] = litellm_version(args.litellm_venv)
                     server = litellm_proxy(args.litellm_venv, base_url, work)
                 else:
-                    server = ember_server(work, upstream_settings(base_url))
+                    settings = upstream_settings(base_url)
+                    if target == "ember-untraced":
+                        settings["EMBER_TRACING_ENABLED"] = "false"
+                    server = ember_server(work, settings)
                 url = servers.enter_context(server)
                 _check_answer(f"{url}/v1")
                 urls[target] = f"{url}/v1"
@@ -511,7 +517,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", nargs="+", choices=sorted(PARTS), default=sorted(PARTS))
     parser.add_argument(
-        "--targets", nargs="+", choices=["litellm", "ember"], default=["litellm", "ember"]
+        "--targets",
+        nargs="+",
+        choices=["litellm", "ember", "ember-untraced"],
+        default=["litellm", "ember"],
     )
     parser.add_argument("--levels", nargs="+", type=int, default=[1, 8, 32])
     parser.add_argument("--requests", type=int, default=1000, help="per level and side")

@@ -30,6 +30,7 @@ a 429) that the API sends with the problem document.
     │   ├── CollectionNotFound      collection_not_found 404
     │   ├── JobNotFound             job_not_found        404
     │   ├── TokenNotFound           token_not_found      404
+    │   ├── TraceNotFound           trace_not_found      404
     │   ├── ModelNotRegistered      model_not_registered 404
     │   ├── AgentNotFound           agent_not_found      404
     │   └── ArtifactNotFound        artifact_not_found   404
@@ -158,6 +159,7 @@ __all__ = [
     "StreamInterrupted",
     "TokenNotFound",
     "TooManyStreams",
+    "TraceNotFound",
     "Unauthorized",
     "UnknownJobKind",
     "UnsupportedMediaType",
@@ -371,6 +373,13 @@ class JobNotFound(NotFound):
 
     code = "job_not_found"
     title = "Job not found"
+
+
+class TraceNotFound(NotFound):
+    """The job was not traced, or its trace is no longer among the recent traces kept."""
+
+    code = "trace_not_found"
+    title = "Trace not found"
 
 
 class TokenNotFound(NotFound):

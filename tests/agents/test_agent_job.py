@@ -20,6 +20,7 @@ import pytest
 from tests.fakes.scripted_chat_fake import ScriptedCall, ScriptedChatServer, Turn
 from tests.support.agent_app import scripted_app
 from tests.support.live_app import LiveApp
+from tests.support.trace_docs import assert_trace_documented
 
 pytestmark = pytest.mark.slow
 
@@ -72,6 +73,18 @@ def finished(client: httpx.Client, job_id: str) -> dict[str, Any]:
     return job
 
 
+def _trace(client: httpx.Client, job_id: str, last: str) -> list[dict[str, Any]]:
+    """The job's span trees once the span named ``last`` arrived (within a second or so)."""
+    deadline = time.monotonic() + 30
+    while True:
+        response = client.get(f"/jobs/{job_id}/trace")
+        if response.status_code == 200 and last in response.text:
+            roots: list[dict[str, Any]] = response.json()["roots"]
+            return roots
+        assert time.monotonic() < deadline, response.text
+        time.sleep(0.1)
+
+
 def tool_results(model: ScriptedChatServer) -> list[str]:
     return [
         message["content"]
@@ -110,6 +123,8 @@ def test_an_agent_writes_runs_searches_and_cites(
     file = client.get(f"/jobs/{job_id}/artifacts/out/report.txt")
     assert file.content == b"lava\n" and file.headers["etag"] == f'"{listed[0]["sha256"]}"'
     assert client.get(f"/jobs/{job_id}/artifacts/nope.txt").json()["code"] == "artifact_not_found"
+
+    assert_trace_documented(_trace(client, job_id, "job agent"), "agent")
 
     transcript = client.get(f"/jobs/{job_id}/transcript").json()
     assert transcript["status"] == "completed"

@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import ollama
@@ -276,6 +277,43 @@ def test_ask_job_answers_from_a_collection_with_citations(ember: Ember) -> None:
     for citation in result["citations"]:
         assert citation["source"] in sources and citation["version"] == 1
         assert 0 <= citation["char_start"] < citation["char_end"]
+    _assert_one_trace_across_processes(ember.url, job)
+
+
+def _assert_one_trace_across_processes(url: str, job: dict[str, object]) -> None:
+    """The ask job's trace: the API's request span, the worker's attempt with its retrieval
+    and model call, and the model host's own span of that call, in one tree."""
+    deadline = time.monotonic() + 30
+    while True:
+        response = httpx.get(f"{url}/jobs/{job['id']}/trace", timeout=30)
+        flat = _flat(response.json().get("roots", [])) if response.status_code == 200 else []
+        services = {s["service"] for s in flat}
+        if {"ember-api", "ember-worker", "ember-model-host"} <= services and any(
+            s["name"] == "job ask" and s["end_ns"] for s in flat
+        ):
+            break
+        assert time.monotonic() < deadline, [(s["service"], s["name"]) for s in flat]
+        time.sleep(0.2)
+    assert response.json()["trace_id"] == job["trace_id"]
+    by_name = {s["name"]: s for s in flat}
+    submit, attempt = by_name["POST /jobs"], by_name["job ask"]
+    assert (submit["service"], attempt["service"]) == ("ember-api", "ember-worker")
+    assert attempt["parent_id"] == submit["span_id"]
+    assert by_name["retrieval geo"]["parent_id"] == attempt["span_id"]
+    call = by_name["chat default"]
+    assert call["parent_id"] == attempt["span_id"]
+    (client,) = [s for s in flat if s["name"] == "chat gemma3-270m"]
+    (server,) = [s for s in flat if s["service"] == "ember-model-host"]
+    assert client["kind"] == "client" and client["parent_id"] == call["span_id"]
+    assert server["kind"] == "server" and server["parent_id"] == client["span_id"]
+    assert server["name"] == "text_completion gemma3-270m", "a plain-prompt model completes"
+    assert server["service"] == "ember-model-host"
+    assert server["attributes"]["gen_ai.provider.name"] == "llama.cpp"
+    assert server["attributes"]["gen_ai.usage.output_tokens"] > 0
+
+
+def _flat(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [n for s in spans for n in [s, *_flat(s["children"])]]
 
 
 class TestRayModelAccess(ModelAccessContract):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ember.chat import ChatMessage, Delta, GenerationOptions, Usage
-from ember.config import Budget, Price, ProvidersConfig, RouterConfig
+from ember.config import Budget, Price, ProvidersConfig, RouterConfig, TracingConfig
 from ember.errors import (
     BudgetExceeded,
     NoProviderAvailable,
@@ -25,6 +25,8 @@ from ember.errors import (
     ProviderUnavailable,
     StreamInterrupted,
 )
+from ember.observability.traces import RecentTraces, SpanRecord
+from ember.observability.tracing import Tracing, span, trace_id
 from ember.providers import OllamaProvider, OpenAIProvider
 from ember.providers.breaker import BreakerState
 from ember.providers.budget import Budgets
@@ -598,3 +600,78 @@ async def test_one_log_line_per_call(world: World) -> None:
     assert (line.provider, line.model, line.outcome) == ("openai", "gpt", "ok")  # type: ignore[attr-defined]
     assert line.tokens == answer.usage.total_tokens  # type: ignore[attr-defined]
     assert line.latencyMs >= 0  # type: ignore[attr-defined]
+
+
+# --- spans ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def traced() -> Iterator[tuple[Tracing, RecentTraces]]:
+    store = RecentTraces()
+    tracing = Tracing(TracingConfig(), "router-test", store=store)
+    yield tracing, store
+    tracing.shutdown()
+
+
+def _traced_spans(tracing: Tracing, store: RecentTraces, trace: str | None) -> list[SpanRecord]:
+    assert trace is not None and tracing.flush()
+    return store.get(trace)
+
+
+async def test_a_routed_call_is_a_genai_span_with_its_retries_fallback_and_upstream_context(
+    world: World, traced: tuple[Tracing, RecentTraces]
+) -> None:
+    tracing, store = traced
+    tracer = tracing.tracer("test")
+    world.ollama.fail_next(503, count=2)
+    with span(tracer, "request"):
+        trace = trace_id()
+        answer = await world.router(tracer=tracer).chat("chat", ASK, OPTIONS)
+    assert answer.provider == "openai"
+    spans = _traced_spans(tracing, store, trace)
+    request, call, *attempts = spans
+    assert call.name == "chat chat" and call.kind == "client" and call.parent_id == request.span_id
+    assert call.attributes["gen_ai.operation.name"] == "chat"
+    assert call.attributes["gen_ai.request.model"] == "chat"
+    assert call.attributes["gen_ai.provider.name"] == "openai"
+    assert call.attributes["gen_ai.response.model"] == "gpt"
+    assert call.attributes["gen_ai.usage.input_tokens"] == answer.usage.prompt_tokens > 0
+    assert call.attributes["gen_ai.usage.output_tokens"] == answer.usage.completion_tokens > 0
+    assert call.attributes["gen_ai.response.finish_reasons"] == [answer.finish_reason]
+    assert [e["name"] for e in call.events] == ["retry", "candidate_skipped"]
+    assert call.events[0]["attributes"]["error.type"] == "provider_unavailable"
+    assert call.events[1]["attributes"]["gen_ai.provider.name"] == "ollama"
+    assert [(a.name, a.attributes["gen_ai.provider.name"], a.status) for a in attempts] == [
+        ("chat llama", "ollama", "error"),
+        ("chat llama", "ollama", "error"),
+        ("chat gpt", "openai", "unset"),
+    ]
+    assert all(a.parent_id == call.span_id for a in attempts)
+    (sent,) = [c for c in world.cloud.calls if c.path.endswith("/chat/completions")]
+    assert sent.headers["traceparent"].split("-")[1:3] == [trace, attempts[-1].span_id]
+    ollama_sent = [c for c in world.ollama.calls if c.path == "/api/chat"]
+    assert {c.headers["traceparent"].split("-")[1] for c in ollama_sent} == {trace}
+
+
+async def test_a_refused_call_and_a_stream_are_spans_too(
+    world: World, traced: tuple[Tracing, RecentTraces]
+) -> None:
+    tracing, store = traced
+    tracer = tracing.tracer("test")
+    router = world.router(tracer=tracer)
+    with span(tracer, "request"):
+        trace = trace_id()
+        with pytest.raises(ProviderModelNotFound):
+            await router.chat("nope", ASK, OPTIONS)
+        texts: list[str] = []
+        await read(router.stream_chat("chat", ASK, OPTIONS), texts)
+        embedded = await router.embed("embed", ["a cat"])
+    spans = {s.name: s for s in _traced_spans(tracing, store, trace)}
+    assert spans["chat nope"].attributes["error.type"] == "provider_model_not_found"
+    assert spans["chat nope"].status == "error"
+    streamed = spans["chat chat"]
+    assert [e["name"] for e in streamed.events] == ["first_token"]
+    assert streamed.attributes["gen_ai.usage.output_tokens"] > 0
+    assert streamed.attributes["gen_ai.response.finish_reasons"] == ["stop"]
+    assert spans["chat llama"].parent_id == streamed.span_id
+    assert spans["embeddings embed"].attributes["gen_ai.provider.name"] == embedded.provider

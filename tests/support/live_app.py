@@ -46,6 +46,7 @@ class LiveApp:
     token: str
     services: Services
     jobs: SqlJobRepository
+    upstream: FakeOpenAIServer
 
     @property
     def auth(self) -> dict[str, str]:
@@ -94,7 +95,13 @@ def live_app(home: Path, environ: Mapping[str, str] | None = None) -> Iterator[L
 
         def runner(owner: str) -> JobRunner:
             return JobRunner(
-                jobs, services.kinds, hub.publish, owner, lease_ttl_s=5.0, renew_interval_s=0.5
+                jobs,
+                services.kinds,
+                hub.publish,
+                owner,
+                lease_ttl_s=5.0,
+                renew_interval_s=0.5,
+                tracer=services.tracing.tracer("ember.jobs"),
             )
 
         pools.update({name: LocalWorkerPool(runner, size=1) for name in services.kinds.names()})
@@ -132,7 +139,7 @@ def live_app(home: Path, environ: Mapping[str, str] | None = None) -> Iterator[L
                 raise RuntimeError("the API did not start")
             time.sleep(0.01)
         try:
-            yield LiveApp(f"http://127.0.0.1:{port}", token, services, jobs)
+            yield LiveApp(f"http://127.0.0.1:{port}", token, services, jobs, upstream)
         finally:
             server.should_exit = True
             thread.join(timeout=30)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from opentelemetry.trace import Tracer
 
 from ember.auth import LOCAL_PRINCIPAL
 from ember.config import EmberConfig, load_config
@@ -41,9 +42,14 @@ def test_building_builds_nothing_heavy_and_the_memory_plane_once(
 ) -> None:
     built: list[int] = []
 
-    def plane(config: EmberConfig, database: Database) -> MemoryService:
+    tracers: list[object] = []
+
+    def plane(
+        config: EmberConfig, database: Database, *, tracer: Tracer | None = None
+    ) -> MemoryService:
         built.append(1)
-        return memory_plane(config, database)
+        tracers.append(tracer)
+        return memory_plane(config, database, tracer=tracer)
 
     services = Services.build(config, database=database, memory=plane)
     assert built == []
@@ -54,6 +60,7 @@ def test_building_builds_nothing_heavy_and_the_memory_plane_once(
         thread.join()
     assert built == [1]
     assert services.memory is services.memory
+    assert tracers == [services.memory.tracer] and services.memory.tracer is not None
 
 
 def test_a_memory_plane_passed_in_is_the_one_used(config: EmberConfig, database: Database) -> None:

@@ -15,8 +15,10 @@ from typing import Any
 from ember.actors.job_bus import RayJobBus
 from ember.actors.memory_plane import cluster_memory
 from ember.actors.model_access import RayModelAccess
+from ember.actors.trace_store import RayTraceStore
 from ember.config import EmberConfig
 from ember.models.protocol import ModelAccess
+from ember.observability.tracing import Tracing
 from ember.pipelines.runner import ClusterPipelines
 from ember.services import Services
 from ember.storage import Database
@@ -25,11 +27,16 @@ __all__ = ["cluster_services"]
 
 
 def cluster_services(
-    config: EmberConfig, *, database: Database | None = None, hub: Any = None
+    config: EmberConfig,
+    *,
+    service: str = "ember",
+    database: Database | None = None,
+    hub: Any = None,
 ) -> Services:
     """The services of this process on the Ray cluster it is connected to, over ``database``
     (default: the configured one); ``hub`` is the EventHub actor's handle when the caller
-    holds it (else it is looked up by name on first use)."""
+    holds it (else it is looked up by name on first use). Spans are this process's as
+    ``service``, kept in the EventHub's store of recent traces."""
     database = database or Database.from_config(config)
 
     def models() -> ModelAccess:
@@ -42,4 +49,5 @@ def cluster_services(
         memory=cluster_memory,
         bus=RayJobBus(hub),
         bulk=ClusterPipelines(config, database),
+        tracing=Tracing(config.tracing, service, store=RayTraceStore(hub)),
     )

@@ -1,7 +1,9 @@
 """The EventHub actor: one per cluster, a shell over :class:`ember.jobs.hub.EventHub`.
 
 Ray restarts it when it dies (see :mod:`ember.actors.builder`); each incarnation has an
-``epoch`` of its own. Events the last one buffered but had not stored are gone, so:
+``epoch`` of its own. It also keeps the cluster's recent traces
+(:class:`~ember.observability.traces.RecentTraces`; see :mod:`ember.actors.trace_store`).
+Events the last one buffered but had not stored are gone, so:
 
 - jobs whose first event is older than this incarnation are ``inherited``: their numbering
   resumes past every number the last one may have handed out (see :mod:`ember.jobs.hub`);
@@ -22,6 +24,7 @@ from ember.config import EmberConfig
 from ember.jobs.events import SqlEventStore
 from ember.jobs.hub import EventHub
 from ember.jobs.records import DurationHistogram, EventRecord, HubStats
+from ember.observability.traces import RecentTraces, SpanRecord
 from ember.services import Services
 from ember.storage.clock import utcnow
 
@@ -49,6 +52,7 @@ class EventHubActor:
             inherited=inherited,
         )
         self._flusher: asyncio.Task[None] | None = None
+        self._traces = RecentTraces(config.tracing.recent_traces, config.tracing.spans_per_trace)
 
     def _ensure_flusher(self) -> None:
         if self._flusher is None or self._flusher.done():
@@ -98,3 +102,9 @@ class EventHubActor:
 
     async def durations(self) -> dict[tuple[str, str], DurationHistogram]:
         return dict(self._hub.durations)
+
+    async def add_spans(self, spans: Sequence[SpanRecord]) -> None:
+        self._traces.add(spans)
+
+    async def trace(self, trace_id: str) -> list[SpanRecord]:
+        return self._traces.get(trace_id)

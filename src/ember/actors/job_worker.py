@@ -28,7 +28,7 @@ class JobWorkerActor:
 
     def __init__(self, config: EmberConfig, owner: str, hub: Any) -> None:
         configure_logging("ember-worker", config.logging.level, config.logging.format)
-        services = cluster_services(config, hub=hub)
+        services = cluster_services(config, service="ember-worker", hub=hub)
         self._services = services
         bus = services.bus
         assert bus is not None
@@ -41,6 +41,7 @@ class JobWorkerActor:
             renew_interval_s=config.jobs.renew_interval_s,
             publish_many=bus.publish_many,
             authority=SubmitterCheck(services.tokens),
+            tracer=services.tracing.tracer("ember.jobs"),
         )
 
     async def run(self, job: JobRecord) -> str | None:

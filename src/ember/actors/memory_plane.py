@@ -10,6 +10,8 @@ embeds through an :class:`~ember.actors.embedding_pool.EmbeddingPool` of its own
 
 from __future__ import annotations
 
+from opentelemetry.trace import Tracer
+
 from ember.actors.vector_shard import retire_shards, sharded_index_factory
 from ember.config import EmberConfig
 from ember.memory.service import MemoryService
@@ -33,9 +35,11 @@ def cluster_memory(
     config: EmberConfig,
     database: Database,
     embedder: tuple[Embedder, Tokenizer] | None = None,
+    *,
+    tracer: Tracer | None = None,
 ) -> MemoryService:
     """:func:`~ember.services.memory_plane`, with shard actors where :func:`uses_shard_actors`
-    says and, with ``embeddings.pool``, an embedding pool.
+    says and, with ``embeddings.pool``, an embedding pool; spans are ``tracer``'s.
 
     The shard actors are detached: whichever process opens an index first starts them, and
     they must outlive it (a job worker retired by autoscaling, a restarted replica), so they
@@ -45,7 +49,7 @@ def cluster_memory(
 
         embedder = (EmbeddingPool(config), build_tokenizer(config))
     if not uses_shard_actors(config):
-        return memory_plane(config, database, embedder)
+        return memory_plane(config, database, embedder, tracer=tracer)
     shards = config.memory.shards
 
     def retire(record: IndexRecord) -> None:
@@ -57,4 +61,5 @@ def cluster_memory(
         embedder,
         index_factory=sharded_index_factory(config, shards, detached=True),
         retire_index=retire,
+        tracer=tracer,
     )

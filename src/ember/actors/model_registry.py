@@ -20,6 +20,7 @@ from ember.actors.model_host import ModelHostActor, RayHostHandle
 from ember.actors.singleton import start_after_restart
 from ember.config import EmberConfig
 from ember.config.models import ModelsConfig
+from ember.config.tracing import TracingConfig
 from ember.errors import ProviderUnavailable
 from ember.models.bundle import ensure_bundled
 from ember.models.records import LoadedModel, ModelRecord
@@ -51,10 +52,12 @@ class RayLauncher:
     A node's room is ``models.memory_bytes`` when set. Otherwise, on a GPU node, 90 % of its
     first GPU's memory, read once by a probe task that holds a GPU on that node; on a CPU
     node (or when the probe finds no CUDA device) half of the memory Ray reports for it.
+    Hosts trace their calls as ``tracing`` says (``None``: they make no spans).
     """
 
-    def __init__(self, settings: ModelsConfig) -> None:
+    def __init__(self, settings: ModelsConfig, tracing: TracingConfig | None = None) -> None:
         self._settings = settings
+        self._tracing = tracing
         self._vram: dict[str, int | None] = {}
 
     async def nodes(self) -> list[NodeCapacity]:
@@ -96,7 +99,7 @@ class RayLauncher:
             scheduling_strategy=NodeAffinitySchedulingStrategy(node.node_id, soft=False),
             max_concurrency=64,
             max_restarts=0,
-        ).remote(record, settings, node.gpu)
+        ).remote(record, settings, node.gpu, self._tracing)
         handle = RayHostHandle(actor, record.name)
         try:
             await asyncio.wait_for(handle._call(actor.load.remote()), settings.load_timeout_s)
@@ -130,7 +133,10 @@ class ModelRegistryActor:
         self._catalog = Services.build(config).catalog
         settings = config.models
         self._registry = ModelRegistry(
-            self._catalog, RayLauncher(settings), settings, scaler=_scaler(settings)
+            self._catalog,
+            RayLauncher(settings, config.tracing),
+            settings,
+            scaler=_scaler(settings),
         )
         self._tasks: list[asyncio.Task[Any]] = []
         self._bundle_error: str | None = None

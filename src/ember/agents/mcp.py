@@ -15,7 +15,9 @@ its block ends, however it ends (cancellation included):
   before anything is sent, by :func:`~ember.agents.egress.pin_address` (a loopback, private
   or otherwise non-public address only for a host named exactly); every request then goes to
   that address, with the URL's ``Host`` header and TLS server name, no proxy taken from the
-  environment, redirects only within the URL's origin (the SDK's rule).
+  environment, redirects only within the URL's origin (the SDK's rule). Each request carries
+  the W3C ``traceparent`` of the span current where it was sent (the tool call's: the SDK
+  hands a sender's context to the task that posts), so the server may join the trace.
 
 Each server gets the ``initialize`` handshake (protocol revisions up to 2025-11-25; a server
 that only speaks the stateless 2026-07-28 revision is refused), then its tools are listed,
@@ -59,6 +61,7 @@ from ember.agents.egress import HostRule, Resolver, pin_address, system_resolver
 from ember.agents.policy import AgentProfile, McpServer
 from ember.agents.tools import AnyTool, SchemaTool, ToolFailure
 from ember.errors import EmberError, McpServerFailed, ValidationFailed
+from ember.observability.tracing import inject_headers
 from ember.sandbox.protocol import Sandbox
 
 __all__ = [
@@ -399,6 +402,11 @@ def _unreachable(request: httpx2.Request, why: str) -> httpx2.Response:
     )
 
 
+async def _traceparent(request: httpx2.Request) -> None:
+    """The HTTP client's request hook: the current span's ``traceparent`` goes with it."""
+    inject_headers(request.headers)
+
+
 async def _http(
     server: McpServer,
     profile: AgentProfile,
@@ -416,6 +424,7 @@ async def _http(
         trust_env=False,
         follow_redirects=False,
         timeout=httpx2.Timeout(timeout, read=max(timeout, SSE_READ_S)),
+        event_hooks={"request": [_traceparent]},
     )
     await stack.enter_async_context(http)
     return streamable_http_client(server.url, http_client=http)

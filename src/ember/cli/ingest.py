@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from opentelemetry.trace import Tracer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -201,9 +202,11 @@ def _connect(config: EmberConfig) -> Runtime:
     return runtime
 
 
-def _cluster_memory(config: EmberConfig, database: Database) -> MemoryService:
+def _cluster_memory(
+    config: EmberConfig, database: Database, *, tracer: Tracer | None = None
+) -> MemoryService:
     """The memory plane as a process on the cluster builds it (shard actors, an embedding
     pool), for a bulk ingest on Ray."""
     from ember.actors.memory_plane import cluster_memory
 
-    return cluster_memory(config, database)
+    return cluster_memory(config, database, tracer=tracer)

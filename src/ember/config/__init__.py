@@ -18,6 +18,7 @@ from ember.config.models import (
     ServerConfig,
 )
 from ember.config.pools import PoolConfig
+from ember.config.tracing import TracingConfig
 
 __all__ = [
     "CONFIG_ENV",
@@ -36,6 +37,7 @@ __all__ = [
     "RouterConfig",
     "ServeConfig",
     "ServerConfig",
+    "TracingConfig",
     "environment_variables",
     "load_config",
 ]

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from ember.config.agents import AGENT_KIND, AgentsConfig
 from ember.config.pools import PoolConfig
+from ember.config.tracing import TracingConfig
 from ember.config.vm import VM_KIND, VMConfig
 
 __all__ = [
@@ -775,6 +776,7 @@ class EmberConfig(_Section):
     serve: ServeConfig = ServeConfig()
     database: DatabaseConfig = DatabaseConfig()
     logging: LoggingConfig = LoggingConfig()
+    tracing: TracingConfig = TracingConfig()
     embeddings: EmbeddingsConfig = EmbeddingsConfig()
     memory: MemoryConfig = MemoryConfig()
     jobs: JobsConfig = JobsConfig()

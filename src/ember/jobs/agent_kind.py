@@ -23,6 +23,9 @@ that cannot be opened fails the job (``mcp_server_failed``, ``policy_denied``,
 ``bad_request``). They are closed when the run ends, in every way (cancel included): their
 processes are gone before the artifacts are collected. A ``log`` event ``"mcp server
 ready"`` names each server and its tools.
+
+The run's spans (``invoke_agent``, its steps and tool calls: :mod:`ember.agents.loop`) are made
+by ``AgentParts.tracer``, children of the job's span.
 """
 
 from __future__ import annotations
@@ -35,9 +38,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from opentelemetry.trace import NoOpTracer, Tracer
 from pydantic import BaseModel, ConfigDict, Field
 
-from ember.agents.loop import AgentLoop
+from ember.agents.loop import DENIED, AgentLoop
 from ember.agents.memory_tool import ServiceMemorySearch
 from ember.agents.policy import AgentProfile, ProfileOverrides, narrow
 from ember.agents.profiles import SqlAgentProfiles
@@ -62,9 +66,6 @@ from ember.storage.records import AuditRecord
 __all__ = ["AgentInput", "AgentParts", "agent_kind"]
 
 _COMMAND_TOOLS = frozenset({"run_command", "run_python"})
-DENIED = frozenset({"policy_denied", "unknown_tool"})
-"""Tool-result codes that are denials (the policy refused it, or the profile does not allow
-that tool): each is an ``agent.tool_denied`` audit row."""
 
 
 class AgentInput(BaseModel):
@@ -96,11 +97,15 @@ class AgentParts:
     vm_sandbox: Callable[[], Sandbox] | None = None
     """The sandbox of profiles with ``isolation: vm`` (``None``: such runs fail
     ``sandbox_unavailable``)."""
+    tracer: Tracer = field(default_factory=NoOpTracer)
+    """Makes the runs' spans."""
+    capture_content: bool = False
+    """Whether tool arguments and results go on spans."""
 
 
 class _Persisting:
-    """The job's events, the transcript written after each step, and an audit row for
-    every tool call the policy denied."""
+    """The job's events, the transcript written after each step, and an audit row
+    (``agent.tool_denied``) for every tool call denied (:data:`~ember.agents.loop.DENIED`)."""
 
     def __init__(self, context: JobContext, save: Callable[[], None], audit: AuditLog) -> None:
         self._context = context
@@ -228,6 +233,8 @@ def agent_kind(parts: AgentParts) -> JobKind:
                 route,
                 cost=lambda completion: router.cost(completion.provider, completion.usage),
                 sources=sources,
+                tracer=parts.tracer,
+                capture_content=parts.capture_content,
             )
             try:
                 transcript = await loop.run(payload.task)

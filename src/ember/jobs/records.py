@@ -33,6 +33,9 @@ class NewJob:
     token_id: str | None = None
     """The token that submitted it (``None``: the dev bypass or the CLI); its worker checks
     the token again before the job runs."""
+    trace_parent: str | None = None
+    """The W3C ``traceparent`` of the span that submitted it (``None``: not traced); its
+    worker's spans continue that trace."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,12 @@ class JobRecord:
     finished_at: datetime | None
     workspace: str = "default"
     token_id: str | None = None
+    trace_parent: str | None = None
+
+    @property
+    def trace_id(self) -> str | None:
+        """The id of the trace the job belongs to (``None``: not traced)."""
+        return self.trace_parent.split("-")[1] if self.trace_parent else None
 
     @property
     def finished(self) -> bool:

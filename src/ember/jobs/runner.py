@@ -19,6 +19,11 @@ is updated first and the events published after, so a client that sees the final
 event can read the result. :class:`EventsLost` (the event hub is gone, as when the cluster
 shuts down) is not the job's failure: the runner records nothing and stops renewing, so the
 lease runs out and the job is queued again (``worker_lost``).
+
+Each attempt is one span of ``tracer``, ``job {kind}`` (kind consumer), in the trace of the
+request that submitted the job (``traceparent`` on its row), with ``ember.job.id``,
+``ember.job.kind`` and ``ember.job.attempt``; the handler's spans are its children. While it
+runs, the job's request id is the one in logs and spans.
 """
 
 from __future__ import annotations
@@ -28,12 +33,16 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry.trace import NoOpTracer, SpanKind, Tracer
+
 from ember.errors import EmberError, JobTimedOut
 from ember.jobs.context import JobContext
 from ember.jobs.kinds import JobKind, KindRegistry
 from ember.jobs.protocol import Authority, JobRepository, Publish, PublishMany
 from ember.jobs.records import JobRecord
 from ember.jobs.states import JobState
+from ember.observability import REQUEST_ID
+from ember.observability.tracing import extract, span
 
 __all__ = ["EventsLost", "JobRunner"]
 
@@ -59,8 +68,10 @@ class JobRunner:
         renew_interval_s: float = 2.0,
         publish_many: PublishMany | None = None,
         authority: Authority | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self._jobs = jobs
+        self._tracer = tracer or NoOpTracer()
         self._authority = authority
         self._kinds = kinds
         self._publish = publish
@@ -94,9 +105,25 @@ class JobRunner:
         """Run ``job`` (leased to :attr:`owner`) to its end; returns the final row, or
         ``None`` when the lease was lost and someone else owns the outcome."""
         self._starting[job.id] = False
+        token = REQUEST_ID.set(job.request_id)
+        parent = extract({"traceparent": job.trace_parent} if job.trace_parent else None)
+        attributes = {"ember.job.id": job.id, "ember.job.kind": job.kind}
         try:
-            return await self._run(job)
+            with span(
+                self._tracer,
+                f"job {job.kind}",
+                kind=SpanKind.CONSUMER,
+                context=parent,
+                attributes={**attributes, "ember.job.attempt": job.attempts},
+            ) as current:
+                final = await self._run(job)
+                if final is not None and current.is_recording():
+                    current.set_attribute("ember.job.state", final.state.value)
+                    if final.error_code is not None:
+                        current.set_attribute("error.type", final.error_code)
+                return final
         finally:
+            REQUEST_ID.reset(token)
             self._starting.pop(job.id, None)
 
     async def _run(self, job: JobRecord) -> JobRecord | None:

@@ -23,6 +23,7 @@ from ember.jobs.protocol import EventStore, JobBus, JobRepository
 from ember.jobs.records import EventRecord, JobRecord, NewJob
 from ember.jobs.states import JobState
 from ember.jobs.stream import follow
+from ember.observability.tracing import carrier, trace_id
 from ember.storage.audit import AuditDraft, audited, record_failure
 from ember.storage.protocol import AuditLog
 
@@ -81,6 +82,8 @@ class JobService:
             principal, "job.create", f"job-kind:{kind}", request_id, workspace=caller.workspace
         )
 
+        parent = carrier().get("traceparent") if trace_id() is not None else None
+
         def store() -> tuple[JobRecord, bool]:
             try:
                 require_scopes(caller, kind, self.kinds.get(kind).scopes)
@@ -94,6 +97,7 @@ class JobService:
                     self._max_attempts,
                     workspace=caller.workspace,
                     token_id=caller.token_id,
+                    trace_parent=parent,
                 )
                 known = idempotency_key is not None and self._known(job)
                 if not known:

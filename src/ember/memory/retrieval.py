@@ -9,6 +9,13 @@ min-max-normalized scores (``relative``). With ``per_document`` each candidate l
 reduced to its best chunk per document, and a document found by both lists is represented by
 its best dense chunk. Optional MMR re-ranks the fused list for diversity
 using the stored chunk vectors.
+
+Each search is one span of the retriever's ``tracer``, ``retrieval {collection}``
+(``gen_ai.operation.name: retrieval``, ``gen_ai.data_source.id`` and ``ember.collection``
+both the collection, ``ember.search.mode``, ``ember.search.k``, ``ember.search.hits``), with
+children ``dense`` (embedding the query and the vector search) and ``keyword`` (parented
+explicitly, as it runs in the worker thread), each with ``ember.candidates``, and, in hybrid
+mode, ``fusion`` (``ember.search.fusion``). Neither the query nor chunk text is recorded.
 """
 
 from __future__ import annotations
@@ -20,10 +27,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from opentelemetry import context as otel_context
+from opentelemetry.context import Context
+from opentelemetry.trace import NoOpTracer, Tracer
 
 from ember.errors import ReindexRequired
 from ember.filters import Filter
 from ember.memory.indexes import IndexManager
+from ember.observability.tracing import span
 from ember.providers.protocol import Embedder
 from ember.storage.protocol import ChunkStore, CollectionRepository
 from ember.storage.records import ChunkRecord
@@ -81,7 +92,8 @@ def _normalized(hits: list[tuple[int, float]]) -> dict[int, float]:
 
 
 class Retriever:
-    """Searches one collection at a time."""
+    """Searches one collection at a time; each search is a span of ``tracer`` (none without
+    one)."""
 
     def __init__(
         self,
@@ -90,17 +102,20 @@ class Retriever:
         indexes: IndexManager,
         embedders: dict[str, Embedder],
         settings: SearchSettings | None = None,
+        *,
+        tracer: Tracer | None = None,
     ) -> None:
         self._collections = collections
         self._store = store
         self._indexes = indexes
         self._embedders = embedders
         self.settings = settings or SearchSettings()
+        self._tracer = tracer or NoOpTracer()
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ember-keyword")
 
     def with_collections(self, collections: CollectionRepository) -> Retriever:
         """This retriever over ``collections`` (another workspace's view), sharing
-        everything else."""
+        everything else (its tracer included)."""
         clone = copy.copy(self)
         clone._collections = collections
         return clone
@@ -127,24 +142,60 @@ class Retriever:
         :raises InvalidFilter: ``where`` uses a field or value the backends cannot test.
         :raises ReindexRequired: the live index's model is not one of the embedders.
         """
+        attributes = {
+            "gen_ai.operation.name": "retrieval",
+            "gen_ai.data_source.id": collection,
+            "ember.collection": collection,
+            "ember.search.mode": mode,
+            "ember.search.k": k,
+        }
+        with span(self._tracer, f"retrieval {collection}", attributes=attributes) as current:
+            hits = self._search(
+                collection,
+                query,
+                k,
+                where=where,
+                mode=mode,
+                per_document=per_document,
+                mmr_lambda=mmr_lambda,
+                settings=settings,
+            )
+            current.set_attribute("ember.search.hits", len(hits))
+            return hits
+
+    def _search(
+        self,
+        collection: str,
+        query: str,
+        k: int,
+        *,
+        where: Filter | None,
+        mode: Mode,
+        per_document: bool,
+        mmr_lambda: float | None,
+        settings: SearchSettings | None,
+    ) -> list[SearchHit]:
         chosen = settings or self.settings
         record = self._collections.get(collection)
         depth = max(chosen.candidates, k)
         keyword_search = None
         if mode != "dense":
             keyword_search = self._pool.submit(
-                self._store.keyword_search, record.id, query, depth, where
+                self._keyword, otel_context.get_current(), record.id, query, depth, where
             )
         dense: list[tuple[int, float]] = []
         model_id = None
         try:
             if mode != "keyword":
-                live = self._indexes.current(record.id)
-                if live is not None:
-                    index_record, index = live
-                    model_id = index_record.model_id
-                    vector = self._embedder(model_id, collection).embed_query(query)
-                    dense = [(hit.id, hit.score) for hit in index.search(vector, depth, where)]
+                with span(self._tracer, "dense") as current:
+                    live = self._indexes.current(record.id)
+                    if live is not None:
+                        index_record, index = live
+                        model_id = index_record.model_id
+                        vector = self._embedder(model_id, collection).embed_query(query)
+                        found = index.search(vector, depth, where)
+                        dense = [(hit.id, hit.score) for hit in found]
+                    current.set_attribute("ember.candidates", len(dense))
         except BaseException:
             if keyword_search is not None:
                 keyword_search.cancel()
@@ -179,6 +230,14 @@ class Retriever:
             if cid in chunks
         ]
 
+    def _keyword(
+        self, parent: Context, collection_id: str, query: str, depth: int, where: Filter | None
+    ) -> list[tuple[int, float]]:
+        with span(self._tracer, "keyword", context=parent) as current:
+            hits = self._store.keyword_search(collection_id, query, depth, where)
+            current.set_attribute("ember.candidates", len(hits))
+            return hits
+
     def _embedder(self, model_id: str, collection: str) -> Embedder:
         embedder = self._embedders.get(model_id)
         if embedder is None:
@@ -189,8 +248,8 @@ class Retriever:
             )
         return embedder
 
-    @staticmethod
     def _fuse(
+        self,
         dense: list[tuple[int, float]],
         keyword: list[tuple[int, float]],
         settings: SearchSettings,
@@ -202,14 +261,15 @@ class Retriever:
             return dict(keyword)
         fused: dict[int, float] = {}
         weighted = ((dense, settings.dense_weight), (keyword, settings.keyword_weight))
-        if settings.fusion == "rrf":
-            for hits, weight in weighted:
-                for rank, (cid, _) in enumerate(hits, start=1):
-                    fused[cid] = fused.get(cid, 0.0) + weight / (settings.rrf_k + rank)
-        else:
-            for hits, weight in weighted:
-                for cid, score in _normalized(hits).items():
-                    fused[cid] = fused.get(cid, 0.0) + weight * score
+        with span(self._tracer, "fusion", attributes={"ember.search.fusion": settings.fusion}):
+            if settings.fusion == "rrf":
+                for hits, weight in weighted:
+                    for rank, (cid, _) in enumerate(hits, start=1):
+                        fused[cid] = fused.get(cid, 0.0) + weight / (settings.rrf_k + rank)
+            else:
+                for hits, weight in weighted:
+                    for cid, score in _normalized(hits).items():
+                        fused[cid] = fused.get(cid, 0.0) + weight * score
         return fused
 
     def _mmr(

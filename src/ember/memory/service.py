@@ -3,15 +3,23 @@ assembled from its parts (the composition root, :mod:`ember.services`, picks the
 
 Heavy parts load lazily: the embedding model on first embed, vector indexes on first use of a
 collection.
+
+With a ``tracer``, each search is a ``retrieval {collection}`` span (see
+:mod:`ember.memory.retrieval`), and :meth:`MemoryService.context` is a ``context {collection}``
+span holding that search's span and then ``pack`` (``ember.pack.budget_tokens``,
+``ember.pack.used_tokens``, ``ember.pack.chunks``, ``ember.pack.dropped``). No query or chunk
+text is recorded.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from opentelemetry.trace import NoOpTracer, Tracer
 
 from ember.config import EmberConfig
 from ember.errors import EmberError
@@ -24,6 +32,7 @@ from ember.memory.packer import ContextPack, ContextPacker
 from ember.memory.reindex import Reindexer, ReindexProgress, ReindexReport
 from ember.memory.retrieval import Mode, Retriever, SearchHit, SearchSettings
 from ember.memory.transfer import export_collection, import_collection
+from ember.observability.tracing import span
 from ember.providers.protocol import Embedder, Tokenizer
 from ember.storage import Database, SqlChunkStore, SqlCollectionRepository
 from ember.storage.indexes import IndexRecord, SqlIndexRegistry
@@ -43,7 +52,8 @@ def _query_embedders(model: Embedder) -> dict[str, Embedder]:
 
 @dataclass
 class MemoryService:
-    """Ingest, search and context packing over one database."""
+    """Ingest, search and context packing over one database; :meth:`context` is a span of
+    ``tracer`` (give the retriever the same one for its searches)."""
 
     collections: SqlCollectionRepository
     store: SqlChunkStore
@@ -55,6 +65,8 @@ class MemoryService:
     embedder: Embedder
     max_filter_terms: int = MAX_TERMS
     """The most terms a filter may have (``memory.max_filter_terms``)."""
+    tracer: Tracer = field(default_factory=NoOpTracer, repr=False)
+    """What :meth:`context` makes its spans with (no spans by default)."""
 
     @classmethod
     def build(
@@ -64,12 +76,15 @@ class MemoryService:
         embedder: tuple[Embedder, Tokenizer],
         index_factory: IndexFactory,
         retire_index: Callable[[IndexRecord], None] | None = None,
+        *,
+        tracer: Tracer | None = None,
     ) -> MemoryService:
         """Wire the memory plane over ``embedder`` (the model and the tokenizer chunks are
         counted with) and ``index_factory`` (opens a vector index for a registry record);
         ``retire_index`` frees what served an index once it is retired (see
-        :class:`IndexManager`). :func:`ember.services.memory_plane` picks the configured
-        adapters."""
+        :class:`IndexManager`); searches and packing are spans of ``tracer`` (none without
+        one). :func:`ember.services.memory_plane` picks the configured adapters."""
+        tracer = tracer or NoOpTracer()
         model, tokenizer = embedder
         memory = config.memory
         collections = SqlCollectionRepository(database)
@@ -100,7 +115,9 @@ class MemoryService:
             dense_weight=memory.dense_weight,
             keyword_weight=memory.keyword_weight,
         )
-        retriever = Retriever(collections, store, indexes, _query_embedders(model), settings)
+        retriever = Retriever(
+            collections, store, indexes, _query_embedders(model), settings, tracer=tracer
+        )
         return cls(
             collections,
             store,
@@ -111,12 +128,13 @@ class MemoryService:
             Reindexer(collections, store, indexes),
             model,
             memory.max_filter_terms,
+            tracer,
         )
 
     def in_workspace(self, workspace: str) -> MemoryService:
-        """This plane as ``workspace`` sees it: the same indexes, store and models, and only
-        that workspace's collections (another workspace's names are not found, and free to
-        take). Cheap; close only the plane it came from."""
+        """This plane as ``workspace`` sees it: the same indexes, store, models and tracer, and
+        only that workspace's collections (another workspace's names are not found, and free
+        to take). Cheap; close only the plane it came from."""
         if workspace == self.collections.workspace:
             return self
         collections = self.collections.in_workspace(workspace)
@@ -176,8 +194,17 @@ class MemoryService:
         where: Filter | None = None,
     ) -> tuple[ContextPack, list[SearchHit]]:
         """Search, then pack the hits into ``budget`` tokens."""
-        hits = self.search(collection, query, k, where=where)
-        return self.packer.pack(hits, budget), hits
+        outer = {"ember.collection": collection}
+        with span(self.tracer, f"context {collection}", attributes=outer):
+            hits = self.search(collection, query, k, where=where)
+            with span(
+                self.tracer, "pack", attributes={"ember.pack.budget_tokens": budget}
+            ) as current:
+                pack = self.packer.pack(hits, budget)
+                current.set_attribute("ember.pack.used_tokens", pack.tokens_used)
+                current.set_attribute("ember.pack.chunks", len(pack.chunks))
+                current.set_attribute("ember.pack.dropped", len(pack.dropped))
+            return pack, hits
 
     def reindex(
         self, collection: str, progress: Callable[[ReindexProgress], None] | None = None

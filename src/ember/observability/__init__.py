@@ -1,4 +1,5 @@
-"""Observability: structured logging (metrics and tracing arrive with later layers)."""
+"""Observability: structured logs and traces (:mod:`ember.observability.tracing`,
+:mod:`ember.observability.traces`)."""
 
 from ember.observability.logs import REQUEST_ID, JsonFormatter, configure_logging
 

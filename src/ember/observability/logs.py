@@ -1,10 +1,10 @@
 """Structured logs: one JSON object per line.
 
 Every line has ``ts`` (RFC 3339, UTC), ``level``, ``service``, ``requestId`` (``null`` outside
-a request), ``logger`` and ``msg``. Fields passed through ``extra=`` are added as they are (names
-starting with ``_`` are private to the logging machinery and left out), so
-later layers add ``jobId``, ``provider``, ``model``, ``tokens``, ``latencyMs`` and ``outcome``
-without touching this module.
+a request), ``logger`` and ``msg``, and ``traceId`` inside a recorded span. Fields passed
+through ``extra=`` are added as they are (names starting with ``_`` are private to the logging
+machinery and left out), so later layers add ``jobId``, ``provider``, ``model``, ``tokens``,
+``latencyMs`` and ``outcome`` without touching this module.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
+
+from opentelemetry import trace
 
 __all__ = ["REQUEST_ID", "JsonFormatter", "configure_logging"]
 
@@ -39,9 +41,12 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "service": self._service,
             "requestId": getattr(record, "requestId", None) or REQUEST_ID.get(),
-            "logger": record.name,
-            "msg": record.getMessage(),
         }
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid and span.trace_flags.sampled:
+            entry["traceId"] = trace.format_trace_id(span.trace_id)
+        entry["logger"] = record.name
+        entry["msg"] = record.getMessage()
         for key, value in record.__dict__.items():
             if key not in _STANDARD and key not in entry and not key.startswith("_"):
                 entry[key] = value

@@ -1,6 +1,12 @@
-"""The router's attempt machinery: budgets, breakers, retries with backoff, usage rows and
-the one log line per call. :class:`~ember.providers.router.Router` and
+"""The router's attempt machinery: budgets, breakers, retries with backoff, usage rows, the
+one log line per call and its spans. :class:`~ember.providers.router.Router` and
 :class:`~ember.providers.routed_stream.RoutedStream` drive it; nothing else should.
+
+Spans (GenAI conventions): a call is one span ``{gen_ai.operation.name} {alias}`` (kind client)
+with ``gen_ai.request.model`` the name asked for; the router's decisions are its events
+(``candidate_skipped`` with the reason, ``retry`` with the error and the wait), and the answer
+sets ``gen_ai.provider.name``, ``gen_ai.response.model`` and ``gen_ai.usage.*``. Each attempt at
+a provider is a child span ``{gen_ai.operation.name} {model}`` with that provider's name.
 """
 
 from __future__ import annotations
@@ -9,9 +15,13 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+
+from opentelemetry import trace
+from opentelemetry.trace import INVALID_SPAN, NoOpTracer, Span, SpanKind, Tracer
 
 from ember.chat import Usage
 from ember.config.models import RouterConfig
@@ -26,6 +36,7 @@ from ember.errors import (
     ProviderTimeout,
     ProviderUnavailable,
 )
+from ember.observability.tracing import failed, span
 from ember.providers.breaker import CircuitBreaker
 from ember.providers.budget import Budgets
 from ember.providers.candidates import Candidate, Candidates, RouteRequest
@@ -45,6 +56,15 @@ RETRYABLE: tuple[type[ProviderError], ...] = (
 
 _FAIL_FAST = (ProviderBadRequest, ProviderAuthFailed)
 
+OPERATIONS = {
+    "chat": "chat",
+    "stream_chat": "chat",
+    "generate": "text_completion",
+    "stream_generate": "text_completion",
+    "embed": "embeddings",
+}
+"""``gen_ai.operation.name`` of each router operation."""
+
 _T = TypeVar("_T")
 
 
@@ -59,10 +79,22 @@ class Call:
     started: float = field(default_factory=time.perf_counter)
     failures: list[dict[str, Any]] = field(default_factory=list)
     last: Exception | None = None
+    span: Span = INVALID_SPAN
+    """The call's span (a non-recording one until :meth:`CandidateFailover.traced` starts it)."""
+
+    @property
+    def operation(self) -> str:
+        """``gen_ai.operation.name``."""
+        return OPERATIONS.get(self.op, self.op)
 
     def failed(self, candidate: Candidate, outcome: str, detail: str) -> None:
         failure = {"provider": candidate.provider, "model": candidate.model}
         self.failures.append({**failure, "outcome": outcome, "detail": detail})
+        self.span.add_event(
+            "candidate_skipped",
+            {"gen_ai.provider.name": candidate.provider, "gen_ai.request.model": candidate.model}
+            | {"error.type": outcome, "ember.detail": detail[:300]},
+        )
 
 
 class CandidateFailover:
@@ -85,7 +117,9 @@ class CandidateFailover:
         clock: Callable[[], float],
         sleep: Callable[[float], Awaitable[None]],
         rng: random.Random,
+        tracer: Tracer | None = None,
     ) -> None:
+        self._tracer = tracer or NoOpTracer()
         self._providers = providers
         self._candidates = candidates
         self._config = config
@@ -109,6 +143,33 @@ class CandidateFailover:
         :raises KeyError: no provider has this name.
         """
         return self._breakers[provider]
+
+    def traced(self, call: Call) -> Span:
+        """Start ``call``'s span (a child of the current one) and keep it on ``call``; the
+        caller ends it."""
+        call.span = self._tracer.start_span(
+            f"{call.operation} {call.alias}",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "gen_ai.operation.name": call.operation,
+                "gen_ai.request.model": call.alias,
+            },
+        )
+        return call.span
+
+    @contextmanager
+    def current(self, call: Call) -> Iterator[Span]:
+        """:meth:`traced`, made current for the block and ended after it (failed by an
+        exception that leaves it)."""
+        started = self.traced(call)
+        with trace.use_span(
+            started, end_on_exit=True, record_exception=False, set_status_on_exception=False
+        ):
+            try:
+                yield started
+            except BaseException as exc:
+                failed(started, exc)
+                raise
 
     async def route(
         self,
@@ -158,7 +219,19 @@ class CandidateFailover:
         raise error from call.last
 
     async def finish(self, call: Call, candidate: Candidate, usage: Usage, outcome: str) -> None:
-        """Record the usage row (a failure to is logged, never raised) and log the call."""
+        """Record the usage row (a failure to is logged, never raised), log the call and
+        put the answer on its span."""
+        answer = call.span
+        if answer.is_recording():
+            answer.set_attributes(
+                {
+                    "gen_ai.provider.name": candidate.provider,
+                    "gen_ai.response.model": candidate.model,
+                    "gen_ai.usage.input_tokens": usage.prompt_tokens,
+                    "gen_ai.usage.output_tokens": usage.completion_tokens,
+                    "ember.outcome": outcome,
+                }
+            )
         if self._budgets is not None and self._writer is not None:
             route = call.route
             entry = self._budgets.entry(
@@ -225,7 +298,19 @@ class CandidateFailover:
                     call.failed(candidate, error.code, f"{error.detail} (then the breaker opened)")
                 return None
             try:
-                result = await send(provider, candidate.model)
+                with span(
+                    self._tracer,
+                    f"{call.operation} {candidate.model}",
+                    kind=SpanKind.CLIENT,
+                    context=trace.set_span_in_context(call.span),
+                    attributes={
+                        "gen_ai.operation.name": call.operation,
+                        "gen_ai.provider.name": candidate.provider,
+                        "gen_ai.request.model": candidate.model,
+                        "ember.attempt": attempt,
+                    },
+                ):
+                    result = await send(provider, candidate.model)
             except _FAIL_FAST:
                 breaker.record_success()  # it answered: the provider is up
                 raise
@@ -240,6 +325,13 @@ class CandidateFailover:
                 delay = self._backoff(attempt, exc)
                 if delay is None:
                     break
+                retry: dict[str, str | int | float] = {
+                    "gen_ai.provider.name": candidate.provider,
+                    "ember.attempt": attempt,
+                    "error.type": exc.code,
+                    "ember.delay_s": round(delay, 3),
+                }
+                call.span.add_event("retry", retry)
                 await self._sleep(delay)
                 continue
             except BaseException:

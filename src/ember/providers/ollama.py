@@ -34,6 +34,7 @@ from ember.chat import (
     ModelInfo,
 )
 from ember.errors import ProviderBadRequest, ProviderError, ProviderUnavailable
+from ember.observability.tracing import traceparent_hook
 from ember.providers import _ollama_wire as wire
 from ember.providers._ollama_errors import OLLAMA_ERRORS, VENDOR_ERRORS, provider_error
 
@@ -82,7 +83,7 @@ class OllamaProvider:
             raise ValueError("timeouts must be > 0 and name not empty")
         settings: dict[str, Any] = {
             "timeout": httpx.Timeout(timeout_s),
-            "event_hooks": {"request": [wire.apply_call_timeout]},
+            "event_hooks": {"request": [wire.apply_call_timeout, traceparent_hook]},
         }
         if transport is not None:
             settings["transport"] = transport

@@ -5,7 +5,8 @@ Covers OpenAI itself, vLLM, the llama.cpp server, LiteLLM and Ollama's ``/v1``: 
 ``/v1/completions``, ``embed`` calls ``/v1/embeddings`` and ``list_models`` ``/v1/models``.
 Nothing here retries: the client's own retries are off by default and every ``openai``
 exception, including those raised while a stream is read, is translated with
-:func:`~ember.providers.openai_embeddings.provider_error`.
+:func:`~ember.providers.openai_embeddings.provider_error`. Every call sends the current span's
+W3C ``traceparent``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ember.chat import (
     Usage,
 )
 from ember.errors import ProviderBadRequest, ProviderError
+from ember.observability.tracing import carrier
 from ember.providers.openai_embeddings import openai_client, provider_error
 
 __all__ = ["DEFAULT_CAPABILITIES", "OpenAIProvider"]
@@ -196,7 +198,7 @@ class OpenAIProvider:
         response = await self._call(
             where,
             lambda: self._client.embeddings.create(
-                model=model, input=items, encoding_format="float"
+                model=model, input=items, encoding_format="float", **_traced()
             ),
         )
         rows: list[list[float] | None] = [None] * len(items)
@@ -274,7 +276,8 @@ class OpenAIProvider:
             "stop": list(options.stop) or None,
             "timeout": options.timeout_s,
         }
-        return {key: value for key, value in given.items() if value is not None}
+        params: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+        return params | _traced()
 
     async def _call(self, where: str, send: Callable[[], Awaitable[_T]]) -> _T:
         try:
@@ -394,3 +397,10 @@ def _completion_piece(chunk: OpenAICompletion) -> _Piece:
     if choice is None:
         return _Piece("", None, [], usage)
     return _Piece(choice.text or "", choice.finish_reason, [], usage)
+
+
+def _traced() -> dict[str, Any]:
+    """The request's ``extra_headers``: the current span's W3C ``traceparent`` (none outside
+    one), so the upstream continues ember's trace."""
+    headers = carrier()
+    return {"extra_headers": headers} if headers else {}

@@ -25,6 +25,7 @@ from ember.errors import (
     ProviderTimeout,
     ProviderUnavailable,
 )
+from ember.observability.tracing import carrier
 from ember.providers.vendor_errors import VendorErrors, translate
 
 __all__ = [
@@ -230,7 +231,10 @@ class OpenAIEmbedder:
 
     def _embed_batch(self, batch: list[str]) -> npt.NDArray[np.float32]:
         try:
-            response = self._client.embeddings.create(model=self._model, input=batch)
+            headers = carrier()
+            response = self._client.embeddings.create(
+                model=self._model, input=batch, extra_headers=headers or None
+            )
         except openai.OpenAIError as exc:
             raise provider_error(exc, self._where) from exc
         except ValueError as exc:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
 import anyio
+from opentelemetry import trace
 
 from ember.chat import Delta, GenerationOptions, Usage
 from ember.errors import ProviderError, StreamInterrupted
+from ember.observability.tracing import failed
 from ember.providers._dispatch import RETRYABLE, Call, CandidateFailover
 from ember.providers.protocol import Provider
 from ember.providers.usage import reported, usage_or_estimate
@@ -65,18 +67,28 @@ class RoutedStream:
 
     async def _run(self) -> AsyncGenerator[Delta, None]:
         failover, call = self._failover, self._call
-        (stream, first), candidate = await failover.route(
-            call, self._options.max_tokens, self._first
-        )
+        current = failover.traced(call)
+        try:
+            with trace.use_span(current, record_exception=False, set_status_on_exception=False):
+                (stream, first), candidate = await failover.route(
+                    call, self._options.max_tokens, self._first
+                )
+        except BaseException as exc:
+            failed(current, exc)
+            current.end()
+            raise
+        current.add_event("first_token")
         self.provider, self.model = candidate.provider, candidate.model
         texts: list[str] = []
         given: Usage | None = None
         outcome = "cancelled"
         delta: Delta | None = first
+        finish: str | None = None
         try:
             while delta is not None:
                 texts.append(delta.text)
                 given = delta.usage or given
+                finish = delta.finish_reason or finish
                 yield delta
                 try:
                     delta = await anext(stream, None)
@@ -90,12 +102,18 @@ class RoutedStream:
                         | {"provider": candidate.provider, "model": candidate.model},
                     ) from exc
             outcome = "ok"
+        except BaseException as exc:
+            failed(current, exc)
+            raise
         finally:
             with anyio.CancelScope(shield=True):
                 await _close(stream)
                 self.usage = usage_or_estimate(given, call.prompt_tokens, texts)
                 self.usage_estimated = not reported(given)
                 await failover.finish(call, candidate, self.usage, outcome)
+                if finish is not None and current.is_recording():
+                    current.set_attribute("gen_ai.response.finish_reasons", [finish])
+                current.end()
 
 
 async def _close(stream: AsyncIterator[Delta]) -> None:

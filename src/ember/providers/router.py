@@ -38,6 +38,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
+from opentelemetry.trace import Tracer
+
 from ember.chat import ChatMessage, Completion, GenerationOptions, Usage
 from ember.config.models import RouterConfig
 from ember.providers._dispatch import RETRYABLE, Call, CandidateFailover
@@ -78,7 +80,8 @@ class Router:
     ``budgets`` checks budgets and records usage (``None``: neither); ``usage_writer``
     writes the usage rows in batches off the call's path (``None``: each before the call
     returns). ``clock`` drives the breakers, ``sleep`` the backoff and ``rng`` its jitter;
-    tests inject all three.
+    tests inject all three. Calls are spans of ``tracer`` (see
+    :mod:`ember.providers._dispatch`).
     """
 
     def __init__(
@@ -92,6 +95,7 @@ class Router:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self._providers: Mapping[str, Provider] = MappingProxyType(dict(providers))
         self._writer = usage_writer
@@ -113,6 +117,7 @@ class Router:
             clock=clock,
             sleep=sleep,
             rng=rng or random.Random(),
+            tracer=tracer,
         )
 
     def cost(self, provider: str, usage: Usage) -> float:
@@ -204,9 +209,10 @@ class Router:
         """
         items = list(texts)
         call = Call("embed", alias, route or RouteRequest(), estimate_tokens(items))
-        vectors, candidate = await self._failover.route(call, 0, lambda p, m: p.embed(m, items))
-        usage = usage_or_estimate(None, call.prompt_tokens, ())
-        await self._failover.finish(call, candidate, usage, "ok")
+        with self._failover.current(call):
+            vectors, candidate = await self._failover.route(call, 0, lambda p, m: p.embed(m, items))
+            usage = usage_or_estimate(None, call.prompt_tokens, ())
+            await self._failover.finish(call, candidate, usage, "ok")
         return Embeddings(vectors, candidate.provider, candidate.model, usage)
 
     def stream_chat(
@@ -243,9 +249,12 @@ class Router:
         max_tokens: int | None,
         send: Callable[[Provider, str], Awaitable[Completion]],
     ) -> Completion:
-        answer, candidate = await self._failover.route(call, max_tokens, send)
-        usage = usage_or_estimate(answer.usage, call.prompt_tokens, [answer.text])
-        await self._failover.finish(call, candidate, usage, "ok")
+        with self._failover.current(call) as current:
+            answer, candidate = await self._failover.route(call, max_tokens, send)
+            usage = usage_or_estimate(answer.usage, call.prompt_tokens, [answer.text])
+            if answer.finish_reason and current.is_recording():
+                current.set_attribute("gen_ai.response.finish_reasons", [answer.finish_reason])
+            await self._failover.finish(call, candidate, usage, "ok")
         return answer if usage is answer.usage else replace(answer, usage=usage)
 
 

@@ -20,6 +20,9 @@ Each command runs as::
 bubblewrap errors before the command ran (``--json-status-fd`` reports no exit code) become
 :class:`~ember.errors.SandboxFailed`; a missing prerequisite is
 :class:`~ember.errors.SandboxUnavailable`. Ending the tree: see :mod:`ember.sandbox._process`.
+
+Spans: a one-shot run is ``sandbox run``, a session's command ``sandbox command``
+(:mod:`ember.sandbox._spans`), with ``ember.sandbox.tier: bubblewrap``.
 """
 
 from __future__ import annotations
@@ -42,7 +45,10 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from opentelemetry.trace import NoOpTracer, Tracer
+
 from ember.errors import BadRequest, SandboxFailed, SandboxUnavailable
+from ember.observability.tracing import span
 from ember.sandbox._pipes import StatusPipe
 from ember.sandbox._process import (
     Launch,
@@ -53,6 +59,7 @@ from ember.sandbox._process import (
     stderr_text,
     supervise,
 )
+from ember.sandbox._spans import command_attributes, record_result
 from ember.sandbox.binds import check_read_only_paths, check_syntax, ember_homes
 from ember.sandbox.cgroups import Cgroups, RunCgroup
 from ember.sandbox.limits import check_argv, check_limits, init_script, rlimits
@@ -149,8 +156,9 @@ class BubblewrapSandbox:
     generated ``/etc`` files, the compiled filter, launch specs) is made, removed when this
     object is collected; ``protected_paths``: paths no command's ``read_only_paths`` may be,
     lie under or contain, besides those :mod:`ember.sandbox.binds` always protects (ember's
-    home as ``$EMBER_HOME`` and ``~/.ember``, the support directory, the workspace). Nothing
-    is touched until :meth:`check` (or the first command).
+    home as ``$EMBER_HOME`` and ``~/.ember``, the support directory, the workspace);
+    ``tracer`` makes the spans of runs and session commands. Nothing is touched until
+    :meth:`check` (or the first command).
     """
 
     def __init__(
@@ -161,8 +169,10 @@ class BubblewrapSandbox:
         hostname: str = "sandbox",
         state_dir: Path | None = None,
         protected_paths: Sequence[Path] = (),
+        tracer: Tracer | None = None,
     ) -> None:
         self._bwrap_name = bwrap or "bwrap"
+        self._tracer = tracer or NoOpTracer()
         self._use_cgroups = use_cgroups
         self._hostname = hostname
         self._state_dir = state_dir
@@ -378,6 +388,21 @@ class BubblewrapSandbox:
         env: Mapping[str, str] | None = None,
         read_only_paths: Sequence[str] = (),
     ) -> CommandResult:
+        attributes = command_attributes("bubblewrap", limits.wall_s)
+        with span(self._tracer, "sandbox run", attributes=attributes) as current:
+            result = await self._run(argv, workspace, limits, stdin, env, read_only_paths)
+            record_result(current, result)
+            return result
+
+    async def _run(
+        self,
+        argv: Sequence[str],
+        workspace: Path,
+        limits: SandboxLimits,
+        stdin: bytes | None,
+        env: Mapping[str, str] | None,
+        read_only_paths: Sequence[str],
+    ) -> CommandResult:
         request = self._request(argv, workspace, limits, env, read_only_paths)
         if self._capabilities is None or not self._intact():
             await asyncio.to_thread(self.check)
@@ -435,7 +460,7 @@ class BubblewrapSandbox:
             values = rlimits(walls, address_space=not self._memory_cgroup)
             return self._launch(request, walls, executor_argv(values))
 
-        session = ExecutorSession(launch, limits, OUTER_ENV)
+        session = ExecutorSession(launch, limits, OUTER_ENV, tracer=self._tracer, tier="bubblewrap")
         try:
             await session.start()
             yield session

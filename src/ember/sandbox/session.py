@@ -22,6 +22,8 @@ What ember does around that:
   not the protocol is :class:`~ember.errors.SandboxFailed` too, and ends the sandbox.
 - **Closing** kills the executor (pid 1: the kernel ends every process of the namespace),
   waits for bubblewrap, empties and removes the cgroup (:func:`~ember.sandbox._process.end`).
+
+Each :meth:`ExecutorSession.run` is one span ``sandbox command`` (:mod:`ember.sandbox._spans`).
 """
 
 from __future__ import annotations
@@ -37,7 +39,10 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
+from opentelemetry.trace import NoOpTracer, Tracer
+
 from ember.errors import BadRequest, EmberError, SandboxFailed, SandboxUnavailable
+from ember.observability.tracing import span
 from ember.sandbox._frames import Broken, Message, encode, read_message
 from ember.sandbox._process import (
     JOIN_FAILED,
@@ -50,6 +55,7 @@ from ember.sandbox._process import (
     shielded,
     stderr_text,
 )
+from ember.sandbox._spans import command_attributes, record_result
 from ember.sandbox.limits import LIMITS_FAILED, check_argv
 from ember.sandbox.protocol import CommandResult, KillReason, SandboxLimits
 
@@ -194,7 +200,7 @@ class ExecutorSession:
     :func:`~ember.sandbox._process.end`); ``max_blob`` bounds a reply's stdout or stderr
     (default: ``limits.output_bytes``; larger where a runner asks for more, see
     :meth:`execute`); ``start_timeout_s`` is how long the executor may take to say it is
-    ready.
+    ready; ``tracer`` makes each command's span, naming ``tier`` as the sandbox's.
     """
 
     def __init__(
@@ -206,8 +212,12 @@ class ExecutorSession:
         ender: Ender = end,
         max_blob: int | None = None,
         start_timeout_s: float = START_TIMEOUT_S,
+        tracer: Tracer | None = None,
+        tier: str = "bubblewrap",
     ) -> None:
         self._new_launch = launch
+        self._tracer = tracer or NoOpTracer()
+        self._tier = tier
         self._limits = limits
         self._env = dict(env)
         self._ender = ender
@@ -240,14 +250,27 @@ class ExecutorSession:
         stdin: bytes | None = None,
         timeout_s: float | None = None,
     ) -> CommandResult:
-        items = check_argv(argv)
-        wall_s = self._limits.wall_s
-        if timeout_s is not None:
-            number = isinstance(timeout_s, int | float) and not isinstance(timeout_s, bool)
-            if not number or not math.isfinite(timeout_s) or timeout_s <= 0:
-                raise BadRequest(f"timeout_s must be a positive number, not {timeout_s!r}")
-            wall_s = min(wall_s, float(timeout_s))
-        return await self.execute(items, stdin, wall_s, self._limits.output_bytes)
+        with span(
+            self._tracer, "sandbox command", attributes=command_attributes(self._tier)
+        ) as current:
+            items = check_argv(argv)
+            wall_s = self._limits.wall_s
+            if timeout_s is not None:
+                number = isinstance(timeout_s, int | float) and not isinstance(timeout_s, bool)
+                if not number or not math.isfinite(timeout_s) or timeout_s <= 0:
+                    raise BadRequest(f"timeout_s must be a positive number, not {timeout_s!r}")
+                wall_s = min(wall_s, float(timeout_s))
+            current.set_attribute("ember.sandbox.wall_s", wall_s)
+            result = await self._run(items, stdin, wall_s)
+            record_result(current, result)
+            return result
+
+    async def _run(
+        self, argv: tuple[str, ...], stdin: bytes | None, wall_s: float
+    ) -> CommandResult:
+        """:meth:`run` a checked ``argv`` within its span (what a subclass adds to a command
+        goes here)."""
+        return await self.execute(argv, stdin, wall_s, self._limits.output_bytes)
 
     async def execute(
         self, argv: tuple[str, ...], stdin: bytes | None, wall_s: float, output_bytes: int

@@ -76,7 +76,12 @@ def create_app(context: AppContext, *, echo_request_id: bool = True) -> FastAPI:
     app.include_router(vms_router(context.vms))
     app.include_router(memory_router(context.memory, limits))
     app.include_router(
-        jobs_router(context.jobs, streams=streams, max_input_bytes=server.max_job_input_bytes)
+        jobs_router(
+            context.jobs,
+            streams=streams,
+            max_input_bytes=server.max_job_input_bytes,
+            traces=context.tracing.store,
+        )
     )
     app.include_router(
         metrics_router(
@@ -88,7 +93,11 @@ def create_app(context: AppContext, *, echo_request_id: bool = True) -> FastAPI:
     app.include_router(openai_router(context.router, context.models, streams=streams))
     app.include_router(ollama_router(context.router, context.models, streams=streams))
     install_front_door(app, server)
-    app.add_middleware(RequestContextMiddleware, echo=echo_request_id)
+    app.add_middleware(
+        RequestContextMiddleware,
+        echo=echo_request_id,
+        tracer=context.tracing.tracer("ember.serve_app"),
+    )
     document_security(app)
     document_problems(app)
     app.state.context = context

@@ -18,6 +18,7 @@ from ember.jobs.service import JobService
 from ember.memory.service import MemoryService
 from ember.models.protocol import ModelAccess, ModelDirectory
 from ember.models.records import LoadedModel
+from ember.observability.tracing import Tracing
 from ember.providers.model_listing import ModelListing
 from ember.providers.router import Router
 from ember.serve_app.readiness import Check, CheckResult, Readiness
@@ -48,6 +49,7 @@ class AppContext:
     agent_runs: SqlAgentRuns
     artifacts: SqlArtifactStore
     vms: SqlVMRecords
+    tracing: Tracing
 
 
 def build_context(
@@ -119,6 +121,7 @@ def build_context(
         agent_runs=services.agent_runs,
         artifacts=services.artifacts,
         vms=services.vm_records,
+        tracing=services.tracing,
     )
 
 

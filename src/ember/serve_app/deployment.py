@@ -95,7 +95,7 @@ def build_application(config: EmberConfig) -> Application:
 
     def app_builder() -> FastAPI:
         configure_logging("ember-api", config.logging.level, config.logging.format)
-        context = build_context(config, services=cluster_services(config))
+        context = build_context(config, services=cluster_services(config, service="ember-api"))
         context.readiness.add("ray", _ray_ready)
         context.readiness.add("jobs", _jobs_ready)
         app = create_app(context, echo_request_id=False)

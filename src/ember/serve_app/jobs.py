@@ -11,6 +11,8 @@ problem document as a denial response where the server supports it (``job_not_fo
 (:func:`~ember.serve_app.auth.websocket_refusal`).
 Each open stream holds one of its principal's stream slots (:mod:`ember.serve_app.streams`);
 a job's ``input`` is at most ``max_input_bytes`` of compact JSON (413 ``request_too_large``).
+``GET /jobs/{id}/trace`` is the job's trace as a span tree, from the store of recent traces
+(``traces``): the request that submitted it, every attempt and everything each did.
 """
 
 from __future__ import annotations
@@ -39,12 +41,14 @@ from ember.errors import (
     RequestTooLarge,
     ServiceUnavailable,
     TooManyStreams,
+    TraceNotFound,
     ValidationFailed,
     error_for_code,
 )
 from ember.jobs.records import EventRecord, JobRecord
 from ember.jobs.service import JobService
 from ember.jobs.states import JobState
+from ember.observability.traces import TraceStore, span_tree
 from ember.serve_app.auth import require, websocket_refusal
 from ember.serve_app.openapi import problem_responses
 from ember.serve_app.streams import HeldStreamingResponse, StreamSlots
@@ -75,6 +79,9 @@ class JobOut(BaseModel):
     state: JobState
     principal: str
     request_id: str | None
+    trace_id: str | None = Field(
+        description="The trace the job belongs to (see `GET /jobs/{id}/trace`); null: not traced."
+    )
     attempts: int
     max_attempts: int
     error_code: str | None
@@ -91,6 +98,7 @@ class JobOut(BaseModel):
             state=job.state,
             principal=job.principal,
             request_id=job.request_id,
+            trace_id=job.trace_id,
             attempts=job.attempts,
             max_attempts=job.max_attempts,
             error_code=job.error_code,
@@ -99,6 +107,35 @@ class JobOut(BaseModel):
             started_at=job.started_at,
             finished_at=job.finished_at,
         )
+
+
+class SpanOut(BaseModel):
+    """One span of a trace and the spans it started."""
+
+    trace_id: str
+    span_id: str
+    parent_id: str | None
+    name: str
+    kind: str
+    service: str = Field(description="The process that made it (`ember-api`, `ember-worker`).")
+    start_ns: int
+    end_ns: int
+    duration_ms: float
+    status: str = Field(description="`unset`, `ok` or `error`.")
+    status_detail: str | None
+    attributes: dict[str, Any]
+    events: list[dict[str, Any]]
+    children: list[SpanOut]
+
+
+class TraceOut(BaseModel):
+    """A job's trace: its spans as trees (roots first; a span whose parent is not kept is a
+    root)."""
+
+    job_id: str
+    trace_id: str
+    spans: int
+    roots: list[SpanOut]
 
 
 class JobPage(BaseModel):
@@ -155,9 +192,11 @@ def jobs_router(
     *,
     streams: StreamSlots | None = None,
     max_input_bytes: int | None = None,
+    traces: TraceStore | None = None,
 ) -> APIRouter:
     """Routes over ``service``; event streams take slots of ``streams`` (``None``: no
-    limit), inputs are held to ``max_input_bytes``."""
+    limit), inputs are held to ``max_input_bytes``, traces are read from ``traces``
+    (``None``: none are kept)."""
     router = APIRouter(prefix="/jobs", tags=["jobs"])
     slots = StreamSlots(None) if streams is None else streams
 
@@ -235,6 +274,23 @@ def jobs_router(
         if job.state is JobState.CANCELLED:
             raise JobCancelled(f"job {job.id} was cancelled")
         raise JobNotFinished(f"job {job.id} is {job.state.value}")
+
+    @router.get(
+        "/{job_id}/trace",
+        response_model=TraceOut,
+        responses=problem_responses(JobNotFound, TraceNotFound, ServiceUnavailable),
+    )
+    async def get_trace(job_id: str, principal: Reader) -> TraceOut:
+        """The job's trace as span trees: the submitting request, each attempt, and the
+        model calls, retrieval, agent steps, tools, sandbox and VM runs inside them. Spans
+        reach the store within about a second of ending."""
+        job = await service.get(job_id, principal)
+        spans = [] if traces is None or job.trace_id is None else await traces.spans(job.trace_id)
+        if not spans:
+            why = "was not traced" if job.trace_id is None else "is no longer kept"
+            raise TraceNotFound(f"the trace of job {job.id} {why}")
+        roots = [SpanOut.model_validate(root) for root in span_tree(spans)]
+        return TraceOut(job_id=job.id, trace_id=spans[0].trace_id, spans=len(spans), roots=roots)
 
     @router.post(
         "/{job_id}/cancel",

@@ -19,6 +19,11 @@ proxy in front of its own request-id middleware and replaces an invalid id by a 
 the proxy then echoes and forwards, and which the app here adopts. A cluster ember joins (or a
 Serve config file) gets the gate only where that variable was set when its nodes started.
 
+Each request is one span (kind server) of ``tracer``: named ``{method} {route template}``
+(``WS`` for WebSockets), a child of the client's W3C ``traceparent`` when it sends a valid
+one, with ``http.request.method``, ``http.route``, ``url.path`` and
+``http.response.status_code``; a 5xx marks it failed. Everything the app does runs inside it.
+
 A client that goes away (Starlette's ``ClientDisconnect``, ``WebSocketDisconnect``, anyio's
 ``ClosedResourceError`` and ``BrokenResourceError``, a cancelled request) is normal: a DEBUG
 line, and ``disconnected: true`` on the access line; cancellation is re-raised. Any other
@@ -37,6 +42,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from anyio import BrokenResourceError, ClosedResourceError
+from opentelemetry import trace
+from opentelemetry.trace import NoOpTracer, SpanKind, Status, StatusCode, Tracer
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -44,6 +51,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from ember.errors import EmberError
 from ember.observability import REQUEST_ID
+from ember.observability.tracing import extract
 from ember.serve_app.problems import PROBLEM_JSON, problem_bytes
 
 __all__ = [
@@ -125,9 +133,10 @@ def proxy_middlewares() -> list[Middleware]:
 class RequestContextMiddleware:
     """Wraps an ASGI app; see the module docstring for the contract."""
 
-    def __init__(self, app: ASGIApp, echo: bool = True) -> None:
+    def __init__(self, app: ASGIApp, echo: bool = True, tracer: Tracer | None = None) -> None:
         self.app = app
         self.echo = echo
+        self.tracer = tracer or NoOpTracer()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -144,6 +153,15 @@ class RequestContextMiddleware:
         status = 0
         disconnected = False
         started = time.perf_counter()
+        method = scope.get("method", "WS")
+        span = self.tracer.start_span(
+            method,
+            context=extract(_trace_headers(scope)),
+            kind=SpanKind.SERVER,
+            attributes={"http.request.method": method, "url.path": scope.get("path", "")},
+        )
+        attached = trace.use_span(span, end_on_exit=False)
+        attached.__enter__()
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -193,4 +211,34 @@ class RequestContextMiddleware:
             if disconnected:
                 extra["disconnected"] = True
             log.info("%s %s %s", extra["method"], extra["path"], status, extra=extra)
+            _finish(span, scope, method, status, disconnected)
+            attached.__exit__(None, None, None)
             REQUEST_ID.reset(token)
+
+
+_TRACE_HEADERS = (b"traceparent", b"tracestate")
+
+
+def _trace_headers(scope: Scope) -> dict[str, str] | None:
+    found = {
+        name.decode(): value.decode("latin-1")
+        for name, value in scope.get("headers", ())
+        if name in _TRACE_HEADERS
+    }
+    return found or None
+
+
+def _finish(span: Any, scope: Scope, method: str, status: int, disconnected: bool) -> None:
+    if span.is_recording():
+        route = getattr(scope.get("route"), "path", None)
+        if route:
+            span.update_name(f"{method} {route}")
+            span.set_attribute("http.route", route)
+        if status:
+            span.set_attribute("http.response.status_code", status)
+        if disconnected:
+            span.set_attribute("ember.disconnected", True)
+        if status >= 500 or (status == 0 and not disconnected):
+            span.set_attribute("error.type", str(status) if status else "no_response")
+            span.set_status(Status(StatusCode.ERROR))
+    span.end()

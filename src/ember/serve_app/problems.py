@@ -1,7 +1,8 @@
 """RFC 9457 problem+json rendering of ember's errors.
 
 Every error a client sees has ``type``, ``title``, ``status``, ``detail``, ``code`` and
-``request_id``; validation failures add ``errors``, a list of ``{path, message, type}``.
+``request_id``, and ``trace_id`` when the request is traced; validation failures add
+``errors``, a list of ``{path, message, type}``.
 The error's ``headers`` (``WWW-Authenticate``, ``Retry-After``, ``Allow``) go with the response.
 An event the job bus could not publish (:class:`~ember.jobs.runner.EventsLost`: the event hub
 is gone or restarting) is answered ``service_unavailable``.
@@ -27,6 +28,7 @@ from ember.errors import (
 )
 from ember.jobs.runner import EventsLost
 from ember.observability import REQUEST_ID
+from ember.observability.tracing import trace_id
 
 __all__ = ["PROBLEM_JSON", "install_problem_handlers", "problem_body", "problem_response"]
 
@@ -43,6 +45,9 @@ def problem_body(error: EmberError, instance: str | None = None) -> dict[str, An
         "code": error.code,
         "request_id": REQUEST_ID.get(),
     }
+    traced = trace_id()
+    if traced is not None:
+        body["trace_id"] = traced
     if instance is not None:
         body["instance"] = instance
     if error.errors:

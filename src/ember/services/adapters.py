@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from opentelemetry.trace import Tracer
+
 from ember.config import EmberConfig
 from ember.errors import ConfigError, VMUnavailable
 from ember.memory.indexes import IndexFactory
@@ -130,13 +132,17 @@ def memory_plane(
     embedder: tuple[Embedder, Tokenizer] | None = None,
     index_factory: IndexFactory | None = None,
     retire_index: Callable[[IndexRecord], None] | None = None,
+    *,
+    tracer: Tracer | None = None,
 ) -> MemoryService:
     """The memory plane over ``database``: ``embedder`` and ``index_factory`` default to the
-    configured ones (tests inject their own; on Ray, an embedding pool and shard actors)."""
+    configured ones (tests inject their own; on Ray, an embedding pool and shard actors);
+    searches and context packing are spans of ``tracer`` (none without one)."""
     return MemoryService.build(
         config,
         database,
         embedder or build_embedder(config),
         index_factory or build_index_factory(config),
         retire_index,
+        tracer=tracer,
     )

@@ -7,6 +7,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from opentelemetry.trace import Tracer
+
 from ember.config import EmberConfig
 from ember.models.catalog import SqlModelCatalog
 from ember.models.protocol import ModelAccess
@@ -34,10 +36,11 @@ def build_router(
     embedder: Callable[[], Embedder] | None = None,
     registry: ProviderRegistry | None = None,
     load_hint: LoadHint | None = None,
+    tracer: Tracer | None = None,
 ) -> Router:
     """The router over every configured provider (built-in kinds and installed plug-ins),
     with budgets and usage rows in ``database`` (written in batches, off the call's path);
-    ``load_hint`` orders equal candidates.
+    ``load_hint`` orders equal candidates; calls are spans of ``tracer``.
 
     :raises ConfigError: a provider's kind is unknown or its adapter cannot be built.
     """
@@ -50,6 +53,7 @@ def build_router(
         budgets=Budgets(config.providers, usage),
         usage_writer=UsageWriter(usage),
         load_hint=load_hint,
+        tracer=tracer,
     )
 
 

@@ -13,6 +13,7 @@ part          default (one process)             on a Ray cluster
 ``memory``    :func:`memory_plane`               shard actors, an embedding pool
 ``bus``       none (give one to submit jobs)     ``RayJobBus`` (EventHub, JobDispatcher)
 ``bulk``      none (path ingests run in place)   ``ClusterPipelines`` (Ray Data)
+``tracing``   recent traces in this process      recent traces in the EventHub actor
 ============  ================================  =========================================
 
 Heavy parts are built on first use, once, thread-safely: the memory plane (and its embedding
@@ -24,7 +25,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TypeVar, cast
+from typing import Protocol, TypeVar, cast
+
+from opentelemetry.trace import Tracer
 
 from ember.agents.profiles import SqlAgentProfiles
 from ember.agents.runs import SqlAgentRuns
@@ -48,6 +51,8 @@ from ember.models.catalog import SqlModelCatalog
 from ember.models.load_hint import ResidencyHint
 from ember.models.local import LocalModels
 from ember.models.protocol import ModelAccess
+from ember.observability.traces import RecentTraces
+from ember.observability.tracing import Tracing
 from ember.providers.registry import ProviderRegistry
 from ember.providers.router import Router
 from ember.sandbox.bubblewrap import BubblewrapSandbox
@@ -60,12 +65,19 @@ from ember.vm.lifecycle import SqlVMRecords
 from ember.vm.runner import VMRunner
 from ember.vm.sandbox import VMSandbox
 
-__all__ = ["MemoryBuilder", "ModelsFactory", "Services"]
+__all__ = ["MemoryBuilder", "ModelsFactory", "Services", "local_tracing"]
 
 T = TypeVar("T")
 
-MemoryBuilder = Callable[[EmberConfig, Database], MemoryService]
-"""Builds the memory plane over a database (:func:`memory_plane` by default)."""
+
+class MemoryBuilder(Protocol):
+    """Builds the memory plane over a database, its spans made by ``tracer``
+    (:func:`memory_plane` by default)."""
+
+    def __call__(
+        self, config: EmberConfig, database: Database, *, tracer: Tracer | None = None
+    ) -> MemoryService: ...
+
 
 ModelsFactory = Callable[[], ModelAccess]
 """Reaches the hosted models; called once, on first use."""
@@ -88,9 +100,11 @@ class Services:
         bus: JobBus | None = None,
         bulk: BulkRunner | None = None,
         providers: ProviderRegistry | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.config = config
         self.database = database
+        self.tracing = tracing or local_tracing(config)
         self.bus = bus
         self.bulk = bulk
         self.hosted = frozenset(hosted_providers(config))
@@ -121,6 +135,7 @@ class Services:
         bus: JobBus | None = None,
         bulk: BulkRunner | None = None,
         providers: ProviderRegistry | None = None,
+        tracing: Tracing | None = None,
     ) -> Services:
         """The services for ``config`` over ``database`` (default: the configured one).
 
@@ -128,7 +143,7 @@ class Services:
         builds the memory plane or is the one to use, ``bus`` is the live job system the API
         submits to, ``bulk`` runs path ingests and reindexes on the cluster's pipelines, and
         ``providers`` finds provider adapters (default: the built-in kinds and the installed
-        plug-ins).
+        plug-ins). ``tracing`` makes this process's spans (default: :func:`local_tracing`).
         """
         return cls(
             config,
@@ -138,6 +153,7 @@ class Services:
             bus=bus,
             bulk=bulk,
             providers=providers,
+            tracing=tracing,
         )
 
     def _once(self, name: str, make: Callable[[], T], kind: type[T]) -> T:
@@ -154,9 +170,10 @@ class Services:
 
         def make() -> MemoryService:
             builder = self._memory
+            tracer = self.tracing.tracer("ember.memory")
             if builder is None or isinstance(builder, MemoryService):
-                return memory_plane(self.config, self.database)
-            return builder(self.config, self.database)
+                return memory_plane(self.config, self.database, tracer=tracer)
+            return builder(self.config, self.database, tracer=tracer)
 
         return self._once("memory", make, MemoryService)
 
@@ -166,7 +183,10 @@ class Services:
 
         def make() -> BubblewrapSandbox:
             config = self.config
-            return BubblewrapSandbox(protected_paths=[config.home_dir, config.agents_work_dir])
+            return BubblewrapSandbox(
+                protected_paths=[config.home_dir, config.agents_work_dir],
+                tracer=self.tracing.tracer("ember.sandbox"),
+            )
 
         return self._once("sandbox", make, BubblewrapSandbox)
 
@@ -195,6 +215,7 @@ class Services:
                 known_accel=runner.known_accel,
                 disk_mib=config.vm.disk_mib,
                 protected_paths=[config.home_dir, config.agents_work_dir],
+                tracer=self.tracing.tracer("ember.sandbox"),
             )
 
         return self._once("vm_sandbox", make, VMSandbox)
@@ -221,6 +242,7 @@ class Services:
                 records=self.vm_records,
                 accel=config.vm.accel,
                 console_bytes=config.vm.console_bytes,
+                tracer=self.tracing.tracer("ember.vm"),
             )
 
         return self._once("vm_runner", make, VMRunner)
@@ -255,6 +277,7 @@ class Services:
                 embedder=lambda: self.memory.embedder,
                 registry=self._providers,
                 load_hint=hint,
+                tracer=self.tracing.tracer("ember.providers"),
             )
 
         return self._once("router", make, Router)
@@ -325,6 +348,8 @@ class Services:
                 settings.max_artifact_bytes,
                 settings.max_artifact_file_bytes,
             ),
+            tracer=self.tracing.tracer("ember.agents"),
+            capture_content=self.tracing.capture_content,
         )
 
     def _vm_parts(self) -> VMParts:
@@ -370,9 +395,18 @@ class Services:
         )
 
     def close(self) -> None:
-        """Close the memory plane if it was built, then the database engine."""
+        """Close the memory plane if it was built, then the database engine; send the
+        spans still pending and stop tracing."""
         with self._lock:
             memory = self._built.get("memory")
         if isinstance(memory, MemoryService):
             memory.close()
         self.database.dispose()
+        self.tracing.shutdown()
+
+
+def local_tracing(config: EmberConfig, service: str = "ember") -> Tracing:
+    """Tracing as ``config.tracing`` says, into a store of recent traces in this process."""
+    settings = config.tracing
+    store = RecentTraces(settings.recent_traces, settings.spans_per_trace)
+    return Tracing(settings, service, store=store)

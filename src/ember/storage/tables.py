@@ -126,6 +126,8 @@ class Job(Base):
     workspace: Mapped[str] = _workspace()
     token_id: Mapped[str | None] = mapped_column(String(32))
     request_id: Mapped[str | None] = mapped_column(String(128))
+    trace_id: Mapped[str | None] = mapped_column(String(32))
+    trace_parent: Mapped[str | None] = mapped_column(String(55))
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     input_hash: Mapped[str | None] = mapped_column(String(64))
     input: Mapped[dict[str, Any]] = mapped_column(default=dict)

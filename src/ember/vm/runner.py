@@ -11,6 +11,11 @@ Teardown happens on every path (success, failure, timeout, cancel): the domain i
 and its directory removed before :meth:`VMRunner.run` returns or raises. The workspace gets
 the disk's files back only when the guest reported the command's end (it unmounted the disk
 first); a VM killed at its wall clock or cancelled leaves the workspace as it was.
+
+Each :meth:`VMRunner.run` is one span ``vm run`` with the VM's shape (``ember.vm.vcpus``,
+``ember.vm.memory_mib``, ``ember.vm.disk_mib``, ``ember.vm.timeout_s``), its
+``ember.vm.accel`` and ``ember.vm.id``, and how it ended (``ember.vm.exit_code``,
+``ember.vm.boot_s``; a timeout or failure is the span's error).
 """
 
 from __future__ import annotations
@@ -31,8 +36,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from opentelemetry.trace import NoOpTracer, Span, Tracer
+
 from ember.config.vm import QEMU_OVERHEAD_MIB
 from ember.errors import BadRequest, EmberError, VMFailed, VMTimeout, VMUnavailable
+from ember.observability.tracing import span
 from ember.vm.disk import make_disk, read_back, replace_contents
 from ember.vm.image import GuestImage
 from ember.vm.lifecycle import SqlVMRecords, VMState
@@ -92,7 +100,8 @@ class VMResult:
 
 
 class VMRunner:
-    """Runs commands in throwaway VMs of one guest image, on this node."""
+    """Runs commands in throwaway VMs of one guest image, on this node; ``tracer`` makes
+    the span of each run."""
 
     def __init__(
         self,
@@ -107,8 +116,10 @@ class VMRunner:
         probe_timeout_s: float = 10.0,
         poll_s: float = 0.02,
         free_memory_mib: Callable[[], int] | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self._hypervisor = hypervisor
+        self._tracer = tracer or NoOpTracer()
         self._image = image
         self._root = work_root
         self._records = records
@@ -223,6 +234,34 @@ class VMRunner:
         :raises VMFailed: the VM could not be made or booted, or its guest ended without
             reporting (the last console lines are in ``detail``).
         """
+        attributes = {
+            "ember.vm.vcpus": limits.vcpus,
+            "ember.vm.memory_mib": limits.memory_mib,
+            "ember.vm.disk_mib": limits.disk_mib,
+            "ember.vm.timeout_s": limits.timeout_s,
+        }
+        with span(self._tracer, "vm run", attributes=attributes) as current:
+            result = await self._run(
+                current, argv, workspace, limits, env, stdin, job_id, owner, on_log, guest, accel
+            )
+            current.set_attribute("ember.vm.exit_code", result.exit_code)
+            current.set_attribute("ember.vm.boot_s", result.boot_s)
+            return result
+
+    async def _run(
+        self,
+        current: Span,
+        argv: Sequence[str],
+        workspace: Path,
+        limits: VMLimits,
+        env: Mapping[str, str] | None,
+        stdin: bytes | None,
+        job_id: str | None,
+        owner: str | None,
+        on_log: LogSink | None,
+        guest: GuestLimits | None,
+        accel: Accel | None,
+    ) -> VMResult:
         _check(limits, workspace)
         needed = limits.memory_mib + QEMU_OVERHEAD_MIB
         available = self._free_memory_mib()
@@ -232,12 +271,14 @@ class VMRunner:
                 extra={"available_mib": available, "needed_mib": needed},
             )
         accel = accel or await self.accel()
+        current.set_attribute("ember.vm.accel", accel)
         guest = guest or GuestLimits(output_bytes=limits.output_bytes)
         image = self._image()
         request = request_archive(
             argv, env=env, stdin=stdin, limits=guest, root_disk=image.root is not None
         )
         vm_id = uuid.uuid4().hex[:16]
+        current.set_attribute("ember.vm.id", vm_id)
         vm = _VM(self, vm_id, accel, limits, on_log)
         self._active.add(vm_id)
         try:

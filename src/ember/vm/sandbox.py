@@ -24,6 +24,10 @@ What differs from bubblewrap: ``memory_bytes`` is an address-space rlimit per pr
 a VM of ``memory_bytes`` plus :data:`GUEST_OVERHEAD_MIB`, so an out-of-memory kill reads as
 ``SIGKILL``, not ``killed="memory"``; ``cpus`` is rounded up to whole vCPUs; every sandbox
 boots a VM first (seconds under TCG).
+
+Spans (``ember.sandbox.tier: vm``): opening a session is ``vm sandbox open`` (its boot, with
+``ember.vm.vcpus``, ``ember.vm.memory_mib`` and ``ember.vm.accel``), each command ``sandbox
+command`` (the workspace copies included), a one-shot run ``sandbox run`` around both.
 """
 
 from __future__ import annotations
@@ -47,9 +51,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from opentelemetry.trace import NoOpTracer, Tracer
+
 from ember.errors import BadRequest, EmberError, SandboxFailed, SandboxUnavailable
+from ember.observability.tracing import span
 from ember.sandbox._pipes import StatusPipe
 from ember.sandbox._process import Launch, shielded
+from ember.sandbox._spans import command_attributes, record_result
 from ember.sandbox.binds import check_read_only_paths, ember_homes
 from ember.sandbox.bubblewrap import Request, check_request
 from ember.sandbox.limits import rlimits
@@ -78,13 +86,21 @@ SYNC_WALL_S = 120.0
 STOP_WAIT_S = 20.0
 BRIDGE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
 """The bridge's own environment: nothing of ember's (the guest gets only the request's)."""
-_PULL = (
+_GRACE = (
+    "import resource\n"
+    "_, hard = resource.getrlimit(resource.RLIMIT_CPU)\n"
+    "resource.setrlimit(resource.RLIMIT_CPU, (hard, hard))\n"
+)
+"""The copy helpers start by raising their soft CPU limit to the hard one (the command's
+``cpu_s`` and its grace): a session with a small ``cpu_s`` still copies its workspace, as a
+loaded TCG guest counts wall time it spent descheduled as CPU time."""
+_PULL = _GRACE + (
     "import os, sys, tarfile\n"
     "with tarfile.open(fileobj=sys.stdout.buffer, mode='w|') as tar:\n"
     "    for name in sorted(os.listdir('.')):\n"
     "        tar.add(name)\n"
 )
-_PUSH = (
+_PUSH = _GRACE + (
     "import os, shutil, sys, tarfile\n"
     "for name in os.listdir('.'):\n"
     "    if os.path.isdir(name) and not os.path.islink(name): shutil.rmtree(name)\n"
@@ -182,6 +198,7 @@ class VMSession(ExecutorSession):
         workspace: Path,
         disk_bytes: int,
         start_timeout_s: float,
+        tracer: Tracer | None = None,
     ) -> None:
         super().__init__(
             launch,
@@ -190,6 +207,8 @@ class VMSession(ExecutorSession):
             ender=_end_bridge,
             max_blob=disk_bytes,
             start_timeout_s=start_timeout_s,
+            tracer=tracer,
+            tier="vm",
         )
         self._workspace = workspace
         self._disk_bytes = disk_bytes
@@ -203,16 +222,12 @@ class VMSession(ExecutorSession):
         """The launch is making a VM from the workspace as it is now."""
         self._booted_with = _fingerprint(self._workspace)
 
-    async def run(
-        self,
-        argv: Sequence[str],
-        *,
-        stdin: bytes | None = None,
-        timeout_s: float | None = None,
+    async def _run(
+        self, argv: tuple[str, ...], stdin: bytes | None, wall_s: float
     ) -> CommandResult:
         async with self._turn:
             await self._push()
-            result = await super().run(argv, stdin=stdin, timeout_s=timeout_s)
+            result = await super()._run(argv, stdin, wall_s)
             await self._pull()
             return result
 
@@ -254,7 +269,8 @@ class VMSandbox:
     VM's directory (``sbx-*``); ``name_prefix`` starts every VM's name; ``disk_mib`` is the
     smallest workspace disk (a larger workspace gets room for itself plus a quarter);
     ``protected_paths`` are paths no ``read_only_paths`` may be, lie under or contain, besides
-    ember's homes, the work root, the image and the workspace.
+    ember's homes, the work root, the image and the workspace; ``tracer`` makes the spans of
+    runs, session opens and commands.
     """
 
     def __init__(
@@ -271,8 +287,10 @@ class VMSandbox:
         disk_mib: int = 64,
         boot_timeout_s: float = 60.0,
         protected_paths: Sequence[Path] = (),
+        tracer: Tracer | None = None,
     ) -> None:
         self._hypervisor = hypervisor
+        self._tracer = tracer or NoOpTracer()
         self._image = image
         self._uri = uri
         self._image_dir = image_dir
@@ -379,7 +397,7 @@ class VMSandbox:
         wall_s: float | None,
         write_back: bool,
     ) -> dict[str, object]:
-        memory_mib = math.ceil(limits.memory_bytes / (1024 * 1024)) + GUEST_OVERHEAD_MIB
+        vcpus, memory_mib = _shape(limits)
         values = rlimits(limits, address_space=True) if command_rlimits else []
         return {
             "uri": self._uri,
@@ -387,7 +405,7 @@ class VMSandbox:
             "work_root": str(self._root),
             "name_prefix": self._prefix,
             "accel": accel,
-            "vcpus": max(1, math.ceil(limits.cpus)),
+            "vcpus": vcpus,
             "memory_mib": memory_mib,
             "disk_mib": self._disk_mib(request.workspace),
             "workspace": str(request.workspace),
@@ -426,11 +444,15 @@ class VMSandbox:
         env: Mapping[str, str] | None = None,
         read_only_paths: Sequence[str] = (),
     ) -> CommandResult:
-        self._request(argv, workspace, limits, env, read_only_paths)
-        async with self.session(
-            workspace, limits, env=env, read_only_paths=read_only_paths
-        ) as session:
-            return await session.run(argv, stdin=stdin)
+        attributes = command_attributes("vm", limits.wall_s)
+        with span(self._tracer, "sandbox run", attributes=attributes) as current:
+            self._request(argv, workspace, limits, env, read_only_paths)
+            async with self.session(
+                workspace, limits, env=env, read_only_paths=read_only_paths
+            ) as session:
+                result = await session.run(argv, stdin=stdin)
+            record_result(current, result)
+            return result
 
     @contextlib.asynccontextmanager
     async def session(
@@ -460,10 +482,25 @@ class VMSandbox:
             return Launch(list(self._bridge_argv(config)), (), StatusPipe(), None)
 
         session = VMSession(
-            launch, limits, request.workspace, disk_bytes, self._boot_timeout_s + 30.0
+            launch,
+            limits,
+            request.workspace,
+            disk_bytes,
+            self._boot_timeout_s + 30.0,
+            tracer=self._tracer,
         )
+        vcpus, memory_mib = _shape(walls)
+        attributes = {
+            **command_attributes("vm"),
+            "ember.vm.vcpus": vcpus,
+            "ember.vm.memory_mib": memory_mib,
+        }
         try:
-            await session.start()
+            with span(self._tracer, "vm sandbox open", attributes=attributes) as opened:
+                await session.start()
+                accel = self._known_accel()
+                if accel is not None:
+                    opened.set_attribute("ember.vm.accel", accel)
             yield session
         finally:
             await shielded(session.close())
@@ -498,6 +535,12 @@ class VMSandbox:
             with contextlib.suppress(OSError):
                 found += _listing(entry.name, entry / "ps.sock", timeout_s)
         return found
+
+
+def _shape(limits: SandboxLimits) -> tuple[int, int]:
+    """The vCPUs and MiB of memory of a sandbox VM for ``limits``."""
+    memory_mib = math.ceil(limits.memory_bytes / (1024 * 1024)) + GUEST_OVERHEAD_MIB
+    return max(1, math.ceil(limits.cpus)), memory_mib
 
 
 def _listing(vm: str, path: Path, timeout_s: float) -> list[GuestProcess]:

@@ -21,6 +21,7 @@ def test_join_existing_cluster_then_leave_it_running(tmp_path: Path) -> None:
             info = ember.info
             assert not info.started_here
             assert info.dashboard_url is None or info.dashboard_url.startswith("http://")
+            assert info.log_dir == str(Path(cluster.head_node.get_session_dir_path(), "logs"))
             assert httpx.get(f"{ember.url}/ready").status_code == 200
 
         ray.init(address=cluster.address)

@@ -308,6 +308,8 @@ def _assert_one_trace_across_processes(url: str, job: dict[str, object]) -> None
     assert server["kind"] == "server" and server["parent_id"] == client["span_id"]
     assert server["name"] == "text_completion gemma3-270m", "a plain-prompt model completes"
     assert server["service"] == "ember-model-host"
+    request_ids = {s["attributes"].get("ember.request_id") for s in flat}
+    assert request_ids == {job["request_id"]}, "every span, the model host's too"
     assert server["attributes"]["gen_ai.provider.name"] == "llama.cpp"
     assert server["attributes"]["gen_ai.usage.output_tokens"] > 0
 

@@ -18,14 +18,20 @@ from tests.support.cluster import ember_config, running_ember
 
 pytestmark = pytest.mark.slow
 
+LOG_DIRS: list[str] = []
+"""The Ray log folder of the module's cluster (not ``session_latest``: another cluster on the
+machine may have moved that link)."""
+
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, EmberConfig]]:
     home = tmp_path_factory.mktemp("home")
     config = ember_config(home, EMBER_RAY_NUM_CPUS="2", EMBER_RAY_DASHBOARD="false")
     with running_ember(config) as ember:
-        assert ember.info.started_here
+        assert ember.info.started_here and ember.info.log_dir
+        LOG_DIRS.append(ember.info.log_dir)
         yield ember.url, config
+        LOG_DIRS.remove(ember.info.log_dir)
 
 
 def test_health_and_ready(served: tuple[str, EmberConfig]) -> None:
@@ -57,7 +63,7 @@ def test_request_id_end_to_end(served: tuple[str, EmberConfig]) -> None:
     body = response.json()
     assert body["request_id"] == request_id
     assert body["errors"][0]["path"] == "body.name"
-    assert _log_line_with(request_id)["status"] == 422
+    assert _log_line_with(request_id, LOG_DIRS[0])["status"] == 422
 
 
 def test_request_id_is_generated_when_absent(served: tuple[str, EmberConfig]) -> None:
@@ -79,11 +85,11 @@ def test_collections_persist_in_the_database(served: tuple[str, EmberConfig]) ->
     database.dispose()
 
 
-def _log_line_with(request_id: str, timeout_s: float = 15.0) -> dict:
+def _log_line_with(request_id: str, log_dir: str, timeout_s: float = 15.0) -> dict:
     """The JSON access-log line a replica wrote for ``request_id`` (Ray's log files)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        for path in glob.glob("/tmp/ray/session_latest/logs/*.err"):
+        for path in glob.glob(f"{log_dir}/*.err"):
             for line in Path(path).read_text(errors="replace").splitlines():
                 if request_id in line and line.lstrip().startswith("{"):
                     entry = json.loads(line[line.index("{") :])

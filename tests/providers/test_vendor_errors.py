@@ -217,3 +217,31 @@ def test_every_vendor_exception_is_mapped(walk: Walk, vendor: type[BaseException
         f"{vendor.__module__}.{vendor.__qualname__} needs an entry in the table "
         "(or a reason in the walk's not_reached)"
     )
+
+
+# --- the log line -----------------------------------------------------------------------------
+
+
+class _Request:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+
+@pytest.mark.parametrize(
+    ("url", "logged"),
+    [
+        ("http://user:s3cret@127.0.0.1:8080/v1/chat?key=s3cret", "http://127.0.0.1:8080/v1/chat"),
+        ("https://api.example.test/v1/models", "https://api.example.test/v1/models"),
+        ("http://[::1]:9/v1?api-key=s3cret", "http://[::1]:9/v1"),
+    ],
+)
+def test_the_logged_url_carries_no_credentials_or_query(
+    url: str, logged: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    exc = VendorError("boom")
+    exc.request = _Request(url)  # type: ignore[attr-defined]
+    with caplog.at_level("WARNING", logger="ember.providers"):
+        translate(exc, "call", TABLE)
+    (record,) = caplog.records
+    assert record.url == logged  # type: ignore[attr-defined]
+    assert "s3cret" not in caplog.text

@@ -1,9 +1,10 @@
 """The ModelHost actor, a shell over :class:`ember.models.host.ModelHost`, and the handle the
 registry and providers use to call it.
 
-Every call carries the caller's W3C trace context (``trace``); with tracing configured the
-actor makes one span per call in that trace, ``{gen_ai.operation.name} {model}`` (kind
-server, ``gen_ai.provider.name: llama.cpp``), sent to the cluster's store of recent traces.
+Every call carries the caller's W3C trace context and request id (``trace``); with tracing
+configured the actor makes one span per call in that trace, with that request id:
+``{gen_ai.operation.name} {model}`` (kind server, ``gen_ai.provider.name: llama.cpp``), sent
+to the cluster's store of recent traces.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ember.errors import EmberError, ProviderUnavailable
 from ember.models.coalesce import coalesce
 from ember.models.host import ModelHost
 from ember.models.records import ModelRecord
+from ember.observability import REQUEST_ID
 from ember.observability.tracing import Tracing, carrier, extract, failed, span
 
 __all__ = ["ModelHostActor", "RayHostHandle"]
@@ -98,17 +100,19 @@ class ModelHostActor:
         finally:
             current.end()
 
-    def _attributes(self, operation: str) -> dict[str, str]:
-        return {
+    def _attributes(self, operation: str, trace: dict[str, str] | None) -> dict[str, str]:
+        found = {
             "gen_ai.operation.name": operation,
             "gen_ai.provider.name": "llama.cpp",
             "gen_ai.request.model": self._model,
         }
+        request_id = (trace or {}).get(_REQUEST_KEY)
+        return found | {"ember.request_id": request_id} if request_id else found
 
     def _span(self, operation: str, trace: dict[str, str] | None) -> Any:
         """A current span for a whole call."""
         name = f"{operation} {self._model}"
-        attributes = self._attributes(operation)
+        attributes = self._attributes(operation, trace)
         return span(
             self._tracer, name, kind=SpanKind.SERVER, context=extract(trace), attributes=attributes
         )
@@ -120,7 +124,7 @@ class ModelHostActor:
             f"{operation} {self._model}",
             context=extract(trace),
             kind=SpanKind.SERVER,
-            attributes=self._attributes(operation),
+            attributes=self._attributes(operation, trace),
         )
 
     async def busy(self) -> int:
@@ -129,6 +133,15 @@ class ModelHostActor:
     async def close(self) -> None:
         await self._host.close()
         self._tracing.shutdown()
+
+
+_REQUEST_KEY = "ember-request-id"
+
+
+def _context() -> dict[str, str]:
+    """What a call to a host carries: the W3C trace context and the request id."""
+    request_id = REQUEST_ID.get()
+    return carrier() | ({_REQUEST_KEY: request_id} if request_id else {})
 
 
 def _usage(current: Any, answer: Completion) -> None:
@@ -176,7 +189,7 @@ class RayHostHandle:
         return self._actor
 
     async def complete(self, prompt: str, options: GenerationOptions) -> Completion:
-        ref = self._actor.complete.remote(prompt, options, carrier())
+        ref = self._actor.complete.remote(prompt, options, _context())
         answer: Completion = await self._call(ref)
         return answer
 
@@ -184,7 +197,7 @@ class RayHostHandle:
         return self._stream(self._actor.stream, prompt, options)
 
     async def chat(self, messages: Sequence[ChatMessage], options: GenerationOptions) -> Completion:
-        ref = self._actor.chat.remote(list(messages), options, carrier())
+        ref = self._actor.chat.remote(list(messages), options, _context())
         answer: Completion = await self._call(ref)
         return answer
 
@@ -208,7 +221,7 @@ class RayHostHandle:
             raise _ember_error(exc, self._name) from exc
 
     async def _stream(self, method: Any, *args: Any) -> AsyncIterator[Delta]:
-        refs = method.options(num_returns="streaming").remote(*args, carrier())
+        refs = method.options(num_returns="streaming").remote(*args, _context())
         ended = False
         try:
             async for ref in refs:

@@ -1,12 +1,17 @@
 """``ember up|status|version``: run this node's ember, check on it, and say which one it is.
 
 ``up`` migrates the database, starts (or joins) the Ray cluster and deploys the Serve app,
-then serves until Ctrl-C or SIGTERM; while it serves, ``home/run/serve.json`` records where
-(``{"url", "pid"}``), removed on a clean stop. ``status`` checks the database, the cluster,
-the Serve app, the agent sandbox and the API's ``/ready`` (at ``--url``, else where a
-running ``up`` recorded, else the config's ``server.host:port``) and exits 1 unless every part
-is ok; a sandbox that cannot run here is shown with its missing prerequisite but fails only
-agent jobs that run commands, so it does not change the exit code.
+prints a summary (where the API, the dashboard and the logs are) and serves until Ctrl-C or
+SIGTERM; while it serves, ``home/run/serve.json`` records where (``{"url", "pid"}``), removed
+on a clean stop. Its output is its own lines and the summary: what the cluster's processes
+print (Serve's proxy, controller and replicas, job workers, model hosts, ember's JSON lines
+from them included) stays in Ray's log folder, named in the summary.
+
+``status`` checks the database, the cluster, the Serve app, the agent sandbox and the API's
+``/ready`` (at ``--url``, else where a running ``up`` recorded, else the config's
+``server.host:port``) and exits 1 unless every part is ok; a sandbox that cannot run here is
+shown with its missing prerequisite but fails only agent jobs that run commands, so it does
+not change the exit code.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from ember.cli.common import (
     open_services,
     reported,
 )
+from ember.cli.stderr_filter import RAY_DATA_RESTART_WARNING, dropping
 from ember.config import EmberConfig
 from ember.errors import EmberError
 from ember.observability import configure_logging
@@ -135,14 +141,14 @@ def up(
                 services.tokens.ever_created() and not config.auth.loopback_after_tokens
             )
         console.print(f"database  {config.database_url.split('@')[-1]}  (revision {revision})")
-        runtime = Runtime(config)
+        runtime = Runtime(config, quiet=True)
         stop = threading.Event()
         with console.status("starting Ray…"):
             info = runtime.start()
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stop.set())
         try:
-            with console.status("deploying the Serve app…"):
+            with dropping([RAY_DATA_RESTART_WARNING]), console.status("deploying the Serve app…"):
                 url = runtime.deploy()
             table = Table(show_header=False, box=None)
             table.add_row("API", url)
@@ -153,6 +159,8 @@ def up(
             table.add_row("Ray", f"{info.address} ({'started' if info.started_here else 'joined'})")
             if info.dashboard_url:
                 table.add_row("Dashboard", info.dashboard_url)
+            if info.log_dir:
+                table.add_row("Logs", f"{info.log_dir}  (Ray's, and ember's from its workers)")
             console.print(table)
             console.print("[green]ember is up.[/] Press Ctrl-C to stop.")
             with serving_recorded(config):

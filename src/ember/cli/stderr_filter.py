@@ -3,9 +3,11 @@
 Ray's core worker logs, in C++, an error line whenever an actor whose constructor arguments
 sit in the object store may restart. Ray Data's own actor pools always qualify (it puts each
 stage's function in the object store and gives its actors ``max_restarts=-1``), so every
-healthy ``ember ingest --bulk`` printed that line (upstream: ray-project/ray#53727). Python's
-``logging`` cannot reach a C++ logger, so :func:`dropping` filters the descriptor itself:
-every other byte written to stderr passes through unchanged, in order.
+healthy ``ember ingest --bulk`` printed that line (upstream: ray-project/ray#53727), and so
+does ``ember up`` when it starts the job dispatcher; the line stays in the driver's log file in
+Ray's log folder (``python-core-driver-*.log``). Python's ``logging`` cannot reach a C++
+logger, so :func:`dropping` filters the descriptor itself: every other byte written to stderr
+passes through unchanged, in order.
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@
 :meth:`Runtime.stop`. A local cluster started here is shut down on stop; on a joined cluster
 only ember's Serve application is deleted. A local cluster's Serve proxy runs ember's
 request-id gate (:data:`~ember.serve_app.middleware.PROXY_CALLBACK`) unless
-``RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH`` names another callback.
+``RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH`` names another callback. A ``quiet`` runtime
+(``ember up``'s) leaves what the cluster's processes print in Ray's log folder
+(:attr:`ClusterInfo.log_dir`) instead of forwarding it to this process.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from ember.serve_app.middleware import PROXY_CALLBACK, PROXY_CALLBACK_ENV
 
 __all__ = ["ClusterInfo", "Runtime", "check_port_free", "check_reachable", "resolve_address"]
 
+_SERVE_LOGGER = "ray.serve"
+"""The logger Serve writes to in the driver ("Started Serve", "Application ... is ready")."""
+
 
 @dataclass(frozen=True, slots=True)
 class ClusterInfo:
@@ -34,6 +39,11 @@ class ClusterInfo:
     address: str
     dashboard_url: str | None
     started_here: bool
+    log_dir: str | None = None
+    """This node's Ray log folder (``<session dir>/logs``): every Ray worker on this node
+    (Serve's proxy, controller and replicas, job workers, model hosts) writes its stdout and
+    stderr to ``worker-*.out`` and ``worker-*.err`` there, ember's JSON lines included;
+    ``None`` when Ray did not say (a Ray Client connection, ``ray://``)."""
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -102,10 +112,19 @@ def check_reachable(address: str, timeout_s: float = 3.0) -> str:
 
 
 class Runtime:
-    """One ember process's hold on a Ray cluster."""
+    """One ember process's hold on a Ray cluster.
 
-    def __init__(self, config: EmberConfig) -> None:
+    ``quiet``: Ray's own lines stay out of this process's output. What the cluster's workers
+    print is not forwarded here (``ray.init(log_to_driver=False)``; it stays in their files
+    under :attr:`ClusterInfo.log_dir`), and Serve's INFO lines in this process are off (its
+    warnings remain). Otherwise Ray's default holds (``$RAY_LOG_TO_DRIVER``, else on): it
+    forwards every worker's lines, prefixed with the actor and its pid, to this process's
+    stdout and stderr.
+    """
+
+    def __init__(self, config: EmberConfig, *, quiet: bool = False) -> None:
         self._config = config
+        self._quiet = quiet
         self._info: ClusterInfo | None = None
         self._booted: Booted | None = None
 
@@ -121,17 +140,24 @@ class Runtime:
             where = address or "a new local cluster"
             raise ClusterUnavailable(f"cannot start or join {where}: {exc}") from exc
         dashboard = context.dashboard_url or None
+        session = (getattr(context, "address_info", None) or {}).get("session_dir")
         self._info = ClusterInfo(
             address=ray.get_runtime_context().gcs_address,
             dashboard_url=f"http://{dashboard}" if dashboard else None,
             started_here=not address,
+            log_dir=os.path.join(session, "logs") if session else None,
         )
         return self._info
 
     def _init(self, address: str | None) -> Any:
         if address:
             reachable = check_reachable(address)
-            return ray.init(address=reachable, namespace="ember", logging_level=logging.WARNING)
+            return ray.init(
+                address=reachable,
+                namespace="ember",
+                logging_level=logging.WARNING,
+                log_to_driver=False if self._quiet else None,
+            )
         ray_config = self._config.ray
         # The Serve proxy of a cluster started here never echoes an invalid X-Request-ID.
         os.environ.setdefault(PROXY_CALLBACK_ENV, PROXY_CALLBACK)
@@ -143,6 +169,7 @@ class Runtime:
             dashboard_host="127.0.0.1",
             dashboard_port=ray_config.dashboard_port,
             logging_level=logging.WARNING,
+            log_to_driver=False if self._quiet else None,
         )
 
     def deploy(self) -> str:
@@ -152,6 +179,8 @@ class Runtime:
         :raises DeployFailed: a replica failed to start.
         """
         server = self._config.server
+        if self._quiet:
+            logging.getLogger(_SERVE_LOGGER).setLevel(logging.WARNING)
         self._booted = boot(self._config)
         serve.start(http_options={"host": server.host, "port": server.port})
         try:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,6 +48,24 @@ from ember.observability.tracing import extract, span
 __all__ = ["EventsLost", "JobRunner"]
 
 log = logging.getLogger(__name__)
+
+
+def _fields(job: JobRecord) -> dict[str, Any]:
+    """The fields of every log line about ``job``."""
+    return {
+        "jobId": job.id,
+        "requestId": job.request_id,
+        "kind": job.kind,
+        "principal": job.principal,
+    }
+
+
+def _ended(outcome: str, began: float | None) -> dict[str, Any]:
+    """The fields of the line a job's attempt ends with: ``outcome`` (``ok``, ``cancelled`` or
+    the error code) and, when it ran, ``latencyMs``."""
+    if began is None:
+        return {"outcome": outcome}
+    return {"outcome": outcome, "latencyMs": round((time.perf_counter() - began) * 1000, 1)}
 
 
 class EventsLost(Exception):
@@ -134,8 +153,9 @@ class JobRunner:
                 await asyncio.to_thread(self._authority.check, job, kind.scopes)
         except EmberError as exc:
             return await self._fail(job, exc)
-        extra = {"jobId": job.id, "requestId": job.request_id, "kind": job.kind}
+        extra = _fields(job)
         log.info("job started", extra={**extra, "attempt": job.attempts})
+        began = time.perf_counter()
         running = {"state": "running", "attempt": job.attempts, "kind": job.kind}
         try:
             await self._publish(job.id, "state", running)
@@ -161,7 +181,7 @@ class JobRunner:
             return None
         if work.cancelled():
             final = await self._finish(job, JobState.CANCELLED)
-            log.info("job cancelled", extra=extra)
+            log.info("job cancelled", extra=extra | _ended("cancelled", began))
             return final
         error = work.exception()
         if isinstance(error, EventsLost):
@@ -173,14 +193,14 @@ class JobRunner:
             if final is not None:
                 await self._publish(job.id, "result", result)
                 await self._publish(job.id, "state", {"state": "succeeded"})
-            log.info("job succeeded", extra=extra)
+            log.info("job succeeded", extra=extra | _ended("ok", began))
             return final
         if not isinstance(error, EmberError):
             log.error("job handler crashed", extra=extra, exc_info=error)
             error = EmberError(
                 f"internal error (see logs, request id {job.request_id or '-'}, job {job.id})"
             )
-        return await self._fail(job, error)
+        return await self._fail(job, error, began)
 
     def _lease_left_s(self, job: JobRecord) -> float:
         """Seconds the lease ``job`` came with has left (at most the TTL)."""
@@ -240,17 +260,16 @@ class JobRunner:
         except TimeoutError as exc:
             raise JobTimedOut(f"the job ran past its limit of {kind.timeout_s:g} s") from exc
 
-    async def _fail(self, job: JobRecord, error: EmberError) -> JobRecord | None:
+    async def _fail(
+        self, job: JobRecord, error: EmberError, began: float | None = None
+    ) -> JobRecord | None:
         final = await self._finish(
             job, JobState.FAILED, error_code=error.code, error_detail=error.detail
         )
         if final is not None:
             await self._publish(job.id, "error", {"code": error.code, "detail": error.detail})
             await self._publish(job.id, "state", {"state": "failed", "code": error.code})
-        log.info(
-            "job failed",
-            extra={"jobId": job.id, "requestId": job.request_id, "outcome": error.code},
-        )
+        log.info("job failed", extra=_fields(job) | _ended(error.code, began))
         return final
 
     async def _finish(self, job: JobRecord, state: JobState, **values: Any) -> JobRecord | None:

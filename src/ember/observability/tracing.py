@@ -58,7 +58,7 @@ __all__ = [
 SCHEMA_URL = Schemas.V1_44_0.value
 """The semantic conventions ember's spans follow (opentelemetry-semantic-conventions 0.66b2)."""
 
-STORE_DELAY_MS = 250
+STORE_DELAY_MS = 1000
 """How long a finished span may wait before it reaches the store of recent traces."""
 
 _PROPAGATOR = TraceContextTextMapPropagator()

@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from ember.errors import ProviderError
 
@@ -109,12 +110,18 @@ def translate(exc: BaseException, where: str, table: VendorErrors) -> ProviderEr
 
 
 def _request_url(exc: BaseException) -> str:
-    """The URL of the request ``exc`` was raised for, or ``""`` (httpx raises on a missing
-    request instead of answering ``None``)."""
+    """The URL of the request ``exc`` was raised for, without credentials or query string
+    (either may hold a key), or ``""`` (httpx raises on a missing request instead of
+    answering ``None``)."""
     try:
-        return str(exc.request.url)  # type: ignore[attr-defined]
+        url = urlsplit(str(exc.request.url))  # type: ignore[attr-defined]
     except Exception:
         return ""
+    host = url.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if url.port is not None:
+        netloc = f"{netloc}:{url.port}"
+    return urlunsplit((url.scheme, netloc, url.path, "", ""))
 
 
 def retry_after_s(headers: Mapping[str, str], now: Callable[[], float] = time.time) -> float | None:

@@ -88,6 +88,7 @@ def create_app(context: AppContext, *, echo_request_id: bool = True) -> FastAPI:
             context.jobs,
             usage_dropped=lambda: context.router.usage_dropped,
             cache_s=server.probe_cache_s,
+            process=context.metrics.render,
         )
     )
     app.include_router(openai_router(context.router, context.models, streams=streams))
@@ -97,6 +98,7 @@ def create_app(context: AppContext, *, echo_request_id: bool = True) -> FastAPI:
         RequestContextMiddleware,
         echo=echo_request_id,
         tracer=context.tracing.tracer("ember.serve_app"),
+        metrics=context.metrics,
     )
     document_security(app)
     document_problems(app)

@@ -18,6 +18,7 @@ from ember.jobs.service import JobService
 from ember.memory.service import MemoryService
 from ember.models.protocol import ModelAccess, ModelDirectory
 from ember.models.records import LoadedModel
+from ember.observability.metrics import PrometheusMetrics
 from ember.observability.tracing import Tracing
 from ember.providers.model_listing import ModelListing
 from ember.providers.router import Router
@@ -50,6 +51,7 @@ class AppContext:
     artifacts: SqlArtifactStore
     vms: SqlVMRecords
     tracing: Tracing
+    metrics: PrometheusMetrics
 
 
 def build_context(
@@ -122,6 +124,7 @@ def build_context(
         artifacts=services.artifacts,
         vms=services.vm_records,
         tracing=services.tracing,
+        metrics=services.metrics,
     )
 
 

@@ -6,7 +6,9 @@ and lease renewals, into a registry made for that scrape (no process-wide regist
 usage entries this replica dropped because its usage buffer was full (the database refused
 writes for too long: those calls are missing from usage and budgets). The text
 is reused for ``cache_s`` seconds (``server.probe_cache_s``): scrapers that call more often
-than that cost no database read.
+than that cost no database read. The replica's own families follow (HTTP requests, latency,
+in flight: :data:`~ember.observability.metrics.FAMILIES`); on a cluster with several
+replicas a scrape shows the one replica that answered it.
 """
 
 from __future__ import annotations
@@ -88,9 +90,11 @@ def metrics_router(
     usage_dropped: Callable[[], int] = lambda: 0,
     cache_s: float = 0.0,
     clock: Callable[[], float] = time.monotonic,
+    process: Callable[[], bytes] = lambda: b"",
 ) -> APIRouter:
-    """``GET /metrics`` over ``jobs`` and ``usage_dropped()`` (usage entries dropped so far),
-    each text reused for ``cache_s`` seconds of ``clock``."""
+    """``GET /metrics`` over ``jobs``, ``usage_dropped()`` (usage entries dropped so far) and
+    ``process()`` (this process's own families, as text), each text reused for ``cache_s``
+    seconds of ``clock``."""
     router = APIRouter(tags=["system"])
     last: list[tuple[bytes, float]] = []
 
@@ -103,7 +107,7 @@ def metrics_router(
         counts = await asyncio.to_thread(jobs.jobs.counts)
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Snapshot(counts, await jobs.bus.telemetry(), usage_dropped()))
-        text = generate_latest(registry)
+        text = generate_latest(registry) + process()
         if cache_s > 0:
             last[:] = [(text, clock() + cache_s)]
         return Response(text, media_type=CONTENT_TYPE_LATEST)

@@ -24,6 +24,11 @@ Each request is one span (kind server) of ``tracer``: named ``{method} {route te
 one, with ``http.request.method``, ``http.route``, ``url.path`` and
 ``http.response.status_code``; a 5xx marks it failed. Everything the app does runs inside it.
 
+Each request is counted in ``metrics``: ``ember_http_requests_total`` and
+``ember_http_request_duration_seconds`` by route template (``unmatched`` when no route took
+it, so no client-chosen path becomes a label), method and status class, and
+``ember_http_requests_in_flight`` while it runs.
+
 A client that goes away (Starlette's ``ClientDisconnect``, ``WebSocketDisconnect``, anyio's
 ``ClosedResourceError`` and ``BrokenResourceError``, a cancelled request) is normal: a DEBUG
 line, and ``disconnected: true`` on the access line; cancellation is re-raised. Any other
@@ -51,6 +56,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from ember.errors import EmberError
 from ember.observability import REQUEST_ID
+from ember.observability.metrics import Metrics, NoMetrics, status_class
 from ember.observability.tracing import extract
 from ember.serve_app.problems import PROBLEM_JSON, problem_bytes
 
@@ -133,10 +139,17 @@ def proxy_middlewares() -> list[Middleware]:
 class RequestContextMiddleware:
     """Wraps an ASGI app; see the module docstring for the contract."""
 
-    def __init__(self, app: ASGIApp, echo: bool = True, tracer: Tracer | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        echo: bool = True,
+        tracer: Tracer | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.app = app
         self.echo = echo
         self.tracer = tracer or NoOpTracer()
+        self.metrics = metrics or NoMetrics()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -162,6 +175,7 @@ class RequestContextMiddleware:
         )
         attached = trace.use_span(span, end_on_exit=False)
         attached.__enter__()
+        self.metrics.inc("ember_http_requests_in_flight", 1, method=method)
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -211,9 +225,19 @@ class RequestContextMiddleware:
             if disconnected:
                 extra["disconnected"] = True
             log.info("%s %s %s", extra["method"], extra["path"], status, extra=extra)
+            self._count(scope, method, status, time.perf_counter() - started)
             _finish(span, scope, method, status, disconnected)
             attached.__exit__(None, None, None)
             REQUEST_ID.reset(token)
+
+    def _count(self, scope: Scope, method: str, status: int, seconds: float) -> None:
+        route = getattr(scope.get("route"), "path", None) or "unmatched"
+        metrics = self.metrics
+        metrics.inc("ember_http_requests_in_flight", -1, method=method)
+        metrics.inc(
+            "ember_http_requests_total", route=route, method=method, status=status_class(status)
+        )
+        metrics.observe("ember_http_request_duration_seconds", seconds, route=route, method=method)
 
 
 _TRACE_HEADERS = (b"traceparent", b"tracestate")

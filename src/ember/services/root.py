@@ -51,6 +51,7 @@ from ember.models.catalog import SqlModelCatalog
 from ember.models.load_hint import ResidencyHint
 from ember.models.local import LocalModels
 from ember.models.protocol import ModelAccess
+from ember.observability.metrics import PrometheusMetrics
 from ember.observability.traces import RecentTraces
 from ember.observability.tracing import Tracing
 from ember.providers.registry import ProviderRegistry
@@ -105,6 +106,8 @@ class Services:
         self.config = config
         self.database = database
         self.tracing = tracing or local_tracing(config)
+        self.metrics = PrometheusMetrics()
+        """This process's metrics (:data:`~ember.observability.metrics.FAMILIES`)."""
         self.bus = bus
         self.bulk = bulk
         self.hosted = frozenset(hosted_providers(config))

@@ -102,6 +102,7 @@ def live_app(home: Path, environ: Mapping[str, str] | None = None) -> Iterator[L
                 lease_ttl_s=5.0,
                 renew_interval_s=0.5,
                 tracer=services.tracing.tracer("ember.jobs"),
+                metrics=services.metrics,
             )
 
         pools.update({name: LocalWorkerPool(runner, size=1) for name in services.kinds.names()})

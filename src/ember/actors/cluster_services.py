@@ -1,5 +1,6 @@
 """The Ray side of the composition root: :class:`~ember.services.Services` with the cluster's
-implementations passed in.
+implementations passed in: traces go to the EventHub's store, metrics through Ray's metrics
+pipeline (read back from every node).
 
 A process on the cluster (a Serve replica, a job worker) reaches hosted models through the
 ModelRegistry actor, serves vector indexes from shard actors where the configuration asks
@@ -14,6 +15,7 @@ from typing import Any
 
 from ember.actors.job_bus import RayJobBus
 from ember.actors.memory_plane import cluster_memory
+from ember.actors.metrics import RayMetrics, cluster_text
 from ember.actors.model_access import RayModelAccess
 from ember.actors.trace_store import RayTraceStore
 from ember.config import EmberConfig
@@ -50,4 +52,6 @@ def cluster_services(
         bus=RayJobBus(hub),
         bulk=ClusterPipelines(config, database),
         tracing=Tracing(config.tracing, service, store=RayTraceStore(hub)),
+        metrics=RayMetrics(),
+        metrics_text=cluster_text,
     )

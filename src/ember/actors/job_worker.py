@@ -42,6 +42,7 @@ class JobWorkerActor:
             publish_many=bus.publish_many,
             authority=SubmitterCheck(services.tokens),
             tracer=services.tracing.tracer("ember.jobs"),
+            metrics=services.metrics,
         )
 
     async def run(self, job: JobRecord) -> str | None:

@@ -43,11 +43,15 @@ from ember.jobs.protocol import Authority, JobRepository, Publish, PublishMany
 from ember.jobs.records import JobRecord
 from ember.jobs.states import JobState
 from ember.observability import REQUEST_ID
+from ember.observability.metrics import Metrics, NoMetrics
 from ember.observability.tracing import extract, span
 
 __all__ = ["EventsLost", "JobRunner"]
 
 log = logging.getLogger(__name__)
+
+
+_OUTCOMES = {JobState.SUCCEEDED: "ok"}
 
 
 def _fields(job: JobRecord) -> dict[str, Any]:
@@ -88,9 +92,11 @@ class JobRunner:
         publish_many: PublishMany | None = None,
         authority: Authority | None = None,
         tracer: Tracer | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._jobs = jobs
         self._tracer = tracer or NoOpTracer()
+        self._metrics = metrics or NoMetrics()
         self._authority = authority
         self._kinds = kinds
         self._publish = publish
@@ -136,6 +142,9 @@ class JobRunner:
                 attributes={**attributes, "ember.job.attempt": job.attempts},
             ) as current:
                 final = await self._run(job)
+                if final is not None:
+                    outcome = final.error_code or _OUTCOMES.get(final.state, final.state.value)
+                    self._metrics.inc("ember_job_attempts_total", kind=job.kind, outcome=outcome)
                 if final is not None and current.is_recording():
                     current.set_attribute("ember.job.state", final.state.value)
                     if final.error_code is not None:

@@ -75,6 +75,12 @@ FAMILIES: Mapping[str, Family] = _families(
         "HTTP requests (and open streams) being answered now.",
         ("method",),
     ),
+    Family(
+        "ember_job_attempts_total",
+        "counter",
+        "Job attempts ended on a worker, by kind and outcome (ok, cancelled or the error code).",
+        ("kind", "outcome"),
+    ),
 )
 """Every metric family ember emits, by name."""
 

@@ -88,7 +88,7 @@ def create_app(context: AppContext, *, echo_request_id: bool = True) -> FastAPI:
             context.jobs,
             usage_dropped=lambda: context.router.usage_dropped,
             cache_s=server.probe_cache_s,
-            process=context.metrics.render,
+            families=context.metrics_text,
         )
     )
     app.include_router(openai_router(context.router, context.models, streams=streams))

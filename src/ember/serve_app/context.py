@@ -18,7 +18,7 @@ from ember.jobs.service import JobService
 from ember.memory.service import MemoryService
 from ember.models.protocol import ModelAccess, ModelDirectory
 from ember.models.records import LoadedModel
-from ember.observability.metrics import PrometheusMetrics
+from ember.observability.metrics import Metrics
 from ember.observability.tracing import Tracing
 from ember.providers.model_listing import ModelListing
 from ember.providers.router import Router
@@ -51,7 +51,8 @@ class AppContext:
     artifacts: SqlArtifactStore
     vms: SqlVMRecords
     tracing: Tracing
-    metrics: PrometheusMetrics
+    metrics: Metrics
+    metrics_text: Callable[[], Awaitable[bytes]]
 
 
 def build_context(
@@ -125,6 +126,7 @@ def build_context(
         vms=services.vm_records,
         tracing=services.tracing,
         metrics=services.metrics,
+        metrics_text=services.metrics_text,
     )
 
 

@@ -6,16 +6,16 @@ and lease renewals, into a registry made for that scrape (no process-wide regist
 usage entries this replica dropped because its usage buffer was full (the database refused
 writes for too long: those calls are missing from usage and budgets). The text
 is reused for ``cache_s`` seconds (``server.probe_cache_s``): scrapers that call more often
-than that cost no database read. The replica's own families follow (HTTP requests, latency,
-in flight: :data:`~ember.observability.metrics.FAMILIES`); on a cluster with several
-replicas a scrape shows the one replica that answered it.
+than that cost no database read. ember's own families follow
+(:data:`~ember.observability.metrics.FAMILIES`): this process's, or on a cluster every
+process's on every node, summed (:func:`ember.actors.metrics.cluster_text`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -90,11 +90,11 @@ def metrics_router(
     usage_dropped: Callable[[], int] = lambda: 0,
     cache_s: float = 0.0,
     clock: Callable[[], float] = time.monotonic,
-    process: Callable[[], bytes] = lambda: b"",
+    families: Callable[[], Awaitable[bytes]] | None = None,
 ) -> APIRouter:
     """``GET /metrics`` over ``jobs``, ``usage_dropped()`` (usage entries dropped so far) and
-    ``process()`` (this process's own families, as text), each text reused for ``cache_s``
-    seconds of ``clock``."""
+    ``families()`` (ember's own families, as text), each text reused for ``cache_s`` seconds
+    of ``clock``."""
     router = APIRouter(tags=["system"])
     last: list[tuple[bytes, float]] = []
 
@@ -107,7 +107,7 @@ def metrics_router(
         counts = await asyncio.to_thread(jobs.jobs.counts)
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Snapshot(counts, await jobs.bus.telemetry(), usage_dropped()))
-        text = generate_latest(registry) + process()
+        text = generate_latest(registry) + (b"" if families is None else await families())
         if cache_s > 0:
             last[:] = [(text, clock() + cache_s)]
         return Response(text, media_type=CONTENT_TYPE_LATEST)

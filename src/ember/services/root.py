@@ -24,7 +24,7 @@ only opens the database engine.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar, cast
 
 from opentelemetry.trace import Tracer
@@ -51,7 +51,7 @@ from ember.models.catalog import SqlModelCatalog
 from ember.models.load_hint import ResidencyHint
 from ember.models.local import LocalModels
 from ember.models.protocol import ModelAccess
-from ember.observability.metrics import PrometheusMetrics
+from ember.observability.metrics import Metrics, PrometheusMetrics
 from ember.observability.traces import RecentTraces
 from ember.observability.tracing import Tracing
 from ember.providers.registry import ProviderRegistry
@@ -102,12 +102,17 @@ class Services:
         bulk: BulkRunner | None = None,
         providers: ProviderRegistry | None = None,
         tracing: Tracing | None = None,
+        metrics: Metrics | None = None,
+        metrics_text: Callable[[], Awaitable[bytes]] | None = None,
     ) -> None:
         self.config = config
         self.database = database
         self.tracing = tracing or local_tracing(config)
-        self.metrics = PrometheusMetrics()
-        """This process's metrics (:data:`~ember.observability.metrics.FAMILIES`)."""
+        local = PrometheusMetrics()
+        self.metrics: Metrics = metrics or local
+        """Where this process records :data:`~ember.observability.metrics.FAMILIES`."""
+        self.metrics_text = metrics_text or _rendered(local)
+        """The families as ``GET /metrics`` shows them (this process's, or the cluster's)."""
         self.bus = bus
         self.bulk = bulk
         self.hosted = frozenset(hosted_providers(config))
@@ -139,6 +144,8 @@ class Services:
         bulk: BulkRunner | None = None,
         providers: ProviderRegistry | None = None,
         tracing: Tracing | None = None,
+        metrics: Metrics | None = None,
+        metrics_text: Callable[[], Awaitable[bytes]] | None = None,
     ) -> Services:
         """The services for ``config`` over ``database`` (default: the configured one).
 
@@ -146,7 +153,9 @@ class Services:
         builds the memory plane or is the one to use, ``bus`` is the live job system the API
         submits to, ``bulk`` runs path ingests and reindexes on the cluster's pipelines, and
         ``providers`` finds provider adapters (default: the built-in kinds and the installed
-        plug-ins). ``tracing`` makes this process's spans (default: :func:`local_tracing`).
+        plug-ins). ``tracing`` makes this process's spans (default: :func:`local_tracing`);
+        ``metrics`` records its metrics and ``metrics_text`` reads them back (default: in this
+        process).
         """
         return cls(
             config,
@@ -157,6 +166,8 @@ class Services:
             bulk=bulk,
             providers=providers,
             tracing=tracing,
+            metrics=metrics,
+            metrics_text=metrics_text,
         )
 
     def _once(self, name: str, make: Callable[[], T], kind: type[T]) -> T:
@@ -406,6 +417,13 @@ class Services:
             memory.close()
         self.database.dispose()
         self.tracing.shutdown()
+
+
+def _rendered(metrics: PrometheusMetrics) -> Callable[[], Awaitable[bytes]]:
+    async def text() -> bytes:
+        return metrics.render()
+
+    return text
 
 
 def local_tracing(config: EmberConfig, service: str = "ember") -> Tracing:

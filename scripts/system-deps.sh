@@ -26,6 +26,8 @@ need libvirt-dev bash -c 'pkg-config --exists libvirt'
 need pkg-config command -v pkg-config
 need e2fsprogs command -v mkfs.ext4
 need cpio command -v cpio
+# The generated Prometheus alert and recording rules are checked with promtool.
+need prometheus command -v promtool
 
 start_libvirt() {
   # Without systemd nothing starts the daemons; with it, its units do. Only as root.

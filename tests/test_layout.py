@@ -51,7 +51,7 @@ ALLOWED: dict[str, set[str]] = {
     "sandbox": {"errors", "observability"},
     "vm": {"errors", "config", "observability", "sandbox", "storage"},
     "auth": {"errors", "config", "storage"},
-    "models": {"errors", "chat", "config", "placement", "storage"},
+    "models": {"errors", "chat", "config", "observability", "placement", "storage"},
     "providers": {"errors", "_lazy", "chat", "config", "models", "observability", "storage"},
     "memory": {"errors", "config", "filters", "observability", "providers", "storage", "vectors"},
     "agents": {

@@ -25,6 +25,7 @@ from ember.errors import (
     ProviderUnavailable,
     StreamInterrupted,
 )
+from ember.observability.metrics import PrometheusMetrics
 from ember.observability.traces import RecentTraces, SpanRecord
 from ember.observability.tracing import Tracing, span, trace_id
 from ember.providers import OllamaProvider, OpenAIProvider
@@ -33,6 +34,7 @@ from ember.providers.budget import Budgets
 from ember.providers.router import Candidate, Router, RouteRequest
 from ember.providers.usage import estimate_tokens
 from ember.storage import Database, Migrator, SqlUsageLog
+from ember.testing.metrics import sample
 from tests.fakes.ollama_fake import FakeOllamaServer
 from tests.fakes.openai_fake import FakeOpenAIServer
 from tests.support.clock import FakeClock
@@ -675,3 +677,120 @@ async def test_a_refused_call_and_a_stream_are_spans_too(
     assert streamed.attributes["gen_ai.response.finish_reasons"] == ["stop"]
     assert spans["chat llama"].parent_id == streamed.span_id
     assert spans["embeddings embed"].attributes["gen_ai.provider.name"] == embedded.provider
+
+
+# --- metrics ----------------------------------------------------------------------------------
+
+
+def scraped(metrics: PrometheusMetrics, name: str, **labels: str) -> float | None:
+    return sample(metrics.render().decode(), name, labels)
+
+
+async def test_a_fallback_after_retries_is_counted_with_its_tokens_and_duration(
+    world: World,
+) -> None:
+    metrics = PrometheusMetrics()
+    world.ollama.fail_next(503, count=2)
+    answer = await world.router(metrics=metrics).chat("chat", ASK, OPTIONS)
+    assert answer.provider == "openai"
+    ok = {"provider": "openai", "operation": "chat", "outcome": "ok"}
+    assert scraped(metrics, "ember_llm_requests_total", **ok) == 1
+    assert scraped(metrics, "ember_llm_retries_total", provider="ollama") == 1
+    assert scraped(metrics, "ember_llm_fallbacks_total", operation="chat") == 1
+    model = {"provider": "openai", "model": "gpt"}
+    input_tokens = scraped(metrics, "ember_llm_tokens_total", **model, direction="input")
+    output_tokens = scraped(metrics, "ember_llm_tokens_total", **model, direction="output")
+    assert (input_tokens, output_tokens) == (
+        answer.usage.prompt_tokens,
+        answer.usage.completion_tokens,
+    )
+    duration = {**model, "operation": "chat"}
+    assert scraped(metrics, "ember_llm_request_duration_seconds_count", **duration) == 1
+    assert scraped(metrics, "ember_llm_breakers_open", provider="ollama") == 1
+    assert scraped(metrics, "ember_llm_breakers_open", provider="openai") == 0
+
+
+async def test_a_first_candidate_answer_is_no_fallback(world: World) -> None:
+    metrics = PrometheusMetrics()
+    await world.router(metrics=metrics).generate("chat", "Say hello", OPTIONS)
+    ok = {"provider": "ollama", "operation": "text_completion", "outcome": "ok"}
+    assert scraped(metrics, "ember_llm_requests_total", **ok) == 1
+    assert scraped(metrics, "ember_llm_fallbacks_total", operation="text_completion") is None
+    assert scraped(metrics, "ember_llm_retries_total", provider="ollama") is None
+
+
+async def test_a_stream_observes_its_first_token_and_the_gaps_between_deltas(
+    world: World,
+) -> None:
+    metrics = PrometheusMetrics()
+    texts: list[str] = []
+    await read(world.router(metrics=metrics).stream_chat("chat", ASK, OPTIONS), texts)
+    assert len(texts) > 2
+    model = {"provider": "ollama", "model": "llama"}
+    assert scraped(metrics, "ember_llm_time_to_first_token_seconds_count", **model) == 1
+    gaps = scraped(metrics, "ember_llm_inter_token_seconds_count", **model)
+    assert gaps == len(texts) - 1
+    duration = {**model, "operation": "chat"}
+    assert scraped(metrics, "ember_llm_request_duration_seconds_count", **duration) == 1
+    ok = {"provider": "ollama", "operation": "chat", "outcome": "ok"}
+    assert scraped(metrics, "ember_llm_requests_total", **ok) == 1
+
+
+async def test_a_call_no_candidate_answered_is_counted_under_provider_none(world: World) -> None:
+    metrics = PrometheusMetrics()
+    with pytest.raises(ProviderModelNotFound):
+        await world.router(metrics=metrics).chat("nope", ASK, OPTIONS)
+    refused = {"provider": "none", "operation": "chat", "outcome": "provider_model_not_found"}
+    assert scraped(metrics, "ember_llm_requests_total", **refused) == 1
+    text = metrics.render().decode()
+    assert "ember_llm_request_duration_seconds_count{" not in text
+    assert "ember_llm_tokens_total{" not in text
+
+
+async def test_the_breaker_gauge_follows_the_breaker(world: World) -> None:
+    metrics = PrometheusMetrics()
+    router = world.router(metrics=metrics)
+    assert scraped(metrics, "ember_llm_breakers_open", provider="ollama") == 0
+    world.ollama.stop()
+    await router.chat("chat", ASK, OPTIONS)
+    assert router.breaker("ollama").state is BreakerState.OPEN
+    assert scraped(metrics, "ember_llm_breakers_open", provider="ollama") == 1
+    world.ollama.start()
+    world.clock.now += 30
+    assert (await router.chat("chat", ASK, OPTIONS)).provider == "ollama"
+    assert scraped(metrics, "ember_llm_breakers_open", provider="ollama") == 0
+
+
+async def test_a_stream_broken_after_its_first_delta_opens_the_breaker_gauge(
+    world: World,
+) -> None:
+    metrics = PrometheusMetrics()
+    router = world.router(RouterConfig(aliases=ALIASES, breaker_failures=1), metrics=metrics)
+    world.ollama.break_stream_after(2)
+    with pytest.raises(StreamInterrupted):
+        await read(router.stream_chat("chat", ASK, OPTIONS), [])
+    interrupted = {"provider": "ollama", "operation": "chat", "outcome": "stream_interrupted"}
+    assert scraped(metrics, "ember_llm_requests_total", **interrupted) == 1
+    output = {"provider": "ollama", "model": "llama", "direction": "output"}
+    assert scraped(metrics, "ember_llm_tokens_total", **output) == 3
+    assert scraped(metrics, "ember_llm_breakers_open", provider="ollama") == 1
+
+
+async def test_budget_checks_near_a_limit_and_refusals_are_counted(
+    world: World, usage: SqlUsageLog
+) -> None:
+    metrics = PrometheusMetrics()
+    config = ProvidersConfig(workspace_budgets={"team-a": Budget(tokens_per_day=100)})
+    router = world.router(budgets=Budgets(config, usage, metrics=metrics))
+    alice = RouteRequest(principal="alice", workspace="team-a")
+    await router.chat("chat", ASK, GenerationOptions(max_tokens=4), alice)
+    spent = usage.list()[0].total_tokens
+    near = {"scope": "workspace", "limit": "tokens"}
+    assert sample(metrics.render().decode(), "ember_budget_near_limit_total", near) is None
+    prompt = estimate_tokens([m.content for m in ASK])
+    await router.chat("chat", ASK, GenerationOptions(max_tokens=85 - spent - prompt), alice)
+    assert sample(metrics.render().decode(), "ember_budget_near_limit_total", near) == 1
+    with pytest.raises(BudgetExceeded):
+        await router.chat("chat", ASK, GenerationOptions(max_tokens=100), alice)
+    refused = sample(metrics.render().decode(), "ember_budget_refusals_total", near)
+    assert refused == 2, "both candidates of the alias were refused"

@@ -16,6 +16,7 @@ from ember.errors import NotReady
 from ember.memory.service import MemoryService
 from ember.models.local import LocalModels
 from ember.models.protocol import ModelAccess
+from ember.observability.metrics import Metrics
 from ember.services import Services, memory_plane
 from ember.storage import Database, Migrator
 
@@ -45,11 +46,16 @@ def test_building_builds_nothing_heavy_and_the_memory_plane_once(
     tracers: list[object] = []
 
     def plane(
-        config: EmberConfig, database: Database, *, tracer: Tracer | None = None
+        config: EmberConfig,
+        database: Database,
+        *,
+        tracer: Tracer | None = None,
+        metrics: Metrics | None = None,
     ) -> MemoryService:
         built.append(1)
         tracers.append(tracer)
-        return memory_plane(config, database, tracer=tracer)
+        assert metrics is services.metrics
+        return memory_plane(config, database, tracer=tracer, metrics=metrics)
 
     services = Services.build(config, database=database, memory=plane)
     assert built == []

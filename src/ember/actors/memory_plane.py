@@ -15,6 +15,7 @@ from opentelemetry.trace import Tracer
 from ember.actors.vector_shard import retire_shards, sharded_index_factory
 from ember.config import EmberConfig
 from ember.memory.service import MemoryService
+from ember.observability.metrics import Metrics
 from ember.providers.protocol import Embedder, Tokenizer
 from ember.services import build_tokenizer, memory_plane
 from ember.storage import Database
@@ -37,9 +38,11 @@ def cluster_memory(
     embedder: tuple[Embedder, Tokenizer] | None = None,
     *,
     tracer: Tracer | None = None,
+    metrics: Metrics | None = None,
 ) -> MemoryService:
     """:func:`~ember.services.memory_plane`, with shard actors where :func:`uses_shard_actors`
-    says and, with ``embeddings.pool``, an embedding pool; spans are ``tracer``'s.
+    says and, with ``embeddings.pool``, an embedding pool; spans are ``tracer``'s, and the
+    plane's metrics are recorded in ``metrics``.
 
     The shard actors are detached: whichever process opens an index first starts them, and
     they must outlive it (a job worker retired by autoscaling, a restarted replica), so they
@@ -49,7 +52,7 @@ def cluster_memory(
 
         embedder = (EmbeddingPool(config), build_tokenizer(config))
     if not uses_shard_actors(config):
-        return memory_plane(config, database, embedder, tracer=tracer)
+        return memory_plane(config, database, embedder, tracer=tracer, metrics=metrics)
     shards = config.memory.shards
 
     def retire(record: IndexRecord) -> None:
@@ -62,4 +65,5 @@ def cluster_memory(
         index_factory=sharded_index_factory(config, shards, detached=True),
         retire_index=retire,
         tracer=tracer,
+        metrics=metrics,
     )

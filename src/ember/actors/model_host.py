@@ -17,6 +17,7 @@ import ray
 from opentelemetry.trace import Span, SpanKind
 from ray.exceptions import RayActorError, RayTaskError
 
+from ember.actors.metrics import RayMetrics
 from ember.actors.trace_store import RayTraceStore
 from ember.chat import ChatMessage, Completion, Delta, GenerationOptions
 from ember.config.models import ModelsConfig
@@ -34,7 +35,8 @@ __all__ = ["ModelHostActor", "RayHostHandle"]
 class ModelHostActor:
     """One loaded model; calls run one at a time in the host's thread. A stream's deltas are
     merged over ``models.stream_interval_ms`` (:mod:`ember.models.coalesce`), one Ray object
-    per merged delta. ``tracing`` (``None``: off) traces each call in its caller's trace."""
+    per merged delta. ``tracing`` (``None``: off) traces each call in its caller's trace; the
+    host's queue time is recorded with :class:`~ember.actors.metrics.RayMetrics`."""
 
     def __init__(
         self,
@@ -43,7 +45,7 @@ class ModelHostActor:
         gpu: bool,
         tracing: TracingConfig | None = None,
     ) -> None:
-        self._host = ModelHost(record, settings, gpu=gpu)
+        self._host = ModelHost(record, settings, gpu=gpu, metrics=RayMetrics())
         self._interval_s = settings.stream_interval_ms / 1000
         self._tracing = (
             Tracing(tracing, "ember-model-host", store=RayTraceStore())

@@ -33,6 +33,12 @@ Spans (GenAI conventions): the run is ``invoke_agent {profile}`` (``gen_ai.agent
 ``denied`` with the reason). Tool arguments and results go on spans only with
 ``capture_content``; otherwise just their sizes (``ember.tool.arguments_chars``,
 ``ember.tool.result_chars``).
+
+Metrics: each run that ends counts in ``ember_agent_runs_total`` by its status, each model
+answer in ``ember_agent_steps_total``, each tool call in ``ember_agent_tool_calls_total`` by
+tool and outcome (``ok`` or the result's code) and, when denied, ``ember_agent_denials_total``
+by tool. The tool label is a name the run offered the model, or ``unknown`` (a model may
+call any name).
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ from ember.agents.tools import ToolErrorCode, ToolRegistry, ToolResult
 from ember.agents.transcript import Limit, Step, Transcript
 from ember.chat import ChatMessage, Completion, GenerationOptions, ToolCall
 from ember.errors import AgentLimitExceeded, BudgetExceeded, EmberError, ValidationFailed
+from ember.observability.metrics import Metrics, NoMetrics
 from ember.observability.tracing import span
 from ember.providers.router import RouteRequest
 
@@ -97,7 +104,8 @@ class AgentLoop:
     (``tools`` is set here); ``cost`` prices one answer in USD (``None``: every call is free,
     so ``max_cost_usd`` never stops a run; the router's budgets still apply); ``clock``
     measures durations; ``tracer`` makes the run's spans, with tool arguments and results on
-    them only when ``capture_content`` (see the module). Single use: build one loop per run.
+    them only when ``capture_content``; ``metrics`` records the run's counts (see the module).
+    Single use: build one loop per run.
 
     :raises ValidationFailed: the profile allows a tool ``tools`` lacks, or lists an MCP
         server ``sources`` lacks.
@@ -117,6 +125,7 @@ class AgentLoop:
         sources: Sequence[ToolSource] = (),
         tracer: Tracer | None = None,
         capture_content: bool = False,
+        metrics: Metrics | None = None,
     ) -> None:
         servers = [server.name for server in profile.mcp_servers]
         missing = [name for name in servers if name not in {s.name for s in sources}]
@@ -139,6 +148,7 @@ class AgentLoop:
         self._clock = clock
         self._tracer = tracer or NoOpTracer()
         self._capture = capture_content
+        self._metrics: Metrics = metrics or NoMetrics()
         self._extensions: set[str] = set()
         self._seen_ids: set[str] = set()
         self.transcript = Transcript(profile=profile.name, model=profile.model)
@@ -167,6 +177,7 @@ class AgentLoop:
                 return await self._run(task)
             finally:
                 self._ended(current)
+                self._metrics.inc("ember_agent_runs_total", outcome=self.transcript.status)
 
     def _ended(self, current: Span) -> None:
         """Put how the run ended on its span (a raised error is the span's own)."""
@@ -284,6 +295,7 @@ class AgentLoop:
             self._clock() - started,
         )
         t.steps.append(step)
+        self._metrics.inc("ember_agent_steps_total")
         t.messages.append(
             ChatMessage(role="assistant", content=answer.text, tool_calls=calls or None)
         )
@@ -354,6 +366,11 @@ class AgentLoop:
         with span(self._tracer, f"execute_tool {call.name}", attributes=attributes) as current:
             result = await registry.call(call)
             self._traced(current, result)
+        tool = call.name if call.name in registry else "unknown"
+        outcome = result.code or "ok"
+        self._metrics.inc("ember_agent_tool_calls_total", tool=tool, outcome=outcome)
+        if result.code in DENIED:
+            self._metrics.inc("ember_agent_denials_total", tool=tool)
         await self._events.log(
             "tool result",
             step=number,

@@ -43,6 +43,7 @@ from ember.errors import NotFound, ValidationFailed
 from ember.memory.ingest import IngestProgress, IngestReport
 from ember.memory.service import MemoryService
 from ember.memory.sources import count_documents, list_files, read_documents
+from ember.observability.metrics import Metrics
 from ember.storage import Database
 
 if TYPE_CHECKING:
@@ -203,10 +204,14 @@ def _connect(config: EmberConfig) -> Runtime:
 
 
 def _cluster_memory(
-    config: EmberConfig, database: Database, *, tracer: Tracer | None = None
+    config: EmberConfig,
+    database: Database,
+    *,
+    tracer: Tracer | None = None,
+    metrics: Metrics | None = None,
 ) -> MemoryService:
     """The memory plane as a process on the cluster builds it (shard actors, an embedding
     pool), for a bulk ingest on Ray."""
     from ember.actors.memory_plane import cluster_memory
 
-    return cluster_memory(config, database, tracer=tracer)
+    return cluster_memory(config, database, tracer=tracer, metrics=metrics)

@@ -25,7 +25,8 @@ processes are gone before the artifacts are collected. A ``log`` event ``"mcp se
 ready"`` names each server and its tools.
 
 The run's spans (``invoke_agent``, its steps and tool calls: :mod:`ember.agents.loop`) are made
-by ``AgentParts.tracer``, children of the job's span.
+by ``AgentParts.tracer``, children of the job's span; its counts (runs, steps, tool calls,
+denials) are recorded in ``AgentParts.metrics``.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from ember.jobs.context import JobContext
 from ember.jobs.kinds import JobKind
 from ember.jobs.records import JobRecord
 from ember.memory.service import MemoryService
+from ember.observability.metrics import Metrics, NoMetrics
 from ember.providers.router import Router, RouteRequest
 from ember.sandbox.protocol import Sandbox
 from ember.storage.protocol import AuditLog
@@ -101,6 +103,8 @@ class AgentParts:
     """Makes the runs' spans."""
     capture_content: bool = False
     """Whether tool arguments and results go on spans."""
+    metrics: Metrics = field(default_factory=NoMetrics)
+    """Where the runs' counts are recorded."""
 
 
 class _Persisting:
@@ -235,6 +239,7 @@ def agent_kind(parts: AgentParts) -> JobKind:
                 sources=sources,
                 tracer=parts.tracer,
                 capture_content=parts.capture_content,
+                metrics=parts.metrics,
             )
             try:
                 transcript = await loop.run(payload.task)

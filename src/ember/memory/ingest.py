@@ -29,6 +29,7 @@ from ember.memory.preparer import (
     Status,
     embedding_text,
 )
+from ember.observability.metrics import Metrics, NoMetrics
 from ember.providers.protocol import Embedder
 from ember.storage.chunks import chunk_metadata
 from ember.storage.protocol import CollectionRepository, VersionStore
@@ -86,7 +87,8 @@ class _Pending:
 
 
 class Ingestor:
-    """Feeds documents into one collection's memory."""
+    """Feeds documents into one collection's memory; each :meth:`ingest` is recorded in
+    ``metrics`` (see :meth:`record`)."""
 
     def __init__(
         self,
@@ -98,6 +100,7 @@ class Ingestor:
         *,
         batch_size: int = 64,
         max_document_bytes: int = 50 * 1024 * 1024,
+        metrics: Metrics | None = None,
     ) -> None:
         self._collections = collections
         self._store = store
@@ -105,6 +108,7 @@ class Ingestor:
         self._embedder = embedder
         self.preparer = DocumentPreparer(chunker, max_document_bytes)
         self._batch_size = batch_size
+        self._metrics: Metrics = metrics or NoMetrics()
 
     def with_collections(self, collections: CollectionRepository) -> Ingestor:
         """This ingestor over ``collections`` (another workspace's view), sharing
@@ -149,7 +153,24 @@ class Ingestor:
         if progress is not None:
             progress(tally.progress())
         report.seconds = time.perf_counter() - started
+        self.record(report, collection_id)
         return report
+
+    def record(self, report: IngestReport, collection_id: str) -> None:
+        """Count ``report``'s documents by outcome (``ember_memory_documents_total``) and its
+        chunks (``ember_memory_chunks_total``) and, when it wrote any, set
+        ``ember_memory_index_vectors`` of its collection (``collection_id``) to its live
+        index's size now."""
+        for status, count in Counter(outcome.status for outcome in report.outcomes).items():
+            self._metrics.inc("ember_memory_documents_total", count, outcome=status)
+        if not report.count("created", "updated"):
+            return
+        self._metrics.inc("ember_memory_chunks_total", report.chunks)
+        live = self._indexes.current(collection_id)
+        if live is not None:
+            self._metrics.set(
+                "ember_memory_index_vectors", live[1].count(), collection=report.collection
+            )
 
     def check(self, collection: str) -> str:
         """The id of ``collection``, once its live index is known to use this embedder's model.

@@ -16,11 +16,13 @@ both the collection, ``ember.search.mode``, ``ember.search.k``, ``ember.search.h
 children ``dense`` (embedding the query and the vector search) and ``keyword`` (parented
 explicitly, as it runs in the worker thread), each with ``ember.candidates``, and, in hybrid
 mode, ``fusion`` (``ember.search.fusion``). Neither the query nor chunk text is recorded.
+The time of each answered search is observed in ``ember_memory_search_duration_seconds``.
 """
 
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,6 +36,7 @@ from opentelemetry.trace import NoOpTracer, Tracer
 from ember.errors import ReindexRequired
 from ember.filters import Filter
 from ember.memory.indexes import IndexManager
+from ember.observability.metrics import Metrics, NoMetrics
 from ember.observability.tracing import span
 from ember.providers.protocol import Embedder
 from ember.storage.protocol import ChunkStore, CollectionRepository
@@ -93,7 +96,7 @@ def _normalized(hits: list[tuple[int, float]]) -> dict[int, float]:
 
 class Retriever:
     """Searches one collection at a time; each search is a span of ``tracer`` (none without
-    one)."""
+    one), and its time is observed in ``metrics``."""
 
     def __init__(
         self,
@@ -104,6 +107,7 @@ class Retriever:
         settings: SearchSettings | None = None,
         *,
         tracer: Tracer | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._collections = collections
         self._store = store
@@ -111,6 +115,7 @@ class Retriever:
         self._embedders = embedders
         self.settings = settings or SearchSettings()
         self._tracer = tracer or NoOpTracer()
+        self._metrics: Metrics = metrics or NoMetrics()
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ember-keyword")
 
     def with_collections(self, collections: CollectionRepository) -> Retriever:
@@ -149,6 +154,7 @@ class Retriever:
             "ember.search.mode": mode,
             "ember.search.k": k,
         }
+        started = time.perf_counter()
         with span(self._tracer, f"retrieval {collection}", attributes=attributes) as current:
             hits = self._search(
                 collection,
@@ -161,7 +167,9 @@ class Retriever:
                 settings=settings,
             )
             current.set_attribute("ember.search.hits", len(hits))
-            return hits
+        elapsed = time.perf_counter() - started
+        self._metrics.observe("ember_memory_search_duration_seconds", elapsed, mode=mode)
+        return hits
 
     def _search(
         self,

@@ -9,6 +9,10 @@ With a ``tracer``, each search is a ``retrieval {collection}`` span (see
 span holding that search's span and then ``pack`` (``ember.pack.budget_tokens``,
 ``ember.pack.used_tokens``, ``ember.pack.chunks``, ``ember.pack.dropped``). No query or chunk
 text is recorded.
+
+With ``metrics``, ingests count their documents and chunks and set the collection's
+``ember_memory_index_vectors`` (see :meth:`Ingestor.record`), as a reindex sets it too, and
+searches observe their time (see :mod:`ember.memory.retrieval`).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from ember.memory.packer import ContextPack, ContextPacker
 from ember.memory.reindex import Reindexer, ReindexProgress, ReindexReport
 from ember.memory.retrieval import Mode, Retriever, SearchHit, SearchSettings
 from ember.memory.transfer import export_collection, import_collection
+from ember.observability.metrics import Metrics, NoMetrics
 from ember.observability.tracing import span
 from ember.providers.protocol import Embedder, Tokenizer
 from ember.storage import Database, SqlChunkStore, SqlCollectionRepository
@@ -67,6 +72,9 @@ class MemoryService:
     """The most terms a filter may have (``memory.max_filter_terms``)."""
     tracer: Tracer = field(default_factory=NoOpTracer, repr=False)
     """What :meth:`context` makes its spans with (no spans by default)."""
+    metrics: Metrics = field(default_factory=NoMetrics, repr=False)
+    """Where :meth:`reindex` sets the collection's vectors (give the ingestor and retriever
+    the same one)."""
 
     @classmethod
     def build(
@@ -78,13 +86,16 @@ class MemoryService:
         retire_index: Callable[[IndexRecord], None] | None = None,
         *,
         tracer: Tracer | None = None,
+        metrics: Metrics | None = None,
     ) -> MemoryService:
         """Wire the memory plane over ``embedder`` (the model and the tokenizer chunks are
         counted with) and ``index_factory`` (opens a vector index for a registry record);
         ``retire_index`` frees what served an index once it is retired (see
         :class:`IndexManager`); searches and packing are spans of ``tracer`` (none without
+        one); ingests, searches and reindexes are recorded in ``metrics`` (nothing without
         one). :func:`ember.services.memory_plane` picks the configured adapters."""
         tracer = tracer or NoOpTracer()
+        metrics = metrics or NoMetrics()
         model, tokenizer = embedder
         memory = config.memory
         collections = SqlCollectionRepository(database)
@@ -107,6 +118,7 @@ class MemoryService:
             chunker,
             batch_size=memory.ingest_batch_size,
             max_document_bytes=memory.max_document_bytes,
+            metrics=metrics,
         )
         settings = SearchSettings(
             candidates=memory.search_candidates,
@@ -116,7 +128,13 @@ class MemoryService:
             keyword_weight=memory.keyword_weight,
         )
         retriever = Retriever(
-            collections, store, indexes, _query_embedders(model), settings, tracer=tracer
+            collections,
+            store,
+            indexes,
+            _query_embedders(model),
+            settings,
+            tracer=tracer,
+            metrics=metrics,
         )
         return cls(
             collections,
@@ -129,6 +147,7 @@ class MemoryService:
             model,
             memory.max_filter_terms,
             tracer,
+            metrics,
         )
 
     def in_workspace(self, workspace: str) -> MemoryService:
@@ -210,8 +229,11 @@ class MemoryService:
         self, collection: str, progress: Callable[[ReindexProgress], None] | None = None
     ) -> ReindexReport:
         """Re-embed ``collection`` with the configured model (only chunks it lacks) and swap
-        in a fresh index; see :mod:`ember.memory.reindex`."""
-        return self.reindexer.reindex(collection, self.embedder, progress)
+        in a fresh index (``ember_memory_index_vectors`` is set to its size); see
+        :mod:`ember.memory.reindex`."""
+        report = self.reindexer.reindex(collection, self.embedder, progress)
+        self.metrics.set("ember_memory_index_vectors", report.vectors, collection=collection)
+        return report
 
     def export(self, collection: str, path: Path) -> int:
         """See :func:`ember.memory.transfer.export_collection`."""

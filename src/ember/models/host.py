@@ -34,6 +34,7 @@ from ember.errors import (
 )
 from ember.models.digest import file_digest
 from ember.models.records import ModelRecord
+from ember.observability.metrics import Metrics, NoMetrics
 
 __all__ = ["DEFAULT_MAX_TOKENS", "ModelHost"]
 
@@ -55,6 +56,9 @@ class ModelHost:
 
     ``llama_class`` builds the engine (``llama_cpp.Llama`` by default; tests may pass another
     with the same constructor and ``create_completion``/``create_chat_completion``/``tokenize``).
+    Each call that generates observes ``ember_llm_queue_seconds`` in ``metrics``: the time
+    from its first ``anext`` (its arrival) to the host's thread starting on it, labelled
+    with the record's name.
     """
 
     def __init__(
@@ -64,8 +68,10 @@ class ModelHost:
         *,
         gpu: bool = False,
         llama_class: Callable[..., Any] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._record = record
+        self._metrics: Metrics = metrics or NoMetrics()
         self._settings = settings
         self._gpu = gpu
         self._llama_class = llama_class
@@ -208,6 +214,7 @@ class ModelHost:
         queue: asyncio.Queue[Any] = asyncio.Queue()
         stop = threading.Event()
         deadline = None if options.timeout_s is None else time.monotonic() + options.timeout_s
+        arrived = time.perf_counter()
 
         def put(item: Any) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, item)
@@ -218,6 +225,8 @@ class ModelHost:
             try:
                 if stop.is_set():
                     return
+                waited = time.perf_counter() - arrived
+                self._metrics.observe("ember_llm_queue_seconds", waited, model=self._record.name)
                 for chunk in chunks():
                     choice = chunk["choices"][0]
                     finish = choice.get("finish_reason") or finish

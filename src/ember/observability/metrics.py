@@ -28,6 +28,8 @@ from prometheus_client import Histogram as PromHistogram
 __all__ = [
     "FAMILIES",
     "LATENCY_BUCKETS",
+    "NEAR_LIMIT",
+    "TOKEN_BUCKETS",
     "Family",
     "Metrics",
     "NoMetrics",
@@ -37,6 +39,9 @@ __all__ = [
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 """Upper bounds (seconds) of the request-latency histograms."""
+
+TOKEN_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+"""Upper bounds (seconds) of the time between tokens."""
 
 
 @dataclass(frozen=True)
@@ -81,8 +86,154 @@ FAMILIES: Mapping[str, Family] = _families(
         "Job attempts ended on a worker, by kind and outcome (ok, cancelled or the error code).",
         ("kind", "outcome"),
     ),
+    Family(
+        "ember_llm_requests_total",
+        "counter",
+        "Routed model calls, by the provider that answered (none when none did), operation "
+        "and outcome (ok or the error code).",
+        ("provider", "operation", "outcome"),
+    ),
+    Family(
+        "ember_llm_request_duration_seconds",
+        "histogram",
+        "End-to-end time of answered model calls (a stream's to its last token).",
+        ("provider", "model", "operation"),
+        LATENCY_BUCKETS,
+    ),
+    Family(
+        "ember_llm_time_to_first_token_seconds",
+        "histogram",
+        "Time from a streamed call to its first token.",
+        ("provider", "model"),
+        LATENCY_BUCKETS,
+    ),
+    Family(
+        "ember_llm_inter_token_seconds",
+        "histogram",
+        "Time between a stream's successive deltas.",
+        ("provider", "model"),
+        TOKEN_BUCKETS,
+    ),
+    Family(
+        "ember_llm_queue_seconds",
+        "histogram",
+        "Time a call to a hosted model waited for its host before generating.",
+        ("model",),
+        LATENCY_BUCKETS,
+    ),
+    Family(
+        "ember_llm_tokens_total",
+        "counter",
+        "Tokens of answered model calls, by direction (input or output).",
+        ("provider", "model", "direction"),
+    ),
+    Family(
+        "ember_llm_fallbacks_total",
+        "counter",
+        "Calls answered by a later candidate than the first.",
+        ("operation",),
+    ),
+    Family(
+        "ember_llm_retries_total",
+        "counter",
+        "Calls sent again to the same provider after a retryable error.",
+        ("provider",),
+    ),
+    Family(
+        "ember_llm_breakers_open",
+        "gauge",
+        "Processes whose circuit breaker for the provider is open (not letting calls through).",
+        ("provider",),
+    ),
+    Family(
+        "ember_memory_documents_total",
+        "counter",
+        "Documents ingested, by outcome (created, updated, unchanged, duplicate or failed).",
+        ("outcome",),
+    ),
+    Family(
+        "ember_memory_chunks_total",
+        "counter",
+        "Chunks written by ingests.",
+    ),
+    Family(
+        "ember_memory_search_duration_seconds",
+        "histogram",
+        "Time of answered searches, by mode (hybrid, dense or keyword).",
+        ("mode",),
+        LATENCY_BUCKETS,
+    ),
+    Family(
+        "ember_memory_index_vectors",
+        "gauge",
+        "Vectors in a collection's live index, as of the last ingest or reindex here.",
+        ("collection",),
+    ),
+    Family(
+        "ember_agent_runs_total",
+        "counter",
+        "Agent runs ended, by outcome (completed, limit_exceeded, budget_exceeded, failed or "
+        "cancelled).",
+        ("outcome",),
+    ),
+    Family(
+        "ember_agent_steps_total",
+        "counter",
+        "Model answers agent runs acted on (one per step).",
+    ),
+    Family(
+        "ember_agent_tool_calls_total",
+        "counter",
+        "Tool calls of agent runs, by tool (unknown for a name no tool of the run has) and "
+        "outcome (ok or the error code).",
+        ("tool", "outcome"),
+    ),
+    Family(
+        "ember_agent_denials_total",
+        "counter",
+        "Tool calls of agent runs denied (by the policy, or not an allowed tool), by tool.",
+        ("tool",),
+    ),
+    Family(
+        "ember_sandbox_starts_total",
+        "counter",
+        "Sandboxes started (a one-shot command's, or a session's), by tier.",
+        ("tier",),
+    ),
+    Family(
+        "ember_sandbox_start_seconds",
+        "histogram",
+        "Time from starting a session's sandbox to its executor being ready, by tier.",
+        ("tier",),
+        LATENCY_BUCKETS,
+    ),
+    Family(
+        "ember_sandbox_kills_total",
+        "counter",
+        "Sandboxed commands ended by a limit, by tier and limit (timeout, memory, cpu or "
+        "file_size).",
+        ("tier", "limit"),
+    ),
+    Family(
+        "ember_budget_near_limit_total",
+        "counter",
+        "Budget checks that found a budget 80 % spent or more (with the call's estimate), "
+        "by scope (principal, workspace, provider) and limit (tokens, cost_usd).",
+        ("scope", "limit"),
+    ),
+    Family(
+        "ember_budget_refusals_total",
+        "counter",
+        "Sends to a provider a budget refused (each candidate of a call is checked), by scope "
+        "and limit.",
+        ("scope", "limit"),
+    ),
 )
 """Every metric family ember emits, by name."""
+
+NEAR_LIMIT = 0.8
+"""The share of a budget spent (with the call's estimate) from which a check counts as near
+its limit (``ember_budget_near_limit_total``)."""
 
 
 def status_class(status: int) -> str:

@@ -161,6 +161,7 @@ class BulkIngest:
         order = sorted(range(len(positions)), key=positions.__getitem__)
         report.outcomes = [report.outcomes[i] for i in order]
         report.seconds = time.perf_counter() - started
+        ingestor.record(report, collection_id)
         return report
 
     def _dataset(self, parts: list[SourcePart], live: dict[str, str]) -> ray.data.Dataset:

@@ -7,6 +7,25 @@ with ``gen_ai.request.model`` the name asked for; the router's decisions are its
 (``candidate_skipped`` with the reason, ``retry`` with the error and the wait), and the answer
 sets ``gen_ai.provider.name``, ``gen_ai.response.model`` and ``gen_ai.usage.*``. Each attempt at
 a provider is a child span ``{gen_ai.operation.name} {model}`` with that provider's name.
+
+Metrics (families of :data:`~ember.observability.metrics.FAMILIES`), recorded through the
+injected :class:`~ember.observability.metrics.Metrics`:
+
+- ``ember_llm_requests_total``: once per call, with its log line; ``provider`` is the provider
+  whose response ended the call (its answer, or a rejection that fails fast), ``none`` when
+  none did; ``outcome`` is ``ok``, ``cancelled`` (a stream closed early) or the error code.
+- ``ember_llm_request_duration_seconds``: from the call's start to its answer (a stream's to
+  its end), for calls that ended ``ok``.
+- ``ember_llm_tokens_total``: the input and output tokens of the recorded usage, for every
+  call that records a usage row (answered calls and streams that ended otherwise).
+- ``ember_llm_fallbacks_total``: answered calls whose answering candidate was not the first
+  one: an earlier candidate failed, was refused by the budgets or skipped.
+- ``ember_llm_retries_total``: attempts sent to a candidate again after a retryable error.
+- ``ember_llm_breakers_open``: 1 while this process's breaker of the provider is open, else 0;
+  set at construction and whenever the breaker's state may have changed.
+
+Model-labelled families are recorded only for answered calls, with the candidate's model (a
+configured name, never the client's text).
 """
 
 from __future__ import annotations
@@ -36,8 +55,9 @@ from ember.errors import (
     ProviderTimeout,
     ProviderUnavailable,
 )
+from ember.observability.metrics import Metrics, NoMetrics
 from ember.observability.tracing import failed, span
-from ember.providers.breaker import CircuitBreaker
+from ember.providers.breaker import BreakerState, CircuitBreaker
 from ember.providers.budget import Budgets
 from ember.providers.candidates import Candidate, Candidates, RouteRequest
 from ember.providers.protocol import Provider
@@ -103,7 +123,8 @@ class CandidateFailover:
 
     ``budgets`` checks budgets and records usage (``None``: neither); with ``usage_writer``
     the rows are queued to it instead of written before the call returns. ``clock`` drives
-    the breakers, ``sleep`` the backoff and ``rng`` its jitter.
+    the breakers, ``sleep`` the backoff and ``rng`` its jitter. Calls are recorded in
+    ``metrics`` (see the module).
     """
 
     def __init__(
@@ -118,8 +139,10 @@ class CandidateFailover:
         sleep: Callable[[float], Awaitable[None]],
         rng: random.Random,
         tracer: Tracer | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._tracer = tracer or NoOpTracer()
+        self._metrics: Metrics = metrics or NoMetrics()
         self._providers = providers
         self._candidates = candidates
         self._config = config
@@ -136,6 +159,13 @@ class CandidateFailover:
             )
             for name in providers
         }
+        for name in providers:
+            self._watch(name)
+
+    @property
+    def metrics(self) -> Metrics:
+        """Where calls are recorded."""
+        return self._metrics
 
     def breaker(self, provider: str) -> CircuitBreaker:
         """The circuit breaker of a configured provider.
@@ -143,6 +173,15 @@ class CandidateFailover:
         :raises KeyError: no provider has this name.
         """
         return self._breakers[provider]
+
+    def record_failure(self, provider: str) -> None:
+        """A retryable failure of ``provider`` outside an attempt (a stream broken after its
+        first delta): count it on the provider's breaker.
+
+        :raises KeyError: no provider has this name.
+        """
+        self._breakers[provider].record_failure()
+        self._watch(provider)
 
     def traced(self, call: Call) -> Span:
         """Start ``call``'s span (a child of the current one) and keep it on ``call``; the
@@ -219,7 +258,8 @@ class CandidateFailover:
         raise error from call.last
 
     async def finish(self, call: Call, candidate: Candidate, usage: Usage, outcome: str) -> None:
-        """Record the usage row (a failure to is logged, never raised), log the call and
+        """Record the usage row (a failure to is logged, never raised), log and count the call,
+        record its tokens (and, when ``outcome`` is ``ok``, its duration and any fallback) and
         put the answer on its span."""
         answer = call.span
         if answer.is_recording():
@@ -258,10 +298,17 @@ class CandidateFailover:
                 )
             except Exception:
                 log.exception("could not record usage", extra={"provider": candidate.provider})
+        self._answered(call, candidate, usage, outcome)
         self.log(call, candidate, usage.total_tokens, outcome)
 
     def log(self, call: Call, candidate: Candidate | None, tokens: int, outcome: str) -> None:
-        """The call's one ``provider call`` line (INFO)."""
+        """The call's one ``provider call`` line (INFO), and its ``ember_llm_requests_total``."""
+        self._metrics.inc(
+            "ember_llm_requests_total",
+            provider=candidate.provider if candidate else "none",
+            operation=call.operation,
+            outcome=outcome,
+        )
         log.info(
             "provider call",
             extra={
@@ -279,6 +326,34 @@ class CandidateFailover:
             },
         )
 
+    def _answered(self, call: Call, candidate: Candidate, usage: Usage, outcome: str) -> None:
+        provider, model = candidate.provider, candidate.model
+        tokens = "ember_llm_tokens_total"
+        if usage.prompt_tokens > 0:
+            self._metrics.inc(
+                tokens, usage.prompt_tokens, provider=provider, model=model, direction="input"
+            )
+        if usage.completion_tokens > 0:
+            self._metrics.inc(
+                tokens, usage.completion_tokens, provider=provider, model=model, direction="output"
+            )
+        if outcome != "ok":
+            return
+        self._metrics.observe(
+            "ember_llm_request_duration_seconds",
+            time.perf_counter() - call.started,
+            provider=provider,
+            model=model,
+            operation=call.operation,
+        )
+        if call.failures:
+            self._metrics.inc("ember_llm_fallbacks_total", operation=call.operation)
+
+    def _watch(self, provider: str) -> None:
+        """Set ``ember_llm_breakers_open`` of ``provider`` from its breaker's state now."""
+        is_open = self._breakers[provider].state is BreakerState.OPEN
+        self._metrics.set("ember_llm_breakers_open", 1.0 if is_open else 0.0, provider=provider)
+
     async def _attempts(
         self,
         call: Call,
@@ -290,13 +365,17 @@ class CandidateFailover:
         breaker = self._breakers[candidate.provider]
         error: ProviderError | None = None
         for attempt in range(1, self._config.retry_attempts + 1):
-            if not breaker.allow():
+            allowed = breaker.allow()
+            self._watch(candidate.provider)
+            if not allowed:
                 if error is None:
                     wait = breaker.retry_in_s()
                     call.failed(candidate, "circuit_open", f"breaker open, retry in {wait:.1f}s")
                 else:
                     call.failed(candidate, error.code, f"{error.detail} (then the breaker opened)")
                 return None
+            if attempt > 1:
+                self._metrics.inc("ember_llm_retries_total", provider=candidate.provider)
             try:
                 with span(
                     self._tracer,
@@ -313,9 +392,11 @@ class CandidateFailover:
                     result = await send(provider, candidate.model)
             except _FAIL_FAST:
                 breaker.record_success()  # it answered: the provider is up
+                self._watch(candidate.provider)
                 raise
             except ProviderError as exc:
                 breaker.record_failure()
+                self._watch(candidate.provider)
                 error = call.last = exc
                 log.debug(
                     "provider attempt failed",
@@ -338,6 +419,7 @@ class CandidateFailover:
                 breaker.release()
                 raise
             breaker.record_success()
+            self._watch(candidate.provider)
             return (result,)
         if error is not None:
             call.failed(candidate, error.code, error.detail)

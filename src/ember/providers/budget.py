@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from ember.chat import Usage
 from ember.config.models import Budget, Price, ProvidersConfig
 from ember.errors import BudgetExceeded
+from ember.observability.metrics import NEAR_LIMIT, Metrics, NoMetrics
 from ember.storage.clock import utcnow
 from ember.storage.protocol import UsageLog
 from ember.storage.records import UsageEntry, UsageTotals
@@ -43,7 +44,8 @@ class Estimate:
 
 
 class Budgets:
-    """Checks budgets before a call and records usage after it, in a :class:`UsageLog`.
+    """Checks budgets before a call and records usage after it, in a :class:`UsageLog`; counts
+    the calls refused and the checks near a limit in ``metrics``.
 
     ``now`` is the wall clock the rolling day is measured from (UTC, injected for tests).
     Both methods do blocking database work; async callers run them in a thread.
@@ -55,10 +57,12 @@ class Budgets:
         usage: UsageLog,
         *,
         now: Callable[[], datetime] = utcnow,
+        metrics: Metrics | None = None,
     ) -> None:
         self._config = config
         self._usage = usage
         self._now = now
+        self._metrics = metrics or NoMetrics()
 
     def price(self, provider: str) -> Price:
         """The provider's price (0 when not listed)."""
@@ -119,10 +123,17 @@ class Budgets:
             if tokens is None and cost is None:
                 continue
             spent = spending()
-            if tokens is not None and spent.tokens + estimate.tokens > tokens:
-                raise _exceeded(scope, name, "tokens", tokens, spent.tokens, estimate.tokens)
-            if cost is not None and spent.cost_usd + estimate.cost_usd > cost:
-                raise _exceeded(scope, name, "cost_usd", cost, spent.cost_usd, estimate.cost_usd)
+            for limit, allowed, used, asked in (
+                ("tokens", tokens, spent.tokens, estimate.tokens),
+                ("cost_usd", cost, spent.cost_usd, estimate.cost_usd),
+            ):
+                if allowed is None:
+                    continue
+                if used + asked > allowed:
+                    self._metrics.inc("ember_budget_refusals_total", scope=scope, limit=limit)
+                    raise _exceeded(scope, name, limit, allowed, used, asked)
+                if used + asked >= NEAR_LIMIT * allowed:
+                    self._metrics.inc("ember_budget_near_limit_total", scope=scope, limit=limit)
 
     def record(
         self,

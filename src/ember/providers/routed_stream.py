@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
 import anyio
@@ -27,6 +28,11 @@ class RoutedStream:
     (:func:`~ember.providers.usage.usage_or_estimate`). That usage is then :attr:`usage`
     (``None`` until then), and :attr:`usage_estimated` says whether it is the estimate, so
     what callers report is what was recorded. Nothing is sent before the first ``anext``.
+
+    Besides the call's metrics (:mod:`ember.providers._dispatch`), the time from the call's
+    start to the first delta is observed in ``ember_llm_time_to_first_token_seconds`` and the
+    time between the arrivals of each later delta and the one before it in
+    ``ember_llm_inter_token_seconds`` (a gap includes the time the consumer held the delta).
     """
 
     def __init__(
@@ -77,8 +83,11 @@ class RoutedStream:
             failed(current, exc)
             current.end()
             raise
+        arrived = time.perf_counter()
         current.add_event("first_token")
         self.provider, self.model = candidate.provider, candidate.model
+        metrics, labels = failover.metrics, {"provider": self.provider, "model": self.model}
+        metrics.observe("ember_llm_time_to_first_token_seconds", arrived - call.started, **labels)
         texts: list[str] = []
         given: Usage | None = None
         outcome = "cancelled"
@@ -95,12 +104,16 @@ class RoutedStream:
                 except ProviderError as exc:
                     outcome = StreamInterrupted.code
                     if isinstance(exc, RETRYABLE):
-                        failover.breaker(candidate.provider).record_failure()
+                        failover.record_failure(candidate.provider)
                     raise StreamInterrupted(
                         f"{candidate} failed after the stream started: {exc.detail}",
                         extra={"partial_text": "".join(texts), "cause_code": exc.code}
                         | {"provider": candidate.provider, "model": candidate.model},
                     ) from exc
+                if delta is not None:
+                    now = time.perf_counter()
+                    metrics.observe("ember_llm_inter_token_seconds", now - arrived, **labels)
+                    arrived = now
             outcome = "ok"
         except BaseException as exc:
             failed(current, exc)

@@ -42,6 +42,7 @@ from opentelemetry.trace import Tracer
 
 from ember.chat import ChatMessage, Completion, GenerationOptions, Usage
 from ember.config.models import RouterConfig
+from ember.observability.metrics import Metrics
 from ember.providers._dispatch import RETRYABLE, Call, CandidateFailover
 from ember.providers.breaker import CircuitBreaker
 from ember.providers.budget import Budgets
@@ -80,8 +81,9 @@ class Router:
     ``budgets`` checks budgets and records usage (``None``: neither); ``usage_writer``
     writes the usage rows in batches off the call's path (``None``: each before the call
     returns). ``clock`` drives the breakers, ``sleep`` the backoff and ``rng`` its jitter;
-    tests inject all three. Calls are spans of ``tracer`` (see
-    :mod:`ember.providers._dispatch`).
+    tests inject all three. Calls are spans of ``tracer`` and are recorded in ``metrics``
+    (``None``: nowhere; see :mod:`ember.providers._dispatch` and
+    :class:`~ember.providers.routed_stream.RoutedStream` for the families).
     """
 
     def __init__(
@@ -96,6 +98,7 @@ class Router:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
         tracer: Tracer | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._providers: Mapping[str, Provider] = MappingProxyType(dict(providers))
         self._writer = usage_writer
@@ -118,6 +121,7 @@ class Router:
             sleep=sleep,
             rng=rng or random.Random(),
             tracer=tracer,
+            metrics=metrics,
         )
 
     def cost(self, provider: str, usage: Usage) -> float:

@@ -22,7 +22,9 @@ bubblewrap errors before the command ran (``--json-status-fd`` reports no exit c
 :class:`~ember.errors.SandboxUnavailable`. Ending the tree: see :mod:`ember.sandbox._process`.
 
 Spans: a one-shot run is ``sandbox run``, a session's command ``sandbox command``
-(:mod:`ember.sandbox._spans`), with ``ember.sandbox.tier: bubblewrap``.
+(:mod:`ember.sandbox._spans`), with ``ember.sandbox.tier: bubblewrap``. Metrics (``tier:
+bubblewrap``): a one-shot run's sandbox counts as started once its process is, a session's
+as :mod:`ember.sandbox.session` says; a run or session command a limit ended counts as killed.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from pathlib import Path
 from opentelemetry.trace import NoOpTracer, Tracer
 
 from ember.errors import BadRequest, SandboxFailed, SandboxUnavailable
+from ember.observability.metrics import Metrics, NoMetrics
 from ember.observability.tracing import span
 from ember.sandbox._pipes import StatusPipe
 from ember.sandbox._process import (
@@ -59,7 +62,7 @@ from ember.sandbox._process import (
     stderr_text,
     supervise,
 )
-from ember.sandbox._spans import command_attributes, record_result
+from ember.sandbox._spans import command_attributes, record_kill, record_result, record_start
 from ember.sandbox.binds import check_read_only_paths, check_syntax, ember_homes
 from ember.sandbox.cgroups import Cgroups, RunCgroup
 from ember.sandbox.limits import check_argv, check_limits, init_script, rlimits
@@ -157,8 +160,8 @@ class BubblewrapSandbox:
     object is collected; ``protected_paths``: paths no command's ``read_only_paths`` may be,
     lie under or contain, besides those :mod:`ember.sandbox.binds` always protects (ember's
     home as ``$EMBER_HOME`` and ``~/.ember``, the support directory, the workspace);
-    ``tracer`` makes the spans of runs and session commands. Nothing is touched until
-    :meth:`check` (or the first command).
+    ``tracer`` makes the spans of runs and session commands, ``metrics`` records their starts
+    and kills. Nothing is touched until :meth:`check` (or the first command).
     """
 
     def __init__(
@@ -170,9 +173,11 @@ class BubblewrapSandbox:
         state_dir: Path | None = None,
         protected_paths: Sequence[Path] = (),
         tracer: Tracer | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._bwrap_name = bwrap or "bwrap"
         self._tracer = tracer or NoOpTracer()
+        self._metrics: Metrics = metrics or NoMetrics()
         self._use_cgroups = use_cgroups
         self._hostname = hostname
         self._state_dir = state_dir
@@ -392,6 +397,7 @@ class BubblewrapSandbox:
         with span(self._tracer, "sandbox run", attributes=attributes) as current:
             result = await self._run(argv, workspace, limits, stdin, env, read_only_paths)
             record_result(current, result)
+            record_kill(self._metrics, "bubblewrap", result)
             return result
 
     async def _run(
@@ -424,6 +430,7 @@ class BubblewrapSandbox:
                 raise SandboxUnavailable(f"could not start bubblewrap: {exc}") from exc
             finally:
                 launch.close_child_fds()
+            record_start(self._metrics, "bubblewrap")
             if cancelled:  # started all the same: end it before the cancel goes on
                 await shielded(end(proc, launch))
                 raise asyncio.CancelledError
@@ -460,7 +467,9 @@ class BubblewrapSandbox:
             values = rlimits(walls, address_space=not self._memory_cgroup)
             return self._launch(request, walls, executor_argv(values))
 
-        session = ExecutorSession(launch, limits, OUTER_ENV, tracer=self._tracer, tier="bubblewrap")
+        session = ExecutorSession(
+            launch, limits, OUTER_ENV, tracer=self._tracer, tier="bubblewrap", metrics=self._metrics
+        )
         try:
             await session.start()
             yield session

@@ -23,7 +23,10 @@ What ember does around that:
 - **Closing** kills the executor (pid 1: the kernel ends every process of the namespace),
   waits for bubblewrap, empties and removes the cgroup (:func:`~ember.sandbox._process.end`).
 
-Each :meth:`ExecutorSession.run` is one span ``sandbox command`` (:mod:`ember.sandbox._spans`).
+Each :meth:`ExecutorSession.run` is one span ``sandbox command`` (:mod:`ember.sandbox._spans`);
+each sandbox started (the first and every restart) counts in ``ember_sandbox_starts_total``
+with its time to the executor's ``ready`` in ``ember_sandbox_start_seconds``, and each
+:meth:`ExecutorSession.run` a limit ended in ``ember_sandbox_kills_total``.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from pathlib import Path
 from opentelemetry.trace import NoOpTracer, Tracer
 
 from ember.errors import BadRequest, EmberError, SandboxFailed, SandboxUnavailable
+from ember.observability.metrics import Metrics, NoMetrics
 from ember.observability.tracing import span
 from ember.sandbox._frames import Broken, Message, encode, read_message
 from ember.sandbox._process import (
@@ -55,7 +59,7 @@ from ember.sandbox._process import (
     shielded,
     stderr_text,
 )
-from ember.sandbox._spans import command_attributes, record_result
+from ember.sandbox._spans import command_attributes, record_kill, record_result, record_start
 from ember.sandbox.limits import LIMITS_FAILED, check_argv
 from ember.sandbox.protocol import CommandResult, KillReason, SandboxLimits
 
@@ -200,7 +204,8 @@ class ExecutorSession:
     :func:`~ember.sandbox._process.end`); ``max_blob`` bounds a reply's stdout or stderr
     (default: ``limits.output_bytes``; larger where a runner asks for more, see
     :meth:`execute`); ``start_timeout_s`` is how long the executor may take to say it is
-    ready; ``tracer`` makes each command's span, naming ``tier`` as the sandbox's.
+    ready; ``tracer`` makes each command's span, naming ``tier`` as the sandbox's, and
+    ``metrics`` records its starts and kills under ``tier`` (see the module).
     """
 
     def __init__(
@@ -214,8 +219,10 @@ class ExecutorSession:
         start_timeout_s: float = START_TIMEOUT_S,
         tracer: Tracer | None = None,
         tier: str = "bubblewrap",
+        metrics: Metrics | None = None,
     ) -> None:
         self._new_launch = launch
+        self._metrics: Metrics = metrics or NoMetrics()
         self._tracer = tracer or NoOpTracer()
         self._tier = tier
         self._limits = limits
@@ -263,6 +270,7 @@ class ExecutorSession:
             current.set_attribute("ember.sandbox.wall_s", wall_s)
             result = await self._run(items, stdin, wall_s)
             record_result(current, result)
+            record_kill(self._metrics, self._tier, result)
             return result
 
     async def _run(
@@ -291,6 +299,7 @@ class ExecutorSession:
     async def _start(self) -> None:
         if self._live is not None:
             await shielded(self._drop(self._live))
+        started = time.monotonic()
         launch = await self._new_launch()
         creating = asyncio.create_subprocess_exec(
             *launch.argv,
@@ -317,6 +326,7 @@ class ExecutorSession:
             if self._closed:  # closed meanwhile (from another task): nothing may outlive it
                 error: EmberError = SandboxFailed("the sandbox session is closed")
             elif isinstance(first, tuple) and first[0].get("ready") == 1:
+                record_start(self._metrics, self._tier, time.monotonic() - started)
                 return
             else:
                 error = await live.failure(first)

@@ -16,6 +16,7 @@ from ember.config import EmberConfig
 from ember.errors import ConfigError, VMUnavailable
 from ember.memory.indexes import IndexFactory
 from ember.memory.service import MemoryService
+from ember.observability.metrics import Metrics
 from ember.providers.protocol import Embedder, Tokenizer
 from ember.storage import Database
 from ember.storage.indexes import IndexRecord
@@ -134,10 +135,12 @@ def memory_plane(
     retire_index: Callable[[IndexRecord], None] | None = None,
     *,
     tracer: Tracer | None = None,
+    metrics: Metrics | None = None,
 ) -> MemoryService:
     """The memory plane over ``database``: ``embedder`` and ``index_factory`` default to the
     configured ones (tests inject their own; on Ray, an embedding pool and shard actors);
-    searches and context packing are spans of ``tracer`` (none without one)."""
+    searches and context packing are spans of ``tracer`` (none without one); ingests,
+    searches and reindexes are recorded in ``metrics`` (nothing without one)."""
     return MemoryService.build(
         config,
         database,
@@ -145,4 +148,5 @@ def memory_plane(
         index_factory or build_index_factory(config),
         retire_index,
         tracer=tracer,
+        metrics=metrics,
     )

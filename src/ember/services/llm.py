@@ -13,6 +13,7 @@ from ember.config import EmberConfig
 from ember.models.catalog import SqlModelCatalog
 from ember.models.protocol import ModelAccess
 from ember.models.tokenizer import GgufTokenizer
+from ember.observability.metrics import Metrics
 from ember.providers.budget import Budgets
 from ember.providers.protocol import Embedder, Tokenizer
 from ember.providers.registry import ProviderDeps, ProviderRegistry
@@ -37,10 +38,12 @@ def build_router(
     registry: ProviderRegistry | None = None,
     load_hint: LoadHint | None = None,
     tracer: Tracer | None = None,
+    metrics: Metrics | None = None,
 ) -> Router:
     """The router over every configured provider (built-in kinds and installed plug-ins),
     with budgets and usage rows in ``database`` (written in batches, off the call's path);
-    ``load_hint`` orders equal candidates; calls are spans of ``tracer``.
+    ``load_hint`` orders equal candidates; calls are spans of ``tracer`` and are recorded in
+    ``metrics`` (``None``: nowhere).
 
     :raises ConfigError: a provider's kind is unknown or its adapter cannot be built.
     """
@@ -50,10 +53,11 @@ def build_router(
     return Router(
         providers,
         config.router,
-        budgets=Budgets(config.providers, usage),
+        budgets=Budgets(config.providers, usage, metrics=metrics),
         usage_writer=UsageWriter(usage),
         load_hint=load_hint,
         tracer=tracer,
+        metrics=metrics,
     )
 
 

@@ -72,11 +72,16 @@ T = TypeVar("T")
 
 
 class MemoryBuilder(Protocol):
-    """Builds the memory plane over a database, its spans made by ``tracer``
-    (:func:`memory_plane` by default)."""
+    """Builds the memory plane over a database, its spans made by ``tracer`` and its metrics
+    recorded in ``metrics`` (:func:`memory_plane` by default)."""
 
     def __call__(
-        self, config: EmberConfig, database: Database, *, tracer: Tracer | None = None
+        self,
+        config: EmberConfig,
+        database: Database,
+        *,
+        tracer: Tracer | None = None,
+        metrics: Metrics | None = None,
     ) -> MemoryService: ...
 
 
@@ -185,9 +190,10 @@ class Services:
         def make() -> MemoryService:
             builder = self._memory
             tracer = self.tracing.tracer("ember.memory")
+            metrics = self.metrics
             if builder is None or isinstance(builder, MemoryService):
-                return memory_plane(self.config, self.database, tracer=tracer)
-            return builder(self.config, self.database, tracer=tracer)
+                return memory_plane(self.config, self.database, tracer=tracer, metrics=metrics)
+            return builder(self.config, self.database, tracer=tracer, metrics=metrics)
 
         return self._once("memory", make, MemoryService)
 
@@ -200,6 +206,7 @@ class Services:
             return BubblewrapSandbox(
                 protected_paths=[config.home_dir, config.agents_work_dir],
                 tracer=self.tracing.tracer("ember.sandbox"),
+                metrics=self.metrics,
             )
 
         return self._once("sandbox", make, BubblewrapSandbox)
@@ -230,6 +237,7 @@ class Services:
                 disk_mib=config.vm.disk_mib,
                 protected_paths=[config.home_dir, config.agents_work_dir],
                 tracer=self.tracing.tracer("ember.sandbox"),
+                metrics=self.metrics,
             )
 
         return self._once("vm_sandbox", make, VMSandbox)
@@ -292,6 +300,7 @@ class Services:
                 registry=self._providers,
                 load_hint=hint,
                 tracer=self.tracing.tracer("ember.providers"),
+                metrics=self.metrics,
             )
 
         return self._once("router", make, Router)
@@ -364,6 +373,7 @@ class Services:
             ),
             tracer=self.tracing.tracer("ember.agents"),
             capture_content=self.tracing.capture_content,
+            metrics=self.metrics,
         )
 
     def _vm_parts(self) -> VMParts:

@@ -28,6 +28,9 @@ boots a VM first (seconds under TCG).
 Spans (``ember.sandbox.tier: vm``): opening a session is ``vm sandbox open`` (its boot, with
 ``ember.vm.vcpus``, ``ember.vm.memory_mib`` and ``ember.vm.accel``), each command ``sandbox
 command`` (the workspace copies included), a one-shot run ``sandbox run`` around both.
+Metrics (``tier: vm``): each VM of a session (or of a one-shot run) counts as started once its
+executor is ready, with its boot time, and each command a limit ended as killed, as
+:mod:`ember.sandbox.session` records them.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from pathlib import Path
 from opentelemetry.trace import NoOpTracer, Tracer
 
 from ember.errors import BadRequest, EmberError, SandboxFailed, SandboxUnavailable
+from ember.observability.metrics import Metrics
 from ember.observability.tracing import span
 from ember.sandbox._pipes import StatusPipe
 from ember.sandbox._process import Launch, shielded
@@ -199,6 +203,7 @@ class VMSession(ExecutorSession):
         disk_bytes: int,
         start_timeout_s: float,
         tracer: Tracer | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         super().__init__(
             launch,
@@ -209,6 +214,7 @@ class VMSession(ExecutorSession):
             start_timeout_s=start_timeout_s,
             tracer=tracer,
             tier="vm",
+            metrics=metrics,
         )
         self._workspace = workspace
         self._disk_bytes = disk_bytes
@@ -270,7 +276,7 @@ class VMSandbox:
     smallest workspace disk (a larger workspace gets room for itself plus a quarter);
     ``protected_paths`` are paths no ``read_only_paths`` may be, lie under or contain, besides
     ember's homes, the work root, the image and the workspace; ``tracer`` makes the spans of
-    runs, session opens and commands.
+    runs, session opens and commands; ``metrics`` records the VMs' starts and kills.
     """
 
     def __init__(
@@ -288,9 +294,11 @@ class VMSandbox:
         boot_timeout_s: float = 60.0,
         protected_paths: Sequence[Path] = (),
         tracer: Tracer | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._hypervisor = hypervisor
         self._tracer = tracer or NoOpTracer()
+        self._metrics = metrics
         self._image = image
         self._uri = uri
         self._image_dir = image_dir
@@ -488,6 +496,7 @@ class VMSandbox:
             disk_bytes,
             self._boot_timeout_s + 30.0,
             tracer=self._tracer,
+            metrics=self._metrics,
         )
         vcpus, memory_mib = _shape(walls)
         attributes = {

@@ -46,8 +46,8 @@ class TracingConfig(BaseModel):
     )
     capture_content: bool = Field(
         False,
-        description="Record prompts, answers and tool arguments on spans; off, spans carry "
-        "sizes and token counts only.",
+        description="Record agents' tool arguments and results on spans; off, spans carry "
+        "their sizes only. Prompts and answers are never recorded, only token counts.",
     )
     recent_traces: int = Field(
         500, ge=1, le=100_000, description="Traces the in-memory store keeps (oldest go first)."

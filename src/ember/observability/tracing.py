@@ -178,7 +178,7 @@ class Tracing:
 
     @property
     def capture_content(self) -> bool:
-        """Whether prompts, answers and tool arguments may be recorded on spans."""
+        """Whether agents' tool arguments and results may be recorded on spans."""
         return self.enabled and self.config.capture_content
 
     def tracer(self, scope: str) -> Tracer:

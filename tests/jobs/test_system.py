@@ -221,7 +221,13 @@ async def test_log_lines_about_a_job_carry_its_job_and_request_ids(
         "echo", {"text": "x"}, caller("alice"), request_id="req-42"
     )
     await system.until_final(job.id)
-    lines = [json.loads(JsonFormatter("ember-worker").format(r)) for r in caplog.records]
-    about = [line for line in lines if line.get("jobId") == job.id]
-    assert {line["msg"] for line in about} >= {"job started", "job succeeded"}
-    assert {line["requestId"] for line in about} == {"req-42"}
+
+    def about() -> list[dict[str, object]]:
+        lines = [json.loads(JsonFormatter("ember-worker").format(r)) for r in caplog.records]
+        return [line for line in lines if line.get("jobId") == job.id]
+
+    # the row is final before the runner's last line: wait for the line, not the row
+    await system.until(lambda: any(line["msg"] == "job succeeded" for line in about()))
+    found = about()
+    assert {line["msg"] for line in found} >= {"job started", "job succeeded"}
+    assert {line["requestId"] for line in found} == {"req-42"}

@@ -10,20 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from ember.config import load_config
 from ember.memory.extract import SourceDocument
 from ember.memory.service import MemoryService
 from ember.observability.metrics import PrometheusMetrics
-from ember.services import memory_plane
-from ember.storage import Database, Migrator
 from ember.testing.metrics import sample
-from tests.support.embedders import HashEmbedder, WordTokenizer
-
-DOCS = {
-    "otters.md": b"Sea otters hold hands while they sleep so they do not drift apart.",
-    "bees.md": b"Bees dance to show the hive where the flowers are.",
-    "tides.md": b"The moon pulls the oceans and the tides follow it.",
-}
+from tests.support.planes import DOCS, documents, small_plane
 
 
 @pytest.fixture
@@ -33,22 +24,8 @@ def metrics() -> PrometheusMetrics:
 
 @pytest.fixture
 def memory(tmp_path: Path, metrics: PrometheusMetrics) -> Iterator[MemoryService]:
-    config = load_config(None, {"EMBER_HOME": str(tmp_path / "home")})
-    database = Database(f"sqlite:///{tmp_path / 'memory.db'}")
-    Migrator(database).upgrade()
-    service = memory_plane(
-        config, database, embedder=(HashEmbedder(), WordTokenizer()), metrics=metrics
-    )
-    service.collections.create("notes")
-    try:
+    with small_plane(tmp_path, metrics=metrics) as service:
         yield service
-    finally:
-        service.close()
-        database.dispose()
-
-
-def documents() -> list[SourceDocument]:
-    return [SourceDocument(name, text, "text/markdown") for name, text in DOCS.items()]
 
 
 def value(metrics: PrometheusMetrics, name: str, **labels: str) -> float | None:

@@ -10,23 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from ember.config import load_config
 from ember.config.tracing import TracingConfig
 from ember.errors import CollectionNotFound
 from ember.memory.extract import SourceDocument
 from ember.memory.service import MemoryService
 from ember.observability.traces import RecentTraces, SpanRecord
 from ember.observability.tracing import Tracing, span, trace_id
-from ember.services import memory_plane
-from ember.storage import Database, Migrator
-from tests.support.embedders import HashEmbedder, WordTokenizer
+from tests.support.planes import DOCS, documents, small_plane
 
 QUERY = "otters sleep holding hands"
-DOCS = {
-    "otters.md": b"Sea otters hold hands while they sleep so they do not drift apart.",
-    "bees.md": b"Bees dance to show the hive where the flowers are.",
-    "tides.md": b"The moon pulls the oceans and the tides follow it.",
-}
 
 
 @pytest.fixture
@@ -45,25 +37,10 @@ def tracing(store: RecentTraces) -> Iterator[Tracing]:
 
 @pytest.fixture
 def memory(tmp_path: Path, tracing: Tracing) -> Iterator[MemoryService]:
-    config = load_config(None, {"EMBER_HOME": str(tmp_path / "home")})
-    database = Database(f"sqlite:///{tmp_path / 'memory.db'}")
-    Migrator(database).upgrade()
-    service = memory_plane(
-        config,
-        database,
-        embedder=(HashEmbedder(), WordTokenizer()),
-        tracer=tracing.tracer("ember.memory"),
-    )
-    service.collections.create("notes")
-    report = service.ingest(
-        "notes", [SourceDocument(name, text, "text/markdown") for name, text in DOCS.items()]
-    )
-    assert report.count("created") == len(DOCS), report.outcomes
-    try:
+    with small_plane(tmp_path, tracer=tracing.tracer("ember.memory")) as service:
+        report = service.ingest("notes", documents())
+        assert report.count("created") == len(DOCS), report.outcomes
         yield service
-    finally:
-        service.close()
-        database.dispose()
 
 
 def traced(
@@ -194,15 +171,7 @@ def test_a_failed_search_marks_its_span(
 def test_without_a_tracer_a_plane_makes_no_spans(
     tmp_path: Path, tracing: Tracing, store: RecentTraces
 ) -> None:
-    config = load_config(None, {"EMBER_HOME": str(tmp_path / "plain")})
-    database = Database(f"sqlite:///{tmp_path / 'plain.db'}")
-    Migrator(database).upgrade()
-    plain = memory_plane(config, database, embedder=(HashEmbedder(), WordTokenizer()))
-    try:
-        plain.collections.create("notes")
+    with small_plane(tmp_path / "plain") as plain:
         plain.ingest("notes", [SourceDocument("a.md", b"Otters sleep.", "text/markdown")])
         _, spans = traced(tracing, store, lambda: plain.context("notes", "otters", 50))
         assert spans == {}
-    finally:
-        plain.close()
-        database.dispose()

@@ -9,7 +9,8 @@ Tools: ``add``, ``echo``, ``write_note`` (a file in its working directory), ``wh
 hostname, working directory, whether ``/etc/shadow`` can be read), ``fail`` (an ``isError``
 result), ``picture`` (an image and a text block), ``nap`` (sleeps), ``die`` (the process exits
 mid-call), ``grow`` (adds a tool and sends ``notifications/tools/list_changed``), ``stats``
-(how many ``tools/list`` and ``tools/call`` requests it answered) and ``bad.name`` (a name
+(how many ``tools/list`` and ``tools/call`` requests it answered), ``meta`` (the call's
+``_meta``) and ``bad.name`` (a name
 OpenAI refuses). ``tools/list`` answers in pages of :data:`PAGE_SIZE` tools, with cursors.
 """
 
@@ -119,6 +120,11 @@ def build_server() -> tuple[MCPServer, dict[str, int]]:
         server.add_tool(grown, name=name, description=f"The grown tool {name}.")
         await ctx.session.send_tool_list_changed()
         return f"added {name}"
+
+    @server.tool()
+    def meta(ctx: Context) -> dict[str, Any]:
+        """The ``_meta`` of this call's request."""
+        return dict(ctx.request_context.meta or {})
 
     @server.tool()
     def stats() -> dict[str, int]:

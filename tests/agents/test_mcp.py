@@ -41,6 +41,7 @@ from ember.agents.mcp import (
 )
 from ember.agents.tools import SchemaTool, ToolErrorCode
 from ember.chat import ToolCall
+from ember.config.tracing import TracingConfig
 from ember.errors import (
     BadRequest,
     McpServerFailed,
@@ -49,6 +50,8 @@ from ember.errors import (
     ValidationFailed,
 )
 from ember.jobs.agent_kind import AgentInput, AgentParts, agent_kind
+from ember.observability.traces import RecentTraces
+from ember.observability.tracing import Tracing, span
 from ember.providers.router import Router
 from ember.sandbox import BubblewrapSandbox
 from ember.testing._waiting import eventually
@@ -58,7 +61,19 @@ from tests.agents.mcp_server import PNG, McpHttpServer
 from tests.fakes.scripted_chat_fake import ScriptedCall, ScriptedChatServer, Turn
 
 SERVER_SCRIPT = Path(__file__).resolve().with_name("mcp_server.py")
-TOOLS = ["add", "echo", "write_note", "whoami", "fail", "picture", "nap", "die", "grow", "stats"]
+TOOLS = [
+    "add",
+    "echo",
+    "write_note",
+    "whoami",
+    "fail",
+    "picture",
+    "nap",
+    "die",
+    "grow",
+    "meta",
+    "stats",
+]
 """The test server's tools that ember offers (``bad.name`` is left out)."""
 
 
@@ -318,7 +333,7 @@ async def test_a_stdio_server_runs_inside_the_sandbox(
         tools = await local.tools()
         assert [tool.name for tool in tools] == [f"local__{name}" for name in TOOLS]
         assert "'bad.name' left out" in caplog.text
-        assert local.list_requests == 3  # 11 tools in pages of 4
+        assert local.list_requests == 3  # 12 tools in pages of 4
         add = next(tool for tool in tools if tool.name == "local__add")
         assert add.schema()["required"] == ["a", "b"]
         assert len(host_processes_with(marker)) >= 2  # bubblewrap and the server at least
@@ -331,6 +346,14 @@ async def test_a_stdio_server_runs_inside_the_sandbox(
         assert note.ok and note.content == "/workspace/n.txt"
         assert (workspace / "n.txt").read_text() == "hi"
         assert (await registry.call(call("local__add", {"a": 2, "b": 3}))).content == "5"
+        assert json.loads(await local.call("meta", {})) == {}  # no span, no trace context
+        tracing = Tracing(TracingConfig(), "test", store=RecentTraces())
+        with span(tracing.tracer("test"), "tool call") as current:
+            sent = json.loads(await local.call("meta", {}))
+        tracing.shutdown()
+        context = current.get_span_context()
+        ids = [f"{context.trace_id:032x}", f"{context.span_id:016x}"]
+        assert sent["traceparent"].split("-")[1:3] == ids
 
         before = json.loads(await local.call("stats", {}))["tools/call"]
         invalid = await registry.call(call("local__add", {"a": "2"}))
@@ -450,9 +473,9 @@ async def test_an_http_server_on_a_named_loopback_host_lists_once_until_it_chang
         assert http_server.counts["tools/list"] == 3
         names = [tool.name for tool in await remote.tools()]
         assert names == [f"remote__{name}" for name in [*TOOLS, "extra"]]
-        assert http_server.counts["tools/list"] == 6 and not remote.stale
+        assert http_server.counts["tools/list"] == 7 and not remote.stale
         await remote.tools()
-        assert http_server.counts["tools/list"] == 6
+        assert http_server.counts["tools/list"] == 7
 
         http_server.__exit__()
         lost = await ToolRegistry(await remote.tools()).call(call("remote__add", {"a": 1, "b": 1}))

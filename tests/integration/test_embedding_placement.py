@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,11 +23,16 @@ from ray.util.placement_group import placement_group_table
 
 from ember.actors.embedding_pool import EmbeddingPool
 from ember.actors.placement_groups import reserve
-from ember.config import EmberConfig
+from ember.config import EmberConfig, load_config
 from ember.config.models import EmbeddingsConfig
 from ember.errors import ProviderUnavailable
+from ember.observability import REQUEST_ID
+from ember.observability.traces import RecentTraces
+from ember.observability.tracing import Tracing, span
 from ember.placement.bundles import worker_resources
+from ember.storage import Database, Migrator
 from tests.support.cluster import ray_cluster
+from tests.support.hub_traces import named_hub, spans_of
 
 pytestmark = pytest.mark.slow
 
@@ -123,6 +129,35 @@ def test_without_a_gpu_node_workers_ask_for_no_gpu_and_run_on_cpu(
     assert worker["node_id"] == lab.cluster.head_node.node_id
     assert cpu_pool.embed_documents([]).shape == (0, cpu_pool.dim)
     assert cpu_pool.embed_query("a query").shape == (cpu_pool.dim,)
+
+
+def test_a_workers_embedding_is_a_span_of_the_callers_trace(
+    cpu_pool: EmbeddingPool, tmp_path: Path
+) -> None:
+    config = load_config(None, {"EMBER_HOME": str(tmp_path)})
+    database = Database.from_config(config)
+    Migrator(database).upgrade()
+    with named_hub(config) as store:
+        tracing = Tracing(config.tracing, "test", store=RecentTraces())
+        token = REQUEST_ID.set("req-embed")
+        try:
+            with span(tracing.tracer("test"), "caller") as caller:
+                cpu_pool.embed_documents(TEXTS)
+        finally:
+            REQUEST_ID.reset(token)
+            tracing.shutdown()
+        context = caller.get_span_context()
+        (served,) = spans_of(store, f"{context.trace_id:032x}", 1)
+    database.dispose()
+    assert (served.name, served.kind, served.service) == (
+        f"embeddings {cpu_pool.model_id}",
+        "server",
+        "ember-embedding-worker",
+    )
+    assert served.parent_id == f"{context.span_id:016x}"
+    assert served.attributes["gen_ai.operation.name"] == "embeddings"
+    assert served.attributes["ember.embedding.inputs"] == len(TEXTS)
+    assert served.attributes["ember.request_id"] == "req-embed"
 
 
 def test_the_pool_grows_under_load_and_shrinks_after_the_cooldown(

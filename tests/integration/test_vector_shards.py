@@ -29,6 +29,9 @@ from ember.errors import DimensionMismatch, VectorIndexError
 from ember.filters import parse_filter
 from ember.memory.extract import SourceDocument
 from ember.memory.service import MemoryService
+from ember.observability import REQUEST_ID
+from ember.observability.traces import RecentTraces
+from ember.observability.tracing import Tracing, span
 from ember.services import memory_plane
 from ember.storage import Database, Migrator, NewChunk, NewVersion
 from ember.storage.chunks import chunk_metadata
@@ -40,6 +43,7 @@ from ember.vectors.protocol import VectorIndex
 from ember.vectors.sharded import shard_of
 from tests.support.cluster import local_ray
 from tests.support.embedders import HashEmbedder, WordTokenizer
+from tests.support.hub_traces import named_hub, spans_of
 
 pytestmark = pytest.mark.slow
 
@@ -218,6 +222,34 @@ def test_sharded_search_equals_one_unsharded_index(ember: Ember) -> None:
     with pytest.raises(VectorIndexError, match="closed"):
         index.count()
     assert ray.get(handles[0].count.remote()) == counts[0]
+
+
+def test_each_shard_serves_a_search_as_a_span_of_the_callers_trace(ember: Ember) -> None:
+    with named_hub(ember.config) as store:
+        index = sharded_index_factory(ember.config, 3)(ember.record)
+        tracing = Tracing(ember.config.tracing, "test", store=RecentTraces())
+        token = REQUEST_ID.set("req-shards")
+        try:
+            with span(tracing.tracer("test"), "caller") as caller:
+                index.search(HashEmbedder().embed_query("river"), 4)
+        finally:
+            REQUEST_ID.reset(token)
+            tracing.shutdown()
+        context = caller.get_span_context()
+        spans = spans_of(store, f"{context.trace_id:032x}", 3)
+    assert sorted(s.attributes["ember.vector.index"] for s in spans) == [
+        f"{ember.record.id}-s{n}" for n in range(3)
+    ]
+    for served in spans:
+        assert (served.name, served.kind, served.service) == (
+            "shard search",
+            "server",
+            "ember-vector-shard",
+        )
+        assert served.parent_id == f"{context.span_id:016x}"
+        assert served.attributes["ember.request_id"] == "req-shards"
+        assert served.attributes["ember.vector.k"] == 4
+    assert sum(s.attributes["ember.vector.hits"] for s in spans) >= 4
 
 
 def everything(index: RayShardedIndex) -> set[int]:

@@ -10,7 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from ember.cli import app as cli
 from tests.support.live_app import LiveApp, live_app
 from tests.support.trace_docs import assert_trace_documented
 
@@ -103,6 +105,26 @@ def test_an_ask_job_is_one_trace_from_the_client_to_the_upstream_model(
     assert sent.headers["traceparent"].split("-")[1:3] == [TRACE, model["span_id"]]
     assert traced["spans"] == len(names(traced["roots"]))
     assert_trace_documented(traced["roots"], "ask")
+    shown = ember(app, "jobs", "trace", job["id"], "-a", "gen_ai.provider.name")
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    assert lines[0] == f"trace {TRACE} ({traced['spans']} spans)"
+    assert len(lines) == traced["spans"] + 1
+    attempt_line = next(line for line in lines if line.lstrip().startswith("job ask"))
+    call_line = next(line for line in lines if line.lstrip().startswith("chat default"))
+    assert attempt_line.startswith("  job ask  [ember] ") and attempt_line.endswith(" ms")
+    assert call_line.startswith("    chat default") and "gen_ai.provider.name=fake" in call_line
+
+
+def ember(app: LiveApp, *args: str):  # type: ignore[no-untyped-def]
+    env = {"EMBER_TOKEN": app.token, "COLUMNS": "200"}
+    return CliRunner().invoke(cli, [*args, "--url", app.url], env=env)
+
+
+def test_the_cli_prints_a_missing_trace_as_its_error(app: LiveApp) -> None:
+    missing = ember(app, "jobs", "trace", "nope")
+    assert missing.exit_code == 1
+    assert "error[job_not_found]" in missing.output
 
 
 def test_an_error_names_the_trace_and_an_untraced_job_has_no_trace(http: httpx.Client) -> None:

@@ -16,6 +16,7 @@ import pytest
 
 from ember.config import EmberConfig
 from ember.errors import VMImageInvalid, VMUnavailable
+from ember.observability.metrics import PrometheusMetrics
 from ember.testing.sandbox import host_processes_with
 from ember.vm.image import GuestImage
 from ember.vm.protocol import Accel
@@ -89,6 +90,7 @@ def runner(hypervisor: object, built_image: GuestImage, vm_root: Path) -> Iterat
         lambda: built_image,
         vm_root,
         accel="tcg",
+        metrics=PrometheusMetrics(),
     )
     yield made
     left = leftovers(made)

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from ember.errors import VMFailed, VMImageInvalid, VMTimeout
+from ember.observability.metrics import PrometheusMetrics
 from ember.storage import Database, Migrator
 from ember.vm.image import GuestImage
 from ember.vm.lifecycle import SqlVMRecords, VMState
@@ -26,6 +27,13 @@ from tests.support.vms import leftovers
 pytestmark = pytest.mark.slow
 
 LIMITS = VMLimits(timeout_s=60.0, disk_mib=16)
+
+
+def sample(runner: VMRunner, name: str, **labels: str) -> float | None:
+    """A sample the runner's metrics (the fixture's :class:`PrometheusMetrics`) hold."""
+    metrics = runner._metrics
+    assert isinstance(metrics, PrometheusMetrics)
+    return metrics.registry.get_sample_value(name, labels)
 
 
 class Log:
@@ -64,6 +72,10 @@ async def test_a_command_runs_with_its_stdin_env_and_exit_code(
     assert "".join(f["text"] for f in log.of("output") if f["stream"] == "stdout") == (
         "got hello as guest in /workspace\n"
     )
+    assert sample(runner, "ember_vm_boots_total", accel="tcg", outcome="ok") == 1
+    assert sample(runner, "ember_vm_boot_seconds_count", accel="tcg") == 1
+    assert sample(runner, "ember_vm_boot_seconds_sum", accel="tcg") == result.boot_s
+    assert sample(runner, "ember_vm_running", accel="tcg") == 0
 
 
 async def test_the_guest_is_another_kernel_without_a_network(
@@ -151,6 +163,9 @@ async def test_past_its_wall_clock_the_vm_is_destroyed(runner: VMRunner, tmp_pat
     assert leftovers(runner) == []
     assert (tmp_path / "keep.txt").read_text() == "before"  # not read back from a killed VM
     assert [f["state"] for f in log.of("vm state")][-1] == "running"
+    assert sample(runner, "ember_vm_kills_total", accel="tcg", reason="timeout") == 1
+    assert sample(runner, "ember_vm_boots_total", accel="tcg", outcome="vm_timeout") == 1
+    assert sample(runner, "ember_vm_boot_seconds_count", accel="tcg") is None
 
 
 async def test_cancelling_mid_boot_destroys_the_vm(
@@ -170,6 +185,9 @@ async def test_cancelling_mid_boot_destroys_the_vm(
     assert not any(f["state"] == "running" for f in log.of("vm state"))
     (vm,) = records.recent()
     assert vm.state == VMState.FAILED and vm.error_code == "job_cancelled"
+    assert sample(runner, "ember_vm_kills_total", accel="tcg", reason="cancelled") == 1
+    assert sample(runner, "ember_vm_boots_total", accel="tcg", outcome="job_cancelled") == 1
+    assert sample(runner, "ember_vm_running", accel="tcg") == 0
 
 
 async def test_each_vm_is_recorded_through_its_states(

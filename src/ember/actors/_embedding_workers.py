@@ -5,10 +5,16 @@
 group, so they land together or not at all; each extra gets a one-bundle group of its own,
 removed with it. Calls wait on object refs without ``ray.get``
 (:func:`~ember.actors.refs.wait_for`); Ray's errors are mapped into ember's tree here.
+
+Each call carries the caller's trace context, and the worker serves it as a span of that
+trace (service ``ember-embedding-worker``): ``embeddings {model}`` with
+``gen_ai.operation.name: embeddings``, ``gen_ai.request.model`` and ``ember.embedding.inputs``
+(how many texts).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -18,19 +24,56 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import ray
+from opentelemetry.trace import Span
 from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskError
 from ray.util.placement_group import PlacementGroup
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from ember.actors.placement_groups import Strategy, release, request, reserve
 from ember.actors.refs import wait_for
+from ember.actors.trace_store import RayTraceStore
 from ember.config import EmberConfig
 from ember.errors import EmberError, ProviderError, ProviderUnavailable
+from ember.observability import configure_logging
+from ember.observability.tracing import Tracing, call_context, served
 from ember.pipelines.embedding_worker import EmbeddingWorker
 
-__all__ = ["RayEmbeddingWorkers", "WorkerHandle", "translate"]
+__all__ = ["RayEmbeddingWorkers", "TracedEmbeddingWorker", "WorkerHandle", "translate"]
 
 log = logging.getLogger(__name__)
+
+
+class TracedEmbeddingWorker(EmbeddingWorker):
+    """An :class:`~ember.pipelines.embedding_worker.EmbeddingWorker` actor that logs as
+    ``ember-embedding-worker`` and serves each call in its caller's trace (see the module)."""
+
+    def __init__(self, config: EmberConfig) -> None:
+        configure_logging("ember-embedding-worker", config.logging.level, config.logging.format)
+        super().__init__(config)
+        self._tracing = Tracing(config.tracing, "ember-embedding-worker", store=RayTraceStore())
+        self._tracer = self._tracing.tracer("ember.embeddings")
+
+    def embed(
+        self, texts: Sequence[str], trace: Mapping[str, str] | None = None
+    ) -> npt.NDArray[np.float32]:
+        with self._served(len(texts), trace):
+            return super().embed(texts)
+
+    def embed_query(
+        self, text: str, trace: Mapping[str, str] | None = None
+    ) -> npt.NDArray[np.float32]:
+        with self._served(1, trace):
+            return super().embed_query(text)
+
+    def _served(
+        self, inputs: int, trace: Mapping[str, str] | None
+    ) -> contextlib.AbstractContextManager[Span]:
+        attributes = {
+            "gen_ai.operation.name": "embeddings",
+            "gen_ai.request.model": self.model_id,
+            "ember.embedding.inputs": inputs,
+        }
+        return served(self._tracer, f"embeddings {self.model_id}", trace, attributes=attributes)
 
 
 @dataclass(eq=False)
@@ -121,11 +164,13 @@ class RayEmbeddingWorkers:
         return False
 
     def embed(self, worker: WorkerHandle, texts: list[str]) -> npt.NDArray[np.float32]:
-        vectors: npt.NDArray[np.float32] = self._ask(worker.actor.embed.remote(texts))
+        ref = worker.actor.embed.remote(texts, call_context())
+        vectors: npt.NDArray[np.float32] = self._ask(ref)
         return vectors
 
     def embed_query(self, worker: WorkerHandle, text: str) -> npt.NDArray[np.float32]:
-        vector: npt.NDArray[np.float32] = self._ask(worker.actor.embed_query.remote(text))
+        ref = worker.actor.embed_query.remote(text, call_context())
+        vector: npt.NDArray[np.float32] = self._ask(ref)
         return vector
 
     def info(self, worker: WorkerHandle) -> dict[str, Any]:
@@ -151,7 +196,7 @@ class RayEmbeddingWorkers:
         """A worker in bundle ``index`` of ``group``, and its warm call; ``own_group`` makes
         :meth:`discard` remove the group with it. Restarted (up to 3 times, calls retried) if
         its process dies."""
-        remote: Any = ray.remote(EmbeddingWorker)
+        remote: Any = ray.remote(TracedEmbeddingWorker)
         actor = remote.options(
             num_cpus=self._resources["CPU"],
             num_gpus=self._resources.get("GPU", 0.0),

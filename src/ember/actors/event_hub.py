@@ -24,6 +24,7 @@ from ember.config import EmberConfig
 from ember.jobs.events import SqlEventStore
 from ember.jobs.hub import EventHub
 from ember.jobs.records import DurationHistogram, EventRecord, HubStats
+from ember.observability import configure_logging
 from ember.observability.traces import RecentTraces, SpanRecord
 from ember.services import Services
 from ember.storage.clock import utcnow
@@ -35,6 +36,7 @@ class EventHubActor:
     """Numbers, batches and fans out job events; flushes on a timer it starts itself."""
 
     def __init__(self, config: EmberConfig) -> None:
+        configure_logging("ember-event-hub", config.logging.level, config.logging.format)
         self._database = Services.build(config).database
         self.epoch = uuid.uuid4().hex
         jobs = config.jobs

@@ -20,14 +20,21 @@ from ray.exceptions import RayActorError, RayTaskError
 from ember.actors.metrics import RayMetrics
 from ember.actors.trace_store import RayTraceStore
 from ember.chat import ChatMessage, Completion, Delta, GenerationOptions
-from ember.config.models import ModelsConfig
+from ember.config.models import LoggingConfig, ModelsConfig
 from ember.config.tracing import TracingConfig
 from ember.errors import EmberError, ProviderUnavailable
 from ember.models.coalesce import coalesce
 from ember.models.host import ModelHost
 from ember.models.records import ModelRecord
-from ember.observability import REQUEST_ID
-from ember.observability.tracing import Tracing, carrier, extract, failed, span
+from ember.observability import configure_logging
+from ember.observability.tracing import (
+    REQUEST_KEY,
+    Tracing,
+    call_context,
+    extract,
+    failed,
+    served,
+)
 
 __all__ = ["ModelHostActor", "RayHostHandle"]
 
@@ -36,7 +43,8 @@ class ModelHostActor:
     """One loaded model; calls run one at a time in the host's thread. A stream's deltas are
     merged over ``models.stream_interval_ms`` (:mod:`ember.models.coalesce`), one Ray object
     per merged delta. ``tracing`` (``None``: off) traces each call in its caller's trace; the
-    host's queue time is recorded with :class:`~ember.actors.metrics.RayMetrics`."""
+    host's queue time is recorded with :class:`~ember.actors.metrics.RayMetrics`; ``logs``
+    (``None``: Python's defaults) formats its log lines as service ``ember-model-host``."""
 
     def __init__(
         self,
@@ -44,7 +52,10 @@ class ModelHostActor:
         settings: ModelsConfig,
         gpu: bool,
         tracing: TracingConfig | None = None,
+        logs: LoggingConfig | None = None,
     ) -> None:
+        if logs is not None:
+            configure_logging("ember-model-host", logs.level, logs.format)
         self._host = ModelHost(record, settings, gpu=gpu, metrics=RayMetrics())
         self._interval_s = settings.stream_interval_ms / 1000
         self._tracing = (
@@ -108,16 +119,13 @@ class ModelHostActor:
             "gen_ai.provider.name": "llama.cpp",
             "gen_ai.request.model": self._model,
         }
-        request_id = (trace or {}).get(_REQUEST_KEY)
+        request_id = (trace or {}).get(REQUEST_KEY)
         return found | {"ember.request_id": request_id} if request_id else found
 
     def _span(self, operation: str, trace: dict[str, str] | None) -> Any:
         """A current span for a whole call."""
-        name = f"{operation} {self._model}"
         attributes = self._attributes(operation, trace)
-        return span(
-            self._tracer, name, kind=SpanKind.SERVER, context=extract(trace), attributes=attributes
-        )
+        return served(self._tracer, f"{operation} {self._model}", trace, attributes=attributes)
 
     def _start(self, operation: str, trace: dict[str, str] | None) -> Span:
         """A span for a stream, never made current (a stream's steps may run in other
@@ -135,15 +143,6 @@ class ModelHostActor:
     async def close(self) -> None:
         await self._host.close()
         self._tracing.shutdown()
-
-
-_REQUEST_KEY = "ember-request-id"
-
-
-def _context() -> dict[str, str]:
-    """What a call to a host carries: the W3C trace context and the request id."""
-    request_id = REQUEST_ID.get()
-    return carrier() | ({_REQUEST_KEY: request_id} if request_id else {})
 
 
 def _usage(current: Any, answer: Completion) -> None:
@@ -191,7 +190,7 @@ class RayHostHandle:
         return self._actor
 
     async def complete(self, prompt: str, options: GenerationOptions) -> Completion:
-        ref = self._actor.complete.remote(prompt, options, _context())
+        ref = self._actor.complete.remote(prompt, options, call_context())
         answer: Completion = await self._call(ref)
         return answer
 
@@ -199,7 +198,7 @@ class RayHostHandle:
         return self._stream(self._actor.stream, prompt, options)
 
     async def chat(self, messages: Sequence[ChatMessage], options: GenerationOptions) -> Completion:
-        ref = self._actor.chat.remote(list(messages), options, _context())
+        ref = self._actor.chat.remote(list(messages), options, call_context())
         answer: Completion = await self._call(ref)
         return answer
 
@@ -223,7 +222,7 @@ class RayHostHandle:
             raise _ember_error(exc, self._name) from exc
 
     async def _stream(self, method: Any, *args: Any) -> AsyncIterator[Delta]:
-        refs = method.options(num_returns="streaming").remote(*args, _context())
+        refs = method.options(num_returns="streaming").remote(*args, call_context())
         ended = False
         try:
             async for ref in refs:

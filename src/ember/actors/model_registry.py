@@ -19,12 +19,13 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from ember.actors.model_host import ModelHostActor, RayHostHandle
 from ember.actors.singleton import start_after_restart
 from ember.config import EmberConfig
-from ember.config.models import ModelsConfig
+from ember.config.models import LoggingConfig, ModelsConfig
 from ember.config.tracing import TracingConfig
 from ember.errors import ProviderUnavailable
 from ember.models.bundle import ensure_bundled
 from ember.models.records import LoadedModel, ModelRecord
 from ember.models.registry import ModelRegistry, NodeCapacity
+from ember.observability import configure_logging
 from ember.placement.bundles import worker_resources
 from ember.placement.scaling import ScalingPolicy
 from ember.services import Services
@@ -52,12 +53,19 @@ class RayLauncher:
     A node's room is ``models.memory_bytes`` when set. Otherwise, on a GPU node, 90 % of its
     first GPU's memory, read once by a probe task that holds a GPU on that node; on a CPU
     node (or when the probe finds no CUDA device) half of the memory Ray reports for it.
-    Hosts trace their calls as ``tracing`` says (``None``: they make no spans).
+    Hosts trace their calls as ``tracing`` says (``None``: they make no spans) and log as
+    ``logs`` says (``None``: Python's defaults).
     """
 
-    def __init__(self, settings: ModelsConfig, tracing: TracingConfig | None = None) -> None:
+    def __init__(
+        self,
+        settings: ModelsConfig,
+        tracing: TracingConfig | None = None,
+        logs: LoggingConfig | None = None,
+    ) -> None:
         self._settings = settings
         self._tracing = tracing
+        self._logs = logs
         self._vram: dict[str, int | None] = {}
 
     async def nodes(self) -> list[NodeCapacity]:
@@ -99,7 +107,7 @@ class RayLauncher:
             scheduling_strategy=NodeAffinitySchedulingStrategy(node.node_id, soft=False),
             max_concurrency=64,
             max_restarts=0,
-        ).remote(record, settings, node.gpu, self._tracing)
+        ).remote(record, settings, node.gpu, self._tracing, self._logs)
         handle = RayHostHandle(actor, record.name)
         try:
             await asyncio.wait_for(handle._call(actor.load.remote()), settings.load_timeout_s)
@@ -129,12 +137,13 @@ class ModelRegistryActor:
     with ``models.replicas_max`` above 1, sizes each model's hosts to its queue on another."""
 
     def __init__(self, config: EmberConfig) -> None:
+        configure_logging("ember-model-registry", config.logging.level, config.logging.format)
         self._config = config
         self._catalog = Services.build(config).catalog
         settings = config.models
         self._registry = ModelRegistry(
             self._catalog,
-            RayLauncher(settings, config.tracing),
+            RayLauncher(settings, config.tracing, config.logging),
             settings,
             scaler=_scaler(settings),
         )

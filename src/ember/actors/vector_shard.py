@@ -14,10 +14,16 @@ every method is idempotent), and the new actor refills itself first.
 
 :class:`RayShardedIndex` is a :class:`~ember.vectors.protocol.VectorIndex` over the actors:
 it issues a call to every shard involved before waiting for any (one wait for all of them).
+Its searches and writes carry the caller's trace context (:func:`~ember.observability.tracing.
+call_context`), and each shard serves them as a span of that trace (service
+``ember-vector-shard``): ``shard search`` (``ember.vector.k``, ``ember.vector.hits``),
+``shard upsert`` and ``shard delete`` (``ember.vector.entries``) and ``shard flush``, each with
+``ember.vector.index`` (the shard's index id).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -29,15 +35,18 @@ from pathlib import Path
 from typing import Any
 
 import ray
+from opentelemetry.trace import Span
 from ray.exceptions import RayActorError
 
 from ember.actors.names import NAMESPACE, shard_actor_name
 from ember.actors.refs import wait_for
+from ember.actors.trace_store import RayTraceStore
 from ember.config import EmberConfig
 from ember.errors import VectorIndexError
 from ember.filters import Filter
 from ember.memory.indexes import IndexFactory
 from ember.observability import configure_logging
+from ember.observability.tracing import Tracing, call_context, served
 from ember.services import Services, build_index_factory
 from ember.storage import SqlEmbeddingStore
 from ember.storage.indexes import IndexRecord
@@ -56,6 +65,9 @@ __all__ = [
 
 SHARD_NUM_CPUS = 0.05
 """CPUs Ray reserves per shard actor: searches are short and the shards share the machine."""
+
+_TRACED = frozenset({"search", "upsert", "delete", "flush"})
+"""The shard methods that carry a trace context and make a span."""
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +134,8 @@ class VectorShardActor:
         self._writing = threading.Lock()
         self._open = build_index_factory(config)
         self._database = Services.build(config).database
+        self._tracing = Tracing(config.tracing, "ember-vector-shard", store=RayTraceStore())
+        self._tracer = self._tracing.tracer("ember.vectors")
         self._embeddings = SqlEmbeddingStore(self._database)
         self._index = self._open(self._record)
         self._reconstructed = _reconstructed()
@@ -185,32 +199,56 @@ class VectorShardActor:
         }
 
     def upsert(
-        self, ids: Sequence[int], vectors: Vector, metadata: Sequence[Mapping[str, Any]]
+        self,
+        ids: Sequence[int],
+        vectors: Vector,
+        metadata: Sequence[Mapping[str, Any]],
+        trace: Mapping[str, str] | None = None,
     ) -> None:
-        """``VectorIndex.upsert`` on this shard."""
-        with self._writing:
+        """``VectorIndex.upsert`` on this shard, served in ``trace`` (a caller's
+        :func:`~ember.observability.tracing.call_context`), as every method below."""
+        with self._served("upsert", trace, len(ids)), self._writing:
             self._mark()
             self._index.upsert(ids, vectors, metadata)
 
-    def delete(self, ids: Sequence[int]) -> int:
+    def delete(self, ids: Sequence[int], trace: Mapping[str, str] | None = None) -> int:
         """``VectorIndex.delete`` on this shard."""
-        with self._writing:
+        with self._served("delete", trace, len(ids)), self._writing:
             self._mark()
             return self._index.delete(ids)
 
-    def search(self, vector: Vector, k: int, where: Filter | None = None) -> list[VectorHit]:
+    def search(
+        self,
+        vector: Vector,
+        k: int,
+        where: Filter | None = None,
+        trace: Mapping[str, str] | None = None,
+    ) -> list[VectorHit]:
         """``VectorIndex.search`` on this shard."""
-        return self._index.search(vector, k, where)
+        with self._served("search", trace) as current:
+            hits = self._index.search(vector, k, where)
+            if current.is_recording():
+                current.set_attribute("ember.vector.k", k)
+                current.set_attribute("ember.vector.hits", len(hits))
+            return hits
 
     def count(self) -> int:
         """``VectorIndex.count`` of this shard."""
         return self._index.count()
 
-    def flush(self) -> None:
+    def flush(self, trace: Mapping[str, str] | None = None) -> None:
         """``VectorIndex.flush`` of this shard; clears the unflushed-writes marker."""
-        with self._writing:
+        with self._served("flush", trace), self._writing:
             self._index.flush()
             self._marker.unlink(missing_ok=True)
+
+    def _served(
+        self, method: str, trace: Mapping[str, str] | None, entries: int | None = None
+    ) -> contextlib.AbstractContextManager[Span]:
+        attributes: dict[str, Any] = {"ember.vector.index": self._record.id}
+        if entries is not None:
+            attributes["ember.vector.entries"] = entries
+        return served(self._tracer, f"shard {method}", trace, attributes=attributes)
 
     def close(self) -> None:
         """Flush and close the index, close the database; later calls raise (a restart opens
@@ -219,6 +257,7 @@ class VectorShardActor:
             self._index.close()
             self._marker.unlink(missing_ok=True)
         self._database.dispose()
+        self._tracing.shutdown()
 
 
 class RayShardedIndex(ScatterGatherIndex):
@@ -235,7 +274,10 @@ class RayShardedIndex(ScatterGatherIndex):
         self._handles = list(handles)
 
     def _gather(self, method: str, calls: Sequence[Call]) -> list[Any]:
-        refs = [getattr(self._handles[shard], method).remote(*args) for shard, args in calls]
+        extra = {"trace": call_context()} if method in _TRACED else {}
+        refs = [
+            getattr(self._handles[shard], method).remote(*args, **extra) for shard, args in calls
+        ]
         if not refs:
             return []
         try:

@@ -19,6 +19,10 @@ its block ends, however it ends (cancellation included):
   the W3C ``traceparent`` of the span current where it was sent (the tool call's: the SDK
   hands a sender's context to the task that posts), so the server may join the trace.
 
+Every ``tools/call``, whatever the transport, carries the tool call's trace context in
+``params._meta`` (``traceparent``, and ``tracestate`` when set: MCP's SEP-414 convention),
+so a stdio server, which has no headers, may join the trace too.
+
 Each server gets the ``initialize`` handshake (protocol revisions up to 2025-11-25; a server
 that only speaks the stateless 2026-07-28 revision is refused), then its tools are listed,
 page by page (cursors, at most :data:`MAX_PAGES`), and the list is kept for the session:
@@ -47,7 +51,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import httpx2
@@ -61,7 +65,7 @@ from ember.agents.egress import HostRule, Resolver, pin_address, system_resolver
 from ember.agents.policy import AgentProfile, McpServer
 from ember.agents.tools import AnyTool, SchemaTool, ToolFailure
 from ember.errors import EmberError, McpServerFailed, ValidationFailed
-from ember.observability.tracing import inject_headers
+from ember.observability.tracing import carrier, inject_headers
 from ember.sandbox.protocol import Sandbox
 
 __all__ = [
@@ -336,8 +340,12 @@ class McpConnection:
         if self._client is None:
             raise McpServerFailed(f"MCP server {self.name!r} is not open")
         with self._edge(f"calling {tool}"):
+            context = carrier()
             result = await self._client.call_tool(
-                tool, arguments, read_timeout_seconds=self.timeout_s
+                tool,
+                arguments,
+                read_timeout_seconds=self.timeout_s,
+                meta=cast(types.RequestParamsMeta, context) if context else None,
             )
         text = render_result(result)
         if result.is_error:

@@ -1,4 +1,4 @@
-"""``ember jobs submit|list|show|watch|cancel``: a client of a running ember's ``/jobs`` API.
+"""``ember jobs submit|list|show|watch|trace|cancel``: a client of a running ember's ``/jobs`` API.
 
 The API is at ``--url`` (default ``http://{server.host}:{server.port}`` of the config) and
 the token comes from ``--token`` or ``$EMBER_TOKEN``, sent as ``Authorization: Bearer``; with
@@ -7,7 +7,8 @@ is raised as the :class:`~ember.errors.EmberError` of its ``code`` and printed a
 ``error[code]: detail`` (exit 1), and so is a job that failed or was cancelled; ember not
 answering at all is ``not_ready``. ``watch`` follows the job's Server-Sent Events; when the
 connection drops before the final ``state`` event it reconnects with ``Last-Event-ID`` set to
-the last event it printed, so no event is printed twice or skipped.
+the last event it printed, so no event is printed twice or skipped. ``trace`` prints the
+job's span trees (``GET /jobs/{id}/trace``) as indented text, or as JSON.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from ember.cli.job_events import Printer
 from ember.cli.jobs_client import JobsClient, follow, json_body
 from ember.errors import JobCancelled, error_for_code
 from ember.jobs.states import JobState
+from ember.observability.traces import render_forest
 
 __all__ = ["jobs_app", "register"]
 
@@ -234,6 +236,36 @@ def watch(
     """Follow a job's events until it ends; exit 0 if it succeeded, 1 if not."""
     with api_client(url, token, config_path) as client:
         watch_job(client, job_id, after, as_json)
+
+
+@jobs_app.command("trace")
+def trace(
+    job_id: JobId,
+    attribute: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--attribute",
+            "-a",
+            help="Show this span attribute where a span has it (repeatable), e.g. "
+            "gen_ai.usage.output_tokens.",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the API's answer: the span trees as JSON.")
+    ] = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    config_path: ConfigOption = None,
+) -> None:
+    """Print a job's trace: one line per span (name, service, duration, status), indented
+    under its parent. Spans reach it about a second after they end."""
+    with api_client(url, token, config_path) as client:
+        answer = json_body(client.call("GET", f"/jobs/{quote(job_id, safe='')}/trace"))
+    if as_json:
+        typer.echo(json.dumps(answer, indent=2, ensure_ascii=False))
+        return
+    typer.echo(f"trace {answer['trace_id']} ({answer['spans']} spans)")
+    typer.echo(render_forest(answer["roots"], attribute or ()))
 
 
 @jobs_app.command("cancel")

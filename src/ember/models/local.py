@@ -13,6 +13,7 @@ from ember.models.host import ModelHost
 from ember.models.protocol import HostHandle, ModelCatalog
 from ember.models.records import LoadedModel, ModelRecord
 from ember.models.registry import ModelRegistry, NodeCapacity
+from ember.observability.metrics import Metrics
 
 __all__ = ["LocalLauncher", "LocalModels", "node_memory_bytes"]
 
@@ -23,20 +24,32 @@ def node_memory_bytes() -> int:
 
 
 class LocalLauncher:
-    """Hosts models in this process, on one node called ``local``."""
+    """Hosts models in this process, on one node called ``local``; their queue time is
+    recorded with ``metrics``."""
 
     def __init__(
-        self, settings: ModelsConfig, *, llama_class: Callable[..., Any] | None = None
+        self,
+        settings: ModelsConfig,
+        *,
+        llama_class: Callable[..., Any] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._settings = settings
         self._llama_class = llama_class
+        self._metrics = metrics
 
     async def nodes(self) -> list[NodeCapacity]:
         capacity = self._settings.memory_bytes or node_memory_bytes() // 2
         return [NodeCapacity("local", capacity)]
 
     async def start(self, record: ModelRecord, node: NodeCapacity) -> ModelHost:
-        host = ModelHost(record, self._settings, gpu=node.gpu, llama_class=self._llama_class)
+        host = ModelHost(
+            record,
+            self._settings,
+            gpu=node.gpu,
+            llama_class=self._llama_class,
+            metrics=self._metrics,
+        )
         await asyncio.to_thread(host.load)
         return host
 
@@ -51,7 +64,8 @@ class LocalModels:
 
     @classmethod
     def build(cls, catalog: ModelCatalog, settings: ModelsConfig, **launcher: Any) -> LocalModels:
-        """Over a new registry with a :class:`LocalLauncher` (``llama_class`` for tests)."""
+        """Over a new registry with a :class:`LocalLauncher` (``launcher``: its ``metrics``, and
+        ``llama_class`` for tests)."""
         return cls(ModelRegistry(catalog, LocalLauncher(settings, **launcher), settings), catalog)
 
     @property

@@ -149,6 +149,13 @@ ALERTS: tuple[Alert, ...] = (
         "limit.",
     ),
     Alert(
+        "EmberVMKillsRising",
+        "sum by (accel, reason) (rate(ember_vm_kills_total[15m])) > 0.05",
+        "15m",
+        "warning",
+        "Throwaway VMs ({{ $labels.accel }}) keep being killed: {{ $labels.reason }}.",
+    ),
+    Alert(
         "EmberUsageDropped",
         "increase(ember_usage_dropped_total[15m]) > 0",
         "0m",
@@ -318,6 +325,27 @@ PANELS: tuple[Panel, ...] = (
         "Commands killed by limit",
         "ops",
         ((_rate("ember_sandbox_kills_total", "tier, limit"), "{{tier}} {{limit}}"),),
+    ),
+    Panel(
+        "VMs",
+        "Boots by acceleration and outcome",
+        "ops",
+        ((_rate("ember_vm_boots_total", "accel, outcome"), "{{accel}} {{outcome}}"),),
+    ),
+    Panel(
+        "VMs",
+        "Boot time p95 by acceleration",
+        "s",
+        ((_quantile(0.95, "ember_vm_boot_seconds", "accel"), "{{accel}}"),),
+    ),
+    Panel(
+        "VMs",
+        "Running and killed",
+        "short",
+        (
+            ("sum by (accel) (ember_vm_running)", "running {{accel}}"),
+            (_rate("ember_vm_kills_total", "accel, reason"), "killed {{accel}} {{reason}}"),
+        ),
     ),
 )
 """The dashboard's panels, by row in order."""

@@ -63,13 +63,16 @@ class _TextFormatter(logging.Formatter):
 
 
 def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> None:
-    """Send the ``ember`` logger tree to stderr in the chosen format; idempotent."""
-    logger = logging.getLogger("ember")
-    logger.setLevel(level)
-    logger.propagate = False
+    """Send the ``ember`` logger tree, and Python warnings (``py.warnings``: a library's
+    deprecation or runtime warnings), to stderr in the chosen format; idempotent."""
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter(service))
     else:
         handler.setFormatter(_TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logger.handlers = [handler]
+    logging.captureWarnings(True)
+    for name, threshold in (("ember", level), ("py.warnings", "WARNING")):
+        logger = logging.getLogger(name)
+        logger.setLevel(threshold)
+        logger.propagate = False
+        logger.handlers = [handler]

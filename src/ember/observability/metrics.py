@@ -215,6 +215,34 @@ FAMILIES: Mapping[str, Family] = _families(
         ("tier", "limit"),
     ),
     Family(
+        "ember_vm_boots_total",
+        "counter",
+        "Throwaway VMs booted for commands (VM jobs and the KVM test boot), by acceleration "
+        "(kvm or tcg) and how each ended: ok (the guest reported the command's end) or the "
+        "error code (vm_timeout, job_cancelled, vm_failed, ...).",
+        ("accel", "outcome"),
+    ),
+    Family(
+        "ember_vm_boot_seconds",
+        "histogram",
+        "Time from a VM's boot starting to its command starting, by acceleration.",
+        ("accel",),
+        LATENCY_BUCKETS,
+    ),
+    Family(
+        "ember_vm_kills_total",
+        "counter",
+        "VMs destroyed before their command ended, by acceleration and reason (timeout: "
+        "the wall clock; cancelled: the job was cancelled).",
+        ("accel", "reason"),
+    ),
+    Family(
+        "ember_vm_running",
+        "gauge",
+        "Throwaway VMs alive now (from their files being made to being gone), by acceleration.",
+        ("accel",),
+    ),
+    Family(
         "ember_budget_near_limit_total",
         "counter",
         "Budget checks that found a budget 80 % spent or more (with the call's estimate), "

@@ -20,6 +20,7 @@ __all__ = [
     "RecentTraces",
     "SpanRecord",
     "TraceStore",
+    "render_forest",
     "render_tree",
     "span_tree",
 ]
@@ -122,6 +123,12 @@ def span_tree(spans: Iterable[SpanRecord]) -> list[dict[str, Any]]:
 def render_tree(spans: Iterable[SpanRecord], attributes: Sequence[str] = ()) -> str:
     """The tree as indented text, one span per line: name, service, duration, status when
     not ``unset``, and the listed ``attributes`` each span has."""
+    return render_forest(span_tree(spans), attributes)
+
+
+def render_forest(roots: Iterable[Mapping[str, Any]], attributes: Sequence[str] = ()) -> str:
+    """:func:`render_tree` of trees as :func:`span_tree` makes them (or as ``GET
+    /jobs/{id}/trace`` returns them)."""
     lines: list[str] = []
 
     def walk(node: Mapping[str, Any], depth: int) -> None:
@@ -135,6 +142,6 @@ def render_tree(spans: Iterable[SpanRecord], attributes: Sequence[str] = ()) -> 
         for child in node["children"]:
             walk(child, depth + 1)
 
-    for root in span_tree(spans):
+    for root in roots:
         walk(root, 0)
     return "\n".join(lines)

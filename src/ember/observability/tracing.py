@@ -45,10 +45,12 @@ __all__ = [
     "SCHEMA_URL",
     "StoreExporter",
     "Tracing",
+    "call_context",
     "carrier",
     "extract",
     "failed",
     "inject_headers",
+    "served",
     "span",
     "trace_id",
     "traceparent_hook",
@@ -301,6 +303,41 @@ def extract(headers: Mapping[str, str] | None) -> Context | None:
         return None
     context = _PROPAGATOR.extract(headers)
     return context if trace.get_current_span(context).get_span_context().is_valid else None
+
+
+REQUEST_KEY = "ember-request-id"
+"""The key of the request id in a :func:`call_context`."""
+
+
+def call_context() -> dict[str, str]:
+    """What a call to another process (a Ray actor) carries so the callee can continue the
+    caller's trace: the current span's W3C trace context (:func:`carrier`) and the current
+    request id under :data:`REQUEST_KEY`; empty outside both."""
+    request_id = REQUEST_ID.get()
+    return carrier() | ({REQUEST_KEY: request_id} if request_id else {})
+
+
+@contextmanager
+def served(
+    tracer: Tracer,
+    name: str,
+    context: Mapping[str, str] | None,
+    *,
+    attributes: Mapping[str, Any] | None = None,
+) -> Iterator[Span]:
+    """A server span for a call received with ``context`` (a caller's :func:`call_context`):
+    a child of the caller's span, made current for the block as :func:`span` does, with the
+    caller's request id current too (so the span and this process's log lines carry it)."""
+    request_id = (context or {}).get(REQUEST_KEY)
+    token = REQUEST_ID.set(request_id) if request_id else None
+    try:
+        with span(
+            tracer, name, kind=SpanKind.SERVER, attributes=attributes, context=extract(context)
+        ) as current:
+            yield current
+    finally:
+        if token is not None:
+            REQUEST_ID.reset(token)
 
 
 def inject_headers(headers: MutableMapping[str, str]) -> None:

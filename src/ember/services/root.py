@@ -265,6 +265,7 @@ class Services:
                 accel=config.vm.accel,
                 console_bytes=config.vm.console_bytes,
                 tracer=self.tracing.tracer("ember.vm"),
+                metrics=self.metrics,
             )
 
         return self._once("vm_runner", make, VMRunner)
@@ -279,7 +280,7 @@ class Services:
                 self._built["models"] = (
                     self._models()
                     if self._models is not None
-                    else LocalModels.build(self.catalog, self.config.models)
+                    else LocalModels.build(self.catalog, self.config.models, metrics=self.metrics)
                 )
             found = self._built["models"]
         return cast(ModelAccess, found)

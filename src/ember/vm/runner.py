@@ -15,7 +15,11 @@ first); a VM killed at its wall clock or cancelled leaves the workspace as it wa
 Each :meth:`VMRunner.run` is one span ``vm run`` with the VM's shape (``ember.vm.vcpus``,
 ``ember.vm.memory_mib``, ``ember.vm.disk_mib``, ``ember.vm.timeout_s``), its
 ``ember.vm.accel`` and ``ember.vm.id``, and how it ended (``ember.vm.exit_code``,
-``ember.vm.boot_s``; a timeout or failure is the span's error).
+``ember.vm.boot_s``; a timeout or failure is the span's error). Each VM booted counts in
+``ember_vm_boots_total`` by acceleration and outcome, its boot time in
+``ember_vm_boot_seconds``, a wall-clock kill or a cancel in ``ember_vm_kills_total``, and
+``ember_vm_running`` holds the VMs alive now (a VM sandbox's VMs count under the sandbox
+families instead, as tier ``vm``).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from opentelemetry.trace import NoOpTracer, Span, Tracer
 
 from ember.config.vm import QEMU_OVERHEAD_MIB
 from ember.errors import BadRequest, EmberError, VMFailed, VMTimeout, VMUnavailable
+from ember.observability.metrics import Metrics, NoMetrics
 from ember.observability.tracing import span
 from ember.vm.disk import make_disk, read_back, replace_contents
 from ember.vm.image import GuestImage
@@ -101,7 +106,7 @@ class VMResult:
 
 class VMRunner:
     """Runs commands in throwaway VMs of one guest image, on this node; ``tracer`` makes
-    the span of each run."""
+    the span of each run and ``metrics`` records the VM families (see the module)."""
 
     def __init__(
         self,
@@ -117,9 +122,11 @@ class VMRunner:
         poll_s: float = 0.02,
         free_memory_mib: Callable[[], int] | None = None,
         tracer: Tracer | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._hypervisor = hypervisor
         self._tracer = tracer or NoOpTracer()
+        self._metrics: Metrics = metrics or NoMetrics()
         self._image = image
         self._root = work_root
         self._records = records
@@ -281,6 +288,8 @@ class VMRunner:
         current.set_attribute("ember.vm.id", vm_id)
         vm = _VM(self, vm_id, accel, limits, on_log)
         self._active.add(vm_id)
+        self._metrics.inc("ember_vm_running", accel=accel)
+        outcome = "vm_failed"
         try:
             if self._records is not None:
                 await _finish(asyncio.to_thread(
@@ -300,11 +309,17 @@ class VMRunner:
             await _finish(asyncio.to_thread(self._hypervisor.destroy, vm.name))
             skipped = await _finish(asyncio.to_thread(vm.read_back, workspace))
             await vm.move(VMState.GONE)
+            outcome = "ok"
+            self._metrics.observe("ember_vm_boot_seconds", result.boot_s, accel=accel)
             return dataclasses.replace(result, files_skipped=tuple(skipped))
         except BaseException as exc:
             code = getattr(exc, "code", None) or (
                 "job_cancelled" if isinstance(exc, asyncio.CancelledError) else "vm_failed"
             )
+            outcome = code
+            reason = {"vm_timeout": "timeout", "job_cancelled": "cancelled"}.get(code)
+            if reason is not None:
+                self._metrics.inc("ember_vm_kills_total", accel=accel, reason=reason)
             try:
                 await _finish(self._tear_down(vm, code))  # whole, however often cancelled
             except EmberError:
@@ -313,6 +328,8 @@ class VMRunner:
         finally:
             self._active.discard(vm_id)
             shutil.rmtree(vm.directory, ignore_errors=True)
+            self._metrics.inc("ember_vm_running", -1.0, accel=accel)
+            self._metrics.inc("ember_vm_boots_total", accel=accel, outcome=outcome)
 
     async def _tear_down(self, vm: _VM, code: str) -> None:
         try:

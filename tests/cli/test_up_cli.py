@@ -3,6 +3,7 @@ Ray's log folder and comes last, and the runtime is asked to keep Ray's lines ou
 
 from __future__ import annotations
 
+import logging
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from typer.testing import CliRunner
 
 import ember.cluster
 from ember.cli import app
-from ember.cluster.runtime import ClusterInfo
+from ember.cluster.runtime import ClusterInfo, quiet_auth_notice
 from ember.config import EmberConfig
 from tests.support.postgres import free_port
 
@@ -74,3 +75,23 @@ def test_up_keeps_rays_lines_out_and_ends_with_its_summary(
     assert rows["API"] == f"http://127.0.0.1:{port}"
     assert rows["Logs"].startswith(f"{LOG_DIR}  ")
     assert lines[-3:] == ["ember is up. Press Ctrl-C to stop.", "stopping…", "stopped."]
+
+
+def test_quiet_drops_rays_token_auth_notice_but_keeps_its_warning() -> None:
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    ray_auth = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    keep = Keep()
+    ray_auth.addHandler(keep)
+    try:
+        quiet_auth_notice()
+        quiet_auth_notice()
+        ray_auth.warning("Token authentication is enabled for this Ray cluster. Set ...")
+        ray_auth.warning("Token authentication is disabled for this Ray cluster. Anyone ...")
+    finally:
+        ray_auth.removeHandler(keep)
+    assert records == ["Token authentication is disabled for this Ray cluster. Anyone ..."]

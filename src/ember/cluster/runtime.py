@@ -26,10 +26,31 @@ from ember.errors import ClusterUnavailable, DeployFailed, PortInUse
 from ember.serve_app.deployment import APP_NAME, Booted, boot
 from ember.serve_app.middleware import PROXY_CALLBACK, PROXY_CALLBACK_ENV
 
-__all__ = ["ClusterInfo", "Runtime", "check_port_free", "check_reachable", "resolve_address"]
+__all__ = [
+    "ClusterInfo",
+    "Runtime",
+    "check_port_free",
+    "check_reachable",
+    "quiet_auth_notice",
+    "resolve_address",
+]
 
 _SERVE_LOGGER = "ray.serve"
 """The logger Serve writes to in the driver ("Started Serve", "Application ... is ready")."""
+_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+"""The logger Ray announces a new local cluster's token authentication on."""
+
+
+def _not_auth_notice(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Token authentication is enabled")
+
+
+def quiet_auth_notice() -> None:
+    """Drop Ray's notice that a cluster it starts has token authentication on (its warning
+    that a cluster has none stays); idempotent."""
+    auth = logging.getLogger(_AUTH_LOGGER)
+    if _not_auth_notice not in auth.filters:
+        auth.addFilter(_not_auth_notice)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,9 +138,10 @@ class Runtime:
     ``quiet``: Ray's own lines stay out of this process's output. What the cluster's workers
     print is not forwarded here (``ray.init(log_to_driver=False)``; it stays in their files
     under :attr:`ClusterInfo.log_dir`), and Serve's INFO lines in this process are off (its
-    warnings remain). Otherwise Ray's default holds (``$RAY_LOG_TO_DRIVER``, else on): it
-    forwards every worker's lines, prefixed with the actor and its pid, to this process's
-    stdout and stderr.
+    warnings remain), as is Ray's notice that a cluster it starts has token authentication
+    on (its warning that one has none is kept). Otherwise Ray's default holds
+    (``$RAY_LOG_TO_DRIVER``, else on): it forwards every worker's lines, prefixed with the
+    actor and its pid, to this process's stdout and stderr.
     """
 
     def __init__(self, config: EmberConfig, *, quiet: bool = False) -> None:
@@ -161,6 +183,8 @@ class Runtime:
         ray_config = self._config.ray
         # The Serve proxy of a cluster started here never echoes an invalid X-Request-ID.
         os.environ.setdefault(PROXY_CALLBACK_ENV, PROXY_CALLBACK)
+        if self._quiet:
+            quiet_auth_notice()
         return ray.init(
             address="local",
             namespace="ember",

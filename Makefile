@@ -18,23 +18,24 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # llama-cpp-python builds from source (minutes on 2 cores); pip caches the wheel it builds.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
 
-.PHONY: up test install sysdeps vm lint typecheck unit clean lock
+.PHONY: up test install sysdeps vm ui lint typecheck unit clean lock
 
-up: install  ## install what is missing, then run ember on 127.0.0.1:8000 (PORT=... to change)
+up: install ui  ## install what is missing, then run ember on 127.0.0.1:8000 (PORT=... to change)
 	$(BIN)/ember up --config configs/default.yaml $(if $(PORT),--port $(PORT),)
 
 # The suite runs in two lanes side by side: the VM tests (real VMs under TCG, each busy on one
-# core) and the rest (mostly waiting on Ray, servers and subprocesses). Each lane keeps its own
-# coverage data; they are combined and checked against the floor once both are done. The VM
-# lane's output follows the other's. PYTEST_ARGS are options for both lanes (not paths).
-VM_TESTS := tests/vm
+# core) with the browser tests (Chromium), and the rest (mostly waiting on Ray, servers and
+# subprocesses). Each lane keeps its own coverage data; they are combined and checked against
+# the floor once both are done. The VM lane's output follows the other's. PYTEST_ARGS are
+# options for both lanes (not paths).
+VM_TESTS := tests/vm tests/ui
 
-test: sysdeps install vm lint typecheck  ## system packages, Python packages, the whole suite, ruff, mypy
+test: sysdeps install vm ui lint typecheck  ## system packages, Python and npm packages, the whole suite, ruff, mypy, tsc
 	rm -f .coverage .coverage.* .pytest-vm.log
 	( RAY_AUTH_MODE=disabled COVERAGE_FILE=.coverage.vm $(BIN)/pytest --cov --cov-report= \
 	  $(VM_TESTS) $(PYTEST_ARGS) > .pytest-vm.log 2>&1 ) & vm=$$!; \
 	RAY_AUTH_MODE=disabled COVERAGE_FILE=.coverage.main $(BIN)/pytest --cov --cov-report= \
-	  --ignore=$(VM_TESTS) $(PYTEST_ARGS); main=$$?; \
+	  $(addprefix --ignore=,$(VM_TESTS)) $(PYTEST_ARGS); main=$$?; \
 	wait $$vm; vms=$$?; echo "== the VM lane: $(VM_TESTS)"; cat .pytest-vm.log; \
 	$(BIN)/coverage combine --quiet .coverage.main .coverage.vm && \
 	$(BIN)/coverage report --fail-under=$(COVERAGE_FLOOR) --format=total > /dev/null; cov=$$?; \
@@ -67,6 +68,19 @@ vm: $(VM_STAMP) $(VM_IMAGE)/image.json
 sysdeps:
 	bash scripts/system-deps.sh
 
+# The web UI: npm installs exactly what ui/package-lock.json pins, Vite builds it (after tsc
+# checks it) into the package, where `ember up` serves it at /.
+UI_BUILT := src/ember/ui/static/index.html
+UI_SOURCES := $(shell find ui -path ui/node_modules -prune -o -type f -print 2>/dev/null)
+
+ui/node_modules/.package-lock.json: ui/package-lock.json
+	cd ui && npm ci --no-audit --no-fund --loglevel=error
+
+$(UI_BUILT): ui/node_modules/.package-lock.json $(UI_SOURCES)
+	cd ui && npm run --silent build
+
+ui: $(UI_BUILT)
+
 lint: install
 	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/ruff format --check src tests benchmarks scripts
@@ -79,4 +93,4 @@ lock: install
 	$(BIN)/pip freeze --exclude-editable | grep -v '^ember' > requirements.lock
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .coverage
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .coverage ui/node_modules src/ember/ui/static

@@ -28,6 +28,11 @@ need e2fsprogs command -v mkfs.ext4
 need cpio command -v cpio
 # The generated Prometheus alert and recording rules are checked with promtool.
 need prometheus command -v promtool
+# The web UI is built with Node.js and npm (from ui/package-lock.json) and tested in Chromium,
+# driven by Playwright (which never downloads a browser of its own).
+need nodejs command -v node
+need npm command -v npm
+need chromium command -v chromium
 
 start_libvirt() {
   # Without systemd nothing starts the daemons; with it, its units do. Only as root.

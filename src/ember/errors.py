@@ -60,6 +60,7 @@ a 429) that the API sends with the problem document.
     ├── PortInUse                   port_in_use          500
     ├── ClusterUnavailable          cluster_unavailable  503
     ├── ServiceUnavailable          service_unavailable  503
+    ├── UINotBuilt                  ui_not_built         503
     ├── DeployFailed                deploy_failed        500
     ├── ModelCapacityExceeded       model_capacity_exceeded 503
     ├── SandboxUnavailable          sandbox_unavailable  503
@@ -160,6 +161,7 @@ __all__ = [
     "TokenNotFound",
     "TooManyStreams",
     "TraceNotFound",
+    "UINotBuilt",
     "Unauthorized",
     "UnknownJobKind",
     "UnsupportedMediaType",
@@ -603,6 +605,14 @@ class NotReady(EmberError):
     code = "not_ready"
     status = 503
     title = "Not ready"
+
+
+class UINotBuilt(EmberError):
+    """This installation has no built web UI (its assets are made by ``make up``)."""
+
+    code = "ui_not_built"
+    status = 503
+    title = "Web UI not built"
 
 
 class PortInUse(EmberError):

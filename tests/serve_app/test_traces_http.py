@@ -148,3 +148,18 @@ def test_a_job_submitted_unsampled_has_no_trace(http: httpx.Client) -> None:
     response = http.get(f"/jobs/{created.json()['id']}/trace")
     assert response.status_code == 404 and response.json()["code"] == "trace_not_found"
     assert "was not traced" in response.json()["detail"]
+
+
+def test_the_job_kinds_and_their_input_schemas_are_listed(http: httpx.Client) -> None:
+    answer = http.get("/jobs/kinds")
+    assert answer.status_code == 200
+    kinds = {kind["name"]: kind for kind in answer.json()["kinds"]}
+    assert {"agent", "ask", "chat", "generate", "ingest", "reindex", "vm"} <= set(kinds)
+    chat = kinds["chat"]
+    assert chat["scopes"] == ["models:use"] and chat["description"]
+    assert "messages" in chat["input_schema"]["required"]
+    assert kinds["vm"]["input_schema"]["additionalProperties"] is False
+    refused = http.post("/jobs", json={"kind": "chat", "input": {"messages": "hi"}})
+    assert refused.status_code == 422
+    paths = [error["path"] for error in refused.json()["errors"]]
+    assert paths and all(path.startswith("input.messages") for path in paths)

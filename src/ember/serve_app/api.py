@@ -26,6 +26,7 @@ from ember.serve_app.problems import install_problem_handlers
 from ember.serve_app.streams import StreamSlots
 from ember.serve_app.system import system_router
 from ember.serve_app.tokens import tokens_router
+from ember.serve_app.ui import ui_router
 from ember.serve_app.vms import vms_router
 
 __all__ = ["create_app"]
@@ -35,7 +36,8 @@ def create_app(context: AppContext, *, echo_request_id: bool = True) -> FastAPI:
     """Build the API over ``context``. OpenAPI is published at ``/openapi.json``.
 
     Every request passes the front door first (:mod:`ember.serve_app.guards`: ``Host``,
-    ``Origin``, body size); every route but the probes and the API docs needs a scope
+    ``Origin``, body size); every route but the probes, the API docs and the web UI's page
+    and assets needs a scope
     (:mod:`ember.serve_app.auth`); how requests are authenticated is logged here, once per
     app. When the app shuts down the
     router writes its queued usage rows and closes its providers.
@@ -63,6 +65,7 @@ def create_app(context: AppContext, *, echo_request_id: bool = True) -> FastAPI:
     )
     install_problem_handlers(app)
     app.include_router(api_docs_router(app))
+    app.include_router(ui_router())
     app.include_router(system_router(context.readiness))
     app.include_router(
         collections_router(context.collections, context.audit, context.memory.embedder.model_id)

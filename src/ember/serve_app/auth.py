@@ -54,6 +54,8 @@ PUBLIC_PATHS = frozenset(
         "/docs/oauth2-redirect",
         "/docs/assets/{name}",
         "/metrics",
+        "/",
+        "/ui/assets/{name}",
     }
 )
 """The only paths served without a scope."""

@@ -138,6 +138,20 @@ class TraceOut(BaseModel):
     roots: list[SpanOut]
 
 
+class KindOut(BaseModel):
+    """One job kind: what it does, the scopes it needs besides ``jobs:write`` and the JSON
+    schema of its ``input``."""
+
+    name: str
+    description: str
+    scopes: list[str]
+    input_schema: dict[str, Any]
+
+
+class KindsOut(BaseModel):
+    kinds: list[KindOut]
+
+
 class JobPage(BaseModel):
     jobs: list[JobOut]
     next_cursor: str | None
@@ -232,6 +246,23 @@ def jobs_router(
             response.status_code = 200
             response.headers["Idempotent-Replayed"] = "true"
         return JobOut.of(job)
+
+    @router.get("/kinds", response_model=KindsOut)
+    async def list_kinds(principal: Reader) -> KindsOut:
+        """Every job kind ``POST /jobs`` takes, by name, with the JSON schema of its input
+        (what a client builds a form from)."""
+        kinds = [service.kinds.get(name) for name in service.kinds.names()]
+        return KindsOut(
+            kinds=[
+                KindOut(
+                    name=kind.name,
+                    description=kind.description,
+                    scopes=sorted(str(scope) for scope in kind.scopes),
+                    input_schema=kind.input_model.model_json_schema(),
+                )
+                for kind in kinds
+            ]
+        )
 
     @router.get("", response_model=JobPage, responses=problem_responses(InvalidCursor))
     async def list_jobs(

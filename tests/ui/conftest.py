@@ -1,0 +1,68 @@
+"""The web UI in a real browser: Debian's Chromium driven by Playwright, against a real ember
+(``ember up``'s runtime: a local Ray cluster, the Serve app, the bundled model).
+
+Playwright never downloads a browser here: it drives ``/usr/bin/chromium``. Every page is
+opened on the loopback ember; nothing else is reached.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+
+from ember.serve_app.ui import UIFiles
+from tests.support.cluster import RunningEmber, ember_config, running_ember
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def ember_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEmber]:
+    """One ember for the UI tests: loopback without tokens (as ``local``; back again once the
+    tokens a test makes are revoked), no rate limit."""
+    if not UIFiles().built:
+        pytest.fail("the web UI is not built: run `make ui` (make test does)")
+    config = ember_config(
+        tmp_path_factory.mktemp("ui-home"),
+        EMBER_RAY_NUM_CPUS="2",
+        EMBER_RAY_DASHBOARD="false",
+        EMBER_AUTH_RATE_LIMIT_PER_S="0",
+        EMBER_AUTH_LOOPBACK_AFTER_TOKENS="true",
+    )
+    with running_ember(config) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail(f"no {CHROMIUM}: install Debian's chromium (make test does)")
+    launched = playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+    )
+    yield launched
+    launched.close()
+
+
+@pytest.fixture
+def context(browser: Browser, ember_ui: RunningEmber, tmp_path: Path) -> Iterator[BrowserContext]:
+    made = browser.new_context(base_url=ember_ui.url, viewport={"width": 1280, "height": 800})
+    made.set_default_timeout(30_000)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    return context.new_page()

@@ -675,7 +675,10 @@ async def test_a_refused_call_and_a_stream_are_spans_too(
     assert [e["name"] for e in streamed.events] == ["first_token"]
     assert streamed.attributes["gen_ai.usage.output_tokens"] > 0
     assert streamed.attributes["gen_ai.response.finish_reasons"] == ["stop"]
-    assert spans["chat llama"].parent_id == streamed.span_id
+    attempt = spans["chat llama"]
+    assert attempt.parent_id == streamed.span_id
+    first_token = streamed.events[0]["ts_ns"]
+    assert attempt.start_ns < first_token < attempt.end_ns <= streamed.end_ns  # the whole stream
     assert spans["embeddings embed"].attributes["gen_ai.provider.name"] == embedded.provider
 
 

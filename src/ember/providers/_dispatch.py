@@ -56,7 +56,7 @@ from ember.errors import (
     ProviderUnavailable,
 )
 from ember.observability.metrics import Metrics, NoMetrics
-from ember.observability.tracing import failed, span
+from ember.observability.tracing import failed
 from ember.providers.breaker import BreakerState, CircuitBreaker
 from ember.providers.budget import Budgets
 from ember.providers.candidates import Candidate, Candidates, RouteRequest
@@ -101,6 +101,11 @@ class Call:
     last: Exception | None = None
     span: Span = INVALID_SPAN
     """The call's span (a non-recording one until :meth:`CandidateFailover.traced` starts it)."""
+    streamed: bool = False
+    """A stream's answering attempt stays open past :meth:`CandidateFailover.route`, as
+    :attr:`attempt`, until the stream ends (its owner ends it)."""
+    attempt: Span = INVALID_SPAN
+    """The answering attempt's span, left open for a streamed call."""
 
     @property
     def operation(self) -> str:
@@ -376,25 +381,32 @@ class CandidateFailover:
                 return None
             if attempt > 1:
                 self._metrics.inc("ember_llm_retries_total", provider=candidate.provider)
+            attempt_span = self._tracer.start_span(
+                f"{call.operation} {candidate.model}",
+                kind=SpanKind.CLIENT,
+                context=trace.set_span_in_context(call.span),
+                attributes={
+                    "gen_ai.operation.name": call.operation,
+                    "gen_ai.provider.name": candidate.provider,
+                    "gen_ai.request.model": candidate.model,
+                    "ember.attempt": attempt,
+                },
+            )
             try:
-                with span(
-                    self._tracer,
-                    f"{call.operation} {candidate.model}",
-                    kind=SpanKind.CLIENT,
-                    context=trace.set_span_in_context(call.span),
-                    attributes={
-                        "gen_ai.operation.name": call.operation,
-                        "gen_ai.provider.name": candidate.provider,
-                        "gen_ai.request.model": candidate.model,
-                        "ember.attempt": attempt,
-                    },
+                with trace.use_span(
+                    attempt_span, record_exception=False, set_status_on_exception=False
                 ):
                     result = await send(provider, candidate.model)
-            except _FAIL_FAST:
-                breaker.record_success()  # it answered: the provider is up
-                self._watch(candidate.provider)
-                raise
-            except ProviderError as exc:
+            except BaseException as exc:
+                failed(attempt_span, exc)
+                attempt_span.end()
+                if isinstance(exc, _FAIL_FAST):
+                    breaker.record_success()  # it answered: the provider is up
+                    self._watch(candidate.provider)
+                    raise
+                if not isinstance(exc, ProviderError):
+                    breaker.release()
+                    raise
                 breaker.record_failure()
                 self._watch(candidate.provider)
                 error = call.last = exc
@@ -415,9 +427,10 @@ class CandidateFailover:
                 call.span.add_event("retry", retry)
                 await self._sleep(delay)
                 continue
-            except BaseException:
-                breaker.release()
-                raise
+            if call.streamed:
+                call.attempt = attempt_span
+            else:
+                attempt_span.end()
             breaker.record_success()
             self._watch(candidate.provider)
             return (result,)

@@ -25,7 +25,9 @@ class RoutedStream:
     raises :class:`~ember.errors.StreamInterrupted` once the deltas so far were yielded. Usage
     is recorded when the stream ends, fails or is closed early: the last usage a delta
     reported, else an estimate from the prompt and the text yielded
-    (:func:`~ember.providers.usage.usage_or_estimate`). That usage is then :attr:`usage`
+    (:func:`~ember.providers.usage.usage_or_estimate`). The answering attempt's span lasts
+    until then too, so the provider's side of the stream nests inside it. That usage is then
+    :attr:`usage`
     (``None`` until then), and :attr:`usage_estimated` says whether it is the estimate, so
     what callers report is what was recorded. Nothing is sent before the first ``anext``.
 
@@ -47,6 +49,7 @@ class RoutedStream:
         self.usage: Usage | None = None
         self.usage_estimated = False
         self._failover = failover
+        call.streamed = True
         self._call = call
         self._options = options
         self._open = open_stream
@@ -117,6 +120,7 @@ class RoutedStream:
             outcome = "ok"
         except BaseException as exc:
             failed(current, exc)
+            failed(call.attempt, exc)
             raise
         finally:
             with anyio.CancelScope(shield=True):
@@ -126,6 +130,7 @@ class RoutedStream:
                 await failover.finish(call, candidate, self.usage, outcome)
                 if finish is not None and current.is_recording():
                     current.set_attribute("gen_ai.response.finish_reasons", [finish])
+                call.attempt.end()
                 current.end()
 
 

@@ -70,9 +70,7 @@ def main() -> None:
                 base_url=args.url, viewport={"width": 1280, "height": 800}, color_scheme=theme
             )
             if args.token:
-                context.add_init_script(
-                    f"sessionStorage.setItem('ember.token', {args.token!r})"
-                )
+                context.add_init_script(f"sessionStorage.setItem('ember.token', {args.token!r})")
             page = context.new_page()
             for name, route, ready in pages:
                 shoot(page, route, args.out / f"{name}-{theme}.png", ready)

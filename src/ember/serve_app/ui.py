@@ -16,13 +16,13 @@ from __future__ import annotations
 import gzip
 import mimetypes
 import threading
-from importlib import resources
 from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ember.errors import NotFound, UINotBuilt
+from ember.ui import static_root
 
 __all__ = ["ASSETS_PATH", "UIFiles", "ui_router"]
 
@@ -46,7 +46,7 @@ class UIFiles:
     its assets, read once and kept (with their gzip forms) in memory."""
 
     def __init__(self, root: Path | None = None) -> None:
-        self.root = root or Path(str(resources.files("ember.ui") / "static"))
+        self.root = root or static_root()
         self._cache: dict[tuple[str, bool], bytes] = {}
         self._lock = threading.Lock()
 

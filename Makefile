@@ -26,13 +26,15 @@ up: install ui  ## install what is missing, then run ember on 127.0.0.1:8000 (PO
 # The suite runs in two lanes side by side: the VM tests (real VMs under TCG, each busy on one
 # core) with the browser tests (Chromium), and the rest (mostly waiting on Ray, servers and
 # subprocesses). Each lane keeps its own coverage data; they are combined and checked against
-# the floor once both are done. The VM lane's output follows the other's. PYTEST_ARGS are
-# options for both lanes (not paths).
+# the floor once both are done. The VM lane's Ray (the browser tests') keeps its session files
+# in a folder of its own, apart from the other lane's clusters. The VM lane's output follows
+# the other's. PYTEST_ARGS are options for both lanes (not paths).
 VM_TESTS := tests/vm tests/ui
 
 test: sysdeps install vm ui lint typecheck  ## system packages, Python and npm packages, the whole suite, ruff, mypy, tsc
 	rm -f .coverage .coverage.* .pytest-vm.log
-	( RAY_AUTH_MODE=disabled COVERAGE_FILE=.coverage.vm $(BIN)/pytest --cov --cov-report= \
+	( RAY_AUTH_MODE=disabled RAY_TMPDIR=/tmp/ember-lane2 COVERAGE_FILE=.coverage.vm \
+	  $(BIN)/pytest --cov --cov-report= \
 	  $(VM_TESTS) $(PYTEST_ARGS) > .pytest-vm.log 2>&1 ) & vm=$$!; \
 	RAY_AUTH_MODE=disabled COVERAGE_FILE=.coverage.main $(BIN)/pytest --cov --cov-report= \
 	  $(addprefix --ignore=,$(VM_TESTS)) $(PYTEST_ARGS); main=$$?; \

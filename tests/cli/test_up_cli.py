@@ -71,8 +71,19 @@ def test_up_keeps_rays_lines_out_and_ends_with_its_summary(
 
     lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
     rows = {line.split()[0]: line.split(maxsplit=1)[1] for line in lines[1:-3]}
-    assert list(rows) == ["API", "OpenAPI", "Docs", "Ready", "Auth", "Ray", "Dashboard", "Logs"]
+    assert list(rows) == [
+        "UI",
+        "API",
+        "OpenAPI",
+        "Docs",
+        "Ready",
+        "Auth",
+        "Ray",
+        "Dashboard",
+        "Logs",
+    ]
     assert rows["API"] == f"http://127.0.0.1:{port}"
+    assert rows["UI"] == f"http://127.0.0.1:{port}/"
     assert rows["Logs"].startswith(f"{LOG_DIR}  ")
     assert lines[-3:] == ["ember is up. Press Ctrl-C to stop.", "stopping…", "stopped."]
 

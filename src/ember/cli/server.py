@@ -151,6 +151,7 @@ def up(
             with dropping([RAY_DATA_RESTART_WARNING]), console.status("deploying the Serve app…"):
                 url = runtime.deploy()
             table = Table(show_header=False, box=None)
+            table.add_row("UI", f"{url}/")
             table.add_row("API", url)
             table.add_row("OpenAPI", f"{url}/openapi.json")
             table.add_row("Docs", f"{url}/docs")

@@ -7,6 +7,7 @@ opened on the loopback ember; nothing else is reached.
 
 from __future__ import annotations
 
+import gc
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,20 @@ from ember.serve_app.ui import UIFiles
 from tests.support.cluster import RunningEmber, ember_config, running_ember
 
 CHROMIUM = "/usr/bin/chromium"
+UNBOUND_SOCKET = (
+    r"ignore:Exception ignored in. <socket\.socket fd=\d+, family=2, type=1, proto=0, "
+    r"laddr=\('0\.0\.0\.0', 0\)>:pytest.PytestUnraisableExceptionWarning"
+)
+"""A TCP socket never bound nor connected, left for the collector by something in the driver
+(Ray's start-up or Playwright's, not ember: ember's server runs in Ray's workers) about once in
+a dozen runs. Only that exact shape is let through, and only in the browser tests."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.filterwarnings(UNBOUND_SOCKET))
 
 
 @pytest.fixture(scope="session")
@@ -66,3 +81,11 @@ def context(browser: Browser, ember_ui: RunningEmber, tmp_path: Path) -> Iterato
 @pytest.fixture
 def page(context: BrowserContext) -> Page:
     return context.new_page()
+
+
+@pytest.fixture(autouse=True)
+def _collected_per_test() -> Iterator[None]:
+    """Collect after each browser test, so a socket or file left unclosed fails the test that
+    left it, with where it was made (under ``PYTHONTRACEMALLOC``)."""
+    yield
+    gc.collect()

@@ -8,6 +8,8 @@ import { useTokenVersion, useWindowHeight } from "../hooks";
 import { jobHref, navigate } from "../router";
 
 const PAGE = 50;
+/** Jobs per "Load more" page: the API's most, so 10,000 jobs take 20 pages. */
+const MORE = 500;
 const REFRESH_MS = 2000;
 const ROW_HEIGHT = 40;
 
@@ -173,7 +175,7 @@ export function JobList() {
     loadingMoreRef.current = true;
     setLoadingMore(true);
     try {
-      const page = await listJobs({ states, kinds, limit: PAGE, cursor });
+      const page = await listJobs({ states, kinds, limit: MORE, cursor });
       setListing((prev) => {
         if (prev === null || prev.cursor !== cursor) return prev; // replaced meanwhile
         const seen = new Set(prev.jobs.map((job) => job.id));

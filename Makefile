@@ -24,12 +24,12 @@ up: install ui  ## install what is missing, then run ember on 127.0.0.1:8000 (PO
 	$(BIN)/ember up --config configs/default.yaml $(if $(PORT),--port $(PORT),)
 
 # The suite runs in two lanes side by side: the VM tests (real VMs under TCG, each busy on one
-# core) with the browser tests (Chromium), and the rest (mostly waiting on Ray, servers and
+# core) with the browser tests (Chromium) and the API fuzzer, and the rest (mostly waiting on Ray, servers and
 # subprocesses). Each lane keeps its own coverage data; they are combined and checked against
 # the floor once both are done. The VM lane's Ray (the browser tests') keeps its session files
 # in a folder of its own, apart from the other lane's clusters. The VM lane's output follows
 # the other's. PYTEST_ARGS are options for both lanes (not paths).
-VM_TESTS := tests/vm tests/ui
+VM_TESTS := tests/vm tests/ui tests/fuzz
 
 test: sysdeps install vm ui lint typecheck  ## system packages, Python and npm packages, the whole suite, ruff, mypy, tsc
 	rm -f .coverage .coverage.* .pytest-vm.log

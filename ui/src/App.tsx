@@ -4,22 +4,50 @@ import { onAnnounce } from "./notices";
 import { JobDetail } from "./pages/JobDetail";
 import { JobList } from "./pages/JobList";
 import { JobSubmit } from "./pages/JobSubmit";
+import { Agents } from "./pages/Agents";
+import { Chat } from "./pages/Chat";
+import { Memory } from "./pages/Memory";
+import { Models } from "./pages/Models";
 import { NotFound } from "./pages/NotFound";
-import { useRoute, type Route } from "./router";
+import { Tokens } from "./pages/Tokens";
+import { VMs } from "./pages/VMs";
+import { SECTIONS, sectionOf, useRoute, type Route } from "./router";
 import { useTheme } from "./theme";
 
+/** Which page instance a route shows: a new key mounts a fresh page (query changes do not). */
 function routeKey(route: Route): string {
-  return route.page === "job" ? `job:${route.id}` : route.page;
+  switch (route.page) {
+    case "job":
+      return `job:${route.id}`;
+    case "memory":
+      return `memory:${route.collection ?? ""}`;
+    case "agents":
+      return `agents:${route.name ?? ""}`;
+    default:
+      return route.page;
+  }
 }
 
 function Page({ route }: { route: Route }) {
   switch (route.page) {
     case "jobs":
-      return <JobList />;
+      return <JobList params={route.params} />;
     case "new":
       return <JobSubmit initialKind={route.kind} />;
     case "job":
       return <JobDetail id={route.id} />;
+    case "chat":
+      return <Chat params={route.params} />;
+    case "memory":
+      return <Memory collection={route.collection} params={route.params} />;
+    case "agents":
+      return <Agents name={route.name} />;
+    case "models":
+      return <Models />;
+    case "vms":
+      return <VMs />;
+    case "tokens":
+      return <Tokens />;
     case "not-found":
       return <NotFound path={route.path} />;
   }
@@ -69,7 +97,7 @@ export function App() {
     (heading ?? main.current)?.focus();
   };
 
-  const onJobs = route.page === "jobs" || route.page === "job";
+  const section = sectionOf(route);
 
   return (
     <>
@@ -80,11 +108,13 @@ export function App() {
         <span class="brand">ember</span>
         <nav aria-label="Main">
           <ul>
-            <li>
-              <a href="#/jobs" aria-current={onJobs || route.page === "new" ? "page" : undefined}>
-                Jobs
-              </a>
-            </li>
+            {SECTIONS.map((item) => (
+              <li key={item.page}>
+                <a href={item.href} aria-current={section === item.page ? "page" : undefined}>
+                  {item.label}
+                </a>
+              </li>
+            ))}
           </ul>
         </nav>
         <div class="header-tools">

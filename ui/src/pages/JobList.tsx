@@ -5,7 +5,7 @@ import { StateBadge } from "../components/StateBadge";
 import { VirtualList, type Column } from "../components/VirtualList";
 import { formatTime, shortId } from "../format";
 import { useTokenVersion, useWindowHeight } from "../hooks";
-import { jobHref, navigate } from "../router";
+import { hrefWith, jobHref, navigate, replaceHash } from "../router";
 
 const PAGE = 50;
 /** Jobs per "Load more" page: the API's most, so 10,000 jobs take 20 pages. */
@@ -89,9 +89,11 @@ function retryable(error: unknown): boolean {
   return !(error instanceof ApiError) || error.status === 0 || error.status === 429 || error.status >= 500;
 }
 
-export function JobList() {
-  const [states, setStates] = useState<string[]>([]);
-  const [kinds, setKinds] = useState<string[]>([]);
+/** The job list; its filters live in the URL (`#/jobs?state=running&kind=chat`), so a link or
+ * a reload keeps them. */
+export function JobList({ params }: { params: URLSearchParams }) {
+  const [states, setStates] = useState<string[]>(() => params.getAll("state"));
+  const [kinds, setKinds] = useState<string[]>(() => params.getAll("kind"));
   const [kindNames, setKindNames] = useState<string[]>([]);
   const [listing, setListing] = useState<Listing | null>(null);
   const [error, setError] = useState<unknown>(null);
@@ -104,6 +106,8 @@ export function JobList() {
   const loadingMoreRef = useRef(false);
 
   const filterKey = JSON.stringify([states, kinds]);
+
+  useEffect(() => replaceHash(hrefWith("jobs", { state: states, kind: kinds })), [filterKey]);
 
   useEffect(() => {
     const controller = new AbortController();

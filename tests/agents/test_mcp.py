@@ -610,8 +610,9 @@ class Stub:
     def get(self, name: str) -> Any:
         return SimpleNamespace(profile=self.agent)
 
-    def save(self, *args: Any) -> None:
+    def save(self, *args: Any) -> bool:
         self.saved.append(args)
+        return True
 
     def note_dropped(self, *args: Any) -> None:
         return None

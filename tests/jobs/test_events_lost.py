@@ -53,3 +53,26 @@ async def test_a_hub_gone_before_the_job_starts_also_leaves_it_running(database:
     (leased,) = jobs.claim("echo", "worker-1", ttl_s=30)
     assert await runner.run(leased) is None
     assert seen.started == [] and jobs.get(job.id).state is JobState.RUNNING
+
+
+async def test_a_start_that_arrives_after_the_job_ended_runs_nothing(database: Database) -> None:
+    """A worker told to start a job whose lease was reaped (and which another worker then
+    finished) neither runs the handler nor publishes anything."""
+    jobs = SqlJobRepository(database)
+    published: list[str] = []
+
+    async def publish(job_id: str, type_: str, data: dict[str, Any]) -> int:
+        published.append(type_)
+        return len(published)
+
+    seen = Seen()
+    late = JobRunner(jobs, KindRegistry(make_kinds(seen)), publish, "worker-1")
+    job, _ = jobs.create(NewJob("echo", {"text": "hi"}, "tester"))
+    (stale,) = jobs.claim("echo", "worker-1", ttl_s=30)
+    jobs.reap(now=datetime.now(UTC) + timedelta(seconds=31))
+    jobs.claim("echo", "worker-2", ttl_s=30)
+    jobs.finish(job.id, "worker-2", JobState.SUCCEEDED, result={"text": "hi"})
+
+    assert await late.run(stale) is None
+    assert seen.started == [] and published == []
+    assert jobs.get(job.id).result == {"text": "hi"}

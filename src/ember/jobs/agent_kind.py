@@ -6,7 +6,9 @@ agent's file tools and sandboxed commands see only it. Every step is streamed (`
 for tool calls and results, ``token`` for the answer) and the transcript is written to the
 ``agent_runs`` row after every step, so a cancelled or lost run keeps what it did. When the
 run ends, in every way, the files left in the directory become the job's artifacts (within
-:class:`~ember.jobs.artifacts.ArtifactLimits`) and the directory is removed.
+:class:`~ember.jobs.artifacts.ArtifactLimits`; only while the attempt holds the job's lease, so
+an attempt that lost it never replaces the files of the one that finished the job) and the
+directory is removed.
 
 The run's outcome is the job's: ``completed`` succeeds with the answer; a limit fails the job
 ``agent_limit_exceeded`` (naming the limit), a budget ``budget_exceeded``, a cancel leaves it
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,6 +69,8 @@ from ember.storage.protocol import AuditLog
 from ember.storage.records import AuditRecord
 
 __all__ = ["AgentInput", "AgentParts", "agent_kind"]
+
+log = logging.getLogger(__name__)
 
 _COMMAND_TOOLS = frozenset({"run_command", "run_python"})
 
@@ -180,7 +185,7 @@ def agent_kind(parts: AgentParts) -> JobKind:
             sandbox = _sandbox_of(parts, profile.isolation)
             await asyncio.to_thread(sandbox.check)
         principal = await asyncio.to_thread(_principal, job, parts.tokens())
-        directory = parts.work_root / job.id
+        directory = parts.work_root / f"{job.id}-{job.attempts}"
         shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir(parents=True)
         try:
@@ -189,7 +194,7 @@ def agent_kind(parts: AgentParts) -> JobKind:
                     context, payload, profile, principal, sandbox, directory, sessions
                 )
         finally:
-            await asyncio.to_thread(_keep_artifacts, job.id, directory)
+            await asyncio.to_thread(_keep_artifacts, job, directory)
 
     async def _work(
         context: JobContext,
@@ -249,12 +254,13 @@ def agent_kind(parts: AgentParts) -> JobKind:
         transcript.raise_for_status()
         return _result(transcript)
 
-    def _keep_artifacts(job_id: str, directory: Path) -> None:
+    def _keep_artifacts(job: JobRecord, directory: Path) -> None:
         try:
             collected = collect(directory, parts.artifact_limits)
-            parts.artifacts().save(job_id, collected.kept)
-            if collected.dropped:
-                parts.runs().note_dropped(job_id, collected.dropped)
+            if not parts.artifacts().save(job, collected.kept):
+                log.warning("files of a stale attempt not kept", extra={"jobId": job.id})
+            elif collected.dropped:
+                parts.runs().note_dropped(job.id, collected.dropped)
         finally:
             shutil.rmtree(directory, ignore_errors=True)
 

@@ -4,6 +4,10 @@
 followed or read) and keeps files in path order while they fit ``max_files`` and
 ``max_bytes``; the rest are reported as dropped with the reason. Kept in the database, an
 artifact is served by any API replica whatever node the job ran on.
+
+Only the attempt that holds the job's lease may keep files (:meth:`SqlArtifactStore.save`
+with its :class:`~ember.jobs.records.JobRecord`): an attempt that lost its lease, or one
+started again after the job ended, never replaces the files of the attempt that finished it.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from ember.errors import ArtifactNotFound
+from ember.jobs.records import JobRecord
+from ember.jobs.states import JobState
 from ember.storage.database import Database
-from ember.storage.tables import JobArtifact
+from ember.storage.tables import Job, JobArtifact
 
 __all__ = ["Artifact", "ArtifactLimits", "Collected", "SqlArtifactStore", "collect"]
 
@@ -108,10 +114,26 @@ class SqlArtifactStore:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    def save(self, job_id: str, artifacts: list[Artifact]) -> None:
-        """Replace the job's artifacts with ``artifacts`` (one transaction)."""
+    def save(self, job: JobRecord, artifacts: list[Artifact]) -> bool:
+        """Replace ``job``'s artifacts with ``artifacts`` (one transaction), if the job is
+        still running (or cancelling) under the lease and attempt ``job`` was given; returns
+        whether they were saved."""
+        job_id = job.id
+        active = (JobState.RUNNING.value, JobState.CANCELLING.value)
 
-        def work(session: Session) -> None:
+        def work(session: Session) -> bool:
+            holder = session.execute(
+                select(Job.id)
+                .where(
+                    Job.id == job_id,
+                    Job.lease_owner == job.lease_owner,
+                    Job.attempts == job.attempts,
+                    Job.state.in_(active),
+                )
+                .with_for_update()
+            ).first()
+            if holder is None:
+                return False
             session.execute(delete(JobArtifact).where(JobArtifact.job_id == job_id))
             session.add_all(
                 JobArtifact(
@@ -119,8 +141,9 @@ class SqlArtifactStore:
                 )
                 for a in artifacts
             )
+            return True
 
-        self._db.run(work)
+        return self._db.run(work)
 
     def list(self, job_id: str) -> list[Artifact]:
         """The job's artifacts by path, without their content."""

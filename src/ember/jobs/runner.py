@@ -8,7 +8,9 @@ the call hangs) is tried again at the next interval, but only while a later succ
 land before the lease runs out: once the lease has less than two renewal intervals left
 unrenewed, the handler is cancelled and nothing is recorded, so the work has stopped before
 the dispatcher may reap the lease and start the job on another worker (never two runs at
-once). :meth:`JobRunner.cancel` is the direct path a dispatcher uses so the cancel does not
+once). Before the handler starts, the lease is renewed once: a start that arrives after the
+lease was reaped (or after the job ended) records nothing and runs nothing.
+:meth:`JobRunner.cancel` is the direct path a dispatcher uses so the cancel does not
 wait for the next renewal.
 
 Outcomes: the handler's result → ``succeeded`` (``result`` event); an
@@ -163,6 +165,9 @@ class JobRunner:
         except EmberError as exc:
             return await self._fail(job, exc)
         extra = _fields(job)
+        if not await self._still_leased(job):
+            log.warning("job lease gone before it started; leaving it to its owner", extra=extra)
+            return None
         log.info("job started", extra={**extra, "attempt": job.attempts})
         began = time.perf_counter()
         running = {"state": "running", "attempt": job.attempts, "kind": job.kind}
@@ -210,6 +215,16 @@ class JobRunner:
                 f"internal error (see logs, request id {job.request_id or '-'}, job {job.id})"
             )
         return await self._fail(job, error, began)
+
+    async def _still_leased(self, job: JobRecord) -> bool:
+        """Whether ``job`` is still leased to this worker as it starts (a start that arrives
+        after its lease was reaped, or after the job ended, must not run the work again). A
+        renewal that fails here is left to the supervisor's renewals."""
+        try:
+            state = await asyncio.to_thread(self._jobs.renew, job.id, self.owner, self._ttl)
+        except Exception:
+            return True
+        return state is not None
 
     def _lease_left_s(self, job: JobRecord) -> float:
         """Seconds the lease ``job`` came with has left (at most the TTL)."""

@@ -29,6 +29,7 @@ from ember.config.vm import VM_KIND, VMConfig
 from ember.jobs.artifacts import ArtifactLimits, SqlArtifactStore, collect
 from ember.jobs.context import JobContext
 from ember.jobs.kinds import JobKind
+from ember.jobs.records import JobRecord
 from ember.vm.runner import VMLimits, VMRunner
 
 __all__ = ["VMInput", "VMParts", "vm_input_model", "vm_kind"]
@@ -130,7 +131,7 @@ def vm_kind(parts: VMParts) -> JobKind:
             timeout_s=payload.timeout_s or settings.timeout_s,
             output_bytes=settings.output_bytes,
         )
-        directory = parts.work_root / f"job-{job.id}"
+        directory = parts.work_root / f"job-{job.id}-{job.attempts}"
         try:
             await asyncio.to_thread(_prepare, directory, payload.files)
             result = await parts.runner().run(
@@ -144,7 +145,7 @@ def vm_kind(parts: VMParts) -> JobKind:
                 on_log=context.log,
             )
         finally:
-            await asyncio.shield(asyncio.to_thread(_keep_artifacts, job.id, directory))
+            await asyncio.shield(asyncio.to_thread(_keep_artifacts, job, directory))
         return {
             "exit_code": result.exit_code,
             "stdout": result.stdout.decode(errors="replace"),
@@ -164,10 +165,10 @@ def vm_kind(parts: VMParts) -> JobKind:
             },
         }
 
-    def _keep_artifacts(job_id: str, directory: Path) -> None:
+    def _keep_artifacts(job: JobRecord, directory: Path) -> None:
         try:
             collected = collect(directory, parts.artifact_limits)
-            parts.artifacts().save(job_id, collected.kept)
+            parts.artifacts().save(job, collected.kept)
         finally:
             shutil.rmtree(directory, ignore_errors=True)
 

@@ -173,3 +173,14 @@ def test_page_filters_and_cursor(jobs: SqlJobRepository, clock: FakeClock) -> No
         jobs.page(cursor="not-a-cursor")
     assert jobs.counts()[("ingest", JobState.QUEUED)] == 4
     assert jobs.active_count("alice") == 4 and jobs.active_count("bob") == 0
+
+
+def test_a_page_of_one_agent_profiles_runs(jobs: SqlJobRepository, clock: FakeClock) -> None:
+    scribe, _ = jobs.create(NewJob("agent", {"agent": "scribe", "task": "a"}, "alice"))
+    jobs.create(NewJob("agent", {"agent": "critic", "task": "b"}, "alice"))
+    jobs.create(NewJob("ingest", {"agent": "scribe"}, "alice"))
+    clock.advance(1)
+    later, _ = jobs.create(NewJob("agent", {"agent": "scribe", "task": "c"}, "alice"))
+    page, _ = jobs.page(agent="scribe")
+    assert [job.id for job in page] == [later.id, scribe.id]
+    assert jobs.page(agent="nobody")[0] == []

@@ -73,7 +73,8 @@ export interface FieldError {
   type: string;
 }
 
-/** A problem+json error (or a network failure, `code` `network_error`, `status` 0). */
+/** A problem+json error, an OpenAI-style `{"error": ...}` one, or a network failure (`code`
+ * `network_error`, `status` 0). */
 export class ApiError extends Error {
   readonly status: number;
   readonly code: string;
@@ -126,6 +127,16 @@ function fieldError(raw: unknown): FieldError | null {
 export function problemFrom(status: number, body: unknown, requestId: string | null = null): ApiError {
   if (!isRecord(body)) {
     return new ApiError({ status, code: `http_${status}`, detail: `The server answered ${status}.`, requestId });
+  }
+  if (isRecord(body.error)) {
+    // The OpenAI-compatible routes (`/v1/...`) answer `{"error": {"message", "type", "code"}}`.
+    const error = body.error;
+    return new ApiError({
+      status,
+      code: str(error.code) ?? str(error.type) ?? `http_${status}`,
+      detail: str(error.message) ?? "",
+      requestId,
+    });
   }
   const errors = Array.isArray(body.errors) ? body.errors.map(fieldError).filter((e): e is FieldError => e !== null) : [];
   return new ApiError({
@@ -189,6 +200,8 @@ export interface JobFilter {
   kinds?: readonly string[];
   limit?: number;
   cursor?: string | null;
+  /** Only `agent` jobs of this profile. */
+  agent?: string;
 }
 
 export function listJobs(filter: JobFilter, signal?: AbortSignal): Promise<JobPage> {
@@ -197,6 +210,7 @@ export function listJobs(filter: JobFilter, signal?: AbortSignal): Promise<JobPa
   if (filter.cursor) query.set("cursor", filter.cursor);
   for (const state of filter.states ?? []) query.append("state", state);
   for (const kind of filter.kinds ?? []) query.append("kind", kind);
+  if (filter.agent) query.set("agent", filter.agent);
   return json<JobPage>(`/jobs?${query}`, { signal });
 }
 

@@ -80,8 +80,10 @@ class JobRepository(Protocol):
         kinds: Sequence[str] = (),
         limit: int = 50,
         cursor: str | None = None,
+        agent: str | None = None,
     ) -> tuple[list[JobRecord], str | None]:
         """Newest first; returns a page and the cursor of the next page (``None`` at the end).
+        ``agent`` keeps only ``agent`` jobs that run that profile.
 
         :raises InvalidCursor: ``cursor`` was not made by this method.
         """

@@ -217,8 +217,11 @@ class SqlJobRepository:
         kinds: Sequence[str] = (),
         limit: int = 50,
         cursor: str | None = None,
+        agent: str | None = None,
     ) -> tuple[list[JobRecord], str | None]:
         query = select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
+        if agent is not None:
+            query = query.where(Job.kind == "agent", Job.input["agent"].as_string() == agent)
         if principal is not None:
             query = query.where(Job.principal == principal)
         if workspace is not None:

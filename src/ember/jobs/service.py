@@ -145,8 +145,10 @@ class JobService:
         kinds: Sequence[str] = (),
         limit: int = 50,
         cursor: str | None = None,
+        agent: str | None = None,
     ) -> tuple[list[JobRecord], str | None]:
-        """A page of the jobs ``caller`` may see, newest first, and the next page's cursor."""
+        """A page of the jobs ``caller`` may see, newest first, and the next page's cursor
+        (``agent``: only ``agent`` jobs of that profile)."""
         return await asyncio.to_thread(
             self.jobs.page,
             principal=caller.visible_owner,
@@ -155,6 +157,7 @@ class JobService:
             kinds=kinds,
             limit=limit,
             cursor=cursor,
+            agent=agent,
         )
 
     async def cancel(

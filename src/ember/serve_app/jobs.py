@@ -271,10 +271,19 @@ def jobs_router(
         kind: Annotated[list[str] | None, Query(description="Repeatable.")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         cursor: Annotated[str | None, Query(max_length=200)] = None,
+        agent: Annotated[
+            str | None, Query(max_length=64, description="Only ``agent`` jobs of this profile.")
+        ] = None,
     ) -> JobPage:
-        """Jobs newest first, filtered by state and kind; follow ``next_cursor`` for more."""
+        """Jobs newest first, filtered by state, kind and agent profile; follow
+        ``next_cursor`` for more."""
         jobs, next_cursor = await service.page(
-            principal, states=state or (), kinds=kind or (), limit=limit, cursor=cursor
+            principal,
+            states=state or (),
+            kinds=kind or (),
+            limit=limit,
+            cursor=cursor,
+            agent=agent,
         )
         return JobPage(jobs=[JobOut.of(job) for job in jobs], next_cursor=next_cursor)
 

@@ -14,6 +14,7 @@ a 429) that the API sends with the problem document.
     │   ├── InvalidCursor           invalid_cursor       400
     │   ├── UnknownJobKind          unknown_job_kind     422
     │   ├── DimensionMismatch       dimension_mismatch   422
+    │   ├── InvalidExportLine       invalid_export_line  422
     │   ├── HostNotAllowed          host_not_allowed     421
     │   └── DocumentRejected        document_rejected    422
     │       ├── EmptyDocument       empty_document       422
@@ -120,6 +121,7 @@ __all__ = [
     "HostNotAllowed",
     "IdempotencyConflict",
     "InvalidCursor",
+    "InvalidExportLine",
     "InvalidFilter",
     "InvalidTransition",
     "JobCancelled",
@@ -259,6 +261,17 @@ class DimensionMismatch(BadRequest):
     code = "dimension_mismatch"
     status = 422
     title = "Dimension mismatch"
+
+
+class InvalidExportLine(BadRequest):
+    """A line of a collection export is not what an export holds there; nothing was imported.
+
+    ``extra["line"]`` is the line's number (the header is line 1).
+    """
+
+    code = "invalid_export_line"
+    status = 422
+    title = "Invalid export line"
 
 
 class HostNotAllowed(BadRequest):

@@ -65,3 +65,25 @@ def test_list_newest_first_and_filtered(database: Database) -> None:
     assert log.list() == [third, second, first]
     assert log.list(principal="alice") == [third, first]
     assert log.list(provider="openai", limit=1) == [second]
+
+
+def test_groups_sum_by_workspace_principal_and_provider(database: Database) -> None:
+    log = SqlUsageLog(database)
+    log.record(entry(ts=NOW - timedelta(days=2)))
+    log.record(entry())
+    log.record(entry(prompt_tokens=1, completion_tokens=2, cost_usd=0.5))
+    log.record(entry(provider="local", cost_usd=0.0))
+    log.record(entry(principal="bob", workspace="team"))
+    since = NOW - timedelta(days=1)
+    groups = log.groups(since=since)
+    assert [(g.workspace, g.principal, g.provider, g.requests) for g in groups] == [
+        ("default", "alice", "local", 1),
+        ("default", "alice", "openai", 2),
+        ("team", "bob", "openai", 1),
+    ]
+    openai = groups[1]
+    assert (openai.prompt_tokens, openai.completion_tokens) == (11, 7)
+    assert openai.cost_usd == pytest.approx(0.5015)
+    assert [g.principal for g in log.groups(since=since, workspace="team")] == ["bob"]
+    assert {g.provider for g in log.groups(since=since, principal="alice")} == {"local", "openai"}
+    assert log.groups(since=NOW + timedelta(seconds=1)) == []

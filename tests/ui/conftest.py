@@ -1,5 +1,6 @@
 """The web UI in a real browser: Debian's Chromium driven by Playwright, against a real ember
-(``ember up``'s runtime: a local Ray cluster, the Serve app, the bundled model).
+(``ember up``'s runtime: a local Ray cluster, the Serve app, the bundled model; agents get
+their deterministic tool calls from the scripted chat fake, provider ``scripted``).
 
 Playwright never downloads a browser here: it drives ``/usr/bin/chromium``. Every page is
 opened on the loopback ember; nothing else is reached.
@@ -8,6 +9,7 @@ opened on the loopback ember; nothing else is reached.
 from __future__ import annotations
 
 import gc
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +18,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
 from ember.serve_app.ui import UIFiles
+from tests.fakes.scripted_chat_fake import ScriptedChatServer
 from tests.support.cluster import RunningEmber, ember_config, running_ember
 
 CHROMIUM = "/usr/bin/chromium"
@@ -36,17 +39,35 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def ember_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEmber]:
+def scripted() -> Iterator[ScriptedChatServer]:
+    """The model agents run on in these tests (alias ``agent``), on 127.0.0.1."""
+    with ScriptedChatServer(model="agent-model") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def ember_ui(
+    tmp_path_factory: pytest.TempPathFactory, scripted: ScriptedChatServer
+) -> Iterator[RunningEmber]:
     """One ember for the UI tests: loopback without tokens (as ``local``; back again once the
-    tokens a test makes are revoked), no rate limit."""
+    tokens a test makes are revoked), no rate limit; the bundled model, the bundled embedder
+    and the scripted fake."""
     if not UIFiles().built:
         pytest.fail("the web UI is not built: run `make ui` (make test does)")
+    providers = {
+        "local": {"kind": "llamacpp"},
+        "embeddings": {"kind": "sentence-transformers"},
+        "scripted": {"kind": "openai", "base_url": scripted.base_url, "api_key": "unused"},
+    }
+    aliases = {"default": ["local/gemma3-270m"], "agent": ["scripted/agent-model"]}
     config = ember_config(
         tmp_path_factory.mktemp("ui-home"),
         EMBER_RAY_NUM_CPUS="2",
         EMBER_RAY_DASHBOARD="false",
         EMBER_AUTH_RATE_LIMIT_PER_S="0",
         EMBER_AUTH_LOOPBACK_AFTER_TOKENS="true",
+        EMBER_PROVIDERS_INSTANCES=json.dumps(providers),
+        EMBER_ROUTER_ALIASES=json.dumps(aliases),
     )
     with running_ember(config) as running:
         yield running

@@ -29,6 +29,18 @@ export interface ModelEntry {
 export interface Overrides {
   provider: string | null;
   fallback: boolean;
+  /** Sampling temperature (0: always the likeliest token); null: the model's default. */
+  temperature: number | null;
+  /** The most tokens of answer; null: the server's default. */
+  maxTokens: number | null;
+}
+
+/** The sampling settings of `overrides` as request fields (`temperature`, `max_tokens`). */
+export function samplingFields(overrides: Overrides): Record<string, number> {
+  const fields: Record<string, number> = {};
+  if (overrides.temperature !== null) fields.temperature = overrides.temperature;
+  if (overrides.maxTokens !== null) fields.max_tokens = overrides.maxTokens;
+  return fields;
 }
 
 /** Who answered, as the response headers say (`X-Ember-Provider`, `X-Ember-Model`). */
@@ -154,6 +166,7 @@ export async function streamChat(
     messages: request.messages,
     stream: true,
     stream_options: { include_usage: true },
+    ...samplingFields(request.overrides),
   };
   const response = await send("/v1/chat/completions", {
     method: "POST",
@@ -315,7 +328,7 @@ export function askInput(
   model: string,
   overrides: Overrides,
 ): Record<string, unknown> {
-  const input: Record<string, unknown> = { collection, question, fallback: overrides.fallback };
+  const input: Record<string, unknown> = { collection, question, fallback: overrides.fallback, ...samplingFields(overrides) };
   if (model) input.model = model;
   if (overrides.provider) input.provider = overrides.provider;
   return input;

@@ -111,7 +111,7 @@ class ServerConfig(_Section):
     max_upload_bytes: int = Field(
         80 * 1024 * 1024,
         ge=1024,
-        description="Largest body of `POST /collections/{name}/documents`, in bytes.",
+        description="Largest body of `POST /collections/{name}/documents` and `/import`, in bytes.",
     )
     max_job_input_bytes: int = Field(
         1024 * 1024,

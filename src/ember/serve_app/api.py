@@ -23,6 +23,7 @@ from ember.serve_app.metrics import metrics_router
 from ember.serve_app.middleware import RequestContextMiddleware
 from ember.serve_app.openapi import document_problems
 from ember.serve_app.problems import install_problem_handlers
+from ember.serve_app.providers import providers_router
 from ember.serve_app.streams import StreamSlots
 from ember.serve_app.system import system_router
 from ember.serve_app.tokens import tokens_router
@@ -77,7 +78,7 @@ def create_app(context: AppContext, *, echo_request_id: bool = True) -> FastAPI:
         )
     )
     app.include_router(vms_router(context.vms))
-    app.include_router(memory_router(context.memory, limits))
+    app.include_router(memory_router(context.memory, limits, audit=context.audit))
     app.include_router(
         jobs_router(
             context.jobs,
@@ -94,6 +95,7 @@ def create_app(context: AppContext, *, echo_request_id: bool = True) -> FastAPI:
             families=context.metrics_text,
         )
     )
+    app.include_router(providers_router(context.config.providers, context.router, context.database))
     app.include_router(openai_router(context.router, context.models, streams=streams))
     app.include_router(ollama_router(context.router, context.models, streams=streams))
     install_front_door(app, server)

@@ -14,7 +14,8 @@ WebSocket upgrade, in this order:
    ``fetch``) must come from ember's own origin (the ``Origin``'s host and port are the
    ``Host``'s) or one of ``server.allowed_origins``. Else 403 ``origin_not_allowed``.
 3. An HTTP body may not be larger than the route's cap: ``server.max_upload_bytes`` for
-   ``POST /collections/{name}/documents``, ``server.max_body_bytes`` for the rest. A
+   ``POST /collections/{name}/documents`` and ``/import``, ``server.max_body_bytes`` for the
+   rest. A
    ``Content-Length`` over the cap is refused before the app runs; a body without one is
    counted as it arrives and refused at the first byte over the cap (nothing is buffered
    here). Either way the answer is 413 ``request_too_large`` with ``limit_bytes``.
@@ -52,8 +53,8 @@ __all__ = [
     "split_host",
 ]
 
-UPLOAD_PATH = re.compile(r"/collections/[^/]+/documents")
-"""The route whose body may be as large as ``server.max_upload_bytes``."""
+UPLOAD_PATH = re.compile(r"/collections/[^/]+/(documents|import)")
+"""The routes whose body may be as large as ``server.max_upload_bytes``."""
 
 _LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 _WILDCARDS = frozenset({"0.0.0.0", "::", ""})

@@ -1,27 +1,55 @@
-"""``/collections/{name}/documents``, ``/search`` and ``/context``: the memory plane over HTTP.
+"""``/collections/{name}/documents``, ``/search``, ``/context``, ``/export`` and ``/import``:
+the memory plane over HTTP.
 
-Ingest needs ``memory:write``; search and context ``memory:read``. An ingest request over a
-:class:`~ember.memory.documents.DocumentLimits` limit is refused whole before any work.
+Ingest and import need ``memory:write``; search, context and export ``memory:read``. Every
+route sees only the caller's workspace (another workspace's collection is 404). An ingest
+request over a :class:`~ember.memory.documents.DocumentLimits` limit is refused whole before
+any work.
+
+Export and import move a collection as the JSON lines of :mod:`ember.memory.transfer`
+(``application/x-ndjson``; ``ember collections export`` writes the same lines gzipped). An
+import makes a new collection, named by the path, as ``ember collections import --as`` does:
+all or nothing, 409 ``collection_exists`` when the name is taken, 422
+``invalid_export_line`` (or ``dimension_mismatch``) naming the first bad ``line``. Its body
+is held to ``server.max_body_bytes`` by the front door (413 ``request_too_large``); each
+import is audited as ``collection.import``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from ember.auth import Principal, Scope
-from ember.errors import CollectionNotFound, ReindexRequired
+from ember.errors import (
+    CollectionExists,
+    CollectionNotFound,
+    DimensionMismatch,
+    InvalidExportLine,
+    ReindexRequired,
+    RequestTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from ember.memory.documents import DocumentIn, DocumentLimits, source_documents
 from ember.memory.ingest import DocumentOutcome
 from ember.memory.retrieval import SearchHit
 from ember.memory.service import MemoryService
+from ember.memory.transfer import export_lines, import_lines
 from ember.serve_app.auth import require
 from ember.serve_app.openapi import problem_responses
+from ember.storage import AuditLog, audited
 
-__all__ = ["memory_router"]
+__all__ = ["NDJSON", "memory_router"]
+
+NDJSON = "application/x-ndjson"
+"""The media type of a collection export."""
 
 Reader = Annotated[Principal, Depends(require(Scope.MEMORY_READ))]
 Writer = Annotated[Principal, Depends(require(Scope.MEMORY_WRITE))]
@@ -163,8 +191,37 @@ class ContextOut(BaseModel):
     dropped: list[DroppedOut]
 
 
-def memory_router(memory: MemoryService, limits: DocumentLimits | None = None) -> APIRouter:
-    """Routes over ``memory``; ingest requests are held to ``limits`` (``None``: none)."""
+class ImportOut(BaseModel):
+    collection: str = Field(description="The new collection.")
+    added: int = Field(description="Documents written, with their chunks and vectors.")
+
+
+_EXPORTED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The collection's export: a header line, then one line per document.",
+        "content": {NDJSON: {"schema": {"type": "string"}}},
+    }
+}
+_IMPORT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "The lines of an export (`GET /collections/{name}/export`).",
+        "content": {NDJSON: {"schema": {"type": "string"}}},
+    }
+}
+
+
+def _lines(body: bytes) -> Iterator[str]:
+    """``body``'s lines, each decoded on its own, so a line that is not UTF-8 is named."""
+    for raw in body.splitlines(keepends=True):
+        yield raw.decode("utf-8")
+
+
+def memory_router(
+    memory: MemoryService, limits: DocumentLimits | None = None, *, audit: AuditLog
+) -> APIRouter:
+    """Routes over ``memory``; ingest requests are held to ``limits`` (``None``: none);
+    imports are written to ``audit``."""
     router = APIRouter(
         prefix="/collections/{name}",
         tags=["memory"],
@@ -216,5 +273,66 @@ def memory_router(memory: MemoryService, limits: DocumentLimits | None = None) -
             chunks=[PackedOut(**asdict(c)) for c in pack.chunks],
             dropped=[DroppedOut(**asdict(d)) for d in pack.dropped],
         )
+
+    @router.get(
+        "/export",
+        response_class=StreamingResponse,
+        responses=_EXPORTED,
+    )
+    def export_collection(name: str, principal: Reader) -> StreamingResponse:
+        """The collection as JSON lines, sent as a file ``<name>.jsonl`` as it is read: its
+        current documents with their chunks and vectors (what ``/import`` takes)."""
+        plane = memory.in_workspace(principal.workspace)
+        lines = export_lines(plane.collections, plane.store, plane.indexes, name)
+        return StreamingResponse(
+            lines,
+            media_type=NDJSON,
+            headers={"Content-Disposition": f'attachment; filename="{name}.jsonl"'},
+        )
+
+    @router.post(
+        "/import",
+        status_code=201,
+        response_model=ImportOut,
+        openapi_extra=_IMPORT_BODY,
+        responses=problem_responses(
+            CollectionExists,
+            InvalidExportLine,
+            DimensionMismatch,
+            UnsupportedMediaType,
+            RequestTooLarge,
+            ValidationFailed,
+        ),
+    )
+    async def import_collection(name: str, principal: Writer, request: Request) -> ImportOut:
+        """Import an export (``Content-Type: application/x-ndjson``) into a new collection
+        ``name``, no re-embedding; all or nothing."""
+        media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if media != NDJSON:
+            raise UnsupportedMediaType(
+                f"send the export as Content-Type: {NDJSON}, not {media or 'no type'!r}",
+                extra={"param": "Content-Type"},
+            )
+        body = await request.body()
+        plane = memory.in_workspace(principal.workspace)
+        rid = getattr(request.state, "request_id", None)
+
+        def work() -> tuple[str, int]:
+            with audited(
+                audit,
+                principal.name,
+                "collection.import",
+                f"collection:{name}",
+                request_id=rid,
+                workspace=principal.workspace,
+            ) as draft:
+                created, count = import_lines(
+                    plane.collections, plane.store, plane.indexes, _lines(body), name
+                )
+                draft.detail["documents"] = count
+            return created, count
+
+        created, count = await run_in_threadpool(work)
+        return ImportOut(collection=created, added=count)
 
     return router

@@ -34,6 +34,7 @@ from ember.storage.records import (
     NewVersion,
     TokenRecord,
     UsageEntry,
+    UsageGroup,
     UsageTotals,
     WrittenVersion,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "SqlVersionStore",
     "TokenRecord",
     "UsageEntry",
+    "UsageGroup",
     "UsageLog",
     "UsageTotals",
     "VersionStore",

@@ -18,6 +18,7 @@ from ember.storage.records import (
     LiveVersion,
     NewVersion,
     UsageEntry,
+    UsageGroup,
     UsageTotals,
     WrittenVersion,
 )
@@ -272,6 +273,13 @@ class UsageLog(Protocol):
     ) -> UsageTotals:
         """Sums over the entries at or after ``since``, optionally of one principal, one
         provider and/or one workspace only; all zero when none match."""
+        ...
+
+    def groups(
+        self, *, since: datetime, workspace: str | None = None, principal: str | None = None
+    ) -> list[UsageGroup]:
+        """The entries at or after ``since`` summed by workspace, principal and provider, of
+        one workspace and/or one principal only when given; ordered by those three."""
         ...
 
     def list(

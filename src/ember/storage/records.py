@@ -157,6 +157,19 @@ class UsageEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class UsageGroup:
+    """The usage of one principal of one workspace at one provider."""
+
+    workspace: str
+    principal: str
+    provider: str
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+
+
+@dataclass(frozen=True, slots=True)
 class UsageTotals:
     """Sums over usage entries."""
 

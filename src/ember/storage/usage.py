@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from ember.storage.clock import utcnow
 from ember.storage.database import Database
-from ember.storage.records import UsageEntry, UsageTotals
+from ember.storage.records import UsageEntry, UsageGroup, UsageTotals
 from ember.storage.tables import UsageRecord
 
 __all__ = ["SqlUsageLog"]
@@ -103,6 +103,33 @@ class SqlUsageLog:
             return UsageTotals(calls=int(calls), tokens=int(tokens), cost_usd=float(cost))
 
         return self._db.run(work)
+
+    def groups(
+        self, *, since: datetime, workspace: str | None = None, principal: str | None = None
+    ) -> list[UsageGroup]:
+        keys = (UsageRecord.workspace, UsageRecord.principal, UsageRecord.provider)
+        query = (
+            select(
+                *keys,
+                func.count(UsageRecord.id),
+                func.coalesce(func.sum(UsageRecord.prompt_tokens), 0),
+                func.coalesce(func.sum(UsageRecord.completion_tokens), 0),
+                func.coalesce(func.sum(UsageRecord.cost_usd), 0),
+            )
+            .where(UsageRecord.ts >= since)
+            .group_by(*keys)
+            .order_by(*keys)
+        )
+        if workspace is not None:
+            query = query.where(UsageRecord.workspace == workspace)
+        if principal is not None:
+            query = query.where(UsageRecord.principal == principal)
+        return self._db.run(
+            lambda session: [
+                UsageGroup(str(ws), str(who), str(provider), int(n), int(p), int(c), float(cost))
+                for ws, who, provider, n, p, c, cost in session.execute(query)
+            ]
+        )
 
     def list(
         self, *, principal: str | None = None, provider: str | None = None, limit: int = 100

@@ -260,12 +260,21 @@ function TurnView({ turn, last, onOpen }: { turn: Turn; last: boolean; onOpen(tu
   );
 }
 
+/** A number field's value, or null when it is empty or not a number. */
+function numberOrNull(text: string): number | null {
+  if (text.trim() === "") return null;
+  const value = Number(text);
+  return Number.isFinite(value) ? value : null;
+}
+
 export function Chat({ params }: { params: URLSearchParams }) {
   const [mode, setMode] = useState<Mode>(params.get("mode") === "ask" ? "ask" : "chat");
   const [model, setModel] = useState(params.get("model") ?? "");
   const [provider, setProvider] = useState(params.get("provider") ?? "");
   const [fallback, setFallback] = useState(params.get("fallback") !== "off");
   const [collection, setCollection] = useState(params.get("collection") ?? "");
+  const [temperature, setTemperature] = useState(params.get("temperature") ?? "");
+  const [maxTokens, setMaxTokens] = useState(params.get("max_tokens") ?? "");
 
   const [models, setModels] = useState<ModelEntry[] | null>(null);
   const [modelsError, setModelsError] = useState<unknown>(null);
@@ -303,9 +312,11 @@ export function Chat({ params }: { params: URLSearchParams }) {
         provider,
         fallback: fallback ? null : "off",
         collection,
+        temperature,
+        max_tokens: maxTokens,
       }),
     );
-  }, [mode, model, provider, fallback, collection]);
+  }, [mode, model, provider, fallback, collection, temperature, maxTokens]);
 
   useEffect(() => {
     const controller = new AbortController();
@@ -357,7 +368,12 @@ export function Chat({ params }: { params: URLSearchParams }) {
     if (log && stick.current) log.scrollTop = log.scrollHeight;
   });
 
-  const overrides = (): Overrides => ({ provider: provider || null, fallback });
+  const overrides = (): Overrides => ({
+    provider: provider || null,
+    fallback,
+    temperature: numberOrNull(temperature),
+    maxTokens: numberOrNull(maxTokens),
+  });
 
   const finished = (): void => {
     running.current = null;
@@ -668,6 +684,33 @@ export function Chat({ params }: { params: URLSearchParams }) {
             <p id="chat-fallback-help" class="help muted">
               When a candidate fails, try the next one.
             </p>
+          </div>
+
+          <div class="field chat-number">
+            <label for="chat-temperature">Temperature</label>
+            <input
+              id="chat-temperature"
+              type="number"
+              min={0}
+              max={2}
+              step={0.1}
+              placeholder="default"
+              value={temperature}
+              onInput={(e) => setTemperature(e.currentTarget.value)}
+            />
+          </div>
+
+          <div class="field chat-number">
+            <label for="chat-max-tokens">Max tokens</label>
+            <input
+              id="chat-max-tokens"
+              type="number"
+              min={1}
+              step={1}
+              placeholder="default"
+              value={maxTokens}
+              onInput={(e) => setMaxTokens(e.currentTarget.value)}
+            />
           </div>
 
           {mode === "ask" && (

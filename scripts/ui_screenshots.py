@@ -3,8 +3,10 @@
     make up                                   # in another terminal
     .venv/bin/python scripts/ui_screenshots.py [--url http://127.0.0.1:8000] [--out docs/ui]
 
-It submits one ``generate`` job (so the pages have something to show), waits for it to
-finish, and captures each page in the light and the dark theme as ``{page}-{theme}.png``.
+It submits one ``generate`` job, makes a collection ``ui-notes`` of two short documents and an
+agent profile ``ui-scribe`` (so the pages have something to show; an existing one is kept),
+asks the model one chat question on the chat page, and captures each page in the light and
+the dark theme as ``{page}-{theme}.png``.
 Use a token with ``--token`` (or ``$EMBER_TOKEN``) when the ember has tokens.
 """
 
@@ -41,9 +43,39 @@ def submit(url: str, headers: dict[str, str]) -> str:
     return job_id
 
 
-def shoot(page: Page, route: str, path: Path, ready: str) -> None:
+NOTES = [
+    {"source": "volcano.md", "text": "Lava is molten rock that erupts from volcanoes."},
+    {"source": "tides.md", "text": "The moon's pull makes the tides rise and fall twice a day."},
+]
+
+
+def furnish(url: str, headers: dict[str, str]) -> None:
+    """The collection and the profile the memory and agents pages show (kept if present)."""
+    made = httpx.post(f"{url}/collections", json={"name": "ui-notes"}, headers=headers, timeout=60)
+    if made.status_code == 201:
+        added = httpx.post(
+            f"{url}/collections/ui-notes/documents",
+            json={"documents": NOTES},
+            headers=headers,
+            timeout=300,
+        )
+        added.raise_for_status()
+    profile = {"name": "ui-scribe", "model": "default", "tools": ["write_file", "read_file"]}
+    httpx.post(f"{url}/agents", json=profile, headers=headers, timeout=60)
+
+
+def chat(page: Page) -> None:
+    """Ask one question on the chat page and wait for the whole answer."""
+    page.get_by_test_id("chat-input").fill(PROMPT)
+    page.get_by_role("button", name="Send", exact=True).click()
+    page.locator(".chat-turn-assistant.chat-done").first.wait_for(timeout=300_000)
+
+
+def shoot(page: Page, route: str, path: Path, ready: str, act: str | None = None) -> None:
     page.goto(f"/#{route}")
     page.locator(ready).first.wait_for()
+    if act == "chat":
+        chat(page)
     page.wait_for_timeout(300)
     page.screenshot(path=str(path), full_page=True)
     print(f"wrote {path}")
@@ -57,11 +89,19 @@ def main() -> None:
     args = parser.parse_args()
     headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
     job_id = submit(args.url, headers)
+    furnish(args.url, headers)
     args.out.mkdir(parents=True, exist_ok=True)
-    pages = [
-        ("jobs", "/jobs", "[data-testid=job-row]"),
-        ("submit", "/jobs/new", "#kind-select"),
-        ("job", f"/jobs/{job_id}", "[data-testid=trace-row]"),
+    pages: list[tuple[str, str, str, str | None]] = [
+        ("jobs", "/jobs", "[data-testid=job-row]", None),
+        ("submit", "/jobs/new", "#kind-select", None),
+        ("job", f"/jobs/{job_id}", "[data-testid=trace-row]", None),
+        ("chat", "/chat?model=default&max_tokens=96", "[data-testid=chat-input]", "chat"),
+        ("memory", "/memory", "[data-testid=collection-row]", None),
+        ("search", "/memory/ui-notes?q=molten+rock&explain=1", "[data-testid=search-hit]", None),
+        ("agents", "/agents/ui-scribe", "#run-task", None),
+        ("models", "/models", "[data-testid=provider-row]", None),
+        ("vms", "/vms", "h1", None),
+        ("tokens", "/tokens", "h1", None),
     ]
     with sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
@@ -72,8 +112,8 @@ def main() -> None:
             if args.token:
                 context.add_init_script(f"sessionStorage.setItem('ember.token', {args.token!r})")
             page = context.new_page()
-            for name, route, ready in pages:
-                shoot(page, route, args.out / f"{name}-{theme}.png", ready)
+            for name, route, ready, act in pages:
+                shoot(page, route, args.out / f"{name}-{theme}.png", ready, act)
             context.close()
         browser.close()
 

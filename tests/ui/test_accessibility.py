@@ -33,6 +33,21 @@ def finished_job(ember_ui: RunningEmber) -> str:
     return str(job["id"])
 
 
+@pytest.fixture(scope="module")
+def furnished(ember_ui: RunningEmber) -> None:
+    """A collection with a document and an agent profile, so their pages show content."""
+    url = ember_ui.url
+    made = httpx.post(f"{url}/collections", json={"name": "axe-notes"}, timeout=60)
+    assert made.status_code == 201, made.text
+    note = {"source": "volcano.md", "text": "Lava is molten rock from volcanoes."}
+    added = httpx.post(
+        f"{url}/collections/axe-notes/documents", json={"documents": [note]}, timeout=300
+    )
+    assert added.status_code == 200, added.text
+    profile = {"name": "axe-scribe", "model": "agent", "tools": ["write_file"]}
+    assert httpx.post(f"{url}/agents", json=profile, timeout=60).status_code == 201
+
+
 @pytest.fixture(params=["light", "dark"])
 def themed(
     request: pytest.FixtureRequest, browser: Browser, ember_ui: RunningEmber
@@ -66,11 +81,21 @@ def violations(page: Page) -> list[str]:
         ("/jobs", "[data-testid=job-row]"),
         ("/jobs/new", "#kind-select"),
         ("/jobs/{job}", "[data-testid=trace-row]"),
+        ("/chat?mode=ask", "#chat-collection"),
+        ("/memory", "[data-testid=collection-row]"),
+        ("/memory/axe-notes?q=lava", "[data-testid=explain-dense-rank]"),
+        ("/memory/axe-notes?tab=context&q=lava", "[data-testid=pack-report]"),
+        ("/memory/axe-notes?tab=upload", "#upload-files"),
+        ("/agents", "[data-testid=agent-row]"),
+        ("/agents/axe-scribe", "#run-task"),
+        ("/models", "[data-testid=breaker-state]"),
+        ("/vms", "h1"),
+        ("/tokens", "h1"),
         ("/nowhere", "h1"),
     ],
 )
 def test_every_page_has_no_serious_violation(
-    themed: Page, finished_job: str, route: str, ready: str
+    themed: Page, finished_job: str, furnished: None, route: str, ready: str
 ) -> None:
     themed.goto("/#" + route.format(job=finished_job))
     themed.locator(ready).first.wait_for()

@@ -106,6 +106,13 @@ export function JobList({ params }: { params: URLSearchParams }) {
   const loadingMoreRef = useRef(false);
 
   const filterKey = JSON.stringify([states, kinds]);
+  const query = params.toString();
+
+  // A navigation to other filters (a link, the address bar, back and forward) sets them.
+  useEffect(() => {
+    setStates(params.getAll("state"));
+    setKinds(params.getAll("kind"));
+  }, [query]);
 
   useEffect(() => replaceHash(hrefWith("jobs", { state: states, kind: kinds })), [filterKey]);
 

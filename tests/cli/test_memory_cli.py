@@ -179,7 +179,8 @@ def test_a_truncated_import_names_the_line_and_leaves_nothing(tmp_path: Path) ->
     assert result.exit_code == 2, result.output
     assert "Aborted" not in result.output and "Traceback" not in result.output
     assert (
-        f"error[bad_request]: {truncated}:{line}: the file is truncated or damaged" in result.stderr
+        f"error[invalid_export_line]: {truncated}:{line}: the export is truncated or damaged"
+        in result.stderr
     )
     listed = runner.invoke(app, ["collections", "list"], env=env)
     assert "copy" not in listed.stdout

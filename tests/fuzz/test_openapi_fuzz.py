@@ -45,6 +45,18 @@ CODES = {cls.code: cls.status for cls in all_error_classes()}
 STATS: dict[str, int] = {"cases": 0, "operations": 0}
 
 
+@schemathesis.serializer("application/x-ndjson")
+def _json_lines(ctx: Any, value: Any) -> bytes:
+    """A JSON Lines body (a collection import): raw text as it is, a list one line per item,
+    any other value one line."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    items = value if isinstance(value, list) else [value]
+    return "\n".join(json.dumps(item) for item in items).encode()
+
+
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
     with live_app(tmp_path_factory.mktemp("fuzz")) as app:

@@ -21,3 +21,53 @@ export function useWindowHeight(): number {
   }, []);
   return height;
 }
+
+/**
+ * Calls `load` now, then again `everyMs` after each call ends, while the page is visible (and
+ * at once when it becomes visible again); never two calls at once. `load` gets a signal that
+ * aborts when `deps` change or the component goes (then it must set no state); it returns
+ * `false` to stop polling (an error that retrying will not fix).
+ */
+export function usePolling(
+  load: (signal: AbortSignal) => Promise<boolean>,
+  everyMs: number,
+  deps: readonly unknown[],
+): void {
+  useEffect(() => {
+    const controller = new AbortController();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let inFlight = false;
+    const schedule = (): void => {
+      clearTimeout(timer);
+      timer = undefined;
+      if (!controller.signal.aborted && !document.hidden) timer = setTimeout(tick, everyMs);
+    };
+    async function tick(): Promise<void> {
+      timer = undefined;
+      if (controller.signal.aborted || document.hidden || inFlight) return;
+      inFlight = true;
+      let again = false;
+      try {
+        again = await load(controller.signal);
+      } finally {
+        inFlight = false;
+      }
+      if (again) schedule();
+    }
+    const onVisibility = (): void => {
+      if (document.hidden) {
+        clearTimeout(timer);
+        timer = undefined;
+      } else if (timer === undefined && !inFlight) {
+        void tick();
+      }
+    };
+    document.addEventListener("visibilitychange", onVisibility);
+    void tick();
+    return () => {
+      clearTimeout(timer);
+      controller.abort();
+      document.removeEventListener("visibilitychange", onVisibility);
+    };
+  }, deps);
+}

@@ -35,7 +35,7 @@ import { ErrorNotice } from "../components/ErrorNotice";
 import { StateBadge } from "../components/StateBadge";
 import { follow, FollowError, type Follower, type FollowStatus } from "../events";
 import { formatBytes, formatDuration, formatTime, prettyJson, shortId } from "../format";
-import { useTokenVersion } from "../hooks";
+import { usePolling, useTokenVersion } from "../hooks";
 import { applyEvent, emptyModel, type JobStreamModel } from "../jobStream";
 import { announce } from "../notices";
 import { hrefWith, jobHref, navigate, replaceHash } from "../router";
@@ -1273,50 +1273,22 @@ function AgentDetail({ name }: { name: string }) {
   }, [confirming]);
 
   // The agent jobs of this profile, refreshed while the tab is visible.
-  useEffect(() => {
-    const controller = new AbortController();
-    let alive = true;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let inFlight = false;
-    const schedule = (): void => {
-      clearTimeout(timer);
-      timer = undefined;
-      if (alive && !document.hidden) timer = setTimeout(tick, RUNS_REFRESH_MS);
-    };
-    async function tick(): Promise<void> {
-      timer = undefined;
-      if (!alive || document.hidden || inFlight) return;
-      inFlight = true;
+  usePolling(
+    async (signal) => {
       try {
-        const page = await listJobs({ agent: name, limit: 50 }, controller.signal);
-        if (!alive) return;
+        const page = await listJobs({ agent: name, limit: 50 }, signal);
+        if (signal.aborted) return false;
         setRuns(page.jobs);
         setRunsError(null);
       } catch (caught) {
-        if (!alive || isAbort(caught)) return;
+        if (signal.aborted || isAbort(caught)) return false;
         setRunsError(caught);
-      } finally {
-        inFlight = false;
       }
-      schedule();
-    }
-    const onVisibility = (): void => {
-      if (document.hidden) {
-        clearTimeout(timer);
-        timer = undefined;
-      } else if (timer === undefined && !inFlight) {
-        void tick();
-      }
-    };
-    document.addEventListener("visibilitychange", onVisibility);
-    void tick();
-    return () => {
-      alive = false;
-      clearTimeout(timer);
-      controller.abort();
-      document.removeEventListener("visibilitychange", onVisibility);
-    };
-  }, [name, tokenVersion, runsVersion]);
+      return true;
+    },
+    RUNS_REFRESH_MS,
+    [name, tokenVersion, runsVersion],
+  );
 
   const remove = async (): Promise<void> => {
     setDeleting(true);

@@ -8,7 +8,7 @@ import { listVMs, VM_TERMINAL, type VM } from "../admin";
 import { ErrorNotice } from "../components/ErrorNotice";
 import { follow, FollowError, type FollowStatus } from "../events";
 import { formatBytes, formatTime, shortId } from "../format";
-import { useTokenVersion } from "../hooks";
+import { usePolling, useTokenVersion } from "../hooks";
 import { applyEvent, emptyModel } from "../jobStream";
 import { jobHref } from "../router";
 import "./Admin.css";
@@ -202,55 +202,23 @@ export function VMs() {
   const [shown, setShown] = useState<VM | null>(null);
   const tokenVersion = useTokenVersion();
 
-  useEffect(() => {
-    const controller = new AbortController();
-    let alive = true;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let inFlight = false;
-    setError(null);
-
-    const schedule = (): void => {
-      clearTimeout(timer);
-      timer = undefined;
-      if (alive && !document.hidden) timer = setTimeout(tick, REFRESH_MS);
-    };
-
-    async function tick(): Promise<void> {
-      timer = undefined;
-      if (!alive || document.hidden || inFlight) return;
-      inFlight = true;
+  usePolling(
+    async (signal) => {
       try {
-        const found = await listVMs(LIMIT, controller.signal);
-        if (!alive) return;
+        const found = await listVMs(LIMIT, signal);
+        if (signal.aborted) return false;
         setVms(found);
         setError(null);
+        return true;
       } catch (caught) {
-        if (!alive || isAbort(caught)) return;
+        if (signal.aborted || isAbort(caught)) return false;
         setError(caught);
-        if (!retryable(caught)) return;
-      } finally {
-        inFlight = false;
+        return retryable(caught);
       }
-      schedule();
-    }
-
-    const onVisibility = (): void => {
-      if (document.hidden) {
-        clearTimeout(timer);
-        timer = undefined;
-      } else if (timer === undefined && !inFlight) {
-        void tick();
-      }
-    };
-    document.addEventListener("visibilitychange", onVisibility);
-    void tick();
-    return () => {
-      alive = false;
-      clearTimeout(timer);
-      controller.abort();
-      document.removeEventListener("visibilitychange", onVisibility);
-    };
-  }, [tokenVersion, attempt]);
+    },
+    REFRESH_MS,
+    [tokenVersion, attempt],
+  );
 
   // The console keeps the VM it was opened for, even once the VM leaves the newest 50.
   useEffect(() => {

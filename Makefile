@@ -18,7 +18,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # llama-cpp-python builds from source (minutes on 2 cores); pip caches the wheel it builds.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
 
-.PHONY: up test install sysdeps vm ui lint typecheck unit clean lock
+.PHONY: up test install sysdeps vm ui lint typecheck unit clean lock vm-contract
 
 up: install ui  ## install what is missing, then run ember on 127.0.0.1:8000 (PORT=... to change)
 	$(BIN)/ember up --config configs/default.yaml $(if $(PORT),--port $(PORT),)
@@ -43,6 +43,10 @@ test: sysdeps install vm ui lint typecheck  ## system packages, Python and npm p
 	$(BIN)/coverage report --fail-under=$(COVERAGE_FLOOR) --format=total > /dev/null; cov=$$?; \
 	echo "coverage: $$($(BIN)/coverage report --format=total)% (floor $(COVERAGE_FLOOR)%)"; \
 	test $$main -eq 0 -a $$vms -eq 0 -a $$cov -eq 0
+
+# Every case of the VM tier's sandbox contract (make test runs a handful: tests/vm/conftest.py).
+vm-contract: install vm
+	RAY_AUTH_MODE=disabled EMBER_VM_CONTRACT=full $(BIN)/pytest tests/vm/test_vm_sandbox.py $(PYTEST_ARGS)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

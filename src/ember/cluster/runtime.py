@@ -15,11 +15,13 @@ import errno
 import logging
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import ray
 from ray import serve
+from ray.exceptions import RayActorError
 
 from ember.config import EmberConfig
 from ember.errors import ClusterUnavailable, DeployFailed, PortInUse
@@ -33,6 +35,7 @@ __all__ = [
     "check_reachable",
     "quiet_auth_notice",
     "resolve_address",
+    "start_serve",
 ]
 
 _SERVE_LOGGER = "ray.serve"
@@ -206,7 +209,7 @@ class Runtime:
         if self._quiet:
             logging.getLogger(_SERVE_LOGGER).setLevel(logging.WARNING)
         self._booted = boot(self._config)
-        serve.start(http_options={"host": server.host, "port": server.port})
+        start_serve(lambda: serve.start(http_options={"host": server.host, "port": server.port}))
         try:
             serve.run(self._booted.application, name=APP_NAME, route_prefix="/")
         except RuntimeError as exc:
@@ -232,3 +235,25 @@ class Runtime:
             serve.delete(APP_NAME)
         finally:
             ray.shutdown()
+
+
+def start_serve(start: Callable[[], None], attempts: int = 3) -> None:
+    """``start`` (Serve's controller and HTTP proxy), again when a proxy died while it started:
+    on a loaded machine Serve's controller kills a proxy that is slow to become ready and
+    starts another, and the call that waited on the first fails. After ``attempts`` such
+    failures, or any other error, the error stands.
+
+    :raises DeployFailed: every attempt lost its proxy.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            start()
+            return
+        except RayActorError as exc:
+            if attempt == attempts:
+                raise DeployFailed(f"Serve's HTTP proxy did not start: {exc}") from exc
+            logging.getLogger(__name__).warning(
+                "Serve's HTTP proxy died while starting; starting it again (%d of %d)",
+                attempt + 1,
+                attempts,
+            )

@@ -147,7 +147,7 @@ async def running_system(
     finally:
         for pool in pools.values():
             for runner_ in pool.runners.values():
-                for job_id in list(runner_._tasks):
+                for job_id in [*runner_._tasks, *runner_._starting]:  # starting ones too
                     runner_.cancel(job_id)
             await pool.drain()
         await bus.stop()

@@ -1,15 +1,7 @@
 // Typed API calls of the Agents, VMs and Tokens pages (`/agents`, `/jobs/{id}/transcript`,
 // `/vms`, `/tokens`), built on `send` and `ApiError` of api.ts.
 
-import { ApiError, send } from "./api";
-
-async function json<T>(path: string, init: RequestInit = {}): Promise<T> {
-  const headers = new Headers(init.headers);
-  headers.set("Accept", "application/json");
-  if (init.body !== undefined) headers.set("Content-Type", "application/json");
-  const response = await send(path, { ...init, headers });
-  return (await response.json()) as T;
-}
+import { ApiError, json, send } from "./api";
 
 const enc = encodeURIComponent;
 

@@ -185,7 +185,9 @@ export async function send(path: string, init: RequestInit = {}): Promise<Respon
   return response;
 }
 
-async function json<T>(path: string, init: RequestInit = {}): Promise<T> {
+/** A JSON request (a body, when given, is sent as JSON) and its parsed JSON answer; rejects as
+ * `send` does. */
+export async function json<T>(path: string, init: RequestInit = {}): Promise<T> {
   const headers = new Headers(init.headers);
   headers.set("Accept", "application/json");
   if (init.body !== undefined) headers.set("Content-Type", "application/json");

@@ -9,7 +9,7 @@
  * "code"}}`, `code` being ember's code), which `send` in api.ts reads like problem+json.
  */
 
-import { ApiError, isAbort, problemFrom, send } from "./api";
+import { ApiError, isAbort, json, problemFrom, send } from "./api";
 import { SseParser } from "./events";
 
 export type Role = "system" | "user" | "assistant";
@@ -231,13 +231,6 @@ export interface Collection {
   description: string;
 }
 
-async function getJson<T>(path: string, init: RequestInit = {}): Promise<T> {
-  const headers = new Headers(init.headers);
-  headers.set("Accept", "application/json");
-  if (init.body !== undefined) headers.set("Content-Type", "application/json");
-  return (await (await send(path, { ...init, headers })).json()) as T;
-}
-
 /** `GET /collections`, every page (at most 10,000 collections). */
 export async function listCollections(signal?: AbortSignal): Promise<Collection[]> {
   const found: Collection[] = [];
@@ -245,7 +238,7 @@ export async function listCollections(signal?: AbortSignal): Promise<Collection[
   for (let page = 0; page < 10; page += 1) {
     const query = new URLSearchParams({ limit: "1000" });
     if (after) query.set("after", after);
-    const body = await getJson<{ items: Collection[]; next: string | null }>(`/collections?${query}`, { signal });
+    const body = await json<{ items: Collection[]; next: string | null }>(`/collections?${query}`, { signal });
     found.push(...body.items.map((c) => ({ name: c.name, description: c.description ?? "" })));
     after = body.next;
     if (!after) break;
@@ -275,7 +268,7 @@ export interface SearchRequest {
 /** `POST /collections/{name}/search`. */
 export async function searchCollection(name: string, request: SearchRequest, signal?: AbortSignal): Promise<ChunkHit[]> {
   const path = `/collections/${encodeURIComponent(name)}/search`;
-  const body = await getJson<{ hits: ChunkHit[] }>(path, { method: "POST", body: JSON.stringify(request), signal });
+  const body = await json<{ hits: ChunkHit[] }>(path, { method: "POST", body: JSON.stringify(request), signal });
   return body.hits;
 }
 

@@ -255,8 +255,8 @@ class Stub:
     def get(self, name: str) -> Any:
         return SimpleNamespace(profile=self.agent)
 
-    def save(self, *args: Any) -> None:
-        return None
+    def save(self, *args: Any, **options: Any) -> bool:
+        return True
 
     def note_dropped(self, *args: Any) -> None:
         return None

@@ -610,7 +610,7 @@ class Stub:
     def get(self, name: str) -> Any:
         return SimpleNamespace(profile=self.agent)
 
-    def save(self, *args: Any) -> bool:
+    def save(self, *args: Any, **options: Any) -> bool:
         self.saved.append(args)
         return True
 

@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from ember.agents.runs import SqlAgentRuns
+from ember.agents.transcript import RunStatus, Transcript
 from ember.errors import ArtifactNotFound
 from ember.jobs.artifacts import Artifact, ArtifactLimits, SqlArtifactStore, collect
+from ember.jobs.lease import holds_lease
 from ember.jobs.records import JobRecord, NewJob
 from ember.jobs.repository import SqlJobRepository
 from ember.jobs.states import JobState
@@ -70,6 +73,32 @@ def test_the_same_worker_running_a_job_again_does_not_replace_its_files(
     assert store.read(job.id, "a.txt").content == b"kept"
     with pytest.raises(ArtifactNotFound):
         store.read(job.id, "b.txt")
+
+
+def test_a_stale_attempt_does_not_replace_the_transcript(
+    jobs: SqlJobRepository, database: Database, clock: FakeClock
+) -> None:
+    """The agent kind saves a transcript only under the lease (as files): a first attempt
+    cancelled after the same worker was leased the job again once overwrote the finished
+    run's ``completed`` transcript with ``cancelled``."""
+    runs = SqlAgentRuns(database)
+    job, _ = jobs.create(NewJob("agent", {}, "alice", "req-1", None, max_attempts=3))
+    stale = claimed(jobs, "w1")
+    clock.advance(6)
+    jobs.reap()
+    live = claimed(jobs, "w1")
+
+    def transcript(status: RunStatus) -> Transcript:
+        return Transcript(profile="scribe", model="m", status=status)
+
+    assert runs.save(
+        job.id, "scribe", transcript("completed"), only_if=lambda s: holds_lease(s, live)
+    )
+    assert not runs.save(
+        job.id, "scribe", transcript("cancelled"), only_if=lambda s: holds_lease(s, stale)
+    )
+    stored = runs.get(job.id)
+    assert stored is not None and stored["status"] == "completed"
 
 
 def test_collect_keeps_regular_files_within_the_limits(tmp_path: Path) -> None:

@@ -76,3 +76,29 @@ async def test_a_start_that_arrives_after_the_job_ended_runs_nothing(database: D
     assert await late.run(stale) is None
     assert seen.started == [] and published == []
     assert jobs.get(job.id).result == {"text": "hi"}
+
+
+async def test_a_worker_leased_the_same_job_again_runs_only_the_new_attempt(
+    database: Database,
+) -> None:
+    """The first lease was reaped while the worker's event loop was blocked, and the same
+    worker was leased the job again: the first attempt's start runs nothing, the second runs
+    and records the job's end (both leases have the same owner; the attempt tells them
+    apart)."""
+    jobs = SqlJobRepository(database)
+
+    async def publish(job_id: str, type_: str, data: dict[str, Any]) -> int:
+        return 0
+
+    seen = Seen()
+    runner = JobRunner(jobs, KindRegistry(make_kinds(seen)), publish, "worker-1")
+    job, _ = jobs.create(NewJob("echo", {"text": "hi"}, "tester"))
+    (stale,) = jobs.claim("echo", "worker-1", ttl_s=30)
+    jobs.reap(now=datetime.now(UTC) + timedelta(seconds=31))
+    (live,) = jobs.claim("echo", "worker-1", ttl_s=30)
+
+    assert await runner.run(stale) is None
+    assert seen.started == []
+    final = await runner.run(live)
+    assert final is not None and final.state is JobState.SUCCEEDED and final.attempts == 2
+    assert seen.started == [job.id]

@@ -29,11 +29,13 @@ class RenewalsFail(SqlJobRepository):
 
     refused = 0
 
-    def renew(self, job_id: str, owner: str, ttl_s: float) -> JobState | None:
+    def renew(
+        self, job_id: str, owner: str, ttl_s: float, *, attempt: int | None = None
+    ) -> JobState | None:
         if self.get(job_id).attempts == 1:
             self.refused += 1
             raise DatabaseUnavailable("the database is unavailable")
-        return super().renew(job_id, owner, ttl_s)
+        return super().renew(job_id, owner, ttl_s, attempt=attempt)
 
 
 @dataclass

@@ -120,6 +120,25 @@ def test_a_stale_worker_cannot_finish_a_reaped_job(
     assert jobs.finish(job.id, "w2", JobState.SUCCEEDED, result={}).state is JobState.SUCCEEDED
 
 
+def test_the_same_worker_leased_a_job_again_holds_only_the_new_attempt(
+    jobs: SqlJobRepository, clock: FakeClock
+) -> None:
+    """A worker whose event loop was blocked past the lease is leased the job again: its first
+    attempt can neither renew nor end the job (both attempts share the lease's owner)."""
+    job, _ = jobs.create(new())
+    [stale] = jobs.claim("ingest", "w1", ttl_s=5)
+    clock.advance(6)
+    jobs.reap()
+    [live] = jobs.claim("ingest", "w1", ttl_s=5)
+    assert (stale.attempts, live.attempts) == (1, 2)
+    assert jobs.renew(job.id, "w1", 5, attempt=stale.attempts) is None
+    assert jobs.renew(job.id, "w1", 5, attempt=live.attempts) is JobState.RUNNING
+    with pytest.raises(InvalidTransition, match="attempt 2"):
+        jobs.finish(job.id, "w1", JobState.SUCCEEDED, result={}, attempt=stale.attempts)
+    done = jobs.finish(job.id, "w1", JobState.SUCCEEDED, result={"n": 2}, attempt=live.attempts)
+    assert done.state is JobState.SUCCEEDED and done.result == {"n": 2}
+
+
 @pytest.mark.parametrize(
     ("current", "target"),
     [

@@ -3,6 +3,7 @@ rewritten after every step)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -20,11 +21,23 @@ class SqlAgentRuns:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    def save(self, job_id: str, agent: str, transcript: Transcript) -> None:
-        """Store ``transcript`` as the job's (replacing the one stored before)."""
+    def save(
+        self,
+        job_id: str,
+        agent: str,
+        transcript: Transcript,
+        *,
+        only_if: Callable[[Session], bool] | None = None,
+    ) -> bool:
+        """Store ``transcript`` as the job's (replacing the one stored before), if
+        ``only_if`` (checked first, in the same transaction) holds; returns whether it was
+        stored. The ``agent`` kind passes the lease check, so an attempt that lost its
+        lease never replaces the transcript of the one that holds it."""
         document = transcript.to_dict()
 
-        def work(session: Session) -> None:
+        def work(session: Session) -> bool:
+            if only_if is not None and not only_if(session):
+                return False
             row = session.get(AgentRun, job_id)
             if row is None:
                 session.add(
@@ -35,12 +48,13 @@ class SqlAgentRuns:
                         transcript=document,
                     )
                 )
-                return
+                return True
             dropped = row.transcript.get("artifacts_dropped")
             row.status = document["status"]
             row.transcript = {**document, **({"artifacts_dropped": dropped} if dropped else {})}
+            return True
 
-        self._db.run(work)
+        return self._db.run(work)
 
     def note_dropped(self, job_id: str, dropped: list[tuple[str, str]]) -> None:
         """Record the files the job left that were not kept (path and reason)."""

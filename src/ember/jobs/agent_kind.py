@@ -60,6 +60,7 @@ from ember.errors import SandboxUnavailable
 from ember.jobs.artifacts import ArtifactLimits, SqlArtifactStore, collect
 from ember.jobs.context import JobContext
 from ember.jobs.kinds import JobKind
+from ember.jobs.lease import holds_lease
 from ember.jobs.records import JobRecord
 from ember.memory.service import MemoryService
 from ember.observability.metrics import Metrics, NoMetrics
@@ -89,7 +90,11 @@ class AgentInput(BaseModel):
 
 @dataclass(frozen=True)
 class AgentParts:
-    """What an agent run is built from; each callable builds its part on first use."""
+    """What an agent run is built from; each callable builds its part on first use.
+
+    ``memory``, ``router``, ``sandbox`` and ``vm_sandbox`` may block while they build (the
+    memory plane loads its embedding model: seconds) and are called in a worker thread, never
+    on the event loop, where a blocked loop would stop the job's lease renewals."""
 
     profiles: Callable[[], SqlAgentProfiles]
     runs: Callable[[], SqlAgentRuns]
@@ -159,16 +164,20 @@ def _principal(job: JobRecord, tokens: TokenRepository) -> Principal:
     return tokens.principal_of(job.token_id)
 
 
-def _sandbox_of(parts: AgentParts, isolation: str) -> Sandbox:
-    """The sandbox a profile's ``isolation`` names.
+def _checked_sandbox(parts: AgentParts, isolation: str) -> Sandbox:
+    """The sandbox a profile's ``isolation`` names, checked (blocks: call it in a thread).
 
-    :raises SandboxUnavailable: ``vm`` where no VM tier is configured.
+    :raises SandboxUnavailable: ``vm`` where no VM tier is configured, or the sandbox cannot
+        run here.
     """
     if isolation != "vm":
-        return parts.sandbox()
-    if parts.vm_sandbox is None:
+        sandbox = parts.sandbox()
+    elif parts.vm_sandbox is None:
         raise SandboxUnavailable("isolation 'vm' needs the VM tier, which is not set up here")
-    return parts.vm_sandbox()
+    else:
+        sandbox = parts.vm_sandbox()
+    sandbox.check()
+    return sandbox
 
 
 def agent_kind(parts: AgentParts) -> JobKind:
@@ -182,8 +191,7 @@ def agent_kind(parts: AgentParts) -> JobKind:
         profile = narrow(record.profile, payload.overrides)
         sandbox = None
         if _COMMAND_TOOLS & set(profile.tools) or any(s.command for s in profile.mcp_servers):
-            sandbox = _sandbox_of(parts, profile.isolation)
-            await asyncio.to_thread(sandbox.check)
+            sandbox = await asyncio.to_thread(_checked_sandbox, parts, profile.isolation)
         principal = await asyncio.to_thread(_principal, job, parts.tokens())
         directory = parts.work_root / f"{job.id}-{job.attempts}"
         shutil.rmtree(directory, ignore_errors=True)
@@ -208,21 +216,25 @@ def agent_kind(parts: AgentParts) -> JobKind:
         job = context.job
         memory = None
         if "search_memory" in profile.tools:
-            memory = ServiceMemorySearch(parts.memory(), principal)
+            memory = ServiceMemorySearch(await asyncio.to_thread(parts.memory), principal)
         tools = builtin_tools(profile, directory, sandbox=sandbox, memory=memory, sessions=sessions)
-        router = parts.router()
+        router = await asyncio.to_thread(parts.router)
         route = RouteRequest(
             principal=job.principal,
             workspace=job.workspace,
             request_id=job.request_id,
             job_id=job.id,
         )
-        runs = parts.runs()
+        runs, audit = parts.runs(), parts.audit()
         loop: AgentLoop | None = None
 
         def save() -> None:
             if loop is not None:
-                runs.save(job.id, profile.name, loop.transcript)
+                stored = runs.save(
+                    job.id, profile.name, loop.transcript, only_if=lambda s: holds_lease(s, job)
+                )
+                if not stored:
+                    log.warning("transcript of a stale attempt not kept", extra={"jobId": job.id})
 
         async with contextlib.AsyncExitStack() as servers:
             sources: list[ToolSource] = []
@@ -238,7 +250,7 @@ def agent_kind(parts: AgentParts) -> JobKind:
                 router.chat,
                 tools,
                 profile,
-                _Persisting(context, save, parts.audit()),
+                _Persisting(context, save, audit),
                 route,
                 cost=lambda completion: router.cost(completion.provider, completion.usage),
                 sources=sources,

@@ -22,10 +22,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from ember.errors import ArtifactNotFound
+from ember.jobs.lease import holds_lease
 from ember.jobs.records import JobRecord
-from ember.jobs.states import JobState
 from ember.storage.database import Database
-from ember.storage.tables import Job, JobArtifact
+from ember.storage.tables import JobArtifact
 
 __all__ = ["Artifact", "ArtifactLimits", "Collected", "SqlArtifactStore", "collect"]
 
@@ -119,20 +119,9 @@ class SqlArtifactStore:
         still running (or cancelling) under the lease and attempt ``job`` was given; returns
         whether they were saved."""
         job_id = job.id
-        active = (JobState.RUNNING.value, JobState.CANCELLING.value)
 
         def work(session: Session) -> bool:
-            holder = session.execute(
-                select(Job.id)
-                .where(
-                    Job.id == job_id,
-                    Job.lease_owner == job.lease_owner,
-                    Job.attempts == job.attempts,
-                    Job.state.in_(active),
-                )
-                .with_for_update()
-            ).first()
-            if holder is None:
+            if not holds_lease(session, job):
                 return False
             session.execute(delete(JobArtifact).where(JobArtifact.job_id == job_id))
             session.add_all(

@@ -94,9 +94,12 @@ class JobRepository(Protocol):
         ``ttl_s`` seconds: each becomes ``running`` with ``attempts + 1``."""
         ...
 
-    def renew(self, job_id: str, owner: str, ttl_s: float) -> JobState | None:
-        """Extend ``owner``'s lease; returns the job's state (``cancelling`` tells the worker
-        to stop), or ``None`` when ``owner`` no longer holds the lease."""
+    def renew(
+        self, job_id: str, owner: str, ttl_s: float, *, attempt: int | None = None
+    ) -> JobState | None:
+        """Extend ``owner``'s lease (of ``attempt``, when given: a worker leased the same job
+        again holds the new attempt's lease, never the old one's); returns the job's state
+        (``cancelling`` tells the worker to stop), or ``None`` when that lease is gone."""
         ...
 
     def finish(
@@ -108,11 +111,13 @@ class JobRepository(Protocol):
         result: dict[str, Any] | None = None,
         error_code: str | None = None,
         error_detail: str | None = None,
+        attempt: int | None = None,
     ) -> JobRecord:
-        """Move ``owner``'s running (or cancelling) job to a final state and drop the lease.
-        ``cancelled`` needs ``cancelling``.
+        """Move ``owner``'s running (or cancelling) job to a final state and drop the lease
+        (of ``attempt``, when given). ``cancelled`` needs ``cancelling``.
 
-        :raises InvalidTransition: ``owner`` does not hold the lease, or no such edge.
+        :raises InvalidTransition: ``owner`` (with ``attempt``) does not hold the lease, or
+            no such edge.
         """
         ...
 

@@ -276,15 +276,18 @@ class SqlJobRepository:
 
         return self._db.run(work)
 
-    def renew(self, job_id: str, owner: str, ttl_s: float) -> JobState | None:
+    def renew(
+        self, job_id: str, owner: str, ttl_s: float, *, attempt: int | None = None
+    ) -> JobState | None:
         def work(session: Session) -> JobState | None:
             now = self._clock()
             active = (JobState.RUNNING.value, JobState.CANCELLING.value)
-            result = session.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.lease_owner == owner, Job.state.in_(active))
-                .values(lease_expires_at=now + timedelta(seconds=ttl_s))
+            query = update(Job).where(
+                Job.id == job_id, Job.lease_owner == owner, Job.state.in_(active)
             )
+            if attempt is not None:
+                query = query.where(Job.attempts == attempt)
+            result = session.execute(query.values(lease_expires_at=now + timedelta(seconds=ttl_s)))
             if getattr(result, "rowcount", 0) != 1:
                 return None
             state = session.scalar(select(Job.state).where(Job.id == job_id))
@@ -301,6 +304,7 @@ class SqlJobRepository:
         result: dict[str, Any] | None = None,
         error_code: str | None = None,
         error_detail: str | None = None,
+        attempt: int | None = None,
     ) -> JobRecord:
         if state not in TERMINAL:
             raise ValueError(f"{state} is not a final state")
@@ -310,10 +314,11 @@ class SqlJobRepository:
             if row is None:
                 raise JobNotFound(f"no job {job_id}")
             current = JobState(row.state)
-            if row.lease_owner != owner or not allowed(current, state):
+            stale = attempt is not None and row.attempts != attempt
+            if row.lease_owner != owner or stale or not allowed(current, state):
                 raise InvalidTransition(
-                    f"job {job_id} is {current.value} (lease {row.lease_owner}); "
-                    f"{owner} cannot make it {state.value}"
+                    f"job {job_id} is {current.value} (lease {row.lease_owner}, attempt "
+                    f"{row.attempts}); {owner} cannot make it {state.value}"
                 )
             if state is JobState.CANCELLED and current is not JobState.CANCELLING:
                 raise InvalidTransition(f"job {job_id} is {current.value}, not cancelling")

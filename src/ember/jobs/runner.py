@@ -9,7 +9,9 @@ land before the lease runs out: once the lease has less than two renewal interva
 unrenewed, the handler is cancelled and nothing is recorded, so the work has stopped before
 the dispatcher may reap the lease and start the job on another worker (never two runs at
 once). Before the handler starts, the lease is renewed once: a start that arrives after the
-lease was reaped (or after the job ended) records nothing and runs nothing.
+lease was reaped (or after the job ended) records nothing and runs nothing. A lease is the
+owner's *and the attempt's*: when the same worker is leased the job again (its first lease was
+reaped while its event loop was blocked), the first attempt's renewals and end are refused.
 :meth:`JobRunner.cancel` is the direct path a dispatcher uses so the cancel does not
 wait for the next renewal.
 
@@ -189,7 +191,8 @@ class JobRunner:
         try:
             lost = await self._supervise(job, work)
         finally:
-            self._tasks.pop(job.id, None)
+            if self._tasks.get(job.id) is work:
+                del self._tasks[job.id]
         if lost:
             log.warning("job lease lost; leaving it to its new owner", extra=extra)
             return None
@@ -221,7 +224,9 @@ class JobRunner:
         after its lease was reaped, or after the job ended, must not run the work again). A
         renewal that fails here is left to the supervisor's renewals."""
         try:
-            state = await asyncio.to_thread(self._jobs.renew, job.id, self.owner, self._ttl)
+            state = await asyncio.to_thread(
+                self._jobs.renew, job.id, self.owner, self._ttl, attempt=job.attempts
+            )
         except Exception:
             return True
         return state is not None
@@ -249,7 +254,9 @@ class JobRunner:
             sent = loop.time()
             try:
                 state = await asyncio.wait_for(
-                    asyncio.to_thread(self._jobs.renew, job.id, self.owner, self._ttl),
+                    asyncio.to_thread(
+                        self._jobs.renew, job.id, self.owner, self._ttl, attempt=job.attempts
+                    ),
                     timeout=max(expires - margin - sent, self._renew_every),
                 )
             except Exception:
@@ -298,7 +305,9 @@ class JobRunner:
 
     async def _finish(self, job: JobRecord, state: JobState, **values: Any) -> JobRecord | None:
         try:
-            final = await asyncio.to_thread(self._jobs.finish, job.id, self.owner, state, **values)
+            final = await asyncio.to_thread(
+                self._jobs.finish, job.id, self.owner, state, attempt=job.attempts, **values
+            )
         except EmberError as exc:
             log.warning("could not record the job's end: %s", exc, extra={"jobId": job.id})
             return None

@@ -16,6 +16,7 @@ section; the ones it names may not pass the section's ``max_*`` caps (checked at
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ from ember.jobs.records import JobRecord
 from ember.vm.runner import VMLimits, VMRunner
 
 __all__ = ["VMInput", "VMParts", "vm_input_model", "vm_kind"]
+
+log = logging.getLogger(__name__)
 
 MAX_FILES_BYTES = 8 * 1024 * 1024
 """Most bytes a job's input ``files`` may hold in all."""
@@ -168,7 +171,8 @@ def vm_kind(parts: VMParts) -> JobKind:
     def _keep_artifacts(job: JobRecord, directory: Path) -> None:
         try:
             collected = collect(directory, parts.artifact_limits)
-            parts.artifacts().save(job, collected.kept)
+            if not parts.artifacts().save(job, collected.kept):
+                log.warning("files of a stale attempt not kept", extra={"jobId": job.id})
         finally:
             shutil.rmtree(directory, ignore_errors=True)
 

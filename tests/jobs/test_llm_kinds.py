@@ -438,6 +438,7 @@ async def test_ask_answers_from_the_packed_context_and_cites_real_chunks(
         assert (chunk["document_id"], chunk["version"]) == (record.document_id, record.version)
         assert (chunk["char_start"], chunk["char_end"]) == (record.char_start, record.char_end)
         assert DOCS[record.source][record.char_start : record.char_end] == record.text
+        assert chunk["text"] == record.text, "a cited chunk opens with its text"
     (cited,) = result["citations"]
     assert cited == {k: v for k, v in context[0].items() if k != "tokens"}
     assert cited["citation"] == 1 and cited["source"] == "tides.txt"

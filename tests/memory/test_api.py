@@ -74,6 +74,7 @@ def test_ingest_search_and_context_over_http(client: TestClient) -> None:
     ).json()
     assert packed["tokens_used"] <= 40 and packed["text"].startswith("[1] b0")
     assert packed["chunks"][0]["source"] == "b0"
+    assert packed["chunks"][0]["text"] and packed["chunks"][0]["text"] in packed["text"]
     assert {d["reason"] for d in packed["dropped"]} <= {"over_budget", "near_duplicate"}
 
 

@@ -48,6 +48,7 @@ class TestLlamaCppProvider(ProviderContract):
     ) -> None:
         (info,) = await provider.list_models()
         assert info.digest == gemma.digest and info.details["template"] == "qa"
+        assert info.details["warm"] is gemma.warm
 
     async def test_tools_need_a_template_that_carries_them(
         self, provider: LlamaCppProvider, model: str

@@ -204,7 +204,7 @@ def test_tags_show_ps_and_version(stack: Stack) -> None:
     assert echo.details is not None and echo.details.family == "llama"
     assert echo.details.quantization_level == "Q8_0"
     raw_tags = get(stack, "/api/tags").json()["models"]
-    assert raw_tags[1]["ember"] == {"provider": "fake", "context_length": 4096}
+    assert raw_tags[1]["ember"] == {"provider": "fake", "context_length": 4096, "warm": False}
 
     shown = api.show("fake/echo-model")
     assert shown.capabilities == ["completion", "tools"]

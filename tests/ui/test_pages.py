@@ -1,5 +1,6 @@
 """The chat, memory, agents, models and tokens pages in Chromium against the real ember of
-``conftest``: a chat answer streams in token by token from the bundled model; a file uploaded
+``conftest``: a chat answer streams in token by token from the bundled model; an ask answer's
+citation opens the cited passage; a file uploaded
 to a new collection is found by search with its dense and keyword ranks; an agent run shows its
 tool calls as they happen, the denied one marked; the models page shows where the bundled model
 is and each provider's breaker; a token made on the tokens page shows its secret once and can
@@ -7,6 +8,7 @@ be revoked there."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -49,6 +51,31 @@ def test_a_chat_answer_streams_in_token_by_token(page: Page) -> None:
     expect(done).to_contain_text("Answered by")
     assert "model=default" in page.url and "temperature=0" in page.url, "settings stay in the URL"
     assert "48 answer tokens" in (done.text_content() or ""), "max tokens was sent"
+
+
+def test_an_ask_answer_cites_a_passage_that_opens_with_its_text(
+    page: Page, ember_ui: RunningEmber, scripted: ScriptedChatServer
+) -> None:
+    url = ember_ui.url
+    assert httpx.post(f"{url}/collections", json={"name": "ui-lava"}, timeout=60).is_success
+    note = {"source": "lava.md", "text": "Lava is molten rock that pours out of volcanoes."}
+    added = httpx.post(
+        f"{url}/collections/ui-lava/documents", json={"documents": [note]}, timeout=300
+    )
+    assert added.status_code == 200, added.text
+    scripted.load([Turn(text="Lava is molten rock [1].")])
+    page.goto("/#/chat?mode=ask&model=agent&collection=ui-lava")
+    page.get_by_test_id("chat-input").fill("What is lava?")
+    page.get_by_role("button", name="Send", exact=True).click()
+    citation = page.get_by_test_id("ask-citation")
+    expect(citation).to_have_count(1, timeout=120_000)
+    expect(citation).to_contain_text("[1]")
+    expect(citation).to_contain_text("lava.md")
+    citation.click()
+    expect(citation).to_have_attribute("aria-expanded", "true")
+    expect(page.get_by_test_id("citation-source")).to_have_text(note["text"])
+    prompt = json.dumps(scripted.requests[-1]["messages"])
+    assert note["text"] in prompt, "the passage was in the prompt the model answered from"
 
 
 def test_an_uploaded_file_is_found_by_search_with_explain(page: Page, tmp_path: Path) -> None:
@@ -110,7 +137,9 @@ def test_an_agent_run_shows_its_tool_calls_and_the_denied_one(
 
 def test_the_models_page_shows_the_bundled_model_and_the_breakers(page: Page) -> None:
     page.goto("/#/models")
-    expect(page.get_by_test_id("model-row").filter(has_text="gemma3-270m").first).to_be_visible()
+    bundled = page.get_by_test_id("model-row").filter(has_text="gemma3-270m").first
+    expect(bundled).to_contain_text("sha256:")  # pinned to its digest
+    expect(bundled).to_contain_text("warm")  # the bundled model loads at start
     providers = page.get_by_test_id("provider-row")
     for name in ("local", "embeddings", "scripted"):
         row = providers.filter(has_text=name).first

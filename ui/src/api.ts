@@ -190,7 +190,7 @@ export async function send(path: string, init: RequestInit = {}): Promise<Respon
 export async function json<T>(path: string, init: RequestInit = {}): Promise<T> {
   const headers = new Headers(init.headers);
   headers.set("Accept", "application/json");
-  if (init.body !== undefined) headers.set("Content-Type", "application/json");
+  if (init.body !== undefined && !headers.has("Content-Type")) headers.set("Content-Type", "application/json");
   const response = await send(path, { ...init, headers });
   return (await response.json()) as T;
 }

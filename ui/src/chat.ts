@@ -2,8 +2,8 @@
  * What the Chat page asks of the server, UI-independent: the OpenAI-compatible chat stream
  * (`POST /v1/chat/completions`, Server-Sent Events of `chat.completion.chunk` ending in
  * `data: [DONE]`), the model list (`GET /v1/models`), the per-request routing overrides
- * (`X-Ember-Provider`, `X-Ember-Fallback`), the collections, the `ask` job's input and result,
- * and the text of a cited chunk (found again with `POST /collections/{name}/search`).
+ * (`X-Ember-Provider`, `X-Ember-Fallback`), the collections, and the `ask` job's input and
+ * result (each cited passage with its text).
  *
  * The `/v1` routes answer errors in OpenAI's shape (`{"error": {"message", "type", "param",
  * "code"}}`, `code` being ember's code), which `send` in api.ts reads like problem+json.
@@ -246,49 +246,6 @@ export async function listCollections(signal?: AbortSignal): Promise<Collection[
   return found;
 }
 
-/** A search hit: a chunk's text and where it came from. */
-export interface ChunkHit {
-  chunk_id: number;
-  document_id: string;
-  source: string;
-  version: number;
-  title: string | null;
-  text: string;
-  char_start: number;
-  char_end: number;
-  score: number;
-}
-
-export interface SearchRequest {
-  query: string;
-  k: number;
-  filter?: Record<string, unknown>;
-}
-
-/** `POST /collections/{name}/search`. */
-export async function searchCollection(name: string, request: SearchRequest, signal?: AbortSignal): Promise<ChunkHit[]> {
-  const path = `/collections/${encodeURIComponent(name)}/search`;
-  const body = await json<{ hits: ChunkHit[] }>(path, { method: "POST", body: JSON.stringify(request), signal });
-  return body.hits;
-}
-
-/** The text of a cited chunk: the ask result names the chunk, not its text, so it is searched
- * for again among its source's chunks. Null when the chunk is gone (re-ingested since). */
-export async function findChunk(
-  collection: string,
-  question: string,
-  citation: Citation,
-  signal?: AbortSignal,
-): Promise<ChunkHit | null> {
-  for (const k of [50, 1000]) {
-    const hits = await searchCollection(collection, { query: question, k, filter: { source: citation.source } }, signal);
-    const hit = hits.find((h) => h.chunk_id === citation.chunk_id);
-    if (hit) return hit;
-    if (hits.length < k) break;
-  }
-  return null;
-}
-
 // The `ask` job.
 
 /** A packed passage of an ask: `citation` is its `[n]`. */
@@ -301,6 +258,8 @@ export interface Citation {
   char_start: number;
   char_end: number;
   score: number;
+  /** The passage as the prompt carried it (absent in results of older embers). */
+  text?: string;
 }
 
 export interface AskResult {
@@ -341,6 +300,7 @@ function citationOf(raw: unknown): Citation | null {
     char_start: num(raw.char_start) ?? 0,
     char_end: num(raw.char_end) ?? 0,
     score: num(raw.score) ?? 0,
+    ...(typeof raw.text === "string" ? { text: raw.text } : {}),
   };
 }
 

@@ -38,6 +38,16 @@ export interface StreamEvent {
  */
 export type FollowStatus = "connecting" | "live" | "reconnecting" | "ended" | "failed" | "stopped";
 
+/** How a stream's status reads next to its output. */
+export const FOLLOW_STATUS_TEXT: Record<FollowStatus, string> = {
+  connecting: "connecting…",
+  live: "live",
+  reconnecting: "reconnecting…",
+  ended: "stream complete",
+  failed: "stream unavailable",
+  stopped: "",
+};
+
 /** The stream was refused with a status that retrying will not fix (by default a 4xx other
  * than 408, 425 and 429). `response` is unread: parse its problem+json as you like. */
 export class FollowError extends Error {

@@ -42,3 +42,6 @@ export function shortId(id: string): string {
 export function prettyJson(value: unknown): string {
   return JSON.stringify(value, null, 2) ?? String(value);
 }
+
+/** `n` and the noun in its number: "1 file", "2,000 files". */
+export const plural = (n: number, one: string, many = `${one}s`): string => `${n.toLocaleString()} ${n === 1 ? one : many}`;

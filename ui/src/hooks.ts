@@ -1,6 +1,6 @@
 // Small shared hooks.
 
-import { useEffect, useState } from "preact/hooks";
+import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import { onTokenChange } from "./auth";
 
 /** A number that changes whenever the API token is saved or forgotten (an effect dependency
@@ -24,15 +24,20 @@ export function useWindowHeight(): number {
 
 /**
  * Calls `load` now, then again `everyMs` after each call ends, while the page is visible (and
- * at once when it becomes visible again); never two calls at once. `load` gets a signal that
- * aborts when `deps` change or the component goes (then it must set no state); it returns
- * `false` to stop polling (an error that retrying will not fix).
+ * at once when it becomes visible again) and `enabled`; never two calls at once. `load` gets a
+ * signal that aborts when `deps` change or the component goes (then it must set no state); it
+ * returns `false` to stop polling (an error that retrying will not fix). Returns a function that
+ * loads at once (and polls on from there); turning `enabled` back on loads at once too.
  */
 export function usePolling(
   load: (signal: AbortSignal) => Promise<boolean>,
   everyMs: number,
   deps: readonly unknown[],
-): void {
+  enabled = true,
+): () => void {
+  const now = useRef<() => void>(() => undefined);
+  const on = useRef(enabled);
+  on.current = enabled;
   useEffect(() => {
     const controller = new AbortController();
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -40,7 +45,7 @@ export function usePolling(
     const schedule = (): void => {
       clearTimeout(timer);
       timer = undefined;
-      if (!controller.signal.aborted && !document.hidden) timer = setTimeout(tick, everyMs);
+      if (!controller.signal.aborted && on.current && !document.hidden) timer = setTimeout(tick, everyMs);
     };
     async function tick(): Promise<void> {
       timer = undefined;
@@ -54,11 +59,15 @@ export function usePolling(
       }
       if (again) schedule();
     }
+    now.current = () => {
+      clearTimeout(timer);
+      void tick();
+    };
     const onVisibility = (): void => {
       if (document.hidden) {
         clearTimeout(timer);
         timer = undefined;
-      } else if (timer === undefined && !inFlight) {
+      } else if (timer === undefined && !inFlight && on.current) {
         void tick();
       }
     };
@@ -68,6 +77,13 @@ export function usePolling(
       clearTimeout(timer);
       controller.abort();
       document.removeEventListener("visibilitychange", onVisibility);
+      now.current = () => undefined;
     };
   }, deps);
+  const mounted = useRef(false);
+  useEffect(() => {
+    if (mounted.current && enabled) now.current();
+    mounted.current = true;
+  }, [enabled]);
+  return useCallback(() => now.current(), []);
 }

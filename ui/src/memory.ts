@@ -4,7 +4,7 @@
  * an upload (reading picked files into documents, cutting them into batches).
  */
 
-import { ApiError, send } from "./api";
+import { ApiError, json, send } from "./api";
 
 export interface Collection {
   id: string;
@@ -139,27 +139,18 @@ export interface ContextOut {
 const enc = encodeURIComponent;
 const base = (name: string): string => `/collections/${enc(name)}`;
 
-async function call<T>(path: string, init: RequestInit & { json?: unknown } = {}): Promise<T> {
-  const { json, ...rest } = init;
-  const headers = new Headers(rest.headers);
-  headers.set("Accept", "application/json");
-  if (json !== undefined) headers.set("Content-Type", "application/json");
-  const response = await send(path, { ...rest, headers, body: json === undefined ? rest.body : JSON.stringify(json) });
-  return (await response.json()) as T;
-}
-
 export function listCollections(after: string | null, limit: number, signal?: AbortSignal): Promise<CollectionPage> {
   const query = new URLSearchParams({ limit: String(limit) });
   if (after) query.set("after", after);
-  return call<CollectionPage>(`/collections?${query}`, { signal });
+  return json<CollectionPage>(`/collections?${query}`, { signal });
 }
 
 export function getCollection(name: string, signal?: AbortSignal): Promise<Collection> {
-  return call<Collection>(base(name), { signal });
+  return json<Collection>(base(name), { signal });
 }
 
 export function createCollection(body: CollectionIn): Promise<Collection> {
-  return call<Collection>("/collections", { method: "POST", json: body });
+  return json<Collection>("/collections", { method: "POST", body: JSON.stringify(body) });
 }
 
 export async function deleteCollection(name: string): Promise<void> {
@@ -181,7 +172,7 @@ export async function exportCollection(name: string): Promise<void> {
 
 /** `POST /collections/{name}/import` with an export's JSON Lines; the answer's counts. */
 export function importCollection(name: string, file: Blob): Promise<Record<string, unknown>> {
-  return call<Record<string, unknown>>(`${base(name)}/import`, {
+  return json<Record<string, unknown>>(`${base(name)}/import`, {
     method: "POST",
     body: file,
     headers: { "Content-Type": "application/x-ndjson" },
@@ -201,15 +192,15 @@ export async function exportedName(file: Blob): Promise<string | null> {
 }
 
 export function ingest(name: string, documents: DocumentIn[], signal?: AbortSignal): Promise<IngestOut> {
-  return call<IngestOut>(`${base(name)}/documents`, { method: "POST", json: { documents }, signal });
+  return json<IngestOut>(`${base(name)}/documents`, { method: "POST", body: JSON.stringify({ documents }), signal });
 }
 
 export async function search(name: string, body: SearchIn, signal?: AbortSignal): Promise<Hit[]> {
-  return (await call<{ hits: Hit[] }>(`${base(name)}/search`, { method: "POST", json: body, signal })).hits;
+  return (await json<{ hits: Hit[] }>(`${base(name)}/search`, { method: "POST", body: JSON.stringify(body), signal })).hits;
 }
 
 export function contextPack(name: string, body: ContextIn, signal?: AbortSignal): Promise<ContextOut> {
-  return call<ContextOut>(`${base(name)}/context`, { method: "POST", json: body, signal });
+  return json<ContextOut>(`${base(name)}/context`, { method: "POST", body: JSON.stringify(body), signal });
 }
 
 /** A JSON object typed into a form: `value` (null when empty) or the reason it is not one. */

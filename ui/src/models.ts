@@ -1,12 +1,11 @@
 // Typed API calls of the Models and providers page: the model directory (`GET /api/tags`),
 // what is loaded where (`GET /api/ps`, its `ember` object) and the providers with their
-// breakers, budgets and usage (`GET /providers`), built on `send` and `ApiError` of api.ts.
+// breakers, budgets and usage (`GET /providers`), built on `json` of api.ts.
 
-import { send } from "./api";
+import { json as request } from "./api";
 
-async function json<T>(path: string, signal?: AbortSignal): Promise<T> {
-  const response = await send(path, { headers: { Accept: "application/json" }, cache: "no-store", signal });
-  return (await response.json()) as T;
+function json<T>(path: string, signal?: AbortSignal): Promise<T> {
+  return request<T>(path, { cache: "no-store", signal });
 }
 
 /** A model of `GET /api/tags`: aliases (`ember.provider` "alias"), `provider/model` names and
@@ -24,7 +23,7 @@ export interface ModelTag {
     parameter_size: string;
     quantization_level: string;
   };
-  ember: { provider: string; context_length: number | null };
+  ember: { provider: string; context_length: number | null; warm?: boolean };
 }
 
 /** A model of `GET /api/ps`: `ember` has its first host's node, its hosts and whether on GPU. */

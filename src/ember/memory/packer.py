@@ -27,7 +27,7 @@ SEPARATOR = "\n\n"
 
 @dataclass(frozen=True)
 class PackedChunk:
-    """A chunk in the pack and where it came from."""
+    """A chunk in the pack, where it came from and its ``text`` (as the pack holds it)."""
 
     citation: int
     chunk_id: int
@@ -38,6 +38,7 @@ class PackedChunk:
     char_end: int
     tokens: int
     score: float
+    text: str = ""
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,7 @@ class ContextPacker:
                     char_end=chunk.char_end,
                     tokens=tokens,
                     score=hit.score,
+                    text=chunk.text,
                 )
             )
         pack.text = SEPARATOR.join(blocks)

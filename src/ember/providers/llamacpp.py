@@ -112,7 +112,7 @@ class LlamaCppProvider:
                 digest=r.digest,
                 size_bytes=r.size_bytes,
                 context_length=r.context_length,
-                details={**r.details, "format": r.format, "template": r.template},
+                details={**r.details, "format": r.format, "template": r.template, "warm": r.warm},
             )
             for r in await self._access.records()
         ]

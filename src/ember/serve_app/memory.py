@@ -172,6 +172,7 @@ class PackedOut(BaseModel):
     char_end: int
     tokens: int
     score: float
+    text: str = Field(description="The chunk's text, as the pack holds it.")
 
 
 class DroppedOut(BaseModel):

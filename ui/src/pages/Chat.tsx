@@ -21,7 +21,6 @@ import {
 import {
   askInput,
   defaultModel,
-  findChunk,
   listCollections,
   listModels,
   parseAskResult,
@@ -29,7 +28,6 @@ import {
   streamChat,
   type AskResult,
   type ChatMessage,
-  type ChunkHit,
   type Citation,
   type Collection,
   type ModelEntry,
@@ -78,10 +76,7 @@ interface AskState {
   stopping: boolean;
   result: AskResult | null;
   opened: number | null;
-  chunks: Map<number, ChunkState>;
 }
-
-type ChunkState = { state: "loading" } | { state: "found"; hit: ChunkHit } | { state: "missing" } | { state: "error"; error: unknown };
 
 type Turn = UserTurn | AnswerTurn;
 
@@ -135,7 +130,7 @@ function ServedByLine({ turn }: { turn: AnswerTurn }) {
   );
 }
 
-function ChunkView({ citation, state }: { citation: Citation; state: ChunkState | undefined }) {
+function ChunkView({ citation }: { citation: Citation }) {
   return (
     <div class="citation-chunk">
       <dl class="facts">
@@ -151,22 +146,13 @@ function ChunkView({ citation, state }: { citation: Citation; state: ChunkState 
         </dd>
         <dt>Score</dt>
         <dd>{citation.score.toFixed(3)}</dd>
-        {state?.state === "found" && state.hit.title && (
-          <>
-            <dt>Title</dt>
-            <dd>{state.hit.title}</dd>
-          </>
-        )}
       </dl>
-      {(state === undefined || state.state === "loading") && <p class="muted">Loading the passage…</p>}
-      {state?.state === "missing" && (
-        <p class="muted">This chunk is no longer in the collection (its document was changed or removed since).</p>
-      )}
-      {state?.state === "error" && <ErrorNotice error={state.error} title="Could not load the passage" />}
-      {state?.state === "found" && (
+      {citation.text ? (
         <blockquote class="citation-text" data-testid="citation-source" tabIndex={0}>
-          {state.hit.text}
+          {citation.text}
         </blockquote>
+      ) : (
+        <p class="muted">This answer was kept without its passages' text.</p>
       )}
     </div>
   );
@@ -208,7 +194,7 @@ function Citations({ turn, onOpen }: { turn: AnswerTurn; onOpen(citation: Citati
         </ul>
       )}
       <div id={`chunk-${turn.id}`} role="region" aria-label="Cited passage" hidden={opened === null}>
-        {opened && <ChunkView citation={opened} state={ask.chunks.get(opened.chunk_id)} />}
+        {opened && <ChunkView citation={opened} />}
       </div>
     </div>
   );
@@ -475,7 +461,6 @@ export function Chat({ params }: { params: URLSearchParams }) {
       stopping: false,
       result: null,
       opened: null,
-      chunks: new Map(),
     };
     const user: UserTurn = { id: nextId++, role: "user", text: question, collection: target };
     const answer = answerTurn(ask);
@@ -581,13 +566,6 @@ export function Chat({ params }: { params: URLSearchParams }) {
     if (!ask) return;
     ask.opened = ask.opened === citation.citation ? null : citation.citation;
     render();
-    const known = ask.chunks.get(citation.chunk_id);
-    if (ask.opened === null || (known && known.state !== "error")) return;
-    ask.chunks.set(citation.chunk_id, { state: "loading" });
-    findChunk(ask.collection, ask.question, citation)
-      .then((hit) => ask.chunks.set(citation.chunk_id, hit ? { state: "found", hit } : { state: "missing" }))
-      .catch((error: unknown) => ask.chunks.set(citation.chunk_id, { state: "error", error }))
-      .finally(render);
   };
 
   const onKeyDown = (event: KeyboardEvent): void => {

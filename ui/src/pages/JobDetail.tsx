@@ -17,7 +17,7 @@ import {
 import { ErrorNotice } from "../components/ErrorNotice";
 import { StateBadge } from "../components/StateBadge";
 import { TraceTimeline } from "../components/TraceTimeline";
-import { follow, FollowError, type FollowStatus } from "../events";
+import { FOLLOW_STATUS_TEXT, follow, FollowError, type FollowStatus } from "../events";
 import { formatBytes, formatTime, prettyJson } from "../format";
 import { useTokenVersion } from "../hooks";
 import { applyEvent, emptyModel, type JobStreamModel } from "../jobStream";
@@ -31,15 +31,6 @@ function mergeJob(prev: Job | null, next: Job): Job {
   return next;
 }
 
-const STATUS_TEXT: Record<FollowStatus, string> = {
-  connecting: "connecting…",
-  live: "live",
-  reconnecting: "reconnecting…",
-  ended: "stream complete",
-  failed: "stream unavailable",
-  stopped: "",
-};
-
 function Output({ model, status }: { model: JobStreamModel; status: FollowStatus }) {
   const progress = model.progress;
   const hidden = model.logs.length - SHOWN_LOGS;
@@ -48,7 +39,7 @@ function Output({ model, status }: { model: JobStreamModel; status: FollowStatus
       <div class="panel-head">
         <h2 id="output-title">Output</h2>
         <span class={`stream-status stream-${status}`} role="status" data-testid="stream-status">
-          {STATUS_TEXT[status]}
+          {FOLLOW_STATUS_TEXT[status]}
         </span>
       </div>
       <pre class="output" data-testid="job-output" aria-live="polite" aria-labelledby="output-title" tabIndex={0}>

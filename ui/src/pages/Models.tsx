@@ -4,11 +4,11 @@
 // 5 s while the page is visible (and auto-refresh is on).
 
 import type { ComponentChildren } from "preact";
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { ApiError, isAbort } from "../api";
 import { ErrorNotice } from "../components/ErrorNotice";
 import { formatBytes, formatTime, shortId } from "../format";
-import { useTokenVersion } from "../hooks";
+import { usePolling, useTokenVersion } from "../hooks";
 import {
   getProviders,
   listRunning,
@@ -108,7 +108,7 @@ function ModelsTable({ tags, running, hosted, filter }: { tags: ModelTag[]; runn
             <th scope="col">Provider</th>
             <th scope="col" class="num">Context</th>
             <th scope="col" class="num">Size</th>
-            <th scope="col">Pin (digest)</th>
+            <th scope="col">Pin</th>
             <th scope="col">Loaded</th>
           </tr>
         </thead>
@@ -127,6 +127,14 @@ function ModelsTable({ tags, running, hosted, filter }: { tags: ModelTag[]; runn
                 ) : (
                   <span class="muted">—</span>
                 )}
+                {tag.ember.warm ? (
+                  <>
+                    {" "}
+                    <span class="badge badge-succeeded" title="Loaded at start; /ready waits for it">
+                      warm
+                    </span>
+                  </>
+                ) : null}
               </td>
               <td>
                 <Where running={loadedEntry(tag, running, hosted)} />
@@ -320,6 +328,18 @@ function UsageTable({ usage }: { usage: Usage[] }) {
   );
 }
 
+/** Keeps a source's result: its data, or its error beside the data it had (an abort is no
+ * error); returns the error, `null` when there is none. */
+function settle<T>(result: PromiseSettledResult<T>, set: (update: (prev: Loaded<T>) => Loaded<T>) => void): unknown {
+  if (result.status === "fulfilled") {
+    set(() => ({ data: result.value, error: null }));
+    return null;
+  }
+  if (isAbort(result.reason)) return null;
+  set((prev) => ({ data: prev.data, error: result.reason }));
+  return result.reason;
+}
+
 function Section({ id, title, children }: { id: string; title: string; children: ComponentChildren }) {
   return (
     <section class="panel models-section" aria-labelledby={id}>
@@ -338,87 +358,27 @@ export function Models() {
   const [updated, setUpdated] = useState<Date | null>(null);
   const [filter, setFilter] = useState("");
   const tokenVersion = useTokenVersion();
-  const refresh = useRef<() => void>(() => undefined);
-  const autoRef = useRef(auto);
-  autoRef.current = auto;
 
   useEffect(() => {
-    const controller = new AbortController();
-    let alive = true;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let inFlight = false;
     setTags(EMPTY);
     setRunning(EMPTY);
     setView(EMPTY);
+  }, [tokenVersion]);
 
-    const schedule = (): void => {
-      clearTimeout(timer);
-      timer = undefined;
-      if (alive && autoRef.current && !document.hidden) {
-        timer = setTimeout(() => {
-          timer = undefined;
-          if (autoRef.current) void tick();
-        }, REFRESH_MS);
-      }
-    };
-
-    function settle<T>(result: PromiseSettledResult<T>, set: (update: (prev: Loaded<T>) => Loaded<T>) => void): unknown {
-      if (result.status === "fulfilled") {
-        set(() => ({ data: result.value, error: null }));
-        return null;
-      }
-      if (isAbort(result.reason)) return null;
-      set((prev) => ({ data: prev.data, error: result.reason }));
-      return result.reason;
-    }
-
-    async function tick(): Promise<void> {
-      timer = undefined;
-      if (!alive || inFlight) return;
-      inFlight = true;
+  const refresh = usePolling(
+    async (signal) => {
       setBusy(true);
-      const results = await Promise.allSettled([listTags(controller.signal), listRunning(controller.signal), getProviders(controller.signal)]);
-      inFlight = false;
-      if (!alive) return;
+      const results = await Promise.allSettled([listTags(signal), listRunning(signal), getProviders(signal)]);
+      if (signal.aborted) return false;
       setBusy(false);
       const errors = [settle(results[0], setTags), settle(results[1], setRunning), settle(results[2], setView)];
       if (errors.some((error) => error === null)) setUpdated(new Date());
-      if (errors.every((error) => error !== null && !retryable(error))) return; // e.g. 401: wait for a new token
-      schedule();
-    }
-
-    refresh.current = () => {
-      clearTimeout(timer);
-      void tick();
-    };
-    const onVisibility = (): void => {
-      if (document.hidden) {
-        clearTimeout(timer);
-        timer = undefined;
-      } else if (timer === undefined && !inFlight && autoRef.current) {
-        void tick();
-      }
-    };
-    document.addEventListener("visibilitychange", onVisibility);
-    void tick();
-    return () => {
-      alive = false;
-      clearTimeout(timer);
-      controller.abort();
-      document.removeEventListener("visibilitychange", onVisibility);
-      refresh.current = () => undefined;
-    };
-  }, [tokenVersion]);
-
-  // Turning auto-refresh back on refreshes at once (and so schedules the next one).
-  const firstAuto = useRef(true);
-  useEffect(() => {
-    if (firstAuto.current) {
-      firstAuto.current = false;
-      return;
-    }
-    if (auto) refresh.current();
-  }, [auto]);
+      return !errors.every((error) => error !== null && !retryable(error)); // e.g. 401: wait for a new token
+    },
+    REFRESH_MS,
+    [tokenVersion],
+    auto,
+  );
 
   const providers = view.data?.providers ?? null;
   const hosted = providers === null ? null : new Set(providers.filter((p) => p.kind === "llamacpp").map((p) => p.name));
@@ -434,7 +394,7 @@ export function Models() {
             <input type="checkbox" checked={auto} onChange={(e) => setAuto(e.currentTarget.checked)} />
             Refresh every 5 s
           </label>
-          <button type="button" class="button" onClick={() => refresh.current()} aria-describedby="models-updated">
+          <button type="button" class="button" onClick={refresh} aria-describedby="models-updated">
             Refresh now
           </button>
           <span id="models-updated" class="muted models-updated">

@@ -6,6 +6,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError, isAbort } from "../api";
 import { createToken, errorsAt, fieldErrors, listTokens, revokeToken, SCOPES, type ApiToken, type CreatedToken } from "../admin";
 import { ErrorNotice } from "../components/ErrorNotice";
+import { FieldError, focusInvalid } from "../components/FieldError";
 import { formatTime, shortId } from "../format";
 import { useTokenVersion } from "../hooks";
 import { announce } from "../notices";
@@ -145,14 +146,7 @@ function CreateForm({ workspaces, onCreated, onCancel }: { workspaces: string[];
   const err = (key: string): string | null => errorsAt(errors, key);
   const described = (key: string, help?: string): string | undefined =>
     [help, err(key) ? `tf-${key}-error` : undefined].filter(Boolean).join(" ") || undefined;
-  const errorLine = (key: string) => {
-    const text = err(key);
-    return text ? (
-      <p class="field-error" id={`tf-${key}-error`}>
-        {text}
-      </p>
-    ) : null;
-  };
+  const errorLine = (key: string) => <FieldError id={`tf-${key}-error`} text={err(key)} />;
 
   return (
     <form class="form panel" onSubmit={(e) => void submit(e)} noValidate aria-labelledby="new-token-title">
@@ -271,14 +265,6 @@ function CreateForm({ workspaces, onCreated, onCancel }: { workspaces: string[];
       </div>
     </form>
   );
-}
-
-function focusInvalid(): void {
-  requestAnimationFrame(() => {
-    const el = document.querySelector<HTMLElement>('main [aria-invalid="true"]');
-    if (el instanceof HTMLFieldSetElement) el.querySelector<HTMLElement>("input")?.focus();
-    else el?.focus();
-  });
 }
 
 function TokenRow({ token, now, onRevoked }: { token: ApiToken; now: number; onRevoked(token: ApiToken): void }) {

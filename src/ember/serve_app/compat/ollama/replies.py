@@ -162,7 +162,8 @@ def _modified(info: ModelInfo) -> str | None:
 
 
 def tag_entry(info: ModelInfo) -> dict[str, Any]:
-    """A model of ``/api/tags``; ``ember`` names its provider and context length."""
+    """A model of ``/api/tags``; ``ember`` names its provider, context length and whether it
+    is loaded at start (``warm``: a local model registered with ``--warm``)."""
     return {
         "name": info.name,
         "model": info.name,
@@ -170,7 +171,11 @@ def tag_entry(info: ModelInfo) -> dict[str, Any]:
         "size": info.size_bytes or 0,
         "digest": info.digest or "",
         "details": _details(info),
-        "ember": {"provider": info.provider, "context_length": info.context_length},
+        "ember": {
+            "provider": info.provider,
+            "context_length": info.context_length,
+            "warm": info.details.get("warm") is True,
+        },
     }
 
 

@@ -26,7 +26,7 @@ def submit_generate(page: Page, prompt: str, max_tokens: int) -> str:
     page.get_by_label(re.compile(r"^Prompt\b")).fill(prompt)
     page.get_by_label(re.compile(r"^Max Tokens\b")).fill(str(max_tokens))
     page.get_by_role("button", name="Submit").click()
-    page.wait_for_url(JOB_URL, wait_until="commit")
+    page.wait_for_url(JOB_URL, wait_until="commit", timeout=120_000)  # a loaded machine: slow
     found = JOB_URL.search(page.url)
     assert found is not None
     return found.group(1)

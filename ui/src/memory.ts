@@ -117,6 +117,8 @@ export interface PackedChunk {
   char_end: number;
   tokens: number;
   score: number;
+  /** The chunk's text, as the pack holds it. */
+  text: string;
 }
 
 export interface DroppedChunk {

@@ -12,25 +12,6 @@ import type { PanelProps } from "./query";
 import { useRequest } from "./request";
 
 /** Each packed chunk's text, cut out of the packed text by its `[n] source (vV, chars a-b)` line. */
-function chunkTexts(pack: ContextOut): Map<number, string> {
-  const out = new Map<number, string>();
-  const heads = pack.chunks.map((c) => `[${c.citation}] ${c.source} (v${c.version}, chars ${c.char_start}-${c.char_end})\n`);
-  const starts: number[] = [];
-  let from = 0;
-  for (const head of heads) {
-    const at = pack.text.indexOf(head, from);
-    if (at < 0) return out;
-    starts.push(at);
-    from = at + head.length;
-  }
-  pack.chunks.forEach((chunk, i) => {
-    const start = (starts[i] ?? 0) + (heads[i]?.length ?? 0);
-    const end = i + 1 < starts.length ? (starts[i + 1] ?? pack.text.length) - 2 : pack.text.length;
-    out.set(chunk.citation, pack.text.slice(start, end));
-  });
-  return out;
-}
-
 const CONTEXT_FIELDS = ["query", "budget_tokens", "k", "filter"] as const;
 const CONTEXT_IDS: Record<(typeof CONTEXT_FIELDS)[number], string> = {
   query: "context-q",
@@ -134,7 +115,6 @@ export function ContextPanel({ name, query, set, commit, autoRun }: PanelProps) 
   }, []);
 
   const result = state.result;
-  const texts = result ? chunkTexts(result.pack) : new Map<number, string>();
 
   return (
     <>
@@ -200,7 +180,7 @@ export function ContextPanel({ name, query, set, commit, autoRun }: PanelProps) 
                     v{chunk.version} · chars {chunk.char_start}–{chunk.char_end} · chunk {chunk.chunk_id} · document{" "}
                     <code>{chunk.document_id}</code>
                   </p>
-                  {texts.has(chunk.citation) && <p class="mem-text">{texts.get(chunk.citation)}</p>}
+                  {chunk.text && <p class="mem-text">{chunk.text}</p>}
                 </li>
               ))}
             </ol>

@@ -23,26 +23,30 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXA
 up: install ui  ## install what is missing, then run ember on 127.0.0.1:8000 (PORT=... to change)
 	$(BIN)/ember up --config configs/default.yaml $(if $(PORT),--port $(PORT),)
 
-# The suite runs in two lanes side by side: the VM tests (real VMs under TCG, each busy on one
-# core) with the browser tests (Chromium) and the API fuzzer, and the rest (mostly waiting on Ray, servers and
-# subprocesses). Each lane keeps its own coverage data; they are combined and checked against
-# the floor once both are done. The VM lane's Ray (the browser tests') keeps its session files
-# in a folder of its own, apart from the other lane's clusters. The VM lane's output follows
-# the other's. PYTEST_ARGS are options for both lanes (not paths).
-VM_TESTS := tests/vm tests/ui tests/fuzz
+# The suite runs in two lanes side by side: the Ray cluster tests (mostly waiting on clusters,
+# servers and subprocesses), and beside them the VM tests (real VMs under TCG, each busy on one
+# core), the browser tests (Chromium), the API fuzzer and the suites that need no cluster of
+# their own, sized so both lanes end near the same time. Each lane keeps its own coverage data;
+# they are combined and checked against the floor once both are done. The second lane's Ray
+# (the browser tests') keeps its session files in a folder of its own, apart from the other
+# lane's clusters; its output follows the other's. PYTEST_ARGS are options for both lanes (not
+# paths).
+# The browser tests come last: their cluster lives until the lane ends.
+SIDE_TESTS := tests/storage tests/vectors tests/sandbox tests/memory tests/providers \
+	tests/auth tests/unit tests/vm tests/fuzz tests/ui
 
 test: sysdeps install vm ui lint typecheck  ## system packages, Python and npm packages, the whole suite, ruff, mypy, tsc
-	rm -f .coverage .coverage.* .pytest-vm.log
-	( RAY_AUTH_MODE=disabled RAY_TMPDIR=/tmp/ember-lane2 COVERAGE_FILE=.coverage.vm \
+	rm -f .coverage .coverage.* .pytest-side.log
+	( RAY_AUTH_MODE=disabled RAY_TMPDIR=/tmp/ember-lane2 COVERAGE_FILE=.coverage.side \
 	  $(BIN)/pytest --cov --cov-report= \
-	  $(VM_TESTS) $(PYTEST_ARGS) > .pytest-vm.log 2>&1 ) & vm=$$!; \
+	  $(SIDE_TESTS) $(PYTEST_ARGS) > .pytest-side.log 2>&1 ) & side=$$!; \
 	RAY_AUTH_MODE=disabled COVERAGE_FILE=.coverage.main $(BIN)/pytest --cov --cov-report= \
-	  $(addprefix --ignore=,$(VM_TESTS)) $(PYTEST_ARGS); main=$$?; \
-	wait $$vm; vms=$$?; echo "== the VM lane: $(VM_TESTS)"; cat .pytest-vm.log; \
-	$(BIN)/coverage combine --quiet .coverage.main .coverage.vm && \
+	  $(addprefix --ignore=,$(SIDE_TESTS)) $(PYTEST_ARGS); main=$$?; \
+	wait $$side; sides=$$?; echo "== the second lane: $(SIDE_TESTS)"; cat .pytest-side.log; \
+	$(BIN)/coverage combine --quiet .coverage.main .coverage.side && \
 	$(BIN)/coverage report --fail-under=$(COVERAGE_FLOOR) --format=total > /dev/null; cov=$$?; \
 	echo "coverage: $$($(BIN)/coverage report --format=total)% (floor $(COVERAGE_FLOOR)%)"; \
-	test $$main -eq 0 -a $$vms -eq 0 -a $$cov -eq 0
+	test $$main -eq 0 -a $$sides -eq 0 -a $$cov -eq 0
 
 # Every case of the VM tier's sandbox contract (make test runs a handful: tests/vm/conftest.py).
 vm-contract: install vm

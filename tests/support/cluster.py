@@ -11,6 +11,7 @@ Ray and ember's cluster side are imported on first use, so importing this module
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ __all__ = [
     "importable_tests",
     "local_ray",
     "migrated",
+    "patient_node_start",
     "ray_cluster",
     "running_ember",
 ]
@@ -46,7 +48,8 @@ def local_ray(num_cpus: int = 2, namespace: str | None = None) -> Iterator[None]
     driver (in ``namespace``, else an anonymous one); shut down on exit."""
     import ray
 
-    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, namespace=namespace)
+    with patient_node_start():
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, namespace=namespace)
     try:
         yield
     finally:
@@ -54,26 +57,57 @@ def local_ray(num_cpus: int = 2, namespace: str | None = None) -> Iterator[None]
 
 
 @contextmanager
+def patient_node_start(timeout_s: float = 120.0) -> Iterator[None]:
+    """While it lasts, a Ray node this process starts may take up to ``timeout_s`` to register.
+
+    Ray gives a node it starts 30 s to appear in the GCS (hard-coded in its node start); with
+    the whole suite on two cores a node has taken longer, failing the test that added it. The
+    node lookup that start polls is made to wait for the node itself, up to ``timeout_s``.
+    """
+    from ray._private import services
+
+    original = services.get_node
+
+    def patient(gcs_address: str, node_id: str) -> Any:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                return original(gcs_address, node_id)
+            except RuntimeError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+    services.get_node = patient
+    try:
+        yield
+    finally:
+        services.get_node = original
+
+
+@contextmanager
 def ray_cluster(head_cpus: int, *nodes: dict[str, Any], connect: bool = False) -> Iterator[Cluster]:
     """A ``ray.cluster_utils.Cluster`` on this machine: a head of ``head_cpus`` CPUs and one
     more node per ``nodes`` entry (``add_node`` arguments, waited for). With ``connect`` this
     process joins it at once; a test may also ``ray.init(address=cluster.address)`` itself.
-    On exit this process disconnects and every node is shut down."""
+    On exit this process disconnects and every node is shut down. Nodes started meanwhile
+    (``add_node`` in a test) may take :func:`patient_node_start`'s time to register."""
     import ray
     from ray.cluster_utils import Cluster
 
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": head_cpus})
-    try:
-        for node in nodes:
-            cluster.add_node(**node)
-        if nodes:
-            cluster.wait_for_nodes()
-        if connect:
-            ray.init(address=cluster.address)
-        yield cluster
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
+    with patient_node_start():
+        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": head_cpus})
+        try:
+            for node in nodes:
+                cluster.add_node(**node)
+            if nodes:
+                cluster.wait_for_nodes()
+            if connect:
+                ray.init(address=cluster.address)
+            yield cluster
+        finally:
+            ray.shutdown()
+            cluster.shutdown()
 
 
 def ember_settings(home: Path, **settings: str) -> dict[str, str]:
@@ -125,6 +159,7 @@ def running_ember(config: EmberConfig, database: Database | None = None) -> Iter
     from ember.cluster import Runtime
 
     with ExitStack() as stack:
+        stack.enter_context(patient_node_start())
         if database is None:
             database = stack.enter_context(migrated(config))
         runtime = Runtime(config)
